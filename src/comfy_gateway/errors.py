@@ -1,0 +1,99 @@
+"""One exception tree for the whole gateway; `api/errors.py` maps it to HTTP in one place.
+
+GatewayError
+├── InvalidInput                 400  the request is wrong (missing file, bad parameter)
+│   ├── UnsupportedMediaType     415  a file that is not an image we accept
+│   └── PayloadTooLarge          413  upload or pixel count over the configured cap
+├── JobNotFound                  404
+├── JobNotFinished               409  a result asked for before the job ended
+├── ServiceUnavailable           503  no healthy server, or the gateway is draining
+├── JobTimedOut                       JOB_TIMEOUT reached (a job's failure reason, not an HTTP answer)
+└── UpstreamError                     something went wrong at a ComfyUI server
+    ├── UpstreamUnavailable           refused, reset, timeout, 5xx, socket lost and no history: retry elsewhere
+    ├── WorkflowRejected              400 (or 200 with node_errors) at submit: never retried
+    └── WorkflowFailed                execution_error / execution_interrupted: never retried
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class GatewayError(Exception):
+    status_code = 500
+    code = "gateway_error"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"error": self.message, "code": self.code}
+        body.update({k: v for k, v in self.details.items() if v is not None})
+        return body
+
+
+class InvalidInput(GatewayError):
+    status_code = 400
+    code = "invalid_input"
+
+
+class UnsupportedMediaType(InvalidInput):
+    status_code = 415
+    code = "unsupported_media_type"
+
+
+class PayloadTooLarge(InvalidInput):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class JobNotFound(GatewayError):
+    status_code = 404
+    code = "job_not_found"
+
+
+class JobNotFinished(GatewayError):
+    status_code = 409
+    code = "job_not_finished"
+
+
+class ServiceUnavailable(GatewayError):
+    status_code = 503
+    code = "service_unavailable"
+
+    def __init__(self, message: str, retry_after: int = 5, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.retry_after = retry_after
+
+
+class JobTimedOut(GatewayError):
+    status_code = 504
+    code = "job_timed_out"
+
+
+class UpstreamError(GatewayError):
+    status_code = 502
+    code = "upstream_error"
+    retryable = False
+
+
+class UpstreamUnavailable(UpstreamError):
+    """The server, not the workflow, failed: the job may run elsewhere."""
+
+    code = "upstream_unavailable"
+    retryable = True
+
+
+class WorkflowRejected(UpstreamError):
+    """ComfyUI refused the graph at submit time (validation)."""
+
+    status_code = 422
+    code = "workflow_rejected"
+
+
+class WorkflowFailed(UpstreamError):
+    """The graph ran and a node failed, or the run was interrupted."""
+
+    code = "workflow_failed"

@@ -1,0 +1,85 @@
+"""The job record, its states and the transitions between them, written down once."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class JobState(StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobState.COMPLETED, JobState.FAILED)
+
+
+# processing -> pending is a retry on another server (or a lease taken over after a crash).
+ALLOWED_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    JobState.PENDING: frozenset({JobState.PROCESSING, JobState.FAILED}),
+    JobState.PROCESSING: frozenset({JobState.PENDING, JobState.COMPLETED, JobState.FAILED}),
+    JobState.COMPLETED: frozenset(),
+    JobState.FAILED: frozenset(),
+}
+
+
+def can_transition(old: JobState, new: JobState) -> bool:
+    return new in ALLOWED_TRANSITIONS[old]
+
+
+def new_job_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass
+class Job:
+    """One unit of work. Holds references to blobs, never image bytes."""
+
+    id: str
+    type: str
+    state: JobState = JobState.PENDING
+    created_at: float = field(default_factory=time.time)
+    updated_at: float = field(default_factory=time.time)
+    params: dict[str, Any] = field(default_factory=dict)
+    input_blob: str | None = None
+    input_meta: dict[str, Any] = field(default_factory=dict)
+    attempt: int = 0
+    lease_owner: str | None = None
+    lease_expires_at: float | None = None
+    instance: str | None = None
+    prompt_id: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    progress: float = 0.0
+    result_blob: str | None = None
+    result_meta: dict[str, Any] = field(default_factory=dict)
+    error: dict[str, Any] | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["state"] = self.state.value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Job:
+        values = dict(data)
+        values["state"] = JobState(values["state"])
+        return cls(**values)
+
+    @property
+    def queue_wait_seconds(self) -> float | None:
+        return None if self.started_at is None else max(0.0, self.started_at - self.created_at)
+
+    @property
+    def processing_seconds(self) -> float | None:
+        if self.started_at is None:
+            return None
+        end = self.finished_at if self.finished_at is not None else time.time()
+        return max(0.0, end - self.started_at)

@@ -1,0 +1,90 @@
+"""The JobStore contract. SQLite (embedded, default) and Redis (shared by replicas) implement it.
+
+Every state-changing call after `claim` is fenced by the attempt number: a worker whose lease was
+taken over (a crash, a slow network) holds an old attempt, and its late writes are refused (False).
+No SQL or Redis detail belongs here; `tests/contract/` holds the one suite every store must pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .model import Job, JobState
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    state: JobState | None = None
+    type: str | None = None
+    instance: str | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+@dataclass
+class StoreCounts:
+    total: int = 0
+    by_state: dict[str, int] = field(default_factory=dict)
+    by_type: dict[str, int] = field(default_factory=dict)
+    by_instance: dict[str, int] = field(default_factory=dict)
+
+
+class JobStore(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def create(self, job: Job) -> None:
+        """Insert a new pending job (id unique)."""
+
+    async def get(self, job_id: str) -> Job | None: ...
+
+    async def claim(self, owner: str, lease_seconds: float, instance: str | None = None) -> Job | None:
+        """Atomically take the oldest pending job: processing, attempt + 1, leased to `owner`.
+
+        `instance` is recorded as the server the attempt will run on."""
+
+    async def claim_job(self, job_id: str, owner: str, lease_seconds: float, instance: str | None = None) -> Job | None:
+        """Like `claim`, for one given pending job (None if it is not pending any more)."""
+
+    async def record_prompt(self, job_id: str, attempt: int, prompt_id: str) -> bool:
+        """Remember the ComfyUI prompt id of this attempt (set before the prompt is posted)."""
+
+    async def set_progress(self, job_id: str, attempt: int, progress: float) -> bool: ...
+
+    async def renew_lease(self, job_id: str, attempt: int, owner: str, lease_seconds: float) -> bool: ...
+
+    async def complete(self, job_id: str, attempt: int, result_blob: str, result_meta: dict[str, Any]) -> bool:
+        """processing -> completed, only for the current attempt."""
+
+    async def fail(self, job_id: str, attempt: int | None, error: dict[str, Any]) -> bool:
+        """-> failed. `attempt=None` fails a pending job (queue deadline) or any unfinished one."""
+
+    async def requeue(self, job_id: str, attempt: int, error: dict[str, Any] | None = None) -> bool:
+        """processing -> pending for a retry; the failed attempt is kept in `history`."""
+
+    async def expired_leases(self, now: float) -> Sequence[Job]:
+        """Processing jobs whose lease ran out (their worker died)."""
+
+    async def take_over(self, job_id: str, attempt: int, owner: str, lease_seconds: float) -> Job | None:
+        """Adopt an expired processing job: same attempt becomes attempt + 1 under `owner`.
+
+        The instance and prompt id are kept, so the new owner can re-attach to the prompt."""
+
+    async def list(self, flt: JobFilter) -> Sequence[Job]:
+        """Newest first."""
+
+    async def counts(self) -> StoreCounts: ...
+
+    async def pending_count(self) -> int: ...
+
+    async def delete(self, job_id: str) -> Job | None:
+        """Remove a job; returns what was removed so the caller can drop its blobs."""
+
+    async def finished_before(self, cutoff: float, limit: int = 500) -> Sequence[Job]:
+        """Completed or failed jobs whose `finished_at` is older than `cutoff`."""
+
+    async def unfinished(self) -> Sequence[Job]:
+        """Every pending or processing job (start-up recovery)."""
