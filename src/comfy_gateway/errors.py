@@ -4,7 +4,8 @@ GatewayError
 ├── InvalidInput                 400  the request is wrong (missing file, bad parameter)
 │   ├── UnsupportedMediaType     415  a file that is not an image we accept
 │   └── PayloadTooLarge          413  upload or pixel count over the configured cap
-├── JobNotFound                  404
+├── NotFound                     404  an unknown job, workflow or instance
+│   └── JobNotFound
 ├── JobNotFinished               409  a result asked for before the job ended
 ├── ServiceUnavailable           503  no healthy server, or the gateway is draining
 ├── JobTimedOut                       JOB_TIMEOUT reached (a job's failure reason, not an HTTP answer)
@@ -49,8 +50,12 @@ class PayloadTooLarge(InvalidInput):
     code = "payload_too_large"
 
 
-class JobNotFound(GatewayError):
+class NotFound(GatewayError):
     status_code = 404
+    code = "not_found"
+
+
+class JobNotFound(NotFound):
     code = "job_not_found"
 
 

@@ -37,7 +37,7 @@ class JobStore(Protocol):
     async def close(self) -> None: ...
 
     async def create(self, job: Job) -> None:
-        """Insert a new pending job (id unique)."""
+        """Insert a new pending job; an id that exists already raises ValueError."""
 
     async def get(self, job_id: str) -> Job | None: ...
 
@@ -46,7 +46,9 @@ class JobStore(Protocol):
 
         `instance` is recorded as the server the attempt will run on."""
 
-    async def claim_job(self, job_id: str, owner: str, lease_seconds: float, instance: str | None = None) -> Job | None:
+    async def claim_job(
+        self, job_id: str, owner: str, lease_seconds: float, instance: str | None = None
+    ) -> Job | None:
         """Like `claim`, for one given pending job (None if it is not pending any more)."""
 
     async def record_prompt(self, job_id: str, attempt: int, prompt_id: str) -> bool:
@@ -56,7 +58,9 @@ class JobStore(Protocol):
 
     async def renew_lease(self, job_id: str, attempt: int, owner: str, lease_seconds: float) -> bool: ...
 
-    async def complete(self, job_id: str, attempt: int, result_blob: str, result_meta: dict[str, Any]) -> bool:
+    async def complete(
+        self, job_id: str, attempt: int, result_blob: str, result_meta: dict[str, Any]
+    ) -> bool:
         """processing -> completed, only for the current attempt."""
 
     async def fail(self, job_id: str, attempt: int | None, error: dict[str, Any]) -> bool:
@@ -67,6 +71,9 @@ class JobStore(Protocol):
 
     async def expired_leases(self, now: float) -> Sequence[Job]:
         """Processing jobs whose lease ran out (their worker died)."""
+
+    async def expire_lease(self, job_id: str, attempt: int) -> bool:
+        """End a processing job's lease now: its worker is known to be gone (embedded store restart)."""
 
     async def take_over(self, job_id: str, attempt: int, owner: str, lease_seconds: float) -> Job | None:
         """Adopt an expired processing job: same attempt becomes attempt + 1 under `owner`.

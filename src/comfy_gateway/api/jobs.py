@@ -1,0 +1,114 @@
+"""Job endpoints: status and result for clients, and the admin views of the seed."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from ..errors import JobNotFinished
+from ..gateway import Gateway
+from ..jobs.model import JobState
+from ..jobs.store import JobFilter
+from .deps import get_gateway
+from .models import ErrorBody, JobInfoBody, JobListBody, JobResultBody, JobStatsBody, JobStatusBody, MessageBody
+from .views import data_uri, failure_response, image_response, info_body, iso, status_body, wants_image
+
+router = APIRouter(prefix="/api/jobs", tags=["jobs"])
+GW = Annotated[Gateway, Depends(get_gateway)]
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}}
+
+
+@router.get("/stats", response_model=JobStatsBody)
+async def job_stats(gateway: GW) -> dict[str, Any]:
+    counts = await gateway.store.counts()
+    by_status = {state.value: counts.by_state.get(state.value, 0) for state in JobState}
+    return {"total_jobs": counts.total, "by_status": by_status, "by_type": counts.by_type,
+            "by_instance": counts.by_instance, "timestamp": iso(time.time())}
+
+
+@router.get("/processor/stats")
+async def processor_stats(gateway: GW) -> dict[str, Any]:
+    s = gateway.settings
+    usage = await gateway.slots.usage()
+    running = gateway.dispatcher.running
+    instances = {}
+    for inst in gateway.pool:
+        active = usage.get(inst.name, 0)
+        instances[inst.name] = {
+            "active_jobs": active, "max_jobs": s.max_jobs_per_instance,
+            "utilization": f"{100 * active / s.max_jobs_per_instance:.0f}%",
+            "healthy": bool(inst.healthy is not False and inst.available),
+            "circuit_breaker": inst.breaker.state.value,
+            "running_here": sorted(j for j, r in running.items() if r.instance == inst.name),
+        }
+    return {
+        "processor_running": not gateway.dispatcher.draining,
+        "active_jobs": sum(usage.values()),
+        "active_jobs_this_replica": len(running),
+        "pending_jobs": await gateway.store.pending_count(),
+        "max_concurrent_jobs": s.max_concurrent_jobs,
+        "max_jobs_per_instance": s.max_jobs_per_instance,
+        "instances": instances,
+        "replica": s.replica_id,
+        "dispatch": "event-driven",
+        "safety_sweep_interval_ms": s.job_processing_interval,
+    }
+
+
+@router.get("/list", response_model=JobListBody)
+async def list_jobs(
+    gateway: GW,
+    status: Annotated[JobState | None, Query()] = None,
+    type: Annotated[str | None, Query(max_length=200)] = None,
+    instance: Annotated[str | None, Query(max_length=300)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    jobs = await gateway.store.list(JobFilter(state=status, type=type, instance=instance, limit=limit, offset=offset))
+    return {"jobs": [info_body(j) for j in jobs], "count": len(jobs),
+            "filters": {"status": status.value if status else None, "type": type, "instance": instance}}
+
+
+@router.post("/cleanup", response_model=MessageBody)
+async def cleanup(gateway: GW) -> dict[str, Any]:
+    removed = await gateway.janitor.cleanup_finished()
+    return {"message": f"removed {removed} finished job(s) older than the retention", "removed": removed}
+
+
+@router.get("/{job_id}/status", response_model=JobStatusBody, responses=NOT_FOUND)
+async def job_status(job_id: str, gateway: GW) -> dict[str, Any]:
+    job = await gateway.get(job_id)
+    return status_body(job, gateway.metrics.average_processing_seconds(job.type))
+
+
+@router.get("/{job_id}/result", response_model=JobResultBody,
+            responses={**NOT_FOUND, 409: {"model": ErrorBody}, 200: {"content": {"image/png": {}}}})
+async def job_result(job_id: str, request: Request, gateway: GW) -> Response:
+    job = await gateway.get(job_id)
+    if job.state is JobState.FAILED:
+        return failure_response(job)
+    if job.state is not JobState.COMPLETED:
+        raise JobNotFinished(f"job {job_id} is {job.state.value}; its result is not ready",
+                             job_id=job_id, status=job.state.value, progress_percentage=int(job.progress))
+    data = await gateway.result_bytes(job)
+    if wants_image(request):
+        return image_response(job, data)
+    meta = job.result_meta
+    return JSONResponse({"job_id": job.id, "status": "completed", "result": {
+        "image_base64": data_uri(meta["content_type"], data), "prompt_id": meta.get("prompt_id"),
+        "content_type": meta["content_type"], "width": meta.get("width"), "height": meta.get("height")}})
+
+
+@router.get("/{job_id}/info", response_model=JobInfoBody, responses=NOT_FOUND)
+async def job_info(job_id: str, gateway: GW) -> dict[str, Any]:
+    return info_body(await gateway.get(job_id))
+
+
+@router.delete("/{job_id}", response_model=MessageBody, responses=NOT_FOUND)
+async def delete_job(job_id: str, gateway: GW) -> dict[str, Any]:
+    job = await gateway.delete(job_id)
+    what = "cancelled and deleted" if job.state is JobState.PROCESSING else "deleted"
+    return {"message": f"job {what}", "job_id": job_id}

@@ -1,0 +1,74 @@
+"""The seed's metrics API (JSON, persisted) and Prometheus text at /metrics."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import Response
+
+from ..errors import NotFound
+from ..gateway import Gateway
+from .deps import get_gateway
+from .models import ErrorBody
+
+router = APIRouter(tags=["metrics"])
+GW = Annotated[Gateway, Depends(get_gateway)]
+
+
+@router.get("/api/metrics")
+async def all_metrics(gateway: GW) -> dict[str, Any]:
+    return await gateway.metrics_summary()
+
+
+@router.get("/api/metrics/performance")
+async def performance(gateway: GW) -> dict[str, Any]:
+    return gateway.metrics.performance()
+
+
+@router.get("/api/metrics/errors")
+async def errors(gateway: GW) -> dict[str, Any]:
+    return gateway.metrics.errors()
+
+
+@router.get("/api/metrics/instances")
+async def instances(gateway: GW) -> dict[str, Any]:
+    usage = await gateway.slots.usage()
+    views = gateway.metrics.instances()
+    for inst in gateway.pool:  # every configured server, even before its first job
+        view = views.setdefault(inst.name, {"instance": inst.name, "total_jobs": 0})
+        view.update(active_jobs=usage.get(inst.name, 0), healthy=inst.snapshot()["healthy"],
+                    circuit_breaker=inst.breaker.state.value)
+    return {"instances": views, "count": len(views)}
+
+
+@router.get("/api/metrics/instances/{instance}", responses={404: {"model": ErrorBody}})
+async def one_instance(instance: str, gateway: GW) -> dict[str, Any]:
+    view = gateway.metrics.instance(instance)
+    configured = gateway.pool.get(instance)
+    if view is None and configured is None:
+        raise NotFound(f"unknown instance {instance!r}", known=[i.name for i in gateway.pool])
+    view = view or {"instance": instance, "total_jobs": 0}
+    if configured is not None:
+        usage = await gateway.slots.usage()
+        view.update(active_jobs=usage.get(instance, 0), healthy=configured.snapshot()["healthy"],
+                    circuit_breaker=configured.breaker.state.value)
+    return view
+
+
+@router.post("/api/metrics/save")
+async def save(gateway: GW) -> dict[str, Any]:
+    gateway.metrics.save()
+    return {"message": "metrics saved", "persistence": gateway.metrics.persistence_status()}
+
+
+@router.get("/api/metrics/persistence")
+async def persistence(gateway: GW) -> dict[str, Any]:
+    return gateway.metrics.persistence_status()
+
+
+@router.get("/metrics", include_in_schema=False)
+async def prometheus(gateway: GW) -> Response:
+    await gateway.refresh_gauges()
+    body, content_type = gateway.prom.render()
+    return Response(body, media_type=content_type)

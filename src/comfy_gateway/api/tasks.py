@@ -1,0 +1,124 @@
+"""Task endpoints: upload an image, run a workflow on it, sync (wait for the result) or async (202).
+
+The seed's three routes are the built-in workflows; `/api/run/{workflow}` serves any workflow the
+operator adds. Sync and async share one path: a sync request is an async job plus a wait.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from ..errors import InvalidInput, NotFound
+from ..gateway import Gateway
+from ..jobs.model import JobState
+from ..workflows.registry import Workflow
+from .deps import get_gateway
+from .models import AsyncAccepted, ErrorBody, SyncResult
+from .uploads import UPLOAD_BODY, read_upload
+from .views import data_uri, failure_response, image_response, wants_image
+
+router = APIRouter(tags=["tasks"])
+
+SEED_TASKS = ("remove-background", "upscale-image", "upscale-remove-bg")
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody} for code in (400, 404, 413, 415, 422, 502, 503, 504)
+}
+
+AsyncFlag = Annotated[bool | None, Query(alias="async", description="true: answer 202 with a job id")]
+Mode = Annotated[Literal["sync", "async"] | None, Query(description="async: same as async=true")]
+Format = Annotated[Literal["png", "jpeg", "webp"] | None, Query(description="output image format")]
+
+
+def _workflow(gateway: Gateway, name: str) -> Workflow:
+    workflow = gateway.registry.get(name)
+    if workflow is None:
+        raise NotFound(f"no workflow named {name!r}", available=gateway.registry.names())
+    return workflow
+
+
+def _params(workflow: Workflow, request: Request, fields: dict[str, str]) -> dict[str, Any]:
+    raw = {k: v for k, v in {**fields, **request.query_params}.items() if k in workflow.parameters}
+    return workflow.validate_params(raw)
+
+
+def _estimate(gateway: Gateway, workflow: Workflow, pending: int) -> str:
+    low, high = workflow.estimated_seconds
+    rounds = 1 + pending // max(1, gateway.settings.max_concurrent_jobs)
+    return f"{low * rounds}-{high * rounds} seconds"
+
+
+async def run_task(gateway: Gateway, workflow: Workflow, request: Request, *, run_async: bool,
+                   fmt: str | None) -> Response:
+    gateway.check_admission(sync=not run_async)
+    upload = await read_upload(request, gateway.settings.max_image_pixels)
+    params = {"workflow": _params(workflow, request, upload.fields),
+              "format": fmt or upload.fields.get("format") or "png"}
+    if params["format"] not in ("png", "jpeg", "webp"):
+        raise InvalidInput("format must be png, jpeg or webp", parameter="format")
+    job = await gateway.submit(workflow.name, upload.data, upload.info, params)
+    del upload
+    if run_async:
+        pending = await gateway.store.pending_count()
+        body = AsyncAccepted(
+            job_id=job.id, status=job.state.value,
+            message="Job submitted successfully. Poll status_url for progress and result_url for the image.",
+            estimated_completion_time=_estimate(gateway, workflow, pending),
+            status_url=f"/api/jobs/{job.id}/status", result_url=f"/api/jobs/{job.id}/result")
+        return JSONResponse(body.model_dump(), status_code=202, headers={"Location": body.status_url})
+    job = await gateway.wait(job.id, gateway.sync_wait_limit())
+    if job.state is JobState.FAILED:
+        return failure_response(job)
+    if job.state is not JobState.COMPLETED:
+        return JSONResponse({"error": "the job did not finish in time; poll its status", "code": "sync_timeout",
+                             "job_id": job.id, "status_url": f"/api/jobs/{job.id}/status"}, status_code=504)
+    data = await gateway.result_bytes(job)
+    if wants_image(request):
+        return image_response(job, data)
+    body_sync = SyncResult(imageBase64=data_uri(job.result_meta["content_type"], data),
+                           promptId=job.result_meta.get("prompt_id"), jobId=job.id)
+    return JSONResponse(body_sync.model_dump())
+
+
+def _add_seed_routes(name: str) -> None:
+    async def sync_or_async(request: Request, gateway: Annotated[Gateway, Depends(get_gateway)],
+                            async_: AsyncFlag = None, mode: Mode = None, format: Format = None) -> Response:
+        return await run_task(gateway, _workflow(gateway, name), request,
+                              run_async=bool(async_) or mode == "async", fmt=format)
+
+    async def always_async(request: Request, gateway: Annotated[Gateway, Depends(get_gateway)],
+                           format: Format = None) -> Response:
+        return await run_task(gateway, _workflow(gateway, name), request, run_async=True, fmt=format)
+
+    router.add_api_route(f"/api/{name}", sync_or_async, methods=["POST"], response_model=SyncResult,
+                         responses={202: {"model": AsyncAccepted}, **ERRORS}, openapi_extra=UPLOAD_BODY,
+                         summary=f"Run {name} (sync; ?async=true for a job)", name=f"{name}-sync")
+    router.add_api_route(f"/api/async/{name}", always_async, methods=["POST"], status_code=202,
+                         response_model=AsyncAccepted, responses=ERRORS, openapi_extra=UPLOAD_BODY,
+                         summary=f"Submit a {name} job", name=f"{name}-async")
+
+
+for _name in SEED_TASKS:
+    _add_seed_routes(_name)
+
+
+@router.post("/api/run/{workflow}", response_model=SyncResult, openapi_extra=UPLOAD_BODY,
+             responses={202: {"model": AsyncAccepted}, **ERRORS}, summary="Run any configured workflow")
+async def run_any(workflow: str, request: Request, gateway: Annotated[Gateway, Depends(get_gateway)],
+                  async_: AsyncFlag = None, mode: Mode = None, format: Format = None) -> Response:
+    return await run_task(gateway, _workflow(gateway, workflow), request,
+                          run_async=bool(async_) or mode == "async", fmt=format)
+
+
+@router.get("/api/workflows", summary="The workflows this gateway serves and their parameters")
+async def list_workflows(gateway: Annotated[Gateway, Depends(get_gateway)]) -> dict[str, Any]:
+    items = []
+    for name in gateway.registry.names():
+        wf = _workflow(gateway, name)
+        items.append({"name": wf.name, "description": wf.description, "input_mode": wf.input_mode,
+                      "parameters": {p.name: {"type": p.type, "default": p.default, "min": p.min, "max": p.max,
+                                              "choices": list(p.choices) if p.choices else None}
+                                     for p in wf.parameters.values()}})
+    return {"workflows": items}

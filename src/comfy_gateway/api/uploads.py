@@ -1,0 +1,59 @@
+"""Reading the one image a task request carries, with every check that keeps bad input out."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException
+
+from ..errors import InvalidInput, UnsupportedMediaType
+from ..images import ImageInfo, inspect_image
+
+FIELD = "imageFile"
+
+# The request body of every task endpoint, for the OpenAPI document (the handler parses it itself
+# so a missing file is a clear 400 rather than a generic validation error).
+UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"multipart/form-data": {"schema": {
+            "type": "object", "required": [FIELD],
+            "properties": {FIELD: {"type": "string", "format": "binary",
+                                   "description": "PNG, JPEG or WEBP image"}},
+        }}},
+    }
+}
+
+
+@dataclass
+class Upload:
+    data: bytes
+    info: ImageInfo
+    fields: dict[str, str]
+
+
+async def read_upload(request: Request, max_pixels: int) -> Upload:
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data"):
+        raise UnsupportedMediaType(
+            f"send the image as multipart/form-data in the field {FIELD!r} (got {content_type or 'no body'})")
+    try:
+        form = await request.form(max_files=1, max_fields=50)
+    except MultiPartException as exc:
+        raise InvalidInput(f"malformed multipart body: {exc.message}") from None
+    try:
+        upload = form.get(FIELD)
+        if not isinstance(upload, UploadFile):
+            other = [k for k, v in form.multi_items() if isinstance(v, UploadFile)]
+            hint = f"; got a file in {other[0]!r}" if other else ""
+            raise InvalidInput(f"the multipart field {FIELD!r} with an image file is required{hint}", field=FIELD)
+        data = await upload.read()
+        fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+    finally:
+        await form.close()
+    info = await asyncio.to_thread(inspect_image, data, max_pixels)
+    return Upload(data, info, fields)

@@ -1,0 +1,116 @@
+"""comfy-gateway serve | demo | submit: the command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import os
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import uvicorn
+from pydantic import ValidationError
+
+from .app import create_app
+from .settings import Settings
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment; a bad value stops here with the variable's name."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        for err in exc.errors():
+            name = str(err["loc"][0]).upper() if err["loc"] else "settings"
+            print(f"configuration error: {name}: {err['msg']} (got {err.get('input')!r})", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+class GatewayServer(uvicorn.Server):
+    """uvicorn, plus: on SIGTERM/SIGINT stop admitting jobs at once, before connections close."""
+
+    def __init__(self, config: uvicorn.Config, app: Any) -> None:
+        super().__init__(config)
+        self._app = app
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._app.state.gateway.begin_drain()
+        super().handle_exit(sig, frame)
+
+
+def make_server(settings: Settings) -> GatewayServer:
+    app = create_app(settings)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
+                            timeout_graceful_shutdown=max(1, settings.shutdown_grace // 1000),
+                            lifespan="on")
+    return GatewayServer(config, app)
+
+
+def serve(_: argparse.Namespace) -> None:
+    settings = load_settings()
+    make_server(settings).run()
+
+
+def _sample_png(path: Path) -> Path:
+    from PIL import Image, ImageDraw
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = Image.new("RGB", (256, 256), (40, 120, 200))
+    ImageDraw.Draw(img).ellipse((64, 64, 192, 192), fill=(240, 200, 40))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    path.write_bytes(buf.getvalue())
+    return path
+
+
+async def _demo(args: argparse.Namespace) -> None:
+    from fake_comfyui import FakeComfyUI
+
+    fakes = [FakeComfyUI(host="127.0.0.1", port=0, service_time=args.service_time, name=f"fake-{n + 1}")
+             for n in range(args.servers)]
+    for fake in fakes:
+        await fake.__aenter__()
+    try:
+        hosts = ",".join(f.host_port for f in fakes)
+        settings = load_settings(comfyui_hosts=hosts, port=args.port, data_dir=Path(args.data_dir),
+                                 metrics_file_path=Path(args.data_dir) / "metrics" / "metrics.json",
+                                 health_check_interval=2000)
+        sample = _sample_png(Path(args.data_dir) / "demo" / "sample.png")
+        base = f"http://{settings.host}:{settings.port}"
+        print(f"\ncomfy-gateway demo: {args.servers} fake ComfyUI servers ({hosts}), gateway on {base}\n"
+              f"Try:\n"
+              f"  curl -s -F imageFile=@{sample} {base}/api/upscale-image | head -c 200; echo\n"
+              f"  curl -s -F imageFile=@{sample} -H 'Accept: image/png' {base}/api/remove-background -o cutout.png\n"
+              f"  curl -s -F imageFile=@{sample} {base}/api/async/upscale-image\n"
+              f"  curl -s {base}/api/jobs/<job_id>/status\n"
+              f"  curl -s {base}/health ; curl -s {base}/api/metrics ; open {base}/docs\n", flush=True)
+        await make_server(settings).serve()
+    finally:
+        for fake in reversed(fakes):
+            await fake.__aexit__(None, None, None)
+
+
+def demo(args: argparse.Namespace) -> None:
+    asyncio.run(_demo(args))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="comfy-gateway", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="run the gateway (configured by environment variables / .env)").set_defaults(
+        func=serve)
+    d = sub.add_parser("demo", help="the gateway plus built-in fake ComfyUI servers, no GPU needed")
+    d.add_argument("--servers", type=int, default=2)
+    d.add_argument("--service-time", type=float, default=0.5, help="seconds each fake prompt takes")
+    d.add_argument("--port", type=int, default=int(os.environ.get("PORT", 3000)))
+    d.add_argument("--data-dir", default="./data/demo-run")
+    d.set_defaults(func=demo)
+    args = parser.parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

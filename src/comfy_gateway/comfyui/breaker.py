@@ -1,0 +1,108 @@
+"""A circuit breaker per ComfyUI server: closed -> open -> half-open -> closed.
+
+Fed by health probes and by the outcome of real jobs. While open, no job is sent to the server.
+Each time it opens again without having recovered, the wait before the next try doubles (capped).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from enum import StrEnum
+
+
+class BreakerState(StrEnum):
+    CLOSED = "closed"
+    HALF_OPEN = "half_open"
+    OPEN = "open"
+
+    @property
+    def gauge(self) -> int:
+        return {"closed": 0, "half_open": 1, "open": 2}[self.value]
+
+
+class CircuitBreaker:
+    def __init__(
+        self,
+        *,
+        failure_threshold: int = 3,
+        success_threshold: int = 1,
+        base_backoff: float = 2.0,
+        max_backoff: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        on_change: Callable[[BreakerState, BreakerState], None] | None = None,
+    ) -> None:
+        self.failure_threshold = failure_threshold
+        self.success_threshold = success_threshold
+        self.base_backoff = base_backoff
+        self.max_backoff = max_backoff
+        self._clock = clock
+        self._on_change = on_change
+        self._state = BreakerState.CLOSED
+        self._failures = 0
+        self._successes = 0
+        self._openings = 0  # consecutive openings without a full recovery
+        self._open_until = 0.0
+        self.forced = False  # opened by an operator: stays open until closed by one
+        self.last_failure: str | None = None
+
+    @property
+    def state(self) -> BreakerState:
+        if self._state is BreakerState.OPEN and not self.forced and self._clock() >= self._open_until:
+            self._set(BreakerState.HALF_OPEN)
+        return self._state
+
+    @property
+    def retry_in(self) -> float:
+        return max(0.0, self._open_until - self._clock()) if self._state is BreakerState.OPEN else 0.0
+
+    def allows_requests(self) -> bool:
+        return self.state is not BreakerState.OPEN
+
+    def record_success(self) -> None:
+        if self.forced:
+            return
+        self._failures = 0
+        if self.state is BreakerState.HALF_OPEN:
+            self._successes += 1
+            if self._successes >= self.success_threshold:
+                self._openings = 0
+                self._set(BreakerState.CLOSED)
+
+    def record_failure(self, reason: str | None = None) -> None:
+        self.last_failure = reason
+        state = self.state
+        if state is BreakerState.HALF_OPEN:
+            self._open()
+        elif state is BreakerState.CLOSED:
+            self._failures += 1
+            if self._failures >= self.failure_threshold:
+                self._open()
+
+    def force_open(self) -> None:
+        self.forced = True
+        self._open()
+
+    def force_close(self) -> None:
+        self.forced = False
+        self._failures = 0
+        self._openings = 0
+        self._set(BreakerState.CLOSED)
+
+    def snapshot(self) -> dict[str, object]:
+        return {"state": self.state.value, "consecutive_failures": self._failures,
+                "retry_in_seconds": round(self.retry_in, 3), "forced_open": self.forced,
+                "last_failure": self.last_failure}
+
+    def _open(self) -> None:
+        backoff = min(self.max_backoff, self.base_backoff * (2 ** self._openings))
+        self._openings += 1
+        self._open_until = self._clock() + backoff
+        self._failures = 0
+        self._set(BreakerState.OPEN)
+
+    def _set(self, new: BreakerState) -> None:
+        old, self._state = self._state, new
+        self._successes = 0
+        if old is not new and self._on_change is not None:
+            self._on_change(old, new)

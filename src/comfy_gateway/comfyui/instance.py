@@ -1,0 +1,106 @@
+"""One ComfyUI server as the gateway sees it (client, event hub, breaker) and the pool of them."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import aiohttp
+
+from .breaker import BreakerState, CircuitBreaker
+from .client import ClientTimeouts, ComfyClient
+from .events import EventHub
+
+
+class Instance:
+    def __init__(self, name: str, client: ComfyClient, hub: EventHub, breaker: CircuitBreaker) -> None:
+        self.name = name
+        self.client = client
+        self.hub = hub
+        self.breaker = breaker
+        self.healthy: bool | None = None  # None until the first probe
+        self.last_check_at: float | None = None
+        self.last_error: str | None = None
+        self.last_response_ms: float | None = None
+
+    @property
+    def available(self) -> bool:
+        return self.breaker.allows_requests()
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "url": self.client.base_url,
+            "healthy": bool(self.healthy) and self.available,
+            "last_probe_ok": self.healthy,
+            "circuit_breaker": self.breaker.snapshot(),
+            "last_check_at": self.last_check_at,
+            "last_response_ms": self.last_response_ms,
+            "last_error": self.last_error,
+        }
+
+
+class InstancePool:
+    """Owns every Instance and its event hub; an async context manager built by the Gateway."""
+
+    def __init__(
+        self,
+        hosts: tuple[str, ...],
+        *,
+        base_url: Callable[[str], str],
+        session: aiohttp.ClientSession,
+        max_connections: int,
+        on_breaker_change: Callable[[str, BreakerState, BreakerState], None] | None = None,
+        on_reconnect: Callable[[str], None] | None = None,
+        timeouts: ClientTimeouts | None = None,
+    ) -> None:
+        self._instances: dict[str, Instance] = {}
+        self._stack = contextlib.AsyncExitStack()
+        for host in hosts:
+            client = ComfyClient(base_url(host), session, timeouts=timeouts)
+            hub = EventHub(client, session, max_connections=max_connections, on_reconnect=on_reconnect)
+            breaker = CircuitBreaker(on_change=self._breaker_callback(host, on_breaker_change))
+            self._instances[host] = Instance(host, client, hub, breaker)
+
+    @staticmethod
+    def _breaker_callback(
+        host: str, callback: Callable[[str, BreakerState, BreakerState], None] | None
+    ) -> Callable[[BreakerState, BreakerState], None] | None:
+        if callback is None:
+            return None
+        return lambda old, new: callback(host, old, new)
+
+    async def __aenter__(self) -> InstancePool:
+        for instance in self._instances.values():
+            await self._stack.enter_async_context(instance.hub)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stack.aclose()
+
+    def __iter__(self) -> Iterator[Instance]:
+        return iter(self._instances.values())
+
+    def __len__(self) -> int:
+        return len(self._instances)
+
+    def get(self, name: str) -> Instance | None:
+        return self._instances.get(name)
+
+    def available(self) -> list[str]:
+        return [i.name for i in self._instances.values() if i.available]
+
+    def healthy_count(self) -> int:
+        return sum(1 for i in self._instances.values() if i.healthy is not False and i.available)
+
+    def mark(self, instance: Instance, ok: bool, error: str | None = None, elapsed_ms: float | None = None) -> None:
+        instance.healthy = ok
+        instance.last_check_at = time.time()
+        instance.last_error = None if ok else error
+        instance.last_response_ms = elapsed_ms
+        if ok:
+            instance.breaker.record_success()
+        else:
+            instance.breaker.record_failure(error)

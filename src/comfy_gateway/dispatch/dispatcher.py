@@ -1,0 +1,246 @@
+"""The Dispatcher: event-driven scheduling of pending jobs onto servers, retries and deadlines.
+
+It sleeps until something can change the answer to "can a job start now?": a new job, a freed slot,
+a server that recovered. JOB_PROCESSING_INTERVAL is only a safety sweep, never the pace of work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from ..comfyui.health import HealthChecker
+from ..comfyui.instance import Instance, InstancePool
+from ..errors import GatewayError, UpstreamUnavailable, WorkflowFailed, WorkflowRejected
+from ..jobs.blobs import BlobStore
+from ..jobs.events import JobEvents
+from ..jobs.model import Job
+from ..jobs.store import JobStore
+from .execution import JobExecution, Outcome, ProgressReporter
+from .slots import SlotLedger
+
+StopReason = Literal["deleted", "shutdown", "lease_lost"]
+
+
+class Telemetry(Protocol):
+    def job_started(self, job: Job, instance: str) -> None: ...
+
+    def job_finished(self, job: Job, instance: str | None, ok: bool, error: dict[str, Any] | None) -> None: ...
+
+    def job_retried(self, job: Job, instance: str, error: dict[str, Any]) -> None: ...
+
+    def job_released(self, job: Job, instance: str) -> None: ...
+
+    def log_exception(self, message: str, **context: Any) -> None: ...
+
+
+@dataclass
+class RunningJob:
+    job: Job
+    instance: str
+    task: asyncio.Task[None]
+    stop_reason: StopReason | None = None
+    started: float = field(default_factory=time.monotonic)
+
+
+def error_of(exc: BaseException, **extra: Any) -> dict[str, Any]:
+    if isinstance(exc, GatewayError):
+        body = {"message": exc.message, "code": exc.code, **exc.details}
+    else:
+        body = {"message": f"internal error: {type(exc).__name__}: {exc}", "code": "internal_error"}
+    body.update(extra)
+    return {k: v for k, v in body.items() if v is not None}
+
+
+class Dispatcher:
+    def __init__(
+        self, *, store: JobStore, blobs: BlobStore, slots: SlotLedger, pool: InstancePool,
+        execution: JobExecution, events: JobEvents, telemetry: Telemetry, health: HealthChecker | None,
+        owner: str, lease_s: float, job_timeout_s: float, max_attempts: int, sweep_s: float,
+    ) -> None:
+        self.store = store
+        self.blobs = blobs
+        self.slots = slots
+        self.pool = pool
+        self.execution = execution
+        self.events = events
+        self.telemetry = telemetry
+        self.health = health
+        self.owner = owner
+        self.lease_s = lease_s
+        self.job_timeout_s = job_timeout_s
+        self.max_attempts = max_attempts
+        self.sweep_s = sweep_s
+        self.running: dict[str, RunningJob] = {}
+        self.draining = False
+        self.started_at = time.time()
+        self._wake = asyncio.Event()
+
+    # --- the loop ---
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            self._wake.clear()
+            await self._fill()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.sweep_s):
+                    await self._wake.wait()
+
+    async def _fill(self) -> None:
+        """Start jobs while there is a pending job, a healthy server and a free slot."""
+        while not self.draining:
+            candidates = self.pool.available()
+            if not candidates:
+                return
+            name = await self.slots.acquire(candidates)
+            if name is None:
+                return
+            try:
+                job = await self.store.claim(self.owner, self.lease_s, instance=name)
+            except BaseException:
+                await self.slots.release(name)
+                raise
+            if job is None:
+                await self.slots.release(name)
+                return
+            instance = self.pool.get(name)
+            assert instance is not None
+            self.start(job, instance, reattach=False)
+
+    def start(self, job: Job, instance: Instance, *, reattach: bool) -> None:
+        """Run `job` (already claimed, its slot on `instance` already taken) in its own task."""
+        task = asyncio.create_task(self._run(job, instance, reattach), name=f"job-{job.id}")
+        self.running[job.id] = RunningJob(job, instance.name, task)
+
+    # --- one attempt ---
+
+    async def _run(self, job: Job, instance: Instance, reattach: bool) -> None:
+        self.telemetry.job_started(job, instance.name)
+        progress = ProgressReporter(self.store, job)
+        try:
+            try:
+                async with asyncio.timeout(self._time_left(job)):
+                    work = self.execution.reattach if reattach else self.execution.run
+                    outcome = await work(job, instance, progress)
+            except TimeoutError:
+                await self._interrupt(job, instance)
+                await self._finish_failed(job, instance, {
+                    "message": f"job exceeded JOB_TIMEOUT of {self.job_timeout_s:g} s; its prompt was interrupted",
+                    "code": "job_timed_out", "instance": instance.name})
+            else:
+                instance.breaker.record_success()
+                await self._finish_completed(job, instance, outcome)
+        except asyncio.CancelledError:
+            reason = self.running[job.id].stop_reason if job.id in self.running else None
+            self.telemetry.job_released(job, instance.name)
+            if reason == "deleted":
+                await asyncio.shield(self._interrupt(job, instance))
+            raise
+        except UpstreamUnavailable as exc:
+            instance.breaker.record_failure(exc.message)
+            if self.health is not None:
+                self.health.kick()
+            await self._retry_or_fail(job, instance, exc)
+        except (WorkflowRejected, WorkflowFailed) as exc:
+            instance.breaker.record_success()  # the server works; the workflow or its input does not
+            await self._finish_failed(job, instance, error_of(exc, instance=instance.name))
+        except Exception as exc:
+            self.telemetry.log_exception("job crashed", job_id=job.id, instance=instance.name)
+            await self._finish_failed(job, instance, error_of(exc, instance=instance.name))
+        finally:
+            self.running.pop(job.id, None)
+            await asyncio.shield(self.slots.release(instance.name))
+            self.notify()
+
+    def _time_left(self, job: Job) -> float:
+        started = job.started_at if job.started_at is not None else time.time()
+        return max(0.5, self.job_timeout_s - (time.time() - started))
+
+    async def _interrupt(self, job: Job, instance: Instance) -> None:
+        current = await self.store.get(job.id)
+        prompt_id = current.prompt_id if current is not None else job.prompt_id
+        if prompt_id:
+            with contextlib.suppress(GatewayError, TimeoutError):
+                async with asyncio.timeout(5):
+                    await instance.client.cancel(prompt_id)
+
+    async def _retry_or_fail(self, job: Job, instance: Instance, exc: UpstreamUnavailable) -> None:
+        error = error_of(exc, instance=instance.name, attempt=job.attempt)
+        if job.attempt < self.max_attempts:
+            if await self.store.requeue(job.id, job.attempt, error):
+                self.telemetry.job_retried(job, instance.name, error)
+            return
+        error["message"] = f"no ComfyUI server could run the job in {job.attempt} attempts; last: {exc.message}"
+        await self._finish_failed(job, instance, error)
+
+    async def _finish_completed(self, job: Job, instance: Instance, outcome: Outcome) -> None:
+        if await self.store.complete(job.id, job.attempt, outcome.blob, outcome.meta):
+            self.telemetry.job_finished(job, instance.name, True, None)
+            await self.events.publish_finished(job.id)
+        else:  # this attempt was abandoned (lease lost or job deleted): its result is not the job's
+            await self.blobs.delete(outcome.blob)
+
+    async def _finish_failed(self, job: Job, instance: Instance | None, error: dict[str, Any]) -> None:
+        if await self.store.fail(job.id, job.attempt, error):
+            self.telemetry.job_finished(job, instance.name if instance else None, False, error)
+            await self.events.publish_finished(job.id)
+
+    # --- control from outside ---
+
+    async def stop_job(self, job_id: str, reason: StopReason) -> bool:
+        running = self.running.get(job_id)
+        if running is None:
+            return False
+        running.stop_reason = reason
+        running.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running.task
+        return True
+
+    async def renew_leases(self) -> None:
+        """Keep the leases of running jobs alive; a job whose lease was taken over stops here."""
+        while True:
+            await asyncio.sleep(self.lease_s / 3)
+            for job_id, running in list(self.running.items()):
+                ok = await self.store.renew_lease(job_id, running.job.attempt, self.owner, self.lease_s)
+                if not ok and job_id in self.running:
+                    await self.stop_job(job_id, "lease_lost")
+
+    async def drain(self, grace_s: float) -> int:
+        """Stop starting jobs; give running ones `grace_s` to finish; leave the rest for a restart."""
+        self.draining = True
+        tasks = [r.task for r in self.running.values()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=grace_s)
+        left = list(self.running)
+        for job_id in left:
+            await self.stop_job(job_id, "shutdown")
+        return len(left)
+
+    # --- adopting jobs whose worker is gone ---
+
+    async def adopt(self, jobs: list[Job] | tuple[Job, ...]) -> int:
+        """Take over processing jobs of a dead worker: re-attach to their prompt, or queue them again."""
+        adopted = 0
+        for job in jobs:
+            taken = await self.store.take_over(job.id, job.attempt, self.owner, self.lease_s)
+            if taken is None:
+                continue
+            adopted += 1
+            instance = self.pool.get(taken.instance) if taken.instance else None
+            if instance is not None and taken.prompt_id and await self.slots.acquire([instance.name]):
+                self.start(taken, instance, reattach=True)
+            else:
+                await self.store.requeue(taken.id, taken.attempt, {
+                    "message": "its worker stopped before the prompt could be followed", "code": "abandoned"})
+        self.notify()
+        return adopted
+
+    async def adopt_expired(self) -> int:
+        return await self.adopt(list(await self.store.expired_leases(time.time())))

@@ -1,0 +1,126 @@
+"""Running one job's attempt on one server: render the workflow, run the prompt, keep the result.
+
+Everything here is about a single attempt; retries, deadlines and bookkeeping are the Dispatcher's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..comfyui.instance import Instance
+from ..comfyui.runner import RunResult, attach, outputs_of, run_prompt
+from ..errors import WorkflowFailed
+from ..images import OUTPUT_MIME, convert_image, image_size
+from ..jobs.blobs import BlobStore
+from ..jobs.model import Job
+from ..jobs.store import JobStore
+from ..workflows.registry import Workflow, WorkflowRegistry
+
+EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
+
+
+def result_key(job_id: str, attempt: int) -> str:
+    # Per attempt: a late result of an abandoned attempt can never overwrite the real one.
+    return f"results/{job_id}-{attempt}"
+
+
+def input_key(job_id: str) -> str:
+    return f"inputs/{job_id}"
+
+
+@dataclass
+class Outcome:
+    blob: str
+    meta: dict[str, Any]
+
+
+class ProgressReporter:
+    """Writes progress to the store at most every `interval` seconds or each whole percent."""
+
+    def __init__(self, store: JobStore, job: Job, interval: float = 0.25) -> None:
+        self._store = store
+        self._job = job
+        self._interval = interval
+        self._last_write = 0.0
+        self._last_pct = -1
+        self._pending: asyncio.Task[bool] | None = None
+
+    def __call__(self, fraction: float) -> None:
+        pct = int(max(0.0, min(1.0, fraction)) * 100)
+        now = time.monotonic()
+        if pct == self._last_pct or (now - self._last_write < self._interval and pct < 100):
+            return
+        if self._pending is not None and not self._pending.done():
+            return
+        self._last_pct, self._last_write = pct, now
+        self._pending = asyncio.ensure_future(self._store.set_progress(self._job.id, self._job.attempt, pct))
+
+
+class JobExecution:
+    def __init__(self, *, store: JobStore, blobs: BlobStore, registry: WorkflowRegistry,
+                 outputs_dir: Path | None) -> None:
+        self.store = store
+        self.blobs = blobs
+        self.registry = registry
+        self.outputs_dir = outputs_dir
+
+    def workflow_of(self, job: Job) -> Workflow:
+        workflow = self.registry.get(job.type)
+        if workflow is None:
+            raise WorkflowFailed(f"workflow {job.type!r} is not configured on this gateway")
+        return workflow
+
+    async def run(self, job: Job, instance: Instance, on_progress: Callable[[float], None]) -> Outcome:
+        workflow = self.workflow_of(job)
+        image = await self.blobs.get(job.input_blob or input_key(job.id))
+        if workflow.input_mode == "upload":
+            ext = EXTENSIONS.get(job.input_meta.get("content_type", ""), "png")
+            ref = await instance.client.upload_image(image, f"cg_{job.id}.{ext}", overwrite=True)
+            value = f"{ref.subfolder}/{ref.filename}" if ref.subfolder else ref.filename
+        else:
+            value = base64.b64encode(image).decode("ascii")
+        del image
+        graph = workflow.render(value, run_tag=f"{job.id[:8]}_{job.attempt}", params=job.params.get("workflow", {}))
+        prompt_id = str(uuid.uuid4())
+        await self.store.record_prompt(job.id, job.attempt, prompt_id)
+        result = await run_prompt(instance.client, instance.hub, graph, prompt_id=prompt_id,
+                                  extra_data={"gateway_job": job.id, "attempt": job.attempt},
+                                  on_progress=on_progress)
+        return await self.collect(job, instance, workflow, result)
+
+    async def reattach(self, job: Job, instance: Instance, on_progress: Callable[[float], None]) -> Outcome:
+        """Follow a prompt an earlier process submitted (restart or lease take-over)."""
+        workflow = self.workflow_of(job)
+        assert job.prompt_id is not None
+        result = await attach(instance.client, instance.hub, job.prompt_id,
+                              total_nodes=workflow.node_count, on_progress=on_progress)
+        return await self.collect(job, instance, workflow, result)
+
+    async def collect(self, job: Job, instance: Instance, workflow: Workflow, result: RunResult) -> Outcome:
+        refs = outputs_of(result.history, workflow.result_node)
+        if not refs:
+            raise WorkflowFailed(f"the workflow produced no image at node {workflow.result_node}",
+                                 instance=instance.name, prompt_id=result.prompt_id)
+        png = await instance.client.view(refs[0])
+        fmt = job.params.get("format", "png")
+        data = await asyncio.to_thread(convert_image, png, fmt) if fmt != "png" else png
+        width, height = await asyncio.to_thread(image_size, data)
+        key = result_key(job.id, job.attempt)
+        await self.blobs.put(key, data)
+        if self.outputs_dir is not None:
+            await asyncio.to_thread(self._write_output, job.id, fmt, data)
+        return Outcome(key, {"content_type": OUTPUT_MIME[fmt], "format": fmt, "size_bytes": len(data),
+                             "width": width, "height": height, "prompt_id": result.prompt_id})
+
+    def _write_output(self, job_id: str, fmt: str, data: bytes) -> None:
+        assert self.outputs_dir is not None
+        folder = self.outputs_dir / job_id
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"result.{'jpg' if fmt == 'jpeg' else fmt}").write_bytes(data)

@@ -1,0 +1,75 @@
+"""Periodic housekeeping: finished jobs past retention go (with their blobs), pending jobs past the
+queue deadline fail, and processing jobs whose owner stopped renewing their lease are adopted."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from ..jobs.blobs import BlobStore
+from ..jobs.model import Job, JobState
+from ..jobs.store import JobStore
+from .dispatcher import Dispatcher
+from .execution import input_key, result_key
+
+
+def blob_keys(job: Job) -> list[str]:
+    keys = [job.input_blob or input_key(job.id)]
+    if job.result_blob:
+        keys.append(job.result_blob)
+    keys += [result_key(job.id, n) for n in range(1, job.attempt + 1) if result_key(job.id, n) != job.result_blob]
+    return keys
+
+
+class Janitor:
+    def __init__(self, *, store: JobStore, blobs: BlobStore, dispatcher: Dispatcher, retention_s: float,
+                 queue_timeout_s: float, interval_s: float, log: Any) -> None:
+        self.store = store
+        self.blobs = blobs
+        self.dispatcher = dispatcher
+        self.retention_s = retention_s
+        self.queue_timeout_s = queue_timeout_s
+        self.interval_s = interval_s
+        self.log = log
+
+    async def remove(self, job: Job) -> None:
+        await self.blobs.delete(*blob_keys(job))
+
+    async def cleanup_finished(self, older_than_s: float | None = None) -> int:
+        cutoff = time.time() - (self.retention_s if older_than_s is None else older_than_s)
+        removed = 0
+        while batch := await self.store.finished_before(cutoff, limit=500):
+            for job in batch:
+                if await self.store.delete(job.id) is not None:
+                    await self.remove(job)
+                    removed += 1
+            if len(batch) < 500:
+                break
+        return removed
+
+    async def expire_pending(self) -> int:
+        cutoff = time.time() - self.queue_timeout_s
+        expired = 0
+        for job in await self.store.unfinished():
+            if job.state is JobState.PENDING and job.created_at < cutoff:
+                reason = {"message": f"no ComfyUI server took the job within the queue deadline "
+                                     f"({self.queue_timeout_s:g} s)", "code": "queue_timeout"}
+                if await self.store.fail(job.id, None, reason):
+                    self.dispatcher.telemetry.job_finished(job, None, False, reason)
+                    await self.dispatcher.events.publish_finished(job.id)
+                    expired += 1
+        return expired
+
+    async def sweep(self) -> dict[str, int]:
+        adopted = await self.dispatcher.adopt_expired()
+        removed = await self.cleanup_finished()
+        expired = await self.expire_pending()
+        if removed or expired or adopted:
+            self.log.info("Housekeeping", removedJobs=removed, expiredJobs=expired, adoptedJobs=adopted)
+        return {"removed": removed, "expired": expired, "adopted": adopted}
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            await self.sweep()

@@ -1,0 +1,225 @@
+"""The composition root: one Gateway owns the store, blobs, servers, dispatcher, health and metrics.
+
+Built by the app's lifespan (or the CLI) from Settings; everything it opens it closes, in reverse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+import aiohttp
+
+from .comfyui.breaker import BreakerState
+from .comfyui.health import HealthChecker
+from .comfyui.instance import InstancePool
+from .dispatch.dispatcher import Dispatcher
+from .dispatch.execution import JobExecution, input_key
+from .dispatch.janitor import Janitor
+from .dispatch.slots import LocalSlots, SlotLedger
+from .errors import JobNotFound, ServiceUnavailable
+from .images import ImageInfo
+from .jobs.blobs import BlobStore
+from .jobs.events import JobEvents, LocalJobEvents
+from .jobs.model import Job, JobState, new_job_id
+from .jobs.store import JobStore
+from .observability.job_metrics import JobMetrics
+from .observability.logging import get_logger
+from .observability.prometheus import PromMetrics
+from .observability.telemetry import Telemetry
+from .settings import Settings
+from .tasks import BackgroundTasks
+from .workflows.registry import WorkflowRegistry
+
+
+class Gateway:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.log = get_logger("gateway")
+        self.registry = WorkflowRegistry.load(settings.workflows_dir, settings.input_mode)
+        self.metrics = JobMetrics(settings.metrics_file_path, replica=settings.replica_id)
+        self.prom = PromMetrics()
+        self.telemetry = Telemetry(self.metrics, self.prom, get_logger("job-processor"))
+        self.started_at = time.time()
+        self.admitting = False
+        self._stack = contextlib.AsyncExitStack()
+        self._tasks = BackgroundTasks(self.telemetry.log_exception)
+
+    # --- life cycle ---
+
+    async def __aenter__(self) -> Gateway:
+        try:
+            await self._open()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def _open(self) -> None:
+        s = self.settings
+        for folder in (s.data_dir, s.blobs_dir, s.logs_dir, s.metrics_file_path.parent):
+            folder.mkdir(parents=True, exist_ok=True)
+        self.metrics.load()
+        self.session = await self._stack.enter_async_context(aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, ssl=None if s.comfyui_use_ssl else False),
+            skip_auto_headers=("Origin",)))
+        self.store, self.blobs, self.events, self.slots = await self._open_backends()
+        self.pool = await self._stack.enter_async_context(InstancePool(
+            s.instance_hosts, base_url=s.base_url, session=self.session,
+            max_connections=s.max_connections_per_instance,
+            on_breaker_change=self._breaker_changed, on_reconnect=self._socket_reconnected))
+        self.health = HealthChecker(self.pool, interval_s=s.health_check_interval / 1000,
+                                    timeout_s=s.health_check_timeout / 1000)
+        self.execution = JobExecution(store=self.store, blobs=self.blobs, registry=self.registry,
+                                      outputs_dir=s.outputs_dir if s.output_files else None)
+        self.dispatcher = Dispatcher(
+            store=self.store, blobs=self.blobs, slots=self.slots, pool=self.pool, execution=self.execution,
+            events=self.events, telemetry=self.telemetry, health=self.health, owner=s.replica_id,
+            lease_s=s.lease_s, job_timeout_s=s.job_timeout_s, max_attempts=s.max_attempts,
+            sweep_s=s.job_processing_interval / 1000)
+        self.janitor = Janitor(store=self.store, blobs=self.blobs, dispatcher=self.dispatcher,
+                               retention_s=s.job_cleanup_interval / 1000, queue_timeout_s=s.queue_timeout_s,
+                               interval_s=min(s.job_cleanup_interval / 1000, 5.0), log=self.log)
+        self._stack.push_async_callback(self._shutdown)
+        await self._recover()
+        self._tasks.spawn(self.dispatcher.run, "dispatcher")
+        self._tasks.spawn(self.health.run, "health-checker")
+        self._tasks.spawn(self.janitor.run, "janitor")
+        self._tasks.spawn(self.dispatcher.renew_leases, "lease-renewal")
+        self._tasks.spawn(lambda: self.metrics.run_autosave(s.metrics_save_interval / 1000), "metrics-autosave")
+        self.admitting = True
+        self.log.info("Gateway started", instances=list(s.instance_hosts), store=s.job_store,
+                      replica=s.replica_id)
+
+    async def _open_backends(self) -> tuple[JobStore, BlobStore, JobEvents, SlotLedger]:
+        s = self.settings
+        if s.job_store == "redis":
+            from .scaleout import open_redis_backends
+
+            return await open_redis_backends(s, self._stack)
+        from .jobs.blob_dir import DirectoryBlobStore
+        from .jobs.sqlite import SqliteJobStore
+
+        store = await self._stack.enter_async_context(SqliteJobStore(s.jobs_db_path))
+        blobs = await self._stack.enter_async_context(DirectoryBlobStore(s.blobs_dir))
+        events = LocalJobEvents()
+        self._stack.push_async_callback(events.close)
+        return store, blobs, events, LocalSlots(s.max_jobs_per_instance, s.max_concurrent_jobs)
+
+    async def _recover(self) -> None:
+        """Jobs a previous process left processing are re-attached to their prompt or queued again."""
+        if self.settings.job_store == "sqlite":  # the embedded store has one owner: whatever runs is ours now
+            for job in await self.store.unfinished():
+                if job.state is JobState.PROCESSING:
+                    await self.store.expire_lease(job.id, job.attempt)
+        adopted = await self.dispatcher.adopt_expired()
+        pending = await self.store.pending_count()
+        if adopted or pending:
+            self.log.info("Recovered jobs from the store", adopted=adopted, pending=pending)
+
+    def begin_drain(self) -> None:
+        """Stop admitting new jobs (they get 503); called first thing on SIGTERM."""
+        if self.admitting:
+            self.admitting = False
+            self.dispatcher.draining = True
+            self.log.info("Draining: no new jobs are admitted")
+
+    async def _shutdown(self) -> None:
+        self.begin_drain()
+        left = await self.dispatcher.drain(self.settings.shutdown_grace / 1000)
+        await self._tasks.aclose()
+        with contextlib.suppress(OSError):
+            self.metrics.save()
+        self.log.info("Gateway stopped", jobsLeftForRestart=left)
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stack.aclose()
+
+    # --- callbacks ---
+
+    def _breaker_changed(self, instance: str, old: BreakerState, new: BreakerState) -> None:
+        self.log.warning("Circuit breaker changed", instance=instance, old=old.value, new=new.value)
+        if new is not BreakerState.OPEN and hasattr(self, "dispatcher"):
+            self.dispatcher.notify()
+
+    def _socket_reconnected(self, instance: str) -> None:
+        self.prom.websocket_reconnected(instance)
+
+    # --- what the API calls ---
+
+    def check_admission(self, sync: bool) -> None:
+        if not self.admitting:
+            raise ServiceUnavailable("the gateway is shutting down; retry on another replica", retry_after=5)
+        if sync and not self.pool.available():
+            retry = min((i.breaker.retry_in for i in self.pool), default=5.0)
+            raise ServiceUnavailable("no healthy ComfyUI server is available right now",
+                                     retry_after=max(1, round(retry)))
+
+    async def submit(self, job_type: str, data: bytes, info: ImageInfo, params: dict[str, Any]) -> Job:
+        job = Job(id=new_job_id(), type=job_type, params=params, input_meta=info.as_meta())
+        job.input_blob = input_key(job.id)
+        await self.blobs.put(job.input_blob, data)
+        try:
+            await self.store.create(job)
+        except BaseException:
+            await self.blobs.delete(job.input_blob)
+            raise
+        self.dispatcher.notify()
+        return job
+
+    async def get(self, job_id: str) -> Job:
+        job = await self.store.get(job_id)
+        if job is None:
+            raise JobNotFound(f"job {job_id} not found", job_id=job_id)
+        return job
+
+    async def wait(self, job_id: str, timeout_s: float) -> Job:
+        """The job once it has finished (or as it is when `timeout_s` runs out)."""
+        event = self.events.subscribe(job_id)
+        try:
+            job = await self.get(job_id)
+            if not job.state.finished:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(timeout_s):
+                        await event.wait()
+                job = await self.get(job_id)
+            return job
+        finally:
+            self.events.unsubscribe(job_id, event)
+
+    async def result_bytes(self, job: Job) -> bytes:
+        assert job.result_blob is not None
+        try:
+            return await self.blobs.get(job.result_blob)
+        except KeyError:
+            raise JobNotFound(f"the result of job {job.id} is no longer stored", job_id=job.id) from None
+
+    async def delete(self, job_id: str) -> Job:
+        job = await self.get(job_id)
+        await self.dispatcher.stop_job(job_id, "deleted")
+        removed = await self.store.delete(job_id)
+        await self.janitor.remove(removed or job)
+        await self.events.publish_finished(job_id)
+        return removed or job
+
+    async def metrics_summary(self) -> dict[str, Any]:
+        summary = self.metrics.summary()
+        usage = await self.slots.usage()
+        for name, view in summary["instances"].items():
+            view["active_jobs"] = usage.get(name, 0)
+        summary["queue"] = {"pending_jobs": await self.store.pending_count(), "active_jobs": sum(usage.values())}
+        return summary
+
+    async def refresh_gauges(self) -> None:
+        """Point-in-time gauges are read when Prometheus scrapes, not kept up to date by hand."""
+        usage = await self.slots.usage()
+        self.prom.set_queue_depth(await self.store.pending_count())
+        for inst in self.pool:
+            self.prom.set_jobs_running(inst.name, usage.get(inst.name, 0))
+            self.prom.set_instance_healthy(inst.name, bool(inst.snapshot()["healthy"]))
+            self.prom.set_circuit_state(inst.name, inst.breaker.state.value)
+
+    def sync_wait_limit(self) -> float:
+        return self.settings.queue_timeout_s + self.settings.job_timeout_s + 5

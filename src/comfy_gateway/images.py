@@ -1,0 +1,82 @@
+"""What the gateway checks and converts about images: admission of uploads, output formats.
+
+Pillow reads the header first, so a decompression bomb (a small file declaring a huge size) is
+refused before any pixel is decoded; only then is the image decoded to catch truncated files.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from typing import Literal
+
+from PIL import Image, UnidentifiedImageError
+
+from .errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+
+ACCEPTED_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+OutputFormat = Literal["png", "jpeg", "webp"]
+OUTPUT_MIME: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    format: str
+    mime: str
+    width: int
+    height: int
+    size_bytes: int
+
+    def as_meta(self) -> dict[str, object]:
+        return {"format": self.format, "content_type": self.mime, "width": self.width,
+                "height": self.height, "size_bytes": self.size_bytes}
+
+
+def inspect_image(data: bytes, max_pixels: int) -> ImageInfo:
+    """Accept PNG, JPEG or WEBP of at most `max_pixels`; anything else raises a 4xx error."""
+    if not data:
+        raise InvalidInput("the uploaded file is empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            fmt = img.format or "unknown"
+            if fmt not in ACCEPTED_FORMATS:
+                raise UnsupportedMediaType(
+                    f"unsupported image format {fmt}; send PNG, JPEG or WEBP", accepted=sorted(ACCEPTED_FORMATS))
+            width, height = img.size
+            if width * height > max_pixels:
+                raise PayloadTooLarge(
+                    f"image is {width}x{height} = {width * height} pixels, over the limit of {max_pixels}",
+                    max_pixels=max_pixels)
+            img.load()
+    except UnidentifiedImageError:
+        raise UnsupportedMediaType("the uploaded file is not an image (PNG, JPEG or WEBP expected)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise PayloadTooLarge("image declares too many pixels (decompression bomb)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InvalidInput(f"the image is damaged or truncated: {exc}") from None
+    return ImageInfo(fmt, ACCEPTED_FORMATS[fmt], width, height, len(data))
+
+
+def convert_image(data: bytes, fmt: OutputFormat) -> bytes:
+    """Re-encode a PNG result as `fmt` (JPEG has no alpha: it is flattened onto white)."""
+    if fmt == "png":
+        return data
+    img = Image.open(io.BytesIO(data))
+    if fmt == "jpeg" and img.mode in ("RGBA", "LA", "P"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        img = background
+    elif fmt == "jpeg":
+        img = img.convert("RGB")
+    out = io.BytesIO()
+    img.save(out, format=fmt.upper(), quality=92)
+    return out.getvalue()
+
+
+def image_size(data: bytes) -> tuple[int, int]:
+    with Image.open(io.BytesIO(data)) as img:
+        return img.size

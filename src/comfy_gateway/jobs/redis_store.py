@@ -1,0 +1,468 @@
+"""RedisJobStore: the JobStore shared by several gateway replicas.
+
+A job is a hash (see `redis_keys` for every key). Each state change touches the job and its
+indexes in one Lua script, so it is atomic across replicas; scripts are registered once per store.
+Timestamps come from the caller's clock (`time.time()`), like the SQLite store: replicas need
+synchronized clocks (NTP) for leases to mean the same thing everywhere. Needs a single Redis
+server or primary (the scripts compute key names, so Redis Cluster is not supported).
+
+`list` reads the most selective index newest first; with two or more filters it walks that index
+in pages and checks the other filters on the jobs themselves, so its cost grows with how far back
+the matches are. Jobs created in the same microsecond have no defined FIFO order among themselves.
+`create` raises ValueError for a duplicate id; a store used before `open` or after `close` raises
+RuntimeError.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import time
+from collections.abc import Iterable, Sequence
+from types import TracebackType
+from typing import Any, Self
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+from .model import Job, JobState
+from .redis_keys import LUA_KEYS, RedisKeys
+from .store import JobFilter, StoreCounts
+
+_LUA_HELPERS = """
+local function set_instance(key, id, created, new)
+    local old = redis.call('HGET', key, 'instance')
+    if old == new then return end
+    if old then
+        local k = k_instance(old)
+        redis.call('ZREM', k, id)
+        if redis.call('ZCARD', k) == 0 then redis.call('SREM', K_INSTANCES, old) end
+    end
+    if new then
+        redis.call('ZADD', k_instance(new), created, id)
+        redis.call('SADD', K_INSTANCES, new)
+        redis.call('HSET', key, 'instance', new)
+    else
+        redis.call('HDEL', key, 'instance')
+    end
+end
+local function move_state(key, id, created, old, new)
+    redis.call('ZREM', k_state(old), id)
+    redis.call('ZADD', k_state(new), created, id)
+    redis.call('HSET', key, 'state', new)
+end
+"""
+
+# ARGV: prefix, id, queue score (lease expiry or finished_at), field/value pairs...
+_CREATE = """
+local id = ARGV[2]
+local key = k_job(id)
+if redis.call('EXISTS', key) == 1 then return 0 end
+redis.call('HSET', key, unpack(ARGV, 4))
+local f = redis.call('HMGET', key, 'state', 'type', 'created_at', 'instance')
+local state, created = f[1], f[3]
+redis.call('ZADD', K_ALL, created, id)
+redis.call('ZADD', k_state(state), created, id)
+redis.call('ZADD', k_type(f[2]), created, id)
+redis.call('SADD', K_TYPES, f[2])
+if f[4] then
+    redis.call('ZADD', k_instance(f[4]), created, id)
+    redis.call('SADD', K_INSTANCES, f[4])
+end
+if state == 'pending' then
+    redis.call('ZADD', K_PENDING, created, id)
+elseif state == 'processing' then
+    redis.call('ZADD', K_LEASES, ARGV[3], id)
+else
+    redis.call('ZADD', K_FINISHED, ARGV[3], id)
+end
+return 1
+"""
+
+# ARGV: prefix, now, owner, lease expiry, has instance ('1'/'0'), instance, [job id]
+_CLAIM = """
+local id = ARGV[7]
+if not id then
+    local head = redis.call('ZRANGE', K_PENDING, 0, 0)
+    if #head == 0 then return false end
+    id = head[1]
+end
+local key = k_job(id)
+local f = redis.call('HMGET', key, 'state', 'created_at', 'started_at')
+if f[1] ~= 'pending' then return false end
+redis.call('ZREM', K_PENDING, id)
+move_state(key, id, f[2], 'pending', 'processing')
+redis.call('HINCRBY', key, 'attempt', 1)
+redis.call('HSET', key, 'lease_owner', ARGV[3], 'lease_expires_at', ARGV[4], 'updated_at', ARGV[2],
+           'progress', '0.0')
+if not f[3] then redis.call('HSET', key, 'started_at', ARGV[2]) end
+set_instance(key, id, f[2], ARGV[5] == '1' and ARGV[6])
+redis.call('ZADD', K_LEASES, ARGV[4], id)
+return redis.call('HGETALL', key)
+"""
+
+# ARGV: prefix, id, attempt, check owner ('1'/'0'), owner, new lease expiry or '', field/value pairs...
+_FENCED_SET = """
+local key = k_job(ARGV[2])
+local f = redis.call('HMGET', key, 'state', 'attempt', 'lease_owner')
+if f[1] ~= 'processing' or f[2] ~= ARGV[3] then return 0 end
+if ARGV[4] == '1' and f[3] ~= ARGV[5] then return 0 end
+redis.call('HSET', key, unpack(ARGV, 7))
+if ARGV[6] ~= '' then redis.call('ZADD', K_LEASES, ARGV[6], ARGV[2]) end
+return 1
+"""
+
+# ARGV: prefix, id, attempt or '' (any unfinished job), new state, now, field/value pairs...
+_FINISH = """
+local id = ARGV[2]
+local key = k_job(id)
+local f = redis.call('HMGET', key, 'state', 'attempt', 'created_at')
+local state = f[1]
+if ARGV[3] == '' then
+    if state ~= 'pending' and state ~= 'processing' then return 0 end
+elseif state ~= 'processing' or f[2] ~= ARGV[3] then
+    return 0
+end
+if state == 'pending' then redis.call('ZREM', K_PENDING, id) else redis.call('ZREM', K_LEASES, id) end
+move_state(key, id, f[3], state, ARGV[4])
+redis.call('HDEL', key, 'lease_owner', 'lease_expires_at')
+redis.call('HSET', key, 'finished_at', ARGV[5], 'updated_at', ARGV[5], unpack(ARGV, 6))
+redis.call('ZADD', K_FINISHED, ARGV[5], id)
+return 1
+"""
+
+# ARGV: prefix, id, attempt, now, error as JSON. History is a compact JSON array, appended as text.
+_REQUEUE = """
+local id = ARGV[2]
+local key = k_job(id)
+local f = redis.call('HMGET', key, 'state', 'attempt', 'created_at', 'instance', 'history')
+if f[1] ~= 'processing' or f[2] ~= ARGV[3] then return 0 end
+local entry = '{"attempt":' .. f[2] .. ',"instance":' .. (f[4] and cjson.encode(f[4]) or 'null')
+    .. ',"error":' .. ARGV[5] .. ',"at":' .. ARGV[4] .. '}'
+local history = f[5]
+if not history or history == '[]' then
+    history = '[' .. entry .. ']'
+else
+    history = string.sub(history, 1, -2) .. ',' .. entry .. ']'
+end
+redis.call('ZREM', K_LEASES, id)
+move_state(key, id, f[3], 'processing', 'pending')
+set_instance(key, id, f[3], false)
+redis.call('HDEL', key, 'lease_owner', 'lease_expires_at', 'prompt_id')
+redis.call('HSET', key, 'history', history, 'updated_at', ARGV[4], 'progress', '0.0')
+redis.call('ZADD', K_PENDING, f[3], id)
+return 1
+"""
+
+# ARGV: prefix, id, attempt, now, owner, lease expiry
+_TAKE_OVER = """
+local key = k_job(ARGV[2])
+local f = redis.call('HMGET', key, 'state', 'attempt', 'lease_expires_at')
+if f[1] ~= 'processing' or f[2] ~= ARGV[3] then return false end
+if f[3] and tonumber(f[3]) > tonumber(ARGV[4]) then return false end
+redis.call('HINCRBY', key, 'attempt', 1)
+redis.call('HSET', key, 'lease_owner', ARGV[5], 'lease_expires_at', ARGV[6], 'updated_at', ARGV[4])
+redis.call('ZADD', K_LEASES, ARGV[6], ARGV[2])
+return redis.call('HGETALL', key)
+"""
+
+# ARGV: prefix, id
+_DELETE = """
+local id = ARGV[2]
+local key = k_job(id)
+local data = redis.call('HGETALL', key)
+if #data == 0 then return false end
+local f = redis.call('HMGET', key, 'state', 'type', 'created_at')
+for _, k in ipairs({K_PENDING, K_LEASES, K_FINISHED, K_ALL, k_state(f[1])}) do redis.call('ZREM', k, id) end
+local kt = k_type(f[2])
+redis.call('ZREM', kt, id)
+if redis.call('ZCARD', kt) == 0 then redis.call('SREM', K_TYPES, f[2]) end
+set_instance(key, id, f[3], false)
+redis.call('DEL', key)
+return data
+"""
+
+# ARGV: prefix, state names... -> {total, state counts..., {type, count, ...}, {instance, count, ...}}
+_COUNTS = """
+local states = {}
+for i = 2, #ARGV do states[#states + 1] = redis.call('ZCARD', k_state(ARGV[i])) end
+local function per(set_key, index)
+    local out = {}
+    for _, name in ipairs(redis.call('SMEMBERS', set_key)) do
+        out[#out + 1] = name
+        out[#out + 1] = redis.call('ZCARD', index(name))
+    end
+    return out
+end
+return {redis.call('ZCARD', K_ALL), states, per(K_TYPES, k_type), per(K_INSTANCES, k_instance)}
+"""
+
+_STR_FIELDS = frozenset({"id", "type", "lease_owner", "instance", "prompt_id", "input_blob", "result_blob"})
+_FLOAT_FIELDS = frozenset(
+    {"created_at", "updated_at", "lease_expires_at", "started_at", "finished_at", "progress"}
+)
+_JSON_FIELDS = frozenset({"params", "input_meta", "result_meta", "error", "history"})
+_LIST_PAGE = 200
+
+
+class _Phase(enum.Enum):
+    NEW = "new"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _num(value: float) -> str:
+    return repr(float(value))
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _encode(job: Job) -> list[str]:
+    """Field/value pairs for HSET; None values are left out."""
+    pairs: list[str] = []
+    for name, value in job.to_dict().items():
+        if value is None:
+            continue
+        if name in _JSON_FIELDS:
+            text = _dumps(value)
+        elif name in _FLOAT_FIELDS:
+            text = _num(value)
+        else:
+            text = str(value)
+        pairs += (name, text)
+    return pairs
+
+
+def _decode(raw: dict[Any, Any] | Sequence[Any] | None) -> Job | None:
+    if not raw:
+        return None
+    items = raw.items() if isinstance(raw, dict) else zip(raw[::2], raw[1::2], strict=True)
+    values: dict[str, Any] = {}
+    for raw_name, raw_value in items:
+        name, text = _text(raw_name), _text(raw_value)
+        if name in _JSON_FIELDS:
+            values[name] = json.loads(text)
+        elif name in _FLOAT_FIELDS:
+            values[name] = float(text)
+        elif name == "attempt":
+            values[name] = int(text)
+        elif name == "state":
+            values[name] = JobState(text)
+        elif name in _STR_FIELDS:
+            values[name] = text
+    return Job(**values)
+
+
+def _pairs(flat: Sequence[Any]) -> dict[str, int]:
+    return {_text(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2) if int(flat[i + 1]) > 0}
+
+
+class RedisJobStore:
+    """JobStore on Redis. Given a URL, the store owns its client; a given client stays the caller's."""
+
+    def __init__(self, url_or_client: str | Redis, prefix: str = "cg") -> None:
+        if not prefix:
+            raise ValueError("prefix must not be empty")
+        self._url_or_client = url_or_client
+        self._owns_client = isinstance(url_or_client, str)
+        self._prefix = prefix
+        self._keys = RedisKeys(prefix)
+        self._phase = _Phase.NEW
+        self._client: Redis | None = None
+        self._scripts: dict[str, AsyncScript] = {}
+
+    async def open(self) -> None:
+        if self._phase is _Phase.OPEN:
+            return
+        if self._phase is _Phase.CLOSED:
+            raise RuntimeError("RedisJobStore is closed and cannot be reopened")
+        source = self._url_or_client
+        client = Redis.from_url(source) if isinstance(source, str) else source
+        sources = {
+            "create": _CREATE, "claim": _CLAIM, "fenced_set": _FENCED_SET, "finish": _FINISH,
+            "requeue": _REQUEUE, "take_over": _TAKE_OVER, "delete": _DELETE, "counts": _COUNTS,
+        }  # fmt: skip
+        self._scripts = {
+            name: client.register_script(LUA_KEYS + _LUA_HELPERS + body) for name, body in sources.items()
+        }
+        self._client = client
+        self._phase = _Phase.OPEN
+
+    async def close(self) -> None:
+        was_open = self._phase is _Phase.OPEN
+        self._phase = _Phase.CLOSED
+        client, self._client = self._client, None
+        if was_open and self._owns_client and client is not None:
+            await client.aclose()
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    @property
+    def _redis(self) -> Redis:
+        if self._phase is not _Phase.OPEN or self._client is None:
+            raise RuntimeError(f"RedisJobStore is {self._phase.value}, not open")
+        return self._client
+
+    async def _call(self, script: str, *args: str) -> Any:
+        client = self._redis
+        return await self._scripts[script](keys=[], args=[self._prefix, *args], client=client)
+
+    async def _fetch(self, ids: Iterable[Any]) -> list[Job]:
+        ids = list(ids)
+        if not ids:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hgetall(self._keys.job(_text(job_id)))
+            rows = await pipe.execute()
+        return [job for job in map(_decode, rows) if job is not None]
+
+    async def create(self, job: Job) -> None:
+        if job.state is JobState.PROCESSING:
+            score = job.lease_expires_at or 0.0
+        else:
+            score = job.finished_at or job.updated_at
+        if not await self._call("create", job.id, _num(score), *_encode(job)):
+            raise ValueError(f"job {job.id} already exists")
+
+    async def get(self, job_id: str) -> Job | None:
+        return _decode(await self._redis.hgetall(self._keys.job(job_id)))
+
+    async def _claim(
+        self, owner: str, lease_seconds: float, instance: str | None, *job_id: str
+    ) -> Job | None:
+        now = time.time()
+        has_instance = "0" if instance is None else "1"
+        args = (_num(now), owner, _num(now + lease_seconds), has_instance, instance or "", *job_id)
+        return _decode(await self._call("claim", *args))
+
+    async def claim(self, owner: str, lease_seconds: float, instance: str | None = None) -> Job | None:
+        return await self._claim(owner, lease_seconds, instance)
+
+    async def claim_job(
+        self, job_id: str, owner: str, lease_seconds: float, instance: str | None = None
+    ) -> Job | None:
+        return await self._claim(owner, lease_seconds, instance, job_id)
+
+    async def _fenced_set(
+        self, job_id: str, attempt: int, *fields: str, owner: str | None = None, lease: str = ""
+    ) -> bool:
+        check = "0" if owner is None else "1"
+        args = (job_id, str(attempt), check, owner or "", lease, *fields, "updated_at", _num(time.time()))
+        return bool(await self._call("fenced_set", *args))
+
+    async def record_prompt(self, job_id: str, attempt: int, prompt_id: str) -> bool:
+        return await self._fenced_set(job_id, attempt, "prompt_id", prompt_id)
+
+    async def set_progress(self, job_id: str, attempt: int, progress: float) -> bool:
+        return await self._fenced_set(job_id, attempt, "progress", _num(progress))
+
+    async def renew_lease(self, job_id: str, attempt: int, owner: str, lease_seconds: float) -> bool:
+        expires = _num(time.time() + lease_seconds)
+        return await self._fenced_set(
+            job_id, attempt, "lease_expires_at", expires, owner=owner, lease=expires
+        )
+
+    async def complete(
+        self, job_id: str, attempt: int, result_blob: str, result_meta: dict[str, Any]
+    ) -> bool:
+        fields = ("result_blob", result_blob, "result_meta", _dumps(result_meta), "progress", "1.0")
+        args = (job_id, str(attempt), JobState.COMPLETED.value, _num(time.time()), *fields)
+        return bool(await self._call("finish", *args))
+
+    async def fail(self, job_id: str, attempt: int | None, error: dict[str, Any]) -> bool:
+        fence = "" if attempt is None else str(attempt)
+        args = (job_id, fence, JobState.FAILED.value, _num(time.time()), "error", _dumps(error))
+        return bool(await self._call("finish", *args))
+
+    async def requeue(self, job_id: str, attempt: int, error: dict[str, Any] | None = None) -> bool:
+        return bool(await self._call("requeue", job_id, str(attempt), _num(time.time()), _dumps(error)))
+
+    async def expired_leases(self, now: float) -> Sequence[Job]:
+        ids = await self._redis.zrangebyscore(self._keys.leases, "-inf", _num(now))
+        return [job for job in await self._fetch(ids) if job.state is JobState.PROCESSING]
+
+    async def expire_lease(self, job_id: str, attempt: int) -> bool:
+        return await self._fenced_set(job_id, attempt, "lease_expires_at", "0", lease="0")
+
+    async def take_over(self, job_id: str, attempt: int, owner: str, lease_seconds: float) -> Job | None:
+        now = time.time()
+        args = (job_id, str(attempt), _num(now), owner, _num(now + lease_seconds))
+        return _decode(await self._call("take_over", *args))
+
+    async def list(self, flt: JobFilter) -> Sequence[Job]:
+        if flt.limit <= 0:
+            return []
+        offset = max(flt.offset, 0)
+        indexes = [self._keys.all]
+        if flt.state is not None:
+            indexes.append(self._keys.state(JobState(flt.state).value))
+        if flt.type is not None:
+            indexes.append(self._keys.type(flt.type))
+        if flt.instance is not None:
+            indexes.append(self._keys.instance(flt.instance))
+
+        def matches(job: Job) -> bool:
+            return (
+                (flt.state is None or job.state == flt.state)
+                and (flt.type is None or job.type == flt.type)
+                and (flt.instance is None or job.instance == flt.instance)
+            )
+
+        redis = self._redis
+        if len(indexes) <= 2:  # at most one filter: its index answers exactly
+            ids = await redis.zrevrange(indexes[-1], offset, offset + flt.limit - 1)
+            return [job for job in await self._fetch(ids) if matches(job)]
+        async with redis.pipeline(transaction=False) as pipe:
+            for key in indexes[1:]:
+                pipe.zcard(key)
+            sizes = await pipe.execute()
+        index = min(zip(sizes, indexes[1:], strict=True))[1]
+        wanted, found, start = offset + flt.limit, [], 0
+        while len(found) < wanted:
+            ids = await redis.zrevrange(index, start, start + _LIST_PAGE - 1)
+            if not ids:
+                break
+            found += [job for job in await self._fetch(ids) if matches(job)]
+            start += _LIST_PAGE
+        return found[offset:wanted]
+
+    async def counts(self) -> StoreCounts:
+        states = [state.value for state in JobState]
+        total, state_counts, by_type, by_instance = await self._call("counts", *states)
+        by_state = dict(zip(states, map(int, state_counts), strict=True))
+        return StoreCounts(int(total), by_state, _pairs(by_type), _pairs(by_instance))
+
+    async def pending_count(self) -> int:
+        return int(await self._redis.zcard(self._keys.pending))
+
+    async def delete(self, job_id: str) -> Job | None:
+        return _decode(await self._call("delete", job_id))
+
+    async def finished_before(self, cutoff: float, limit: int = 500) -> Sequence[Job]:
+        if limit <= 0:
+            return []
+        below = f"({_num(cutoff)}"  # exclusive
+        ids = await self._redis.zrangebyscore(self._keys.finished, "-inf", below, start=0, num=limit)
+        return [job for job in await self._fetch(ids) if job.state.finished]
+
+    async def unfinished(self) -> Sequence[Job]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zrange(self._keys.pending, 0, -1)
+            pipe.zrange(self._keys.leases, 0, -1)
+            pending, processing = await pipe.execute()
+        jobs = [job for job in await self._fetch([*pending, *processing]) if not job.state.finished]
+        return sorted(jobs, key=lambda job: job.created_at)

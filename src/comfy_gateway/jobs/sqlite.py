@@ -1,0 +1,346 @@
+"""SqliteJobStore: the embedded default JobStore, one SQLite file in WAL mode.
+
+One connection lives on one dedicated worker thread and every call is a small function run there,
+so calls are serialized and the event loop never waits on the disk. Every state change is a single
+statement (autocommit), so it is atomic even when another process shares the file.
+
+Columns hold what is queried or fenced on; the rest of the Job (params, metadata, blob keys, error,
+history) is one JSON column. `started_at` is set by the first claim only (queue wait is measured
+once), `finished_at` when the job completes or fails, `updated_at` on every change.
+`create` raises ValueError for a duplicate id; a store used before `open` or after `close` raises
+RuntimeError.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from .model import Job, JobState
+from .store import JobFilter, StoreCounts
+
+_T = TypeVar("_T")
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id               TEXT PRIMARY KEY,
+    type             TEXT NOT NULL,
+    state            TEXT NOT NULL,
+    created_at       REAL NOT NULL,
+    updated_at       REAL NOT NULL,
+    attempt          INTEGER NOT NULL DEFAULT 0,
+    lease_owner      TEXT,
+    lease_expires_at REAL,
+    instance         TEXT,
+    prompt_id        TEXT,
+    started_at       REAL,
+    finished_at      REAL,
+    progress         REAL NOT NULL DEFAULT 0,
+    data             TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_state_created ON jobs (state, created_at);
+CREATE INDEX IF NOT EXISTS jobs_type_created ON jobs (type, created_at);
+CREATE INDEX IF NOT EXISTS jobs_instance_created ON jobs (instance, created_at) WHERE instance IS NOT NULL;
+CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at);
+CREATE INDEX IF NOT EXISTS jobs_lease ON jobs (lease_expires_at) WHERE state = 'processing';
+CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL;
+"""
+
+_COLUMNS = (
+    "id", "type", "state", "created_at", "updated_at", "attempt", "lease_owner", "lease_expires_at",
+    "instance", "prompt_id", "started_at", "finished_at", "progress",
+)  # fmt: skip
+# The rest of the Job lives in the JSON column `data`.
+_DATA_FIELDS = ("params", "input_blob", "input_meta", "result_blob", "result_meta", "error", "history")
+_SELECT = ", ".join((*_COLUMNS, "data"))
+
+_INSERT = f"INSERT INTO jobs ({_SELECT}) VALUES ({', '.join('?' * (len(_COLUMNS) + 1))})"
+
+_CLAIM_SET = """
+UPDATE jobs SET state = 'processing', attempt = attempt + 1, lease_owner = :owner,
+    lease_expires_at = :expires, instance = :instance, progress = 0.0,
+    started_at = COALESCE(started_at, :now), updated_at = :now
+"""
+_CLAIM_NEXT = f"""{_CLAIM_SET}
+WHERE id = (SELECT id FROM jobs WHERE state = 'pending' ORDER BY created_at, rowid LIMIT 1)
+RETURNING {_SELECT}"""
+_CLAIM_ONE = f"{_CLAIM_SET} WHERE id = :id AND state = 'pending' RETURNING {_SELECT}"
+
+_FENCE = "WHERE id = :id AND state = 'processing' AND attempt = :attempt"
+_RECORD_PROMPT = f"UPDATE jobs SET prompt_id = :prompt_id, updated_at = :now {_FENCE}"
+_SET_PROGRESS = f"UPDATE jobs SET progress = :progress, updated_at = :now {_FENCE}"
+_RENEW = f"UPDATE jobs SET lease_expires_at = :expires, updated_at = :now {_FENCE} AND lease_owner = :owner"
+_COMPLETE = f"""
+UPDATE jobs SET state = 'completed', finished_at = :now, updated_at = :now, progress = 1.0,
+    lease_owner = NULL, lease_expires_at = NULL,
+    data = json_set(data, '$.result_blob', :blob, '$.result_meta', json(:meta))
+{_FENCE}"""
+_FAIL_SET = """
+UPDATE jobs SET state = 'failed', finished_at = :now, updated_at = :now,
+    lease_owner = NULL, lease_expires_at = NULL, data = json_set(data, '$.error', json(:error))
+"""
+_FAIL_FENCED = f"{_FAIL_SET} {_FENCE}"
+_FAIL_ANY = f"{_FAIL_SET} WHERE id = :id AND state IN ('pending', 'processing')"
+# `at` goes in as JSON text so the float keeps every digit.
+_REQUEUE = f"""
+UPDATE jobs SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL, instance = NULL,
+    prompt_id = NULL, progress = 0.0, updated_at = :now,
+    data = json_insert(data, '$.history[#]', json_object(
+        'attempt', attempt, 'instance', instance, 'error', json(:error), 'at', json(:at)))
+{_FENCE}"""
+_EXPIRE = f"UPDATE jobs SET lease_expires_at = 0, updated_at = :now {_FENCE}"
+_TAKE_OVER = f"""
+UPDATE jobs SET attempt = attempt + 1, lease_owner = :owner, lease_expires_at = :expires, updated_at = :now
+{_FENCE} AND (lease_expires_at IS NULL OR lease_expires_at <= :now)
+RETURNING {_SELECT}"""
+_EXPIRED = f"""
+SELECT {_SELECT} FROM jobs
+WHERE state = 'processing' AND (lease_expires_at IS NULL OR lease_expires_at <= ?)
+ORDER BY lease_expires_at"""
+_DELETE = f"DELETE FROM jobs WHERE id = ? RETURNING {_SELECT}"
+_FINISHED_BEFORE = f"""
+SELECT {_SELECT} FROM jobs
+WHERE finished_at < ? AND state IN ('completed', 'failed') ORDER BY finished_at LIMIT ?"""
+_UNFINISHED = f"""
+SELECT {_SELECT} FROM jobs WHERE state IN ('pending', 'processing') ORDER BY created_at, rowid"""
+
+
+class _Phase(enum.Enum):
+    NEW = "new"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _row_to_job(row: Sequence[Any]) -> Job:
+    values = dict(zip(_COLUMNS, row[:-1], strict=True))
+    values["state"] = JobState(values["state"])
+    values.update(json.loads(row[-1]))
+    return Job(**values)
+
+
+def _job_to_row(job: Job) -> tuple[Any, ...]:
+    data = job.to_dict()
+    return (*(data[name] for name in _COLUMNS), _dumps({name: data[name] for name in _DATA_FIELDS}))
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, cached_statements=64)
+    try:
+        conn.execute("PRAGMA busy_timeout = 5000")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(f"{path} has job schema {version}; this gateway knows {SCHEMA_VERSION}")
+        if version < SCHEMA_VERSION:
+            conn.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+class SqliteJobStore:
+    """JobStore on one SQLite file; several stores (or processes) may share the file."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = Path(path)
+        self._phase = _Phase.NEW
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+
+    async def open(self) -> None:
+        if self._phase is _Phase.OPEN:
+            return
+        if self._phase is _Phase.CLOSED:
+            raise RuntimeError("SqliteJobStore is closed and cannot be reopened")
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-jobs")
+        try:
+            self._conn = await asyncio.get_running_loop().run_in_executor(executor, _connect, self._path)
+        except BaseException:
+            executor.shutdown(wait=False)
+            raise
+        self._executor = executor
+        self._phase = _Phase.OPEN
+
+    async def close(self) -> None:
+        if self._phase is not _Phase.OPEN:
+            self._phase = _Phase.CLOSED
+            return
+        self._phase = _Phase.CLOSED
+        executor, conn = self._executor, self._conn
+        self._executor = self._conn = None
+        assert executor is not None and conn is not None
+        try:
+            await asyncio.get_running_loop().run_in_executor(executor, conn.close)
+        finally:
+            executor.shutdown(wait=True)
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        if self._phase is not _Phase.OPEN:
+            raise RuntimeError(f"SqliteJobStore is {self._phase.value}, not open")
+        conn = self._conn
+        assert conn is not None
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, conn)
+
+    async def _update(self, sql: str, params: dict[str, Any]) -> bool:
+        return await self._run(lambda conn: conn.execute(sql, params).rowcount == 1)
+
+    async def _one(self, sql: str, params: dict[str, Any] | Sequence[Any]) -> Job | None:
+        # fetchall() runs the statement to its end, which ends its implicit transaction.
+        rows = await self._run(lambda conn: conn.execute(sql, params).fetchall())
+        return _row_to_job(rows[0]) if rows else None
+
+    async def _many(self, sql: str, params: Sequence[Any] = ()) -> list[Job]:
+        rows = await self._run(lambda conn: conn.execute(sql, params).fetchall())
+        return [_row_to_job(row) for row in rows]
+
+    async def create(self, job: Job) -> None:
+        row = _job_to_row(job)
+
+        def insert(conn: sqlite3.Connection) -> None:
+            try:
+                conn.execute(_INSERT, row)
+            except sqlite3.IntegrityError as exc:
+                raise ValueError(f"job {job.id} already exists") from exc
+
+        await self._run(insert)
+
+    async def get(self, job_id: str) -> Job | None:
+        return await self._one(f"SELECT {_SELECT} FROM jobs WHERE id = ?", (job_id,))
+
+    async def claim(self, owner: str, lease_seconds: float, instance: str | None = None) -> Job | None:
+        now = time.time()
+        params = {"owner": owner, "expires": now + lease_seconds, "instance": instance, "now": now}
+        return await self._one(_CLAIM_NEXT, params)
+
+    async def claim_job(
+        self, job_id: str, owner: str, lease_seconds: float, instance: str | None = None
+    ) -> Job | None:
+        now = time.time()
+        params = {
+            "id": job_id,
+            "owner": owner,
+            "expires": now + lease_seconds,
+            "instance": instance,
+            "now": now,
+        }
+        return await self._one(_CLAIM_ONE, params)
+
+    async def record_prompt(self, job_id: str, attempt: int, prompt_id: str) -> bool:
+        params = {"id": job_id, "attempt": attempt, "prompt_id": prompt_id, "now": time.time()}
+        return await self._update(_RECORD_PROMPT, params)
+
+    async def set_progress(self, job_id: str, attempt: int, progress: float) -> bool:
+        params = {"id": job_id, "attempt": attempt, "progress": float(progress), "now": time.time()}
+        return await self._update(_SET_PROGRESS, params)
+
+    async def renew_lease(self, job_id: str, attempt: int, owner: str, lease_seconds: float) -> bool:
+        now = time.time()
+        params = {
+            "id": job_id,
+            "attempt": attempt,
+            "owner": owner,
+            "expires": now + lease_seconds,
+            "now": now,
+        }
+        return await self._update(_RENEW, params)
+
+    async def complete(
+        self, job_id: str, attempt: int, result_blob: str, result_meta: dict[str, Any]
+    ) -> bool:
+        meta = _dumps(result_meta)
+        params = {"id": job_id, "attempt": attempt, "blob": result_blob, "meta": meta, "now": time.time()}
+        return await self._update(_COMPLETE, params)
+
+    async def fail(self, job_id: str, attempt: int | None, error: dict[str, Any]) -> bool:
+        params = {"id": job_id, "attempt": attempt, "error": _dumps(error), "now": time.time()}
+        return await self._update(_FAIL_ANY if attempt is None else _FAIL_FENCED, params)
+
+    async def requeue(self, job_id: str, attempt: int, error: dict[str, Any] | None = None) -> bool:
+        now = time.time()
+        params = {"id": job_id, "attempt": attempt, "error": _dumps(error), "now": now, "at": repr(now)}
+        return await self._update(_REQUEUE, params)
+
+    async def expired_leases(self, now: float) -> Sequence[Job]:
+        return await self._many(_EXPIRED, (now,))
+
+    async def expire_lease(self, job_id: str, attempt: int) -> bool:
+        return await self._update(_EXPIRE, {"id": job_id, "attempt": attempt, "now": time.time()})
+
+    async def take_over(self, job_id: str, attempt: int, owner: str, lease_seconds: float) -> Job | None:
+        now = time.time()
+        params = {
+            "id": job_id,
+            "attempt": attempt,
+            "owner": owner,
+            "expires": now + lease_seconds,
+            "now": now,
+        }
+        return await self._one(_TAKE_OVER, params)
+
+    async def list(self, flt: JobFilter) -> Sequence[Job]:
+        where: list[str] = []
+        params: list[Any] = []
+        for column, value in (("state", flt.state), ("type", flt.type), ("instance", flt.instance)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value.value if isinstance(value, JobState) else value)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        sql = f"SELECT {_SELECT} FROM jobs {clause} ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?"
+        return await self._many(sql, (*params, max(flt.limit, 0), max(flt.offset, 0)))
+
+    async def counts(self) -> StoreCounts:
+        def count(conn: sqlite3.Connection) -> StoreCounts:
+            conn.execute("BEGIN")  # one snapshot for the three queries
+            try:
+                by_state = {state.value: 0 for state in JobState}
+                by_state.update(conn.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall())
+                by_type = dict(conn.execute("SELECT type, COUNT(*) FROM jobs GROUP BY type").fetchall())
+                by_instance = dict(
+                    conn.execute(
+                        "SELECT instance, COUNT(*) FROM jobs WHERE instance IS NOT NULL GROUP BY instance"
+                    ).fetchall()
+                )
+            finally:
+                conn.execute("COMMIT")
+            return StoreCounts(sum(by_state.values()), by_state, by_type, by_instance)
+
+        return await self._run(count)
+
+    async def pending_count(self) -> int:
+        sql = "SELECT COUNT(*) FROM jobs WHERE state = 'pending'"
+        return int(await self._run(lambda conn: conn.execute(sql).fetchone()[0]))
+
+    async def delete(self, job_id: str) -> Job | None:
+        return await self._one(_DELETE, (job_id,))
+
+    async def finished_before(self, cutoff: float, limit: int = 500) -> Sequence[Job]:
+        return await self._many(_FINISHED_BEFORE, (cutoff, max(limit, 0)))
+
+    async def unfinished(self) -> Sequence[Job]:
+        return await self._many(_UNFINISHED)

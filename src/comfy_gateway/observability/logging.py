@@ -1,0 +1,188 @@
+"""Structured JSON logs: structlog over the standard library, configured once by the app.
+
+Every line is one JSON object:
+
+    {"timestamp": "2025-06-04T12:44:18.415Z", "level": "info", "service": "comfy-gateway",
+     "message": "Job completed", "component": "dispatcher", "request_id": "...", "job_id": "..."}
+
+- `timestamp` is ISO 8601 in UTC with milliseconds and a `Z` (sorts as text, parses everywhere).
+- `level` uses the names of LOG_LEVEL: error, warn, info, debug (plus critical).
+- `message` is what structlog calls `event`, renamed to match the log format clients already parse.
+- Context bound with `structlog.contextvars.bind_contextvars` (request_id, job_id, instance, ...)
+  lands on every line emitted while it is bound; records from other libraries get the same shape,
+  with `component` set to their logger name.
+
+Handlers: stderr (optional), `log_dir/combined.log` (everything at the configured level) and
+`log_dir/error.log` (ERROR and above), both rotating at `max_bytes` keeping `backup_count` files.
+Calling `configure_logging` again replaces the handlers it installed before; it never adds twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+SERVICE_NAME = "comfy-gateway"
+LOGGER_NAMESPACE = "comfy_gateway"
+_HANDLER_PREFIX = "comfy_gateway."
+
+_LEVELS: dict[str, int] = {
+    "critical": logging.CRITICAL,
+    "error": logging.ERROR,
+    "warn": logging.WARNING,
+    "warning": logging.WARNING,
+    "info": logging.INFO,
+    "debug": logging.DEBUG,
+}
+_LEVEL_NAMES = {"warning": "warn"}
+
+# Libraries that log every request or connection at INFO; their warnings still come through.
+_CHATTY_LOGGERS = ("httpx", "httpcore", "aiohttp.access", "websockets", "asyncio")
+
+
+def parse_level(level: str) -> int:
+    """LOG_LEVEL text to a `logging` level; raises ValueError for an unknown name."""
+    try:
+        return _LEVELS[level.strip().lower()]
+    except KeyError:
+        raise ValueError(f"unknown log level {level!r}; use one of {sorted(_LEVELS)}") from None
+
+
+def _add_timestamp(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    now = datetime.now(UTC)
+    event_dict["timestamp"] = now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+    return event_dict
+
+
+def _add_service(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    event_dict.setdefault("service", SERVICE_NAME)
+    return event_dict
+
+
+def _rename_level(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    level = event_dict.get("level")
+    if isinstance(level, str):
+        event_dict["level"] = _LEVEL_NAMES.get(level, level)
+    return event_dict
+
+
+def _component_from_record(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """Records from plain `logging` users (uvicorn, libraries) are tagged with their logger name."""
+    record = event_dict.get("_record")
+    if "component" not in event_dict and isinstance(record, logging.LogRecord):
+        event_dict["component"] = record.name
+    return event_dict
+
+
+def _shared_processors() -> list[Processor]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        _add_timestamp,
+        _add_service,
+    ]
+
+
+def _formatter() -> structlog.stdlib.ProcessorFormatter:
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*_shared_processors(), _component_from_record],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            _rename_level,
+            structlog.processors.StackInfoRenderer(),
+            structlog.processors.format_exc_info,
+            structlog.processors.EventRenamer("message"),
+            structlog.processors.JSONRenderer(default=str),
+        ],
+    )
+
+
+def _named(handler: logging.Handler, name: str, level: int) -> logging.Handler:
+    handler.set_name(_HANDLER_PREFIX + name)
+    handler.setLevel(level)
+    handler.setFormatter(_formatter())
+    return handler
+
+
+def _remove_our_handlers(root: logging.Logger) -> None:
+    for handler in list(root.handlers):
+        if (handler.get_name() or "").startswith(_HANDLER_PREFIX):
+            root.removeHandler(handler)
+            handler.close()
+
+
+def configure_logging(
+    level: str,
+    log_dir: Path | None,
+    *,
+    console: bool = True,
+    max_bytes: int = 5 * 1024 * 1024,
+    backup_count: int = 5,
+) -> None:
+    """Route structlog and stdlib logging to JSON lines on stderr and in `log_dir`.
+
+    Safe to call again (tests do): the handlers of the previous call are closed and replaced.
+    """
+    numeric_level = parse_level(level)
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *_shared_processors(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+
+    root = logging.getLogger()
+    _remove_our_handlers(root)
+    root.setLevel(numeric_level)
+
+    handlers: list[logging.Handler] = []
+    if console:
+        handlers.append(_named(logging.StreamHandler(sys.stderr), "console", numeric_level))
+    if log_dir is not None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        for name, file_level in (("combined", numeric_level), ("error", logging.ERROR)):
+            file_handler = logging.handlers.RotatingFileHandler(
+                log_dir / f"{name}.log", maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8"
+            )
+            handlers.append(_named(file_handler, name, max(file_level, numeric_level)))
+    for handler in handlers:
+        root.addHandler(handler)
+
+    _quiet_servers()
+
+
+def close_logging() -> None:
+    """Detach and close the handlers `configure_logging` installed (lifespan shutdown, tests)."""
+    _remove_our_handlers(logging.getLogger())
+
+
+def _quiet_servers() -> None:
+    # The gateway writes its own access line per request (api/middleware.py).
+    access = logging.getLogger("uvicorn.access")
+    access.handlers.clear()
+    access.setLevel(logging.WARNING)
+    access.propagate = False
+    # uvicorn's startup and error messages go through the JSON handlers on the root logger.
+    for name in ("uvicorn", "uvicorn.error"):
+        server_logger = logging.getLogger(name)
+        server_logger.handlers.clear()
+        server_logger.propagate = True
+    for name in _CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def get_logger(component: str, **context: Any) -> structlog.stdlib.BoundLogger:
+    """A logger whose lines carry `component` (and any extra `context`) as fields."""
+    # Stays lazy until first use, so a logger made before `configure_logging` still obeys it.
+    return structlog.stdlib.get_logger(f"{LOGGER_NAMESPACE}.{component}", component=component, **context)

@@ -1,0 +1,52 @@
+"""Where job events become numbers and log lines: JobMetrics, Prometheus and the job logger."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..jobs.model import Job
+from .job_metrics import JobMetrics
+from .prometheus import PromMetrics
+
+
+class Telemetry:
+    def __init__(self, metrics: JobMetrics, prom: PromMetrics, logger: Any) -> None:
+        self.metrics = metrics
+        self.prom = prom
+        self.log = logger
+
+    def _job_log(self, job: Job, instance: str | None) -> Any:
+        return self.log.bind(jobId=job.id, jobType=job.type, instance=instance, attempt=job.attempt,
+                             promptId=job.prompt_id)
+
+    def job_started(self, job: Job, instance: str) -> None:
+        wait = job.queue_wait_seconds or 0.0
+        self.metrics.job_started(job.type, instance, wait)
+        self.prom.job_started(job.type, wait)
+        self._job_log(job, instance).info("Job started", queueWaitMs=round(wait * 1000, 1))
+
+    def job_finished(self, job: Job, instance: str | None, ok: bool, error: dict[str, Any] | None) -> None:
+        seconds = job.processing_seconds
+        message = None if error is None else str(error.get("message"))
+        self.metrics.job_finished(job.type, instance, ok, seconds, job_id=job.id, error=message)
+        self.prom.job_finished(job.type, instance, "completed" if ok else "failed", seconds)
+        log = self._job_log(job, instance)
+        duration = None if seconds is None else round(seconds * 1000)
+        if ok:
+            log.info("Job completed successfully", processingDuration=duration)
+        else:
+            log.warning("Job failed", processingDuration=duration, error=message,
+                        errorCode=(error or {}).get("code"))
+
+    def job_retried(self, job: Job, instance: str, error: dict[str, Any]) -> None:
+        self.metrics.job_released(instance, job.processing_seconds)
+        self.prom.upstream_error(instance, str(error.get("code")))
+        self._job_log(job, instance).warning("Job goes back to the queue", error=error.get("message"),
+                                             reason=error.get("reason"))
+
+    def job_released(self, job: Job, instance: str) -> None:
+        """An attempt stopped without an outcome (deleted, shutdown, lease lost)."""
+        self.metrics.job_released(instance, job.processing_seconds)
+
+    def log_exception(self, message: str, **context: Any) -> None:
+        self.log.exception(message, **context)

@@ -1,0 +1,115 @@
+"""Every setting of the gateway, read once from the environment (and `.env`) into one typed object.
+
+Durations keep the units of the original middleware (milliseconds) so its `.env` files work as-is.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogLevel = Literal["error", "warn", "warning", "info", "debug"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True, case_sensitive=False)
+
+    # --- the original middleware's variables ---
+    port: int = Field(3000, ge=0, le=65535)
+    comfyui_host: str = "127.0.0.1:8188"
+    comfyui_use_ssl: bool = False
+    output_files: bool = False
+    max_connections_per_instance: int = Field(3, ge=1, le=64)
+    job_timeout: int = Field(300_000, ge=100, description="ms a job may run before it is interrupted")
+    job_cleanup_interval: int = Field(600_000, ge=1_000, description="ms; finished jobs older than this go")
+    max_concurrent_jobs: int = Field(4, ge=1)
+    max_jobs_per_instance: int = Field(2, ge=1)
+    job_processing_interval: int = Field(1_000, ge=10, description="ms; safety sweep of the event-driven dispatcher")
+    metrics_file_path: Path = Path("./data/metrics/metrics.json")
+    metrics_save_interval: int = Field(300_000, ge=1_000)
+    log_level: LogLevel = "info"
+    # COMFYUI_HOST_1 / COMFYUI_HOST_2 of the original's dual-instance setup
+    comfyui_host_1: str | None = None
+    comfyui_host_2: str | None = None
+
+    # --- this gateway's own ---
+    host: str = "127.0.0.1"
+    comfyui_hosts: str | None = Field(None, description="comma-separated host:port list; wins over COMFYUI_HOST*")
+    data_dir: Path = Path("./data")
+    max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    max_image_pixels: int = Field(40_000_000, ge=1)
+    max_attempts: int = Field(3, ge=1, le=20)
+    health_check_interval: int = Field(10_000, ge=100, description="ms between /system_stats probes")
+    health_check_timeout: int = Field(3_000, ge=100)
+    queue_timeout: int = Field(600_000, ge=1_000, description="ms a job may wait pending before it fails")
+    shutdown_grace: int = Field(30_000, ge=0, description="ms running jobs get to finish on SIGTERM")
+    lease_duration: int = Field(30_000, ge=1_000, description="ms; a job's lease, renewed while it runs")
+    input_mode: Literal["manifest", "base64", "upload"] = "manifest"
+    workflows_dir: Path | None = None
+    job_store: Literal["sqlite", "redis"] = "sqlite"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = "comfy-gateway"
+    replica_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+
+    @field_validator("comfyui_hosts", "comfyui_host_1", "comfyui_host_2", "comfyui_host")
+    @classmethod
+    def _strip(cls, value: str | None) -> str | None:
+        return value.strip() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _check_hosts(self) -> Settings:
+        for host in self.instance_hosts:
+            name, _, port = host.rpartition(":")
+            if not name or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"COMFYUI_HOSTS: {host!r} is not host:port")
+        return self
+
+    @cached_property
+    def instance_hosts(self) -> tuple[str, ...]:
+        """The ComfyUI servers, in configuration order, without duplicates."""
+        if self.comfyui_hosts:
+            raw = self.comfyui_hosts.split(",")
+        elif self.comfyui_host_1 or self.comfyui_host_2:
+            raw = [h for h in (self.comfyui_host_1, self.comfyui_host_2) if h]
+        else:
+            raw = [self.comfyui_host]
+        hosts = [h.strip().removeprefix("http://").removeprefix("https://").rstrip("/") for h in raw]
+        return tuple(dict.fromkeys(h for h in hosts if h))
+
+    def base_url(self, host: str) -> str:
+        return f"{'https' if self.comfyui_use_ssl else 'http'}://{host}"
+
+    # Durations in seconds, for the code that sleeps or times out.
+    @property
+    def job_timeout_s(self) -> float:
+        return self.job_timeout / 1000
+
+    @property
+    def queue_timeout_s(self) -> float:
+        return self.queue_timeout / 1000
+
+    @property
+    def lease_s(self) -> float:
+        return self.lease_duration / 1000
+
+    @property
+    def blobs_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @property
+    def outputs_dir(self) -> Path:
+        return self.data_dir / "outputs"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def jobs_db_path(self) -> Path:
+        return self.data_dir / "jobs.db"

@@ -1,0 +1,93 @@
+"""The seed's job admin endpoints, end to end."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from support.gateway import gateway_settings, hosts_of, running_gateway
+from support.images import png
+
+
+@pytest.fixture
+async def gw(fake_servers, tmp_path):
+    fakes = await fake_servers(2)
+    async with running_gateway(gateway_settings(tmp_path, hosts_of(fakes))) as running:
+        running.fakes = fakes
+        yield running
+
+
+async def submit(gw, task: str = "upscale-image") -> str:
+    resp = await gw.client.post(f"/api/async/{task}", files={"imageFile": ("a.png", png(), "image/png")})
+    assert resp.status_code == 202, resp.text
+    return resp.json()["job_id"]
+
+
+async def test_stats_list_info_and_filters(gw):
+    ids = [await submit(gw, "upscale-image"), await submit(gw, "upscale-image"), await submit(gw, "remove-background")]
+    for job_id in ids:
+        await gw.wait_job(job_id)
+
+    stats = (await gw.client.get("/api/jobs/stats")).json()
+    assert stats["total_jobs"] == 3
+    assert stats["by_status"]["completed"] == 3 and stats["by_status"]["pending"] == 0
+    assert stats["by_type"] == {"upscale-image": 2, "remove-background": 1}
+    assert sum(stats["by_instance"].values()) == 3
+
+    listing = (await gw.client.get("/api/jobs/list", params={"type": "upscale-image"})).json()
+    assert listing["count"] == 2 and {j["type"] for j in listing["jobs"]} == {"upscale-image"}
+    instance = listing["jobs"][0]["comfyui_instance"]
+    combined = (await gw.client.get("/api/jobs/list", params={
+        "type": "upscale-image", "status": "completed", "instance": instance})).json()
+    assert combined["jobs"] and all(j["comfyui_instance"] == instance for j in combined["jobs"])
+    assert (await gw.client.get("/api/jobs/list", params={"status": "failed"})).json()["count"] == 0
+    assert (await gw.client.get("/api/jobs/list", params={"status": "nonsense"})).status_code == 422
+
+    info = (await gw.client.get(f"/api/jobs/{ids[2]}/info")).json()
+    assert info["type"] == "remove-background" and info["status"] == "completed"
+    assert info["prompt_id"] and info["attempt"] == 1 and info["result"]["content_type"] == "image/png"
+
+
+async def test_processor_stats_shows_limits_and_instances(gw):
+    body = (await gw.client.get("/api/jobs/processor/stats")).json()
+    assert body["max_concurrent_jobs"] == 4 and body["max_jobs_per_instance"] == 2
+    assert set(body["instances"]) == {f.host_port for f in gw.fakes}
+    assert body["processor_running"] is True
+
+
+async def test_delete_and_unknown_job(gw):
+    job_id = await submit(gw)
+    await gw.wait_job(job_id)
+    assert (await gw.client.delete(f"/api/jobs/{job_id}")).status_code == 200
+    assert (await gw.client.get(f"/api/jobs/{job_id}/status")).status_code == 404
+    assert (await gw.client.delete(f"/api/jobs/{job_id}")).status_code == 404
+    missing = await gw.client.get("/api/jobs/does-not-exist/result")
+    assert missing.status_code == 404 and "error" in missing.json()
+
+
+async def test_delete_running_job_interrupts_its_prompt(gw):
+    for fake in gw.fakes:
+        fake.hang_next(1)
+    job_id = await submit(gw)
+    for _ in range(200):
+        if (await gw.client.get(f"/api/jobs/{job_id}/status")).json()["status"] == "processing":
+            break
+        await asyncio.sleep(0.02)
+    resp = await gw.client.delete(f"/api/jobs/{job_id}")
+    assert resp.status_code == 200 and "cancelled" in resp.json()["message"]
+    await asyncio.sleep(0.3)
+    assert sum(f.stats()["interrupted"] for f in gw.fakes) == 1
+
+
+async def test_cleanup_removes_finished_jobs_and_their_blobs(fake_servers, tmp_path):
+    fakes = await fake_servers(1)
+    async with running_gateway(gateway_settings(tmp_path, hosts_of(fakes), job_cleanup_interval=1000)) as gw:
+        job_id = await submit(gw)
+        await gw.wait_job(job_id)
+        assert any((tmp_path / "blobs").rglob("*"))
+        await asyncio.sleep(1.1)
+        body = (await gw.client.post("/api/jobs/cleanup")).json()
+        assert body["removed"] == 1
+        assert (await gw.client.get(f"/api/jobs/{job_id}/status")).status_code == 404
+        assert not [p for p in (tmp_path / "blobs").rglob("*") if p.is_file()]

@@ -1,0 +1,1 @@
+"""Shared test machinery: a real gateway on a loopback port, fake ComfyUI servers, test images."""

@@ -1,0 +1,76 @@
+"""A real gateway (uvicorn on 127.0.0.1, a free port) inside the test's event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from fastapi import FastAPI
+
+from comfy_gateway.app import create_app
+from comfy_gateway.gateway import Gateway
+from comfy_gateway.settings import Settings
+
+
+@dataclass
+class RunningGateway:
+    url: str
+    app: FastAPI
+    server: uvicorn.Server
+    client: httpx.AsyncClient
+
+    @property
+    def gateway(self) -> Gateway:
+        return self.app.state.gateway
+
+    async def wait_job(self, job_id: str, timeout: float = 20.0) -> dict[str, Any]:
+        """Wait for a job to finish, by the gateway's own notification (no polling loop)."""
+        job = await self.gateway.wait(job_id, timeout)
+        assert job.state.finished, f"job {job_id} still {job.state} after {timeout}s"
+        resp = await self.client.get(f"/api/jobs/{job_id}/status")
+        return resp.json()
+
+
+def hosts_of(fakes: list[Any]) -> str:
+    return ",".join(f.host_port for f in fakes)
+
+
+def gateway_settings(data_dir: Path, hosts: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "comfyui_hosts": hosts, "port": 0, "data_dir": data_dir,
+        "metrics_file_path": data_dir / "metrics" / "metrics.json",
+        "health_check_interval": 500, "health_check_timeout": 1000,
+        "job_timeout": 30_000, "shutdown_grace": 2_000, "lease_duration": 5_000,
+        "max_concurrent_jobs": 4, "max_jobs_per_instance": 2,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(settings: Settings) -> AsyncIterator[RunningGateway]:
+    app = create_app(settings)
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, access_log=False, lifespan="on",
+                            timeout_graceful_shutdown=2)
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError("gateway did not start")
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        try:
+            yield RunningGateway(url, app, server, client)
+        finally:
+            server.should_exit = True
+            await task

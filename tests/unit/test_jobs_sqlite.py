@@ -1,0 +1,44 @@
+"""SqliteJobStore specifics: pragmas, schema version, indexes used by the hot path."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from comfy_gateway.jobs.model import Job
+from comfy_gateway.jobs.sqlite import SCHEMA_VERSION, SqliteJobStore
+
+
+async def test_file_is_wal_with_schema_version(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "jobs.db"
+    async with SqliteJobStore(path) as store:
+        await store.create(Job(id="x", type="t"))
+        conn = sqlite3.connect(path)
+        try:
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+            query = "SELECT id FROM jobs WHERE state = 'pending' ORDER BY created_at, rowid LIMIT 1"
+            plan = conn.execute(f"EXPLAIN QUERY PLAN {query}").fetchall()
+        finally:
+            conn.close()
+    assert "jobs_state_created" in str(plan) and "TEMP B-TREE" not in str(plan)
+
+
+async def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.db"
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    store = SqliteJobStore(path)
+    with pytest.raises(RuntimeError, match="schema"):
+        await store.open()
+    await store.close()
+
+
+async def test_calls_run_on_one_worker_thread(tmp_path: Path) -> None:
+    async with SqliteJobStore(tmp_path / "jobs.db") as store:
+        seen = {await store._run(lambda conn: threading.get_ident()) for _ in range(5)}
+        assert len(seen) == 1 and threading.get_ident() not in seen
