@@ -19,7 +19,7 @@ from .dispatch.dispatcher import Dispatcher
 from .dispatch.execution import JobExecution, input_key
 from .dispatch.janitor import Janitor
 from .dispatch.slots import LocalSlots, SlotLedger
-from .errors import JobNotFound, ServiceUnavailable
+from .errors import GatewayError, JobNotFound, ServiceUnavailable
 from .images import ImageInfo
 from .jobs.blobs import BlobStore
 from .jobs.events import JobEvents, LocalJobEvents
@@ -65,6 +65,7 @@ class Gateway:
         self.session = await self._stack.enter_async_context(aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, ssl=None if s.comfyui_use_ssl else False),
             skip_auto_headers=("Origin",)))
+        self.cluster = None
         self.store, self.blobs, self.events, self.slots = await self._open_backends()
         self.pool = await self._stack.enter_async_context(InstancePool(
             s.instance_hosts, base_url=s.base_url, session=self.session,
@@ -82,6 +83,8 @@ class Gateway:
         self.janitor = Janitor(store=self.store, blobs=self.blobs, dispatcher=self.dispatcher,
                                retention_s=s.job_cleanup_interval / 1000, queue_timeout_s=s.queue_timeout_s,
                                interval_s=min(s.job_cleanup_interval / 1000, 5.0), log=self.log)
+        self.events.on_work(self.dispatcher.notify)
+        self.events.on_breaker_open(self._remote_breaker_open)
         self._stack.push_async_callback(self._shutdown)
         await self._recover()
         self._tasks.spawn(self.dispatcher.run, "dispatcher")
@@ -98,7 +101,12 @@ class Gateway:
         if s.job_store == "redis":
             from .scaleout import open_redis_backends
 
-            return await open_redis_backends(s, self._stack)
+            redis = await open_redis_backends(s, self.metrics, self._stack)
+            self.cluster = redis.cluster
+            self.telemetry.on_finished = redis.cluster.changed
+            self._tasks.spawn(redis.slots.run_heartbeat, "slot-heartbeat")
+            self._tasks.spawn(redis.cluster.run, "cluster-metrics")
+            return redis.store, redis.blobs, redis.events, redis.slots
         from .jobs.blob_dir import DirectoryBlobStore
         from .jobs.sqlite import SqliteJobStore
 
@@ -140,9 +148,20 @@ class Gateway:
     # --- callbacks ---
 
     def _breaker_changed(self, instance: str, old: BreakerState, new: BreakerState) -> None:
-        self.log.warning("Circuit breaker changed", instance=instance, old=old.value, new=new.value)
+        inst = self.pool.get(instance) if hasattr(self, "pool") else None
+        remote = inst is not None and inst.breaker.opened_remotely
+        self.log.warning("Circuit breaker changed", instance=instance, old=old.value, new=new.value,
+                         fromOtherReplica=remote)
+        if new is BreakerState.OPEN and inst is not None and not remote:
+            self._tasks.spawn(lambda: self.events.announce_breaker_open(instance, inst.breaker.retry_in),
+                              "announce-breaker", restart_delay=None)
         if new is not BreakerState.OPEN and hasattr(self, "dispatcher"):
             self.dispatcher.notify()
+
+    def _remote_breaker_open(self, instance: str, seconds: float) -> None:
+        inst = self.pool.get(instance)
+        if inst is not None:
+            inst.breaker.trip(seconds)
 
     def _socket_reconnected(self, instance: str) -> None:
         self.prom.websocket_reconnected(instance)
@@ -167,6 +186,7 @@ class Gateway:
             await self.blobs.delete(job.input_blob)
             raise
         self.dispatcher.notify()
+        await self.events.announce_work()
         return job
 
     async def get(self, job_id: str) -> Job:
@@ -198,14 +218,28 @@ class Gateway:
 
     async def delete(self, job_id: str) -> Job:
         job = await self.get(job_id)
-        await self.dispatcher.stop_job(job_id, "deleted")
+        if not await self.dispatcher.stop_job(job_id, "deleted") and job.state is JobState.PROCESSING:
+            await self._cancel_elsewhere(job)  # running on another replica: stop its prompt from here
         removed = await self.store.delete(job_id)
         await self.janitor.remove(removed or job)
         await self.events.publish_finished(job_id)
         return removed or job
 
+    async def _cancel_elsewhere(self, job: Job) -> None:
+        instance = self.pool.get(job.instance) if job.instance else None
+        if instance is not None and job.prompt_id:
+            with contextlib.suppress(GatewayError, TimeoutError):
+                async with asyncio.timeout(5):
+                    await instance.client.cancel(job.prompt_id)
+
     async def metrics_summary(self) -> dict[str, Any]:
         summary = self.metrics.summary()
+        if self.cluster is not None:  # the seed's totals are the cluster's; this replica's stay beside them
+            cluster = await self.cluster.merged()
+            summary["replica_view"] = {"jobs": summary["jobs"], "instances": summary["instances"]}
+            summary["jobs"] = {**summary["jobs"], **cluster["jobs"]}
+            summary["instances"] = cluster["instances"]
+            summary["cluster"] = {"replicas": cluster["replicas"], "performance": cluster["performance"]}
         usage = await self.slots.usage()
         for name, view in summary["instances"].items():
             view["active_jobs"] = usage.get(name, 0)

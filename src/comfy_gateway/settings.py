@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     job_store: Literal["sqlite", "redis"] = "sqlite"
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "comfy-gateway"
+    shared_blob_dir: Path | None = Field(None, description="with JOB_STORE=redis: blobs in this shared directory")
     replica_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
 
     @field_validator("comfyui_hosts", "comfyui_host_1", "comfyui_host_2", "comfyui_host")

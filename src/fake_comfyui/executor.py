@@ -221,12 +221,15 @@ class Executor:
     async def _run_node(self, run: _Run, node_id: str, spec: NodeSpec, share: float) -> NodeOutput:
         raw = run.item.prompt[node_id].get("inputs") or {}
         inputs: dict[str, Any] = {}
-        for input_spec in spec.inputs:
-            value = raw.get(input_spec.name)
-            if isinstance(value, list):
-                inputs[input_spec.name] = run.values[str(value[0])][value[1]]
-            else:
-                inputs[input_spec.name] = input_spec.coerce(value)
+        try:
+            for input_spec in spec.inputs:
+                value = raw.get(input_spec.name)
+                if isinstance(value, list):
+                    inputs[input_spec.name] = run.values[str(value[0])][value[1]]
+                else:
+                    inputs[input_spec.name] = input_spec.coerce(value)
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise NodeExecutionError(f"Bad input for node {node_id}: {exc!r}", type(exc).__name__) from exc
         if not spec.reports_progress:
             await self._wait(run, share)
         context = _ThreadContext(self, run, node_id, share, asyncio.get_running_loop())

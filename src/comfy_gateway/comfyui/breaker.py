@@ -45,6 +45,7 @@ class CircuitBreaker:
         self._open_until = 0.0
         self.forced = False  # opened by an operator: stays open until closed by one
         self.last_failure: str | None = None
+        self.opened_remotely = False  # True only while `trip` announces its change
 
     @property
     def state(self) -> BreakerState:
@@ -78,6 +79,16 @@ class CircuitBreaker:
             self._failures += 1
             if self._failures >= self.failure_threshold:
                 self._open()
+
+    def trip(self, seconds: float) -> None:
+        """Open for `seconds` because another replica found the server failing (no counting here)."""
+        if self._state is BreakerState.OPEN or self.forced:
+            return
+        self.opened_remotely = True
+        self._open_until = self._clock() + seconds
+        self._failures = 0
+        self._set(BreakerState.OPEN)
+        self.opened_remotely = False
 
     def force_open(self) -> None:
         self.forced = True

@@ -155,8 +155,12 @@ class Dispatcher:
             await self._finish_failed(job, instance, error_of(exc, instance=instance.name))
         finally:
             self.running.pop(job.id, None)
-            await asyncio.shield(self.slots.release(instance.name))
-            self.notify()
+            await asyncio.shield(self._release(instance.name))
+
+    async def _release(self, instance: str) -> None:
+        await self.slots.release(instance)
+        self.notify()
+        await self.events.announce_work()
 
     def _time_left(self, job: Job) -> float:
         started = job.started_at if job.started_at is not None else time.time()

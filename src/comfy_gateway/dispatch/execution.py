@@ -90,6 +90,7 @@ class JobExecution:
         graph = workflow.render(value, run_tag=f"{job.id[:8]}_{job.attempt}", params=job.params.get("workflow", {}))
         prompt_id = str(uuid.uuid4())
         await self.store.record_prompt(job.id, job.attempt, prompt_id)
+        job.prompt_id = prompt_id  # so the job's log lines and metrics carry it
         result = await run_prompt(instance.client, instance.hub, graph, prompt_id=prompt_id,
                                   extra_data={"gateway_job": job.id, "attempt": job.attempt},
                                   on_progress=on_progress)

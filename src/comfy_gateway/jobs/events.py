@@ -1,14 +1,22 @@
-"""Job-finished notifications, so a sync request can wait on its job without polling.
+"""Notifications between the parts of the gateway (and, with Redis, between its replicas).
 
-`LocalJobEvents` serves one process. With several replicas the job may finish on another one;
-the Redis variant publishes the same notification on a channel every replica listens to.
+- job finished: a sync request waits on its job without polling;
+- work available: a job was queued or a slot freed, so dispatchers wake up;
+- breaker opened: a server one replica found dead is avoided by all.
+
+`LocalJobEvents` serves one process, where the last two need no message at all. The Redis
+variant (`scaleout/bus.py`) carries all three over pub/sub.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Protocol
+
+WorkHandler = Callable[[], None]
+BreakerHandler = Callable[[str, float], None]  # (instance, seconds it stays open)
 
 
 class JobEvents(Protocol):
@@ -22,6 +30,15 @@ class JobEvents(Protocol):
         """An event set when `job_id` finishes; pair with `unsubscribe`."""
 
     def unsubscribe(self, job_id: str, event: asyncio.Event) -> None: ...
+
+    async def announce_work(self) -> None:
+        """Tell other replicas' dispatchers to look for work (a new job, a freed slot)."""
+
+    async def announce_breaker_open(self, instance: str, seconds: float) -> None: ...
+
+    def on_work(self, handler: WorkHandler) -> None: ...
+
+    def on_breaker_open(self, handler: BreakerHandler) -> None: ...
 
 
 class LocalJobEvents:
@@ -55,3 +72,16 @@ class LocalJobEvents:
             events.discard(event)
             if not events:
                 del self._waiters[job_id]
+
+    # One process: its own dispatcher is woken directly, and there is nobody else to tell.
+    async def announce_work(self) -> None:
+        return None
+
+    async def announce_breaker_open(self, instance: str, seconds: float) -> None:
+        return None
+
+    def on_work(self, handler: WorkHandler) -> None:
+        return None
+
+    def on_breaker_open(self, handler: BreakerHandler) -> None:
+        return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ..jobs.model import Job
@@ -14,6 +15,7 @@ class Telemetry:
         self.metrics = metrics
         self.prom = prom
         self.log = logger
+        self.on_finished: Callable[[], None] | None = None  # e.g. share the figures with other replicas
 
     def _job_log(self, job: Job, instance: str | None) -> Any:
         return self.log.bind(jobId=job.id, jobType=job.type, instance=instance, attempt=job.attempt,
@@ -30,6 +32,8 @@ class Telemetry:
         message = None if error is None else str(error.get("message"))
         self.metrics.job_finished(job.type, instance, ok, seconds, job_id=job.id, error=message)
         self.prom.job_finished(job.type, instance, "completed" if ok else "failed", seconds)
+        if self.on_finished is not None:
+            self.on_finished()
         log = self._job_log(job, instance)
         duration = None if seconds is None else round(seconds * 1000)
         if ok:

@@ -1,0 +1,94 @@
+"""Replica-to-replica notifications over Redis pub/sub: job finished, work available, breaker open.
+
+One subscriber connection per replica, read by one task. Publishing also delivers locally at once,
+so a replica never waits on a round trip to hear about its own events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Any
+
+from redis.asyncio import Redis
+
+from ..jobs.events import BreakerHandler, LocalJobEvents, WorkHandler
+
+
+class RedisJobEvents(LocalJobEvents):
+    def __init__(self, client: Redis, prefix: str, replica: str, log: Any) -> None:
+        super().__init__()
+        self._client = client
+        self._replica = replica
+        self._log = log
+        self._finished = f"{prefix}:events:finished"
+        self._work = f"{prefix}:events:work"
+        self._breaker = f"{prefix}:events:breaker"
+        self._work_handlers: list[WorkHandler] = []
+        self._breaker_handlers: list[BreakerHandler] = []
+        self._reader: asyncio.Task[None] | None = None
+        self._pubsub: Any = None
+
+    async def open(self) -> None:
+        self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        await self._pubsub.subscribe(self._finished, self._work, self._breaker)
+        self._reader = asyncio.create_task(self._read(), name="redis-events")
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+            self._reader = None
+        if self._pubsub is not None:
+            await self._pubsub.aclose()
+            self._pubsub = None
+        await super().close()
+
+    async def _read(self) -> None:
+        while True:
+            try:
+                async for message in self._pubsub.listen():
+                    self._dispatch(message["channel"], message["data"])
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a dropped connection: resubscribe after a pause, never die
+                self._log.warning("Redis event subscription lost; resubscribing", exc_info=True)
+                await asyncio.sleep(0.5)
+                with contextlib.suppress(Exception):
+                    await self._pubsub.subscribe(self._finished, self._work, self._breaker)
+                for handler in self._work_handlers:  # anything missed meanwhile: look again
+                    handler()
+
+    def _dispatch(self, channel: bytes | str, data: bytes | str) -> None:
+        channel = channel.decode() if isinstance(channel, bytes) else channel
+        text = data.decode() if isinstance(data, bytes) else data
+        if channel == self._finished:
+            self.deliver(text)
+        elif channel == self._work:
+            if text != self._replica:
+                for handler in self._work_handlers:
+                    handler()
+        elif channel == self._breaker:
+            event = json.loads(text)
+            if event.get("replica") != self._replica:
+                for on_open in self._breaker_handlers:
+                    on_open(str(event["instance"]), float(event["seconds"]))
+
+    async def publish_finished(self, job_id: str) -> None:
+        self.deliver(job_id)
+        await self._client.publish(self._finished, job_id)
+
+    async def announce_work(self) -> None:
+        await self._client.publish(self._work, self._replica)
+
+    async def announce_breaker_open(self, instance: str, seconds: float) -> None:
+        payload = json.dumps({"instance": instance, "seconds": seconds, "replica": self._replica})
+        await self._client.publish(self._breaker, payload)
+
+    def on_work(self, handler: WorkHandler) -> None:
+        self._work_handlers.append(handler)
+
+    def on_breaker_open(self, handler: BreakerHandler) -> None:
+        self._breaker_handlers.append(handler)

@@ -1,0 +1,100 @@
+"""Two gateway replicas sharing Redis, in one process: the shared behaviour, quickly."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import pytest
+
+from support.gateway import gateway_settings, hosts_of, running_gateway
+from support.images import png
+from support.redis import REDIS_URL
+
+pytestmark = pytest.mark.redis
+
+
+def replica_settings(tmp_path, fakes, prefix: str, name: str, **overrides):
+    return gateway_settings(tmp_path / name, hosts_of(fakes), job_store="redis", redis_url=REDIS_URL,
+                            redis_prefix=prefix, replica_id=name, **overrides)
+
+
+@contextlib.asynccontextmanager
+async def two_replicas(tmp_path, fakes, prefix, **overrides):
+    async with running_gateway(replica_settings(tmp_path, fakes, prefix, "replica-a", **overrides)) as a, \
+            running_gateway(replica_settings(tmp_path, fakes, prefix, "replica-b", **overrides)) as b:
+        yield a, b
+
+
+async def submit(gw, task: str = "upscale-image") -> str:
+    resp = await gw.client.post(f"/api/async/{task}", files={"imageFile": ("a.png", png(16, 16), "image/png")})
+    assert resp.status_code == 202, resp.text
+    return resp.json()["job_id"]
+
+
+async def test_a_job_sent_to_one_replica_is_seen_waited_on_and_deleted_from_the_other(
+        fake_servers, tmp_path, redis_prefix):
+    fakes = await fake_servers(2)
+    async with two_replicas(tmp_path, fakes, redis_prefix) as (a, b):
+        job_id = await submit(a)
+        status = await b.wait_job(job_id)  # b hears of the finish over pub/sub
+        assert status["status"] == "completed"
+        result = (await b.client.get(f"/api/jobs/{job_id}/result")).json()
+        assert result["result"]["image_base64"].startswith("data:image/png;base64,")
+        sync = await b.client.post("/api/upscale-image", files={"imageFile": ("a.png", png(10, 10), "image/png")})
+        assert sync.status_code == 200
+        assert (await a.client.delete(f"/api/jobs/{job_id}")).status_code == 200
+        assert (await b.client.get(f"/api/jobs/{job_id}/status")).status_code == 404
+
+
+async def test_global_limits_hold_across_replicas(fake_servers, tmp_path, redis_prefix):
+    fakes = await fake_servers(2)
+    for fake in fakes:
+        fake.pause()
+    async with two_replicas(tmp_path, fakes, redis_prefix, max_concurrent_jobs=3, max_jobs_per_instance=2) as (a, b):
+        ids = [await submit(a if n % 2 else b) for n in range(10)]
+        async with asyncio.timeout(10):
+            while sum(f.stats()["queue_depth"] for f in fakes) < 3:
+                await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)  # both replicas had every chance to over-commit
+        assert sum(f.stats()["queue_depth"] for f in fakes) == 3
+        usage = (await a.client.get("/api/jobs/processor/stats")).json()
+        assert usage["active_jobs"] == 3
+        for fake in fakes:
+            fake.resume()
+        results = await asyncio.gather(*(a.wait_job(i, timeout=30) for i in ids))
+    assert all(r["status"] == "completed" for r in results)
+    assert max(f.stats()["peak_queue_depth"] for f in fakes) <= 2
+    assert sum(f.stats()["prompts_received"] for f in fakes) == 10
+
+
+async def test_breaker_opened_on_one_replica_is_avoided_by_the_other(fake_servers, tmp_path, redis_prefix):
+    fakes = await fake_servers(2)
+    async with two_replicas(tmp_path, fakes, redis_prefix) as (a, b):
+        name = fakes[0].host_port
+        # An operator's forced open is local; a breaker that trips on failures is shared.
+        b_breaker = b.gateway.pool.get(name).breaker
+        for _ in range(3):
+            a.gateway.pool.get(name).breaker.record_failure("refused")
+        async with asyncio.timeout(5):
+            while b_breaker.state.value != "open":
+                await asyncio.sleep(0.01)
+        ids = [await submit(b) for _ in range(6)]
+        await asyncio.gather(*(b.wait_job(i) for i in ids))
+    assert fakes[0].stats()["prompts_received"] == 0
+    assert fakes[1].stats()["prompts_received"] == 6
+
+
+async def test_metrics_report_cluster_totals(fake_servers, tmp_path, redis_prefix):
+    fakes = await fake_servers(1)
+    async with two_replicas(tmp_path, fakes, redis_prefix) as (a, b):
+        ids = [await submit(a), await submit(b), await submit(b)]
+        for job_id in ids:
+            await a.wait_job(job_id)
+        async with asyncio.timeout(5):  # each replica shares its figures within a fraction of a second
+            while (body := (await a.client.get("/api/metrics")).json())["jobs"]["total_processed"] < 3:
+                await asyncio.sleep(0.05)
+        here = body["replica_view"]["jobs"]["total_processed"]
+        there = (await b.client.get("/api/metrics")).json()["replica_view"]["jobs"]["total_processed"]
+    assert body["jobs"]["total_processed"] == 3 == here + there
+    assert sorted(body["cluster"]["replicas"]) == ["replica-a", "replica-b"]
