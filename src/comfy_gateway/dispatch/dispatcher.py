@@ -238,7 +238,8 @@ class Dispatcher:
                 continue
             adopted += 1
             instance = self.pool.get(taken.instance) if taken.instance else None
-            if instance is not None and taken.prompt_id and await self.slots.acquire([instance.name]):
+            if instance is not None and taken.prompt_id:
+                await self.slots.adopt(job.lease_owner, instance.name)
                 self.start(taken, instance, reattach=True)
             else:
                 await self.store.requeue(taken.id, taken.attempt, {

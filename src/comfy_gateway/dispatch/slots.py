@@ -17,6 +17,11 @@ class SlotLedger(Protocol):
 
     async def release(self, instance: str) -> None: ...
 
+    async def adopt(self, previous_owner: str | None, instance: str) -> None:
+        """Take over the slot a dead worker held for a prompt that is still on `instance`.
+
+        The prompt is there whatever the limits say, so the slot is counted, never refused."""
+
     async def usage(self) -> dict[str, int]:
         """Slots in use per instance (every instance with at least one)."""
 
@@ -40,6 +45,9 @@ class LocalSlots:
         chosen = tied[next(self._turn) % len(tied)]
         self._used[chosen] = self._used.get(chosen, 0) + 1
         return chosen
+
+    async def adopt(self, previous_owner: str | None, instance: str) -> None:
+        self._used[instance] = self._used.get(instance, 0) + 1
 
     async def release(self, instance: str) -> None:
         left = self._used.get(instance, 0) - 1

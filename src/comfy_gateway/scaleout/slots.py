@@ -3,7 +3,9 @@
 Each replica counts the slots it holds in its own hash; a replica is alive while its heartbeat
 (a score in one sorted set) is in the future. `acquire` sums the live replicas' hashes, picks the
 least-loaded candidate with room and takes the slot, all in one atomic step. A replica that dies
-stops heartbeating, and its slots are freed when its heartbeat runs out.
+stops heartbeating, and its slots are freed when its heartbeat runs out; the heartbeat lasts
+twice a job lease, so the replica that adopts a dead one's jobs (after one lease) moves their
+slots over first, and the servers' real load stays counted throughout.
 """
 
 from __future__ import annotations
@@ -33,6 +35,16 @@ for _, r in ipairs(redis.call('ZRANGE', replicas, 0, -1)) do
 end
 """
 
+# ARGV: prefix, previous owner, new owner, instance: move one slot (or add it when none is left)
+ADOPT = """
+local old = ARGV[1] .. ':slots:' .. ARGV[2]
+if ARGV[2] ~= '' and tonumber(redis.call('HGET', old, ARGV[4]) or '0') > 0 then
+    if redis.call('HINCRBY', old, ARGV[4], -1) <= 0 then redis.call('HDEL', old, ARGV[4]) end
+end
+redis.call('HINCRBY', ARGV[1] .. ':slots:' .. ARGV[3], ARGV[4], 1)
+return 1
+"""
+
 # ARGV: prefix, now, replica, heartbeat ttl, per instance, total, candidates...
 ACQUIRE = _USAGE + """
 redis.call('ZADD', replicas, now + tonumber(ARGV[4]), ARGV[3])
@@ -51,6 +63,16 @@ return best
 RELEASE = """
 local key = ARGV[1] .. ':slots:' .. ARGV[2]
 if redis.call('HINCRBY', key, ARGV[3], -1) <= 0 then redis.call('HDEL', key, ARGV[3]) end
+return 1
+"""
+
+# ARGV: prefix, previous owner, new owner, instance: move one slot (or add it when none is left)
+ADOPT = """
+local old = ARGV[1] .. ':slots:' .. ARGV[2]
+if ARGV[2] ~= '' and tonumber(redis.call('HGET', old, ARGV[4]) or '0') > 0 then
+    if redis.call('HINCRBY', old, ARGV[4], -1) <= 0 then redis.call('HDEL', old, ARGV[4]) end
+end
+redis.call('HINCRBY', ARGV[1] .. ':slots:' .. ARGV[3], ARGV[4], 1)
 return 1
 """
 
@@ -74,6 +96,7 @@ class RedisSlots:
         self._acquire = client.register_script(ACQUIRE)
         self._release = client.register_script(RELEASE)
         self._usage = client.register_script(USAGE)
+        self._adopt = client.register_script(ADOPT)
         self._turn = itertools.count()
 
     async def acquire(self, candidates: Sequence[str]) -> str | None:
@@ -88,6 +111,9 @@ class RedisSlots:
 
     async def release(self, instance: str) -> None:
         await self._release(args=[self._prefix, self._replica, instance])
+
+    async def adopt(self, previous_owner: str | None, instance: str) -> None:
+        await self._adopt(args=[self._prefix, previous_owner or "", self._replica, instance])
 
     async def usage(self) -> dict[str, int]:
         flat = await self._usage(args=[self._prefix, time.time()])
