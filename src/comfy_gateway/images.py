@@ -77,6 +77,30 @@ def convert_image(data: bytes, fmt: OutputFormat) -> bytes:
     return out.getvalue()
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+TEXT_CHUNKS = {b"tEXt", b"iTXt", b"zTXt"}
+
+
+def strip_png_text(data: bytes) -> bytes:
+    """Drop a PNG's text chunks without decoding it.
+
+    ComfyUI's SaveImage writes the whole workflow into the file, and with it the input image as
+    base64: a result would carry its input twice over, and the operator's graph to every client."""
+    if not data.startswith(PNG_SIGNATURE):
+        return data
+    out = [PNG_SIGNATURE]
+    pos = len(PNG_SIGNATURE)
+    while pos + 8 <= len(data):
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        end = pos + 12 + length
+        if end > len(data):
+            return data  # malformed: leave it as it came
+        if data[pos + 4:pos + 8] not in TEXT_CHUNKS:
+            out.append(data[pos:end])
+        pos = end
+    return b"".join(out)
+
+
 def image_size(data: bytes) -> tuple[int, int]:
     with Image.open(io.BytesIO(data)) as img:
         return img.size

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from ..gateway import Gateway
+from ..observability.job_counts import iso
 from .deps import get_gateway
-from .views import iso
 
 router = APIRouter(tags=["health"])
 GW = Annotated[Gateway, Depends(get_gateway)]

@@ -2,6 +2,11 @@
 
 Fed by health probes and by the outcome of real jobs. While open, no job is sent to the server.
 Each time it opens again without having recovered, the wait before the next try doubles (capped).
+
+A probe that answers proves the server is reachable, not that it runs jobs: it closes a half-open
+breaker and clears the failures probes counted, but the failures of real jobs stand until a job
+succeeds, and only a job's success counts as a full recovery (resetting the backoff). So a server
+whose /system_stats answers while every prompt fails still opens, and stays out longer each time.
 """
 
 from __future__ import annotations
@@ -39,7 +44,8 @@ class CircuitBreaker:
         self._clock = clock
         self._on_change = on_change
         self._state = BreakerState.CLOSED
-        self._failures = 0
+        self._failures = 0  # consecutive failures, probes and jobs alike
+        self._probe_failures = 0  # the part of `_failures` that probes counted
         self._successes = 0
         self._openings = 0  # consecutive openings without a full recovery
         self._open_until = 0.0
@@ -61,22 +67,39 @@ class CircuitBreaker:
         return self.state is not BreakerState.OPEN
 
     def record_success(self) -> None:
+        """A real job got through: the server works (full recovery)."""
         if self.forced:
             return
-        self._failures = 0
-        if self.state is BreakerState.HALF_OPEN:
+        self._failures = self._probe_failures = 0
+        state = self.state
+        if state is BreakerState.CLOSED:
+            self._openings = 0
+        elif state is BreakerState.HALF_OPEN:
             self._successes += 1
             if self._successes >= self.success_threshold:
                 self._openings = 0
                 self._set(BreakerState.CLOSED)
 
-    def record_failure(self, reason: str | None = None) -> None:
+    def record_probe_success(self) -> None:
+        """The health probe answered: reachable again, but job failures and the backoff stand."""
+        if self.forced:
+            return
+        self._failures -= self._probe_failures
+        self._probe_failures = 0
+        if self.state is BreakerState.HALF_OPEN:
+            self._successes += 1
+            if self._successes >= self.success_threshold:
+                self._set(BreakerState.CLOSED)
+
+    def record_failure(self, reason: str | None = None, *, probe: bool = False) -> None:
         self.last_failure = reason
         state = self.state
         if state is BreakerState.HALF_OPEN:
             self._open()
         elif state is BreakerState.CLOSED:
             self._failures += 1
+            if probe:
+                self._probe_failures += 1
             if self._failures >= self.failure_threshold:
                 self._open()
 
@@ -86,7 +109,7 @@ class CircuitBreaker:
             return
         self.opened_remotely = True
         self._open_until = self._clock() + seconds
-        self._failures = 0
+        self._failures = self._probe_failures = 0
         self._set(BreakerState.OPEN)
         self.opened_remotely = False
 
@@ -96,7 +119,7 @@ class CircuitBreaker:
 
     def force_close(self) -> None:
         self.forced = False
-        self._failures = 0
+        self._failures = self._probe_failures = 0
         self._openings = 0
         self._set(BreakerState.CLOSED)
 
@@ -109,7 +132,7 @@ class CircuitBreaker:
         backoff = min(self.max_backoff, self.base_backoff * (2 ** self._openings))
         self._openings += 1
         self._open_until = self._clock() + backoff
-        self._failures = 0
+        self._failures = self._probe_failures = 0
         self._set(BreakerState.OPEN)
 
     def _set(self, new: BreakerState) -> None:

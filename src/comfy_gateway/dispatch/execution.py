@@ -17,7 +17,7 @@ from typing import Any
 from ..comfyui.instance import Instance
 from ..comfyui.runner import RunResult, attach, outputs_of, run_prompt
 from ..errors import WorkflowFailed
-from ..images import OUTPUT_MIME, convert_image, image_size
+from ..images import OUTPUT_MIME, convert_image, image_size, strip_png_text
 from ..jobs.blobs import BlobStore
 from ..jobs.model import Job
 from ..jobs.store import JobStore
@@ -111,7 +111,7 @@ class JobExecution:
                                  instance=instance.name, prompt_id=result.prompt_id)
         png = await instance.client.view(refs[0])
         fmt = job.params.get("format", "png")
-        data = await asyncio.to_thread(convert_image, png, fmt) if fmt != "png" else png
+        data = await asyncio.to_thread(convert_image, png, fmt) if fmt != "png" else strip_png_text(png)
         width, height = await asyncio.to_thread(image_size, data)
         key = result_key(job.id, job.attempt)
         await self.blobs.put(key, data)
