@@ -63,7 +63,8 @@ def test_pixel_cap_stops_a_bomb_before_decoding():
     def chunk(kind: bytes, body: bytes) -> bytes:
         return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
     header = (100_000).to_bytes(4, "big") * 2 + bytes([8, 2, 0, 0, 0])
-    bomb = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b"")
+    body = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b"")
+    bomb = b"\x89PNG\r\n\x1a\n" + body
     with pytest.raises(PayloadTooLarge):
         inspect_image(bomb, 40_000_000)
 
