@@ -170,3 +170,31 @@ async def test_output_files_are_written_when_enabled(fake_servers, tmp_path):
         job_id = resp.json()["jobId"]
     written = tmp_path / "outputs" / job_id / "result.png"
     assert Image.open(io.BytesIO(written.read_bytes())).size == (128, 96)
+
+
+async def test_upload_input_mode_runs_on_core_nodes_only(fake_servers, tmp_path):
+    """INPUT_MODE=upload: the image goes through /upload/image and core LoadImage, no custom loader."""
+    fakes = await fake_servers(1)
+    async with running_gateway(gateway_settings(tmp_path, hosts_of(fakes), input_mode="upload")) as gw:
+        resp = await gw.client.post("/api/upscale-image", files={"imageFile": ("a.jpg", jpeg(30, 20), "image/jpeg")})
+        assert resp.status_code == 200, resp.text
+        assert image_of(resp.json()["imageBase64"]).size == (60, 40)
+    uploaded = list(fakes[0].storage.input_dir.iterdir())
+    assert [p.suffix for p in uploaded] == [".jpg"]
+
+
+async def test_any_workflow_file_becomes_an_endpoint(fake_servers, tmp_path):
+    import json
+
+    folder = tmp_path / "workflows"
+    folder.mkdir()
+    (folder / "invert.json").write_text(json.dumps({
+        "name": "invert", "input": {"node": "1", "mode": "upload"}, "result": {"node": "3"},
+        "graph": {"1": {"class_type": "LoadImage", "inputs": {"image": ""}},
+                  "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+                  "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "inv"}}}}))
+    fakes = await fake_servers(1)
+    async with running_gateway(gateway_settings(tmp_path, hosts_of(fakes), workflows_dir=folder)) as gw:
+        resp = await gw.client.post("/api/run/invert", files={"imageFile": ("a.png", png(8, 8, (10, 20, 30)), "image/png")})
+        assert resp.status_code == 200, resp.text
+    assert image_of(resp.json()["imageBase64"]).convert("RGB").getpixel((0, 0)) == (245, 235, 225)
