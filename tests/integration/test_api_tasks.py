@@ -195,6 +195,7 @@ async def test_any_workflow_file_becomes_an_endpoint(fake_servers, tmp_path):
                   "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "inv"}}}}))
     fakes = await fake_servers(1)
     async with running_gateway(gateway_settings(tmp_path, hosts_of(fakes), workflows_dir=folder)) as gw:
-        resp = await gw.client.post("/api/run/invert", files={"imageFile": ("a.png", png(8, 8, (10, 20, 30)), "image/png")})
+        image = {"imageFile": ("a.png", png(8, 8, (10, 20, 30)), "image/png")}
+        resp = await gw.client.post("/api/run/invert", files=image)
         assert resp.status_code == 200, resp.text
     assert image_of(resp.json()["imageBase64"]).convert("RGB").getpixel((0, 0)) == (245, 235, 225)
