@@ -33,6 +33,8 @@ from .settings import Settings
 from .tasks import BackgroundTasks
 from .workflows.registry import WorkflowRegistry
 
+STRANDED_GRACE_S = 3.0
+
 
 class Gateway:
     def __init__(self, settings: Settings) -> None:
@@ -208,6 +210,31 @@ class Gateway:
             return job
         finally:
             self.events.unsubscribe(job_id, event)
+
+    async def wait_sync(self, job_id: str) -> Job:
+        """A sync request's wait: until its job ends, unless the job cannot start.
+
+        A job still pending while no server is available (for STRANDED_GRACE_S) or while the gateway
+        drains is withdrawn (failed with a 503 reason), so the client does not hang and a later run
+        cannot surprise it. Woken by the job's own event; the 1 s cap only re-checks the pool."""
+        deadline = time.monotonic() + self.sync_wait_limit()
+        stranded_since: float | None = None
+        while True:
+            job = await self.wait(job_id, max(0.0, min(1.0, deadline - time.monotonic())))
+            if job.state.finished or time.monotonic() >= deadline:
+                return job
+            if job.state is not JobState.PENDING or (self.admitting and self.pool.available()):
+                stranded_since = None
+                continue
+            stranded_since = stranded_since or time.monotonic()
+            if self.admitting and time.monotonic() - stranded_since < STRANDED_GRACE_S:
+                continue
+            reason = ("the gateway is shutting down" if not self.admitting
+                      else "no healthy ComfyUI server is available")
+            await self.store.fail(job_id, None, {"message": f"{reason}; the request was withdrawn, retry later",
+                                                 "code": "no_server"})
+            await self.events.publish_finished(job_id)
+            return await self.get(job_id)
 
     async def result_bytes(self, job: Job) -> bytes:
         assert job.result_blob is not None

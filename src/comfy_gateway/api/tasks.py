@@ -68,7 +68,7 @@ async def run_task(gateway: Gateway, workflow: Workflow, request: Request, *, ru
             estimated_completion_time=_estimate(gateway, workflow, pending),
             status_url=f"/api/jobs/{job.id}/status", result_url=f"/api/jobs/{job.id}/result")
         return JSONResponse(body.model_dump(), status_code=202, headers={"Location": body.status_url})
-    job = await gateway.wait(job.id, gateway.sync_wait_limit())
+    job = await gateway.wait_sync(job.id)
     if job.state is JobState.FAILED:
         return failure_response(job)
     if job.state is not JobState.COMPLETED:

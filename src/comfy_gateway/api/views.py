@@ -18,6 +18,7 @@ FAILURE_STATUS = {
     "workflow_failed": 502,
     "upstream_unavailable": 503,
     "queue_timeout": 503,
+    "no_server": 503,
     "job_timed_out": 504,
 }
 
