@@ -1,4 +1,4 @@
-"""comfy-gateway serve | demo | submit: the command line."""
+"""comfy-gateway serve | demo | submit | jobs: the command line."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from .app import create_app
+from .client_cli import add_commands
 from .settings import Settings
 
 
@@ -108,6 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     d.add_argument("--port", type=int, default=int(os.environ.get("PORT", 3000)))
     d.add_argument("--data-dir", default="./data/demo-run")
     d.set_defaults(func=demo)
+    add_commands(sub)
     args = parser.parse_args(argv)
     args.func(args)
 
