@@ -31,6 +31,7 @@ from .observability.prometheus import PromMetrics
 from .observability.telemetry import Telemetry
 from .settings import Settings
 from .tasks import BackgroundTasks
+from .webhooks import WebhookSender
 from .workflows.registry import WorkflowRegistry
 
 STRANDED_GRACE_S = 3.0
@@ -85,6 +86,8 @@ class Gateway:
         self.janitor = Janitor(store=self.store, blobs=self.blobs, dispatcher=self.dispatcher,
                                retention_s=s.job_cleanup_interval / 1000, queue_timeout_s=s.queue_timeout_s,
                                interval_s=min(s.job_cleanup_interval / 1000, 5.0), log=self.log)
+        self.webhooks = WebhookSender(self.session, self.store, self._tasks, get_logger("webhooks"))
+        self.telemetry.finished_listeners.append(self.webhooks.job_finished)
         self.events.on_work(self.dispatcher.notify)
         self.events.on_breaker_open(self._remote_breaker_open)
         self._stack.push_async_callback(self._shutdown)
@@ -105,7 +108,7 @@ class Gateway:
 
             redis = await open_redis_backends(s, self.metrics, self._stack)
             self.cluster = redis.cluster
-            self.telemetry.on_finished = redis.cluster.changed
+            self.telemetry.finished_listeners.append(lambda job, ok: redis.cluster.changed())
             self._tasks.spawn(redis.slots.run_heartbeat, "slot-heartbeat")
             self._tasks.spawn(redis.cluster.run, "cluster-metrics")
             return redis.store, redis.blobs, redis.events, redis.slots

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from ..errors import InvalidInput, NotFound
 from ..gateway import Gateway
 from ..jobs.model import JobState
+from ..webhooks import check_callback_url
 from ..workflows.registry import Workflow
 from .deps import get_gateway
 from .models import AsyncAccepted, ErrorBody, SyncResult
@@ -58,6 +59,9 @@ async def run_task(gateway: Gateway, workflow: Workflow, request: Request, *, ru
               "format": fmt or upload.fields.get("format") or "png"}
     if params["format"] not in ("png", "jpeg", "webp"):
         raise InvalidInput("format must be png, jpeg or webp", parameter="format")
+    callback = request.query_params.get("callback_url") or upload.fields.get("callback_url")
+    if callback:
+        params["callback_url"] = check_callback_url(callback)
     job = await gateway.submit(workflow.name, upload.data, upload.info, params)
     del upload
     if run_async:

@@ -15,7 +15,8 @@ class Telemetry:
         self.metrics = metrics
         self.prom = prom
         self.log = logger
-        self.on_finished: Callable[[], None] | None = None  # e.g. share the figures with other replicas
+        # Called with every finished job: webhooks, sharing the figures with other replicas.
+        self.finished_listeners: list[Callable[[Job, bool], None]] = []
 
     def _job_log(self, job: Job, instance: str | None) -> Any:
         return self.log.bind(jobId=job.id, jobType=job.type, instance=instance, attempt=job.attempt,
@@ -32,8 +33,8 @@ class Telemetry:
         message = None if error is None else str(error.get("message"))
         self.metrics.job_finished(job.type, instance, ok, seconds, job_id=job.id, error=message)
         self.prom.job_finished(job.type, instance, "completed" if ok else "failed", seconds)
-        if self.on_finished is not None:
-            self.on_finished()
+        for listener in self.finished_listeners:
+            listener(job, ok)
         log = self._job_log(job, instance)
         duration = None if seconds is None else round(seconds * 1000)
         if ok:

@@ -1,0 +1,60 @@
+"""Webhooks: when a job with a `callback_url` finishes, its status is POSTed there.
+
+Delivered by the replica that finished the job, in the background, with a few retries; a receiver
+that stays down only costs log lines. The body is the job's status (as GET /api/jobs/{id}/status)
+plus `result_url`, so the receiver fetches the image when it wants it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from .api.views import status_body
+from .errors import InvalidInput
+from .jobs.model import Job
+from .jobs.store import JobStore
+from .tasks import BackgroundTasks
+
+RETRY_DELAYS_S = (1.0, 3.0, 9.0)
+
+
+def check_callback_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or len(url) > 2000:
+        raise InvalidInput("callback_url must be an absolute http(s) URL", parameter="callback_url")
+    return url
+
+
+class WebhookSender:
+    def __init__(self, session: aiohttp.ClientSession, store: JobStore, tasks: BackgroundTasks, log: Any) -> None:
+        self._session = session
+        self._store = store
+        self._tasks = tasks
+        self._log = log
+
+    def job_finished(self, job: Job, ok: bool) -> None:
+        url = job.params.get("callback_url")
+        if url:
+            self._tasks.spawn(lambda: self.deliver(url, job.id), f"webhook-{job.id}", restart_delay=None)
+
+    async def deliver(self, url: str, job_id: str) -> bool:
+        job = await self._store.get(job_id)
+        if job is None:
+            return False
+        body = status_body(job, None)
+        body["result_url"] = f"/api/jobs/{job.id}/result"
+        for attempt, delay in enumerate((0.0, *RETRY_DELAYS_S), start=1):
+            await asyncio.sleep(delay)
+            try:
+                async with self._session.post(url, json=body, timeout=aiohttp.ClientTimeout(total=10)) as resp:
+                    if resp.status < 300:
+                        return True
+                    problem = f"HTTP {resp.status}"
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                problem = str(exc) or type(exc).__name__
+            self._log.warning("Webhook delivery failed", jobId=job_id, url=url, attempt=attempt, error=problem)
+        return False
