@@ -14,7 +14,7 @@ import aiohttp
 
 from .comfyui.breaker import BreakerState
 from .comfyui.health import HealthChecker
-from .comfyui.instance import InstancePool
+from .comfyui.instance import Instance, InstancePool
 from .dispatch.dispatcher import Dispatcher
 from .dispatch.execution import JobExecution, input_key
 from .dispatch.janitor import Janitor
@@ -75,7 +75,7 @@ class Gateway:
             max_connections=s.max_connections_per_instance,
             on_breaker_change=self._breaker_changed, on_reconnect=self._socket_reconnected))
         self.health = HealthChecker(self.pool, interval_s=s.health_check_interval / 1000,
-                                    timeout_s=s.health_check_timeout / 1000)
+                                    timeout_s=s.health_check_timeout / 1000, on_probe=self._probed)
         self.execution = JobExecution(store=self.store, blobs=self.blobs, registry=self.registry,
                                       outputs_dir=s.outputs_dir if s.output_files else None)
         self.dispatcher = Dispatcher(
@@ -167,6 +167,10 @@ class Gateway:
         inst = self.pool.get(instance)
         if inst is not None:
             inst.breaker.trip(seconds)
+
+    def _probed(self, instance: Instance) -> None:
+        if instance.healthy is False:
+            self.telemetry.upstream_error(instance.name, "probe_failed")
 
     def _socket_reconnected(self, instance: str) -> None:
         self.prom.websocket_reconnected(instance)

@@ -10,9 +10,6 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import GatewayError, ServiceUnavailable
-from ..observability.logging import get_logger
-
-log = get_logger("api")
 
 
 def _json_safe(errors: list[Any]) -> list[dict[str, Any]]:
@@ -45,7 +42,7 @@ async def http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("Unhandled error", path=request.url.path)
+    # Already logged, with its request id, by RequestContextMiddleware.
     return JSONResponse({"error": "internal error", "code": "internal_error"}, status_code=500)
 
 

@@ -65,7 +65,7 @@ async def list_jobs(
     type: Annotated[str | None, Query(max_length=200)] = None,
     instance: Annotated[str | None, Query(max_length=300)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> dict[str, Any]:
     jobs = await gateway.store.list(JobFilter(state=status, type=type, instance=instance, limit=limit, offset=offset))
     return {"jobs": [info_body(j) for j in jobs], "count": len(jobs),

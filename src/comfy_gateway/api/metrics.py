@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
 from ..errors import NotFound
 from ..gateway import Gateway
@@ -56,10 +56,14 @@ async def one_instance(instance: str, gateway: GW) -> dict[str, Any]:
     return view
 
 
-@router.post("/api/metrics/save")
-async def save(gateway: GW) -> dict[str, Any]:
-    gateway.metrics.save()
-    return {"message": "metrics saved", "persistence": gateway.metrics.persistence_status()}
+@router.post("/api/metrics/save", responses={500: {"model": ErrorBody}})
+async def save(gateway: GW) -> JSONResponse:
+    try:
+        await gateway.metrics.asave()  # fsync off the event loop
+    except OSError as exc:  # already logged and shown by the persistence status
+        return JSONResponse({"error": f"metrics could not be saved: {exc}", "code": "metrics_save_failed",
+                             "persistence": gateway.metrics.persistence_status()}, status_code=500)
+    return JSONResponse({"message": "metrics saved", "persistence": gateway.metrics.persistence_status()})
 
 
 @router.get("/api/metrics/persistence")

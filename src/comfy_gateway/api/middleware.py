@@ -24,6 +24,9 @@ from comfy_gateway.observability.prometheus import UNMATCHED_ROUTE, PromMetrics
 REQUEST_ID_HEADER = "X-Request-ID"
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _QUIET_PATHS = frozenset({"/metrics"})
+# Their 503 answers a probe ("servers degraded"), it is no failure of the request: a warning, so that
+# load balancers polling a degraded gateway do not flood error.log and rotate real errors out of it.
+_PROBE_PATHS = frozenset({"/health", "/status"})
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
@@ -104,7 +107,9 @@ class RequestContextMiddleware:
         self, scope: Scope, headers: Headers, status: int, duration_s: float, size: int, route: str
     ) -> None:
         path = scope["path"]
-        if status >= 500:
+        if status == 503 and path in _PROBE_PATHS:
+            log = self.logger.warning
+        elif status >= 500:
             log = self.logger.error
         elif path in _QUIET_PATHS:
             log = self.logger.debug

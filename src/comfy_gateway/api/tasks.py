@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+import structlog
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -59,6 +60,9 @@ async def run_task(gateway: Gateway, workflow: Workflow, request: Request, *, ru
               "format": fmt or upload.fields.get("format") or "png"}
     if params["format"] not in ("png", "jpeg", "webp"):
         raise InvalidInput("format must be png, jpeg or webp", parameter="format")
+    request_id = structlog.contextvars.get_contextvars().get("request_id")
+    if request_id:
+        params["request_id"] = request_id  # so the job's log lines can be traced to the request
     callback = request.query_params.get("callback_url") or upload.fields.get("callback_url")
     if callback:
         params["callback_url"] = check_callback_url(callback)

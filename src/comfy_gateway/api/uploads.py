@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import Request
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 
 from ..errors import InvalidInput, UnsupportedMediaType
@@ -38,13 +39,22 @@ class Upload:
 
 async def read_upload(request: Request, max_pixels: int) -> Upload:
     content_type = request.headers.get("content-type", "")
-    if not content_type.startswith("multipart/form-data"):
+    if not content_type and request.headers.get("content-length", "0").strip() in ("", "0") \
+            and "transfer-encoding" not in request.headers:
+        # No body at all: no file, rather than a body of the wrong type.
+        raise InvalidInput(f"the multipart field {FIELD!r} with an image file is required (got no body)",
+                           field=FIELD)
+    if not content_type.lower().startswith("multipart/form-data"):
         raise UnsupportedMediaType(
-            f"send the image as multipart/form-data in the field {FIELD!r} (got {content_type or 'no body'})")
+            f"send the image as multipart/form-data in the field {FIELD!r} (got {content_type or 'no type'})")
     try:
         form = await request.form(max_files=1, max_fields=50)
     except MultiPartException as exc:
         raise InvalidInput(f"malformed multipart body: {exc.message}") from None
+    except HTTPException as exc:  # Starlette reports a MultiPartException as a 400 HTTPException
+        if exc.status_code != 400:
+            raise
+        raise InvalidInput(f"malformed multipart body: {exc.detail}") from None
     try:
         upload = form.get(FIELD)
         if not isinstance(upload, UploadFile):

@@ -33,7 +33,7 @@ class Instance:
         return {
             "name": self.name,
             "url": self.client.base_url,
-            "healthy": bool(self.healthy) and self.available,
+            "healthy": self.healthy is not False and self.available,  # not yet probed counts as healthy
             "last_probe_ok": self.healthy,
             "circuit_breaker": self.breaker.snapshot(),
             "last_check_at": self.last_check_at,

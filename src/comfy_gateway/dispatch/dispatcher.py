@@ -34,6 +34,8 @@ class Telemetry(Protocol):
 
     def job_released(self, job: Job, instance: str) -> None: ...
 
+    def upstream_error(self, instance: str, kind: str) -> None: ...
+
     def log_exception(self, message: str, **context: Any) -> None: ...
 
 
@@ -143,6 +145,7 @@ class Dispatcher:
                 await asyncio.shield(self._interrupt(job, instance))
             raise
         except UpstreamUnavailable as exc:
+            self.telemetry.upstream_error(instance.name, exc.code)
             instance.breaker.record_failure(exc.message)
             if self.health is not None:
                 self.health.kick()
@@ -184,6 +187,7 @@ class Dispatcher:
         await self._finish_failed(job, instance, error)
 
     async def _finish_completed(self, job: Job, instance: Instance, outcome: Outcome) -> None:
+        job.result_meta = outcome.meta
         if await self.store.complete(job.id, job.attempt, outcome.blob, outcome.meta):
             self.telemetry.job_finished(job, instance.name, True, None)
             await self.events.publish_finished(job.id)

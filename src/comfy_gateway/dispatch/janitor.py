@@ -32,6 +32,7 @@ class Janitor:
         self.queue_timeout_s = queue_timeout_s
         self.interval_s = interval_s
         self.log = log
+        self._next_deadline = time.time() + queue_timeout_s
 
     async def remove(self, job: Job) -> None:
         await self.blobs.delete(*blob_keys(job))
@@ -49,9 +50,13 @@ class Janitor:
         return removed
 
     async def expire_pending(self) -> int:
-        cutoff = time.time() - self.queue_timeout_s
+        now = time.time()
+        cutoff = now - self.queue_timeout_s
         expired = 0
+        next_deadline = now + self.queue_timeout_s  # a job submitted from now on expires no sooner
         for job in await self.store.unfinished():
+            if job.state is JobState.PENDING and job.created_at >= cutoff:
+                next_deadline = min(next_deadline, job.created_at + self.queue_timeout_s)
             if job.state is JobState.PENDING and job.created_at < cutoff:
                 reason = {"message": f"no ComfyUI server took the job within the queue deadline "
                                      f"({self.queue_timeout_s:g} s)", "code": "queue_timeout"}
@@ -59,6 +64,7 @@ class Janitor:
                     self.dispatcher.telemetry.job_finished(job, None, False, reason)
                     await self.dispatcher.events.publish_finished(job.id)
                     expired += 1
+        self._next_deadline = next_deadline
         return expired
 
     async def sweep(self) -> dict[str, int]:
@@ -69,7 +75,13 @@ class Janitor:
             self.log.info("Housekeeping", removedJobs=removed, expiredJobs=expired, adoptedJobs=adopted)
         return {"removed": removed, "expired": expired, "adopted": adopted}
 
+    def next_sweep_in(self) -> float:
+        """Seconds until the next sweep: the usual interval, or sooner when a pending job's queue
+        deadline falls before it (so QUEUE_TIMEOUT is kept to within a few tens of ms)."""
+        until_deadline = self._next_deadline - time.time() + 0.01
+        return max(0.05, min(self.interval_s, until_deadline))
+
     async def run(self) -> None:
         while True:
-            await asyncio.sleep(self.interval_s)
+            await asyncio.sleep(self.next_sweep_in())
             await self.sweep()

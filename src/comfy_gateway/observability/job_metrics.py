@@ -80,8 +80,11 @@ class JobMetrics:
 
     # ---- events ---------------------------------------------------------------------------------
 
-    def job_started(self, job_type: str, instance: str, queue_wait_s: float) -> None:
+    def job_started(self, job_type: str, instance: str, queue_wait_s: float | None) -> None:
+        """`queue_wait_s` None: a retry, whose wait was counted at its first start."""
         self._instance(instance).active += 1
+        if queue_wait_s is None:
+            return
         wait_ms = max(0.0, queue_wait_s) * 1000.0
         self._queue_wait_ms.append(wait_ms)
         self._counts.queue_wait_ms_sum += wait_ms
@@ -103,19 +106,22 @@ class JobMetrics:
         *,
         job_id: str,
         error: str | None = None,
+        attempt_s: float | None = None,
     ) -> None:
+        """`processing_s` is the whole job's time; `attempt_s` (default: the same) the final server's."""
         now = self._clock()
         processing_ms = None if processing_s is None else max(0.0, processing_s) * 1000.0
+        attempt_s = processing_s if attempt_s is None else attempt_s
         counts = self._counts
         counts.totals.count(ok, processing_ms)
         counts.by_type.setdefault(job_type, Tally()).count(ok, processing_ms)
         if instance is not None:
             stats = self._instance(instance)
-            stats.count(ok, processing_ms)
+            stats.count(ok, None if attempt_s is None else max(0.0, attempt_s) * 1000.0)
             stats.active = max(0, stats.active - 1)
             stats.last_job_at = now
-            if processing_s is not None:
-                stats.busy_s += max(0.0, processing_s)
+            if attempt_s is not None:
+                stats.busy_s += max(0.0, attempt_s)
         if ok:
             if processing_ms is not None:
                 self._processing_ms.append(processing_ms)
