@@ -40,6 +40,10 @@ async def test_a_request_id_is_echoed_and_on_every_line_the_request_causes(fake_
     assert access["user_agent"] == "obs-test/1.0"
     assert access["client"] == "127.0.0.1"
     assert access["service"] == "comfy-gateway" and ISO_MS.fullmatch(access["timestamp"])
+    # The job the request caused runs in the dispatcher's task, and its lines carry the id too.
+    job_messages = {line["message"] for line in lines
+                    if line.get("request_id") == "test-abc-123" and line.get("component") == "job-processor"}
+    assert job_messages == {"Job started", "Job completed successfully"}
 
     # A line logged deep inside the request (not the access line) carries the id too.
     breaker_lines = [line for line in lines if line.get("request_id") == "test-breaker-7"]
