@@ -174,6 +174,8 @@ class Gateway:
 
     def _socket_reconnected(self, instance: str) -> None:
         self.prom.websocket_reconnected(instance)
+        if hasattr(self, "health"):
+            self.health.kick()  # a lost socket may be a dead server: do not wait for the next probe
 
     # --- what the API calls ---
 

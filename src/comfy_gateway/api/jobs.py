@@ -6,7 +6,7 @@ import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from ..errors import JobNotFinished
 from ..gateway import Gateway
@@ -14,7 +14,7 @@ from ..jobs.model import JobState
 from ..jobs.store import JobFilter
 from .deps import get_gateway
 from .models import ErrorBody, JobInfoBody, JobListBody, JobResultBody, JobStatsBody, JobStatusBody, MessageBody
-from .views import data_uri, failure_response, image_response, info_body, iso, status_body, wants_image
+from .views import failure_response, image_response, info_body, iso, json_with_data_uri, status_body, wants_image
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 GW = Annotated[Gateway, Depends(get_gateway)]
@@ -72,7 +72,7 @@ async def list_jobs(
             "filters": {"status": status.value if status else None, "type": type, "instance": instance}}
 
 
-@router.post("/cleanup", response_model=MessageBody)
+@router.post("/cleanup", response_model=MessageBody, response_model_exclude_none=True)
 async def cleanup(gateway: GW) -> dict[str, Any]:
     removed = await gateway.janitor.cleanup_finished()
     return {"message": f"removed {removed} finished job(s) older than the retention", "removed": removed}
@@ -97,9 +97,10 @@ async def job_result(job_id: str, request: Request, gateway: GW) -> Response:
     if wants_image(request):
         return image_response(job, data)
     meta = job.result_meta
-    return JSONResponse({"job_id": job.id, "status": "completed", "result": {
-        "image_base64": data_uri(meta["content_type"], data), "prompt_id": meta.get("prompt_id"),
-        "content_type": meta["content_type"], "width": meta.get("width"), "height": meta.get("height")}})
+    return json_with_data_uri({"job_id": job.id, "status": "completed", "result": {
+        "image_base64": "", "prompt_id": meta.get("prompt_id"),
+        "content_type": meta["content_type"], "width": meta.get("width"), "height": meta.get("height")}},
+        ("result", "image_base64"), meta["content_type"], data)
 
 
 @router.get("/{job_id}/info", response_model=JobInfoBody, responses=NOT_FOUND)
@@ -107,7 +108,7 @@ async def job_info(job_id: str, gateway: GW) -> dict[str, Any]:
     return info_body(await gateway.get(job_id))
 
 
-@router.delete("/{job_id}", response_model=MessageBody, responses=NOT_FOUND)
+@router.delete("/{job_id}", response_model=MessageBody, response_model_exclude_none=True, responses=NOT_FOUND)
 async def delete_job(job_id: str, gateway: GW) -> dict[str, Any]:
     job = await gateway.delete(job_id)
     what = "cancelled and deleted" if job.state is JobState.PROCESSING else "deleted"

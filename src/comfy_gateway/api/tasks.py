@@ -20,7 +20,7 @@ from ..workflows.registry import Workflow
 from .deps import get_gateway
 from .models import AsyncAccepted, ErrorBody, SyncResult
 from .uploads import UPLOAD_BODY, read_upload
-from .views import data_uri, failure_response, image_response, wants_image
+from .views import failure_response, image_response, json_with_data_uri, wants_image
 
 router = APIRouter(tags=["tasks"])
 
@@ -85,9 +85,8 @@ async def run_task(gateway: Gateway, workflow: Workflow, request: Request, *, ru
     data = await gateway.result_bytes(job)
     if wants_image(request):
         return image_response(job, data)
-    body_sync = SyncResult(imageBase64=data_uri(job.result_meta["content_type"], data),
-                           promptId=job.result_meta.get("prompt_id"), jobId=job.id)
-    return JSONResponse(body_sync.model_dump())
+    body_sync = SyncResult(imageBase64="", promptId=job.result_meta.get("prompt_id"), jobId=job.id)
+    return json_with_data_uri(body_sync.model_dump(), ("imageBase64",), job.result_meta["content_type"], data)
 
 
 def _add_seed_routes(name: str) -> None:

@@ -25,25 +25,12 @@ class HealthChecker:
             async with asyncio.timeout(self.timeout_s):
                 await instance.client.system_stats()
         except (UpstreamError, TimeoutError) as exc:
-            self._mark(instance, False, str(exc) or type(exc).__name__)
+            instance.record_probe(False, str(exc) or type(exc).__name__)
         else:
-            self._mark(instance, True, elapsed_ms=(time.perf_counter() - started) * 1000)
+            instance.record_probe(True, elapsed_ms=(time.perf_counter() - started) * 1000)
         if self._on_probe is not None:
             self._on_probe(instance)
         return bool(instance.healthy)
-
-    @staticmethod
-    def _mark(instance: Instance, ok: bool, error: str | None = None, elapsed_ms: float | None = None) -> None:
-        """Record a probe. Its success only says the server answers, so it does not wipe out the
-        failures of real jobs (see `CircuitBreaker.record_probe_success`)."""
-        instance.healthy = ok
-        instance.last_check_at = time.time()
-        instance.last_error = None if ok else error
-        instance.last_response_ms = elapsed_ms
-        if ok:
-            instance.breaker.record_probe_success()
-        else:
-            instance.breaker.record_failure(error, probe=True)
 
     async def check_all(self) -> None:
         await asyncio.gather(*(self.probe(i) for i in self.pool))

@@ -25,6 +25,18 @@ class Instance:
         self.last_error: str | None = None
         self.last_response_ms: float | None = None
 
+    def record_probe(self, ok: bool, error: str | None = None, elapsed_ms: float | None = None) -> None:
+        """A health probe's outcome. Its success only says the server answers, so it does not wipe
+        out the failures of real jobs (see `CircuitBreaker.record_probe_success`)."""
+        self.healthy = ok
+        self.last_check_at = time.time()
+        self.last_error = None if ok else error
+        self.last_response_ms = elapsed_ms
+        if ok:
+            self.breaker.record_probe_success()
+        else:
+            self.breaker.record_failure(error, probe=True)
+
     @property
     def available(self) -> bool:
         return self.breaker.allows_requests()
@@ -94,13 +106,3 @@ class InstancePool:
 
     def healthy_count(self) -> int:
         return sum(1 for i in self._instances.values() if i.healthy is not False and i.available)
-
-    def mark(self, instance: Instance, ok: bool, error: str | None = None, elapsed_ms: float | None = None) -> None:
-        instance.healthy = ok
-        instance.last_check_at = time.time()
-        instance.last_error = None if ok else error
-        instance.last_response_ms = elapsed_ms
-        if ok:
-            instance.breaker.record_success()
-        else:
-            instance.breaker.record_failure(error)

@@ -23,6 +23,7 @@ from .execution import JobExecution, Outcome, ProgressReporter
 from .slots import SlotLedger
 
 StopReason = Literal["deleted", "shutdown", "lease_lost"]
+RETRY_AVOID_S = 10.0
 
 
 class Telemetry(Protocol):
@@ -80,6 +81,8 @@ class Dispatcher:
         self.draining = False
         self.started_at = time.time()
         self._wake = asyncio.Event()
+        # job id -> (server it just failed on, when): its retry should go elsewhere if it can.
+        self._retry_from: dict[str, tuple[str, float]] = {}
 
     # --- the loop ---
 
@@ -100,7 +103,7 @@ class Dispatcher:
             candidates = self.pool.available()
             if not candidates:
                 return
-            name = await self.slots.acquire(candidates)
+            name = await self._acquire(candidates)
             if name is None:
                 return
             try:
@@ -111,9 +114,24 @@ class Dispatcher:
             if job is None:
                 await self.slots.release(name)
                 return
+            self._retry_from.pop(job.id, None)
             instance = self.pool.get(name)
             assert instance is not None
             self.start(job, instance, reattach=False)
+
+    async def _acquire(self, candidates: list[str]) -> str | None:
+        """A slot, away from the servers that jobs waiting for a retry just failed on, if one is free."""
+        now = time.monotonic()
+        for job_id, (_, at) in list(self._retry_from.items()):
+            if now - at > RETRY_AVOID_S:
+                del self._retry_from[job_id]
+        avoid = {name for name, _ in self._retry_from.values()}
+        others = [c for c in candidates if c not in avoid]
+        if avoid and others:
+            name = await self.slots.acquire(others)
+            if name is not None:
+                return name
+        return await self.slots.acquire(candidates)
 
     def start(self, job: Job, instance: Instance, *, reattach: bool) -> None:
         """Run `job` (already claimed, its slot on `instance` already taken) in its own task."""
@@ -181,6 +199,7 @@ class Dispatcher:
         error = error_of(exc, instance=instance.name, attempt=job.attempt)
         if job.attempt < self.max_attempts:
             if await self.store.requeue(job.id, job.attempt, error):
+                self._retry_from[job.id] = (instance.name, time.monotonic())
                 self.telemetry.job_retried(job, instance.name, error)
             return
         error["message"] = f"no ComfyUI server could run the job in {job.attempt} attempts; last: {exc.message}"
@@ -237,6 +256,8 @@ class Dispatcher:
         """Take over processing jobs of a dead worker: re-attach to their prompt, or queue them again."""
         adopted = 0
         for job in jobs:
+            if job.id in self.running:  # ours and alive: its lease renewal was only late
+                continue
             taken = await self.store.take_over(job.id, job.attempt, self.owner, self.lease_s)
             if taken is None:
                 continue
