@@ -1,0 +1,1 @@
+"""Benchmarks of the gateway against fake ComfyUI servers (`make bench`)."""

@@ -1,0 +1,544 @@
+"""The scenarios of the benchmark. Each one starts its own fakes and gateway, runs its repeats and
+returns a plain dict: settings, per-run figures of every metric, targets, notes (see report.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from . import images, load
+from .procs import Cluster, Profiler
+
+MB = 1024 * 1024
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@dataclass
+class Config:
+    gateway_cmd: str
+    workdir: Path
+    repeats: int
+    quick: bool
+    redis_url: str
+    profile_dir: Path | None = None
+    profile_gil_only: bool = True
+
+    def scale(self, full: int, quick: int) -> int:
+        return quick if self.quick else full
+
+
+class Result:
+    """What one scenario measured, run by run."""
+
+    def __init__(self, name: str, title: str, settings: dict[str, Any]) -> None:
+        self.name = name
+        self.title = title
+        self.settings = settings
+        self.metrics: dict[str, dict[str, Any]] = {}
+        self.targets: list[dict[str, Any]] = []
+        self.notes: list[str] = []
+        self.error: str | None = None
+        self.seconds = 0.0
+
+    def add(self, key: str, label: str, unit: str, value: float) -> None:
+        metric = self.metrics.setdefault(key, {"label": label, "unit": unit, "runs": []})
+        metric["runs"].append(round(value, 6))
+
+    def target(self, key: str, op: str, value: float, text: str) -> None:
+        self.targets.append({"metric": key, "op": op, "value": value, "text": text})
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "title": self.title, "settings": self.settings, "metrics": self.metrics,
+                "targets": self.targets, "notes": self.notes, "error": self.error,
+                "seconds": round(self.seconds, 1)}
+
+
+@contextlib.contextmanager
+def profiled(cfg: Config, cluster: Cluster, name: str) -> Iterator[None]:
+    """py-spy on the gateway for the duration of the block, when --profile is given."""
+    if cfg.profile_dir is None:
+        yield
+        return
+    cluster.profiler = Profiler.attach(cluster.gw.main_pid(), cfg.profile_dir / f"{name}.txt",
+                                       gil_only=cfg.profile_gil_only)
+    try:
+        yield
+    finally:
+        if cluster.profiler is not None:
+            cluster.profiler.stop()
+            cluster.profiler = None
+
+
+def _cluster(cfg: Config, *, servers: int, service_time: float, settings: dict[str, Any],
+             paused: bool = False) -> Cluster:
+    return Cluster.start(cfg.gateway_cmd, servers=servers, service_time=service_time, settings=settings,
+                         workdir=cfg.workdir, paused=paused)
+
+
+def _ms(seconds: float) -> float:
+    return seconds * 1000
+
+
+# --- dispatch ---------------------------------------------------------------------------------------
+
+
+async def _dispatch_once(cluster: Cluster, n: int, image: bytes) -> list[tuple[float, float, float]]:
+    """(202 answered -> prompt arrived, request sent -> 202 answered, request sent -> arrived), seconds."""
+    url, fake = cluster.gw.url, cluster.fakes[0]
+    samples: list[tuple[float, float, str]] = []
+    async with load.session() as http:
+        for _ in range(3):  # warm-up, not measured
+            _, job_id = await load.submit_async(http, url, "upscale-image", image)
+            assert job_id, "no job id in the 202 answer"
+            await load.wait_job(http, url, job_id)
+        for _ in range(n):
+            sent = time.time()
+            status, job_id = await load.submit_async(http, url, "upscale-image", image)
+            answered = time.time()
+            if status != 202 or not job_id:
+                raise RuntimeError(f"async submission answered {status}")
+            info = await load.wait_job(http, url, job_id)
+            if info.get("prompt_id"):
+                samples.append((sent, answered, info["prompt_id"]))
+            await asyncio.sleep(0.02)  # idle between jobs
+    arrived = {p["prompt_id"]: p["arrived_at"] for p in fake.stats()["prompts"]}
+    return [(arrived[pid] - answered, answered - sent, arrived[pid] - sent)
+            for sent, answered, pid in samples if pid in arrived]
+
+
+def dispatch(cfg: Config) -> Result:
+    n = cfg.scale(40, 15)
+    res = Result("dispatch", "Dispatch latency at idle", {
+        "servers": 1, "service_time_s": 0.0, "jobs_per_run": n, "image": "256x256 PNG (picture)",
+        "endpoint": "POST /api/async/upscale-image, one at a time, 20 ms idle between jobs"})
+    image = images.picture(256)
+    cluster = _cluster(cfg, servers=1, service_time=0.0, settings={})
+    try:
+        with profiled(cfg, cluster, "dispatch"):
+            for _ in range(cfg.repeats):
+                samples = asyncio.run(_dispatch_once(cluster, n, image))
+                lat = [_ms(s[0]) for s in samples]
+                res.add("p50", "202 answered → prompt at server, p50", "ms", load.percentile(lat, 50))
+                res.add("p99", "202 answered → prompt at server, p99", "ms", load.percentile(lat, 99))
+                res.add("min", "202 answered → prompt at server, min", "ms", min(lat))
+                res.add("answer_p50", "request sent → 202 answered, p50", "ms",
+                        load.percentile([_ms(s[1]) for s in samples], 50))
+                res.add("send_p50", "request sent → prompt at server, p50", "ms",
+                        load.percentile([_ms(s[2]) for s in samples], 50))
+    finally:
+        cluster.close()
+    res.target("p50", "<=", 2.0, "p50 ≤ 2 ms")
+    res.target("p99", "<=", 10.0, "p99 ≤ 10 ms")
+    res.notes.append(
+        "The gateway answers 202 once the job is stored and wakes the dispatcher in the same step, so the "
+        "prompt can reach the server before the client has read the 202: a negative figure means the "
+        "dispatch finished first. Both clocks are this machine's `time.time()`; the server stamps a prompt "
+        "when its POST /prompt handler accepts it.")
+    return res
+
+
+# --- sync overhead ----------------------------------------------------------------------------------
+
+
+async def _sync_once(cluster: Cluster, n: int, n_direct: int, image: bytes) -> dict[str, list[float]]:
+    url, fake = cluster.gw.url, cluster.fakes[0]
+    out: dict[str, list[float]] = {"e2e": [], "exec": [], "direct": [], "direct_exec": []}
+    async with load.session() as http:
+        for i in range(n + 1):
+            start = time.perf_counter()
+            status, body = await load.run_sync(http, url, "upscale-image", image)
+            elapsed = time.perf_counter() - start
+            if status != 200:
+                raise RuntimeError(f"sync upscale answered {status}")
+            async with http.get(f"{fake.url}/history/{body['promptId']}") as resp:
+                entry = (await resp.json())[body["promptId"]]
+            if i:  # the first request warms up both sides
+                out["e2e"].append(elapsed)
+                out["exec"].append(load.execution_seconds(entry))
+        for _ in range(n_direct):
+            elapsed, exec_s = await load.direct_upscale(http, fake.url, image)
+            out["direct"].append(elapsed)
+            out["direct_exec"].append(exec_s)
+    return out
+
+
+def sync_overhead(cfg: Config) -> Result:
+    n, n_direct, service = cfg.scale(4, 2), cfg.scale(2, 1), 0.2
+    image = images.noise(1024)
+    res = Result("sync_overhead", "Sync overhead, large image", {
+        "servers": 1, "service_time_s": service, "requests_per_run": n, "direct_requests_per_run": n_direct,
+        "image": f"1024x1024 noise PNG ({len(image) / MB:.1f} MB)",
+        "endpoint": "POST /api/upscale-image (sync, JSON answer with base64 image), sequential"})
+    cluster = _cluster(cfg, servers=1, service_time=service, settings={})
+    try:
+        with profiled(cfg, cluster, "sync_overhead"):
+            for _ in range(cfg.repeats):
+                r = asyncio.run(_sync_once(cluster, n, n_direct, image))
+                nominal = [_ms(e - service) for e in r["e2e"]]
+                outside = [_ms(e - x) for e, x in zip(r["e2e"], r["exec"], strict=True)]
+                direct_outside = [_ms(e - x) for e, x in zip(r["direct"], r["direct_exec"], strict=True)]
+                res.add("outside_p50", "end-to-end − server execution, p50", "ms", load.percentile(outside, 50))
+                res.add("outside_p99", "end-to-end − server execution, p99", "ms", load.percentile(outside, 99))
+                res.add("direct_outside_p50", "direct client: end-to-end − server execution, p50", "ms",
+                        load.percentile(direct_outside, 50))
+                res.add("added_p50", "what the gateway adds: the two figures above, gateway − direct", "ms",
+                        load.percentile(outside, 50) - load.percentile(direct_outside, 50))
+                res.add("nominal_p50", "end-to-end − nominal service time, p50", "ms", load.percentile(nominal, 50))
+                res.add("nominal_p99", "end-to-end − nominal service time, p99", "ms", load.percentile(nominal, 99))
+                res.add("exec_p50", "server execution (fake's own Pillow work + service time), p50", "s",
+                        load.percentile(r["exec"], 50))
+    finally:
+        cluster.close()
+    res.target("outside_p50", "<=", 100.0, "p50 ≤ 100 ms (end-to-end − server execution)")
+    res.target("nominal_p50", "<=", 100.0, "p50 ≤ 100 ms (end-to-end − nominal service time)")
+    res.notes.append(
+        "The fake really upscales: a 1024x1024 input becomes 4096x4096 with Lanczos, then 2048x2048, saved "
+        "as a ~15 MB PNG, which takes it well over a second of CPU on top of the 200 ms service time. "
+        "`end-to-end − nominal service time` therefore mostly measures the fake; `end-to-end − server "
+        "execution` subtracts what the server spent between execution_start and execution_success (its "
+        "history's timestamps) and leaves the gateway plus the HTTP/WebSocket exchange with the server. "
+        "The direct client posts the same graph to the same server itself (WebSocket, /prompt, /history, "
+        "/view) without the gateway: its figure is the floor any client pays for talking to ComfyUI.")
+    return res
+
+
+# --- throughput (also the store scenario) ------------------------------------------------------------
+
+THROUGHPUT_SERVERS = 4
+THROUGHPUT_SERVICE = 0.2
+THROUGHPUT_SETTINGS = {"MAX_JOBS_PER_INSTANCE": 2, "MAX_CONCURRENT_JOBS": 8}
+
+
+async def _throughput_once(cluster: Cluster, n: int, clients: int, image: bytes) -> dict[str, float]:
+    url = cluster.gw.url
+    cluster.control_all("reset_stats")
+    async with load.session() as http:
+        done0 = sum(await load.finished_count(http, url))
+        job_ids: list[str] = []
+        errors = 0
+        left = n
+
+        async def client() -> None:
+            nonlocal left, errors
+            while left > 0:
+                left -= 1
+                status, job_id = await load.submit_async(http, url, "upscale-image", image)
+                if status == 202 and job_id:
+                    job_ids.append(job_id)
+                else:
+                    errors += 1
+
+        start = time.time()
+        await asyncio.gather(*(client() for _ in range(clients)))
+        submitted = time.time()
+        deadline = time.monotonic() + 30 + n * THROUGHPUT_SERVICE
+        while sum(await load.finished_count(http, url)) < done0 + len(job_ids) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        sem = asyncio.Semaphore(clients)
+
+        async def info(job_id: str) -> dict[str, Any]:
+            async with sem:
+                return await load.job_info(http, url, job_id)
+
+        infos = await asyncio.gather(*(info(j) for j in job_ids))
+        prompts = {i.get("prompt_id") for i in infos}
+        executions: list[float] = []
+        for fake in cluster.fakes:
+            async with http.get(f"{fake.url}/history") as resp:
+                history = await resp.json()
+            executions += [load.execution_seconds(e) for pid, e in history.items() if pid in prompts]
+    finished = [load.epoch(i.get("finished_at")) for i in infos if i["status"] == "completed"]
+    failed = sum(1 for i in infos if i["status"] != "completed")
+    end = max((f for f in finished if f is not None), default=time.time())
+    per_server = [f.stats()["prompts_received"] for f in cluster.fakes]
+    elapsed = end - start
+    return {"jobs": len(finished), "elapsed": elapsed, "submit_s": submitted - start,
+            "errors": errors + failed, "spread": max(per_server) - min(per_server),
+            "busy": sum(executions) / (len(cluster.fakes) * elapsed),
+            "exec": sum(executions) / max(len(executions), 1)}
+
+
+def _throughput_runs(cfg: Config, res: Result, settings: dict[str, Any], label: str) -> None:
+    n, clients = cfg.scale(200, 60), 16
+    image = images.picture(64)
+    theoretical = THROUGHPUT_SERVERS / THROUGHPUT_SERVICE
+    cluster = _cluster(cfg, servers=THROUGHPUT_SERVERS, service_time=THROUGHPUT_SERVICE,
+                       settings={**THROUGHPUT_SETTINGS, **settings})
+    try:
+        with profiled(cfg, cluster, f"{res.name}-{label}"):
+            asyncio.run(_throughput_once(cluster, 8, 8, image))  # warm-up
+            for _ in range(cfg.repeats):
+                r = asyncio.run(_throughput_once(cluster, n, clients, image))
+                rate = r["jobs"] / r["elapsed"]
+                res.add(f"{label}_ratio", f"{label}: jobs/s ÷ theoretical ({theoretical:g}/s)", "", rate / theoretical)
+                res.add(f"{label}_rate", f"{label}: jobs/s", "jobs/s", rate)
+                res.add(f"{label}_busy", f"{label}: servers busy executing, fraction of the run", "", r["busy"])
+                res.add(f"{label}_exec", f"{label}: server execution per prompt, mean", "ms", _ms(r["exec"]))
+                res.add(f"{label}_errors", f"{label}: failed jobs", "", r["errors"])
+                res.add(f"{label}_submit", f"{label}: time to submit all jobs", "s", r["submit_s"])
+                res.add(f"{label}_spread", f"{label}: prompts per server, max − min", "", r["spread"])
+    finally:
+        cluster.close()
+
+
+def _throughput_settings(cfg: Config) -> dict[str, Any]:
+    return {"servers": THROUGHPUT_SERVERS, "service_time_s": THROUGHPUT_SERVICE, **THROUGHPUT_SETTINGS,
+            "jobs_per_run": cfg.scale(200, 60), "clients": 16, "image": "64x64 PNG (picture)",
+            "endpoint": "POST /api/async/upscale-image; end = last job's finished_at"}
+
+
+def throughput(cfg: Config) -> Result:
+    res = Result("throughput", "Throughput against the theoretical limit", _throughput_settings(cfg))
+    _throughput_runs(cfg, res, {"JOB_STORE": "sqlite"}, "sqlite")
+    res.target("sqlite_ratio", ">=", 0.97, "≥ 0.97 of servers ÷ service time")
+    res.target("sqlite_busy", ">=", 0.97, "servers busy ≥ 0.97 of the run")
+    res.notes.append(
+        "Theoretical: every server always busy, 4 servers ÷ 0.2 s = 20 jobs/s. The clock runs from the "
+        "first submission to the last job's finished_at, so it includes filling the pipeline. A fake "
+        "server's execution of a prompt takes the service time plus its own work (events, a thread per "
+        "node, the Pillow upscale of a 64x64 image): `servers busy` is the sum of the executions "
+        "(execution_start to execution_success in each server's history) over servers × run time, the "
+        "share of the servers' time the gateway kept them working.")
+    return res
+
+
+def _redis_cleanup(url: str, prefix: str) -> int:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        for i in range(0, len(keys), 500):
+            client.delete(*keys[i:i + 500])
+        return len(keys)
+    finally:
+        client.close()
+
+
+def store(cfg: Config, sqlite_result: Result | None = None) -> Result:
+    res = Result("store", "Job store: SQLite against Redis (throughput scenario)",
+                 {**_throughput_settings(cfg), "redis_url": cfg.redis_url})
+    if sqlite_result is not None and "sqlite_ratio" in sqlite_result.metrics:
+        for key, metric in sqlite_result.metrics.items():
+            res.metrics[key] = metric
+        res.notes.append("SQLite figures are those of the throughput scenario of this run.")
+    else:
+        _throughput_runs(cfg, res, {"JOB_STORE": "sqlite"}, "sqlite")
+    prefix = f"bench-{uuid.uuid4().hex[:10]}"
+    try:
+        _throughput_runs(cfg, res, {"JOB_STORE": "redis", "REDIS_URL": cfg.redis_url, "REDIS_PREFIX": prefix},
+                         "redis")
+    except Exception as exc:
+        res.error = f"not run: the gateway with JOB_STORE=redis did not work: {_first_line(exc)}"
+    finally:
+        with contextlib.suppress(Exception):
+            _redis_cleanup(cfg.redis_url, prefix)
+    if "redis_ratio" in res.metrics:
+        sqlite_rate = _median(res.metrics["sqlite_rate"]["runs"])
+        for value in res.metrics["redis_rate"]["runs"]:
+            res.add("redis_vs_sqlite", "Redis jobs/s ÷ SQLite jobs/s (median)", "", value / sqlite_rate)
+        res.target("redis_vs_sqlite", ">=", 0.90, "Redis within 10 % of SQLite")
+    return res
+
+
+def _median(values: list[float]) -> float:
+    return load.percentile(values, 50)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    lines = [line for line in text.splitlines() if line.strip()]
+    # The gateway's own last words (its log tail) say more than our wrapper's first line.
+    return " / ".join(lines[:1] + lines[-2:]) if len(lines) > 1 else text or type(exc).__name__
+
+
+# --- capacity -----------------------------------------------------------------------------------------
+
+CAPACITY_SERVERS = 2
+CAPACITY_SETTINGS = {"MAX_JOBS_PER_INSTANCE": 4, "MAX_CONCURRENT_JOBS": 8}
+
+
+async def _capacity_once(cluster: Cluster, seconds: float, clients: int, image: bytes) -> dict[str, float]:
+    url = cluster.gw.url
+    me = psutil.Process()
+    async with load.session(limit=clients + 4) as http:
+        await asyncio.gather(*(load.run_sync(http, url, "upscale-image", image) for _ in range(clients)))
+        ok = errors = 0
+        latencies: list[float] = []
+        gw_cpu0, fakes_cpu0 = cluster.gw.cpu_seconds(), cluster.fakes_cpu_seconds()
+        me0 = sum(me.cpu_times()[:2])
+        start = time.perf_counter()
+        stop_at = start + seconds
+
+        async def client() -> None:
+            nonlocal ok, errors
+            while time.perf_counter() < stop_at:
+                t0 = time.perf_counter()
+                try:
+                    status, _ = await load.run_sync(http, url, "upscale-image", image)
+                except Exception:
+                    status = 0
+                if status == 200:
+                    ok += 1
+                    latencies.append(time.perf_counter() - t0)
+                else:
+                    errors += 1
+
+        await asyncio.gather(*(client() for _ in range(clients)))
+        elapsed = time.perf_counter() - start
+        gw_cpu = cluster.gw.cpu_seconds() - gw_cpu0
+        fakes_cpu = cluster.fakes_cpu_seconds() - fakes_cpu0
+        me_cpu = sum(me.cpu_times()[:2]) - me0
+    return {"rate": ok / elapsed, "errors": errors, "gw_cpu_per_job": gw_cpu / max(ok, 1),
+            "fakes_cpu_per_job": fakes_cpu / max(ok, 1), "client_cpu_per_job": me_cpu / max(ok, 1),
+            "p50": load.percentile(latencies, 50), "p99": load.percentile(latencies, 99)}
+
+
+def capacity(cfg: Config) -> Result:
+    seconds, clients = (20.0 if not cfg.quick else 5.0), 32
+    repeats = min(cfg.repeats, 2)
+    res = Result("capacity", "Capacity: sync jobs, service time 0", {
+        "servers": CAPACITY_SERVERS, "service_time_s": 0.0, **CAPACITY_SETTINGS, "clients": clients,
+        "seconds_per_run": seconds, "runs": repeats, "image": "64x64 PNG (picture)",
+        "endpoint": "POST /api/upscale-image (sync, JSON answer)"})
+    image = images.picture(64)
+    cluster = _cluster(cfg, servers=CAPACITY_SERVERS, service_time=0.0, settings=CAPACITY_SETTINGS)
+    try:
+        with profiled(cfg, cluster, "capacity"):
+            for _ in range(repeats):
+                r = asyncio.run(_capacity_once(cluster, seconds, clients, image))
+                res.add("rate", "sync jobs/s", "jobs/s", r["rate"])
+                res.add("errors", "errors (non-200 answers)", "", r["errors"])
+                res.add("gw_cpu", "gateway CPU per job", "ms", _ms(r["gw_cpu_per_job"]))
+                res.add("gw_bound", "jobs/s the gateway could serve with every core to itself (cores ÷ its CPU "
+                        "per job)", "jobs/s", CORES / r["gw_cpu_per_job"])
+                res.add("fakes_cpu", "fake servers' CPU per job", "ms", _ms(r["fakes_cpu_per_job"]))
+                res.add("client_cpu", "load generator's CPU per job", "ms", _ms(r["client_cpu_per_job"]))
+                res.add("p50", "request latency p50", "ms", _ms(r["p50"]))
+                res.add("p99", "request latency p99", "ms", _ms(r["p99"]))
+    finally:
+        cluster.close()
+    res.target("rate", ">=", 200.0, "≥ 200 jobs/s")
+    res.target("errors", "<=", 0, "0 errors")
+    res.notes.append(
+        "Gateway, fake servers and load generator share the machine's cores; their CPU per job shows "
+        "where the time goes (user + system time of each process tree, read with psutil). Each fake "
+        "server runs one prompt at a time and spends several milliseconds of its own CPU on it, so on "
+        "a small machine the servers, not the gateway, set the pace; the gateway-bound figure is what "
+        "the gateway alone would allow.")
+    return res
+
+
+# --- memory -------------------------------------------------------------------------------------------
+
+
+class _Sampler:
+    def __init__(self, read: Callable[[], int], every: float = 0.05) -> None:
+        self.peak = 0
+        self._read, self._every = read, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._read())
+            self._stop.wait(self._every)
+
+    def __enter__(self) -> _Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+async def _memory_once(cluster: Cluster, n: int, clients: int, image: bytes) -> dict[str, float]:
+    url, gw = cluster.gw.url, cluster.gw
+    async with load.session() as http:
+        for small in (True, False):  # warm-up with the servers running: every code path once
+            warm = images.picture(64) if small else image
+            ids = [j for _, j in await asyncio.gather(
+                *(load.submit_async(http, url, "upscale-image", warm) for _ in range(8 if small else 1))) if j]
+            await asyncio.gather(*(load.wait_job(http, url, j, poll=0.1) for j in ids))
+        cluster.control_all("pause")
+        await asyncio.sleep(1.0)
+        baseline = gw.rss_bytes()
+        accepted = errors = 0
+
+        async def submit(count: int) -> None:
+            left = count
+
+            async def client() -> None:
+                nonlocal left, accepted, errors
+                while left > 0:
+                    left -= 1
+                    status, job_id = await load.submit_async(http, url, "upscale-image", image)
+                    if status == 202 and job_id:
+                        accepted += 1
+                    else:
+                        errors += 1
+
+            await asyncio.gather(*(client() for _ in range(clients)))
+            await asyncio.sleep(1.0)
+
+        with _Sampler(gw.rss_bytes) as sampler:
+            await submit(n // 2)
+            middle, at_middle = gw.rss_bytes(), accepted
+            await submit(n - n // 2)
+            final = gw.rss_bytes()
+    return {"baseline": baseline, "middle": middle, "final": final, "peak": max(sampler.peak, final),
+            "accepted": accepted, "second_half": accepted - at_middle, "errors": errors}
+
+
+def memory(cfg: Config) -> Result:
+    n, clients = cfg.scale(500, 100), 8
+    repeats = min(cfg.repeats, 2)
+    image = images.noise_of_size(2 * MB)
+    res = Result("memory", "Memory: queued jobs with a 2 MB image", {
+        "servers": 2, "paused": True, "jobs_per_run": n, "clients": clients, "runs": repeats,
+        "image": f"noise PNG ({len(image) / MB:.2f} MB)", "endpoint": "POST /api/async/upscale-image"})
+    for _ in range(repeats):
+        cluster = _cluster(cfg, servers=2, service_time=0.0, settings={})
+        try:
+            with profiled(cfg, cluster, "memory"):
+                r = asyncio.run(_memory_once(cluster, n, clients, image))
+        finally:
+            cluster.close()
+        per_job = max(r["accepted"], 1)
+        res.add("growth", "RSS growth per queued job (after)", "MB", (r["final"] - r["baseline"]) / per_job / MB)
+        res.add("peak_growth", "RSS growth per queued job (peak)", "MB",
+                (r["peak"] - r["baseline"]) / per_job / MB)
+        res.add("marginal", "RSS growth per job over the second half of the jobs", "MB",
+                (r["final"] - r["middle"]) / max(r["second_half"], 1) / MB)
+        res.add("baseline", "RSS before", "MB", r["baseline"] / MB)
+        res.add("middle", "RSS after half of the jobs", "MB", r["middle"] / MB)
+        res.add("final", "RSS after", "MB", r["final"] / MB)
+        res.add("errors", "submissions refused", "", r["errors"])
+    res.target("growth", "<=", 0.5, "≤ 0.5 MB per job")
+    res.notes.append(
+        "The servers are paused after a warm-up, so the jobs stay queued (a few are sent to the servers, "
+        "which queue them too). RSS is that of the gateway's process tree, sampled every 50 ms; it is "
+        "read after each half of the jobs, so the growth over the second half tells a steady cost per "
+        "job from memory the allocator keeps after the first uploads.")
+    return res
+
+
+SCENARIOS: dict[str, Callable[[Config], Result]] = {
+    "dispatch": dispatch,
+    "sync_overhead": sync_overhead,
+    "throughput": throughput,
+    "capacity": capacity,
+    "memory": memory,
+}
+ORDER = ("dispatch", "sync_overhead", "throughput", "capacity", "memory", "store")
