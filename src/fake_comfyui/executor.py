@@ -10,7 +10,7 @@ import asyncio
 import threading
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -189,8 +189,10 @@ class Executor:
         run.order = execution_order(run.item.prompt, run.item.outputs)
         specs = {node_id: self._spec(run, node_id) for node_id in run.order}
         fault_node = next((n for n in run.order if not specs[n].is_loader), None)
-        share = self._knobs.service_time / max(len(run.order), 1)
-        for node_id in run.order:
+        # The service time is what the whole prompt takes: the nodes' real work counts towards it,
+        # and what is left of it is slept, shared among the nodes still to run.
+        deadline = time.monotonic() + self._knobs.service_time
+        for index, node_id in enumerate(run.order):
             run.current = node_id
             if run.interrupt.is_set():
                 raise ExecutionInterrupted()
@@ -201,7 +203,9 @@ class Executor:
                 raise NodeExecutionError(self._knobs.fail_message, "RuntimeError")
             if node_id == fault_node and run.fault is Fault.HANG:
                 await self._wait(run, None)
-            output = await self._run_node(run, node_id, specs[node_id], share)
+            nodes_left = len(run.order) - index
+            output = await self._run_node(run, node_id, specs[node_id],
+                                          lambda left=nodes_left: max(0.0, deadline - time.monotonic()) / left)
             run.values[node_id] = output.values
             run.executed.append(node_id)
             await self._progress_state(run, node_id, "finished", 1.0, 1.0)
@@ -218,7 +222,8 @@ class Executor:
             raise NodeExecutionError(f"Unknown node class for node {node_id}", "KeyError")
         return spec
 
-    async def _run_node(self, run: _Run, node_id: str, spec: NodeSpec, share: float) -> NodeOutput:
+    async def _run_node(self, run: _Run, node_id: str, spec: NodeSpec,
+                        share: Callable[[], float]) -> NodeOutput:
         raw = run.item.prompt[node_id].get("inputs") or {}
         inputs: dict[str, Any] = {}
         try:
@@ -230,10 +235,13 @@ class Executor:
                     inputs[input_spec.name] = input_spec.coerce(value)
         except (KeyError, IndexError, TypeError, ValueError) as exc:
             raise NodeExecutionError(f"Bad input for node {node_id}: {exc!r}", type(exc).__name__) from exc
+        # A node that reports progress spreads its share over its ticks; any other sleeps after its work.
+        pace = share() if spec.reports_progress else 0.0
+        context = _ThreadContext(self, run, node_id, pace, asyncio.get_running_loop())
+        output = await asyncio.to_thread(_call_node, spec, inputs, context)
         if not spec.reports_progress:
-            await self._wait(run, share)
-        context = _ThreadContext(self, run, node_id, share, asyncio.get_running_loop())
-        return await asyncio.to_thread(_call_node, spec, inputs, context)
+            await self._wait(run, share())
+        return output
 
     @staticmethod
     async def _wait(run: _Run, seconds: float | None) -> None:

@@ -57,7 +57,8 @@ async def test_service_time_and_fast_interrupt(fake: FakeComfyUI, http: Http) ->
     started = time.monotonic()
     slow = await submit(http, fake.url, b64_workflow(png()), client_id="slow")
     await events.until_done(slow)
-    assert time.monotonic() - started >= 0.3
+    took = time.monotonic() - started
+    assert 0.3 <= took < 0.45  # the nodes' own work is part of the service time, not added to it
 
     fake.set_service_time(30.0)
     long = await submit(http, fake.url, b64_workflow(png()), client_id="slow")
