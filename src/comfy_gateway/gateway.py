@@ -21,6 +21,7 @@ from .dispatch.janitor import Janitor
 from .dispatch.slots import LocalSlots, SlotLedger
 from .errors import GatewayError, JobNotFound, ServiceUnavailable
 from .images import ImageInfo
+from .jobs.blob_cache import CachedBlobStore
 from .jobs.blobs import BlobStore
 from .jobs.events import JobEvents, LocalJobEvents
 from .jobs.model import Job, JobState, new_job_id
@@ -111,12 +112,16 @@ class Gateway:
             self.telemetry.finished_listeners.append(lambda job, ok: redis.cluster.changed())
             self._tasks.spawn(redis.slots.run_heartbeat, "slot-heartbeat")
             self._tasks.spawn(redis.cluster.run, "cluster-metrics")
-            return redis.store, redis.blobs, redis.events, redis.slots
+            cached = CachedBlobStore(redis.blobs, s.blob_cache_bytes)  # the inner one is closed by its owner
+            return redis.store, cached, redis.events, redis.slots
         from .jobs.blob_dir import DirectoryBlobStore
         from .jobs.sqlite import SqliteJobStore
 
         store = await self._stack.enter_async_context(SqliteJobStore(s.jobs_db_path))
-        blobs = await self._stack.enter_async_context(DirectoryBlobStore(s.blobs_dir))
+        # No fsync: like the jobs database (WAL, synchronous=NORMAL), blobs survive a crash of the
+        # gateway (the page cache keeps them), not a power cut of the machine.
+        blobs = await self._stack.enter_async_context(
+            CachedBlobStore(DirectoryBlobStore(s.blobs_dir, fsync=False), s.blob_cache_bytes))
         events = LocalJobEvents()
         self._stack.push_async_callback(events.close)
         return store, blobs, events, LocalSlots(s.max_jobs_per_instance, s.max_concurrent_jobs)

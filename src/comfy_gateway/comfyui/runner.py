@@ -83,7 +83,14 @@ async def _conclude(client: ComfyClient, watch: PromptWatch) -> RunResult:
         raise UpstreamUnavailable(
             "prompt lost", instance=client.name, prompt_id=prompt_id, reason=watch.lost_reason or None
         )
-    entry = watch.history if watch.history is not None else await _final_history(client, prompt_id)
+    if watch.history is not None:
+        entry: dict[str, Any] | None = watch.history
+    elif watch.succeeded and watch.outputs:
+        # Seen live: the `executed` events carried what /history would say; skip the round trip.
+        entry = {"outputs": watch.outputs, "status": {"status_str": "success", "completed": True},
+                 "from_events": True}
+    else:
+        entry = await _final_history(client, prompt_id)
     if entry is None:
         raise UpstreamUnavailable(
             "prompt lost", instance=client.name, prompt_id=prompt_id, reason="finished without history"

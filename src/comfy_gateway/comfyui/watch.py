@@ -113,6 +113,7 @@ class PromptWatch:
         self.succeeded = False
         self.error: dict[str, Any] | None = None
         self.interrupted: dict[str, Any] | None = None
+        self.outputs: dict[str, Any] = {}  # node id -> its `executed` UI output, as history will hold it
         self.history: dict[str, Any] | None = None
         self.lost_reason = ""
         self.task: asyncio.Task[None] | None = None  # the reconciliation, owned by the hub
@@ -192,6 +193,10 @@ class PromptWatch:
             self.progress.tick(None if node is None else str(node), value, maximum)
         elif kind == "execution_cached":
             self.progress.cached(data.get("nodes") or [])
+        elif kind == "executed":
+            node, output = data.get("node"), data.get("output")
+            if node is not None and isinstance(output, dict):
+                self.outputs[str(node)] = output
         elif kind == "execution_success":
             self.succeeded = True
         elif kind == "execution_error":

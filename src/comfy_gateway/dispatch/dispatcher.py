@@ -19,7 +19,7 @@ from ..jobs.blobs import BlobStore
 from ..jobs.events import JobEvents
 from ..jobs.model import Job
 from ..jobs.store import JobStore
-from .execution import JobExecution, Outcome, ProgressReporter
+from .execution import JobExecution, Outcome, ProgressReporter, prompt_id_for
 from .slots import SlotLedger
 
 StopReason = Literal["deleted", "shutdown", "lease_lost"]
@@ -263,7 +263,8 @@ class Dispatcher:
                 continue
             adopted += 1
             instance = self.pool.get(taken.instance) if taken.instance else None
-            if instance is not None and taken.prompt_id:
+            taken.prompt_id = taken.prompt_id or prompt_id_for(job.id, job.attempt)
+            if instance is not None:
                 await self.slots.adopt(job.lease_owner, instance.name)
                 self.start(taken, instance, reattach=True)
             else:

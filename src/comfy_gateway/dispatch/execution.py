@@ -31,6 +31,15 @@ def result_key(job_id: str, attempt: int) -> str:
     return f"results/{job_id}-{attempt}"
 
 
+PROMPT_NAMESPACE = uuid.UUID("6f0d6a52-8a8e-4c55-9d4e-3b1f2a7c9e10")
+
+
+def prompt_id_for(job_id: str, attempt: int) -> str:
+    """The ComfyUI prompt id of one attempt: derived, so a process that adopts the job finds the
+    prompt even when the crashed one never got to record it."""
+    return str(uuid.uuid5(PROMPT_NAMESPACE, f"{job_id}/{attempt}"))
+
+
 def input_key(job_id: str) -> str:
     return f"inputs/{job_id}"
 
@@ -79,21 +88,26 @@ class JobExecution:
 
     async def run(self, job: Job, instance: Instance, on_progress: Callable[[float], None]) -> Outcome:
         workflow = self.workflow_of(job)
-        image = await self.blobs.get(job.input_blob or input_key(job.id))
-        if workflow.input_mode == "upload":
-            ext = EXTENSIONS.get(job.input_meta.get("content_type", ""), "png")
-            ref = await instance.client.upload_image(image, f"cg_{job.id}.{ext}", overwrite=True)
-            value = f"{ref.subfolder}/{ref.filename}" if ref.subfolder else ref.filename
-        else:
-            value = base64.b64encode(image).decode("ascii")
-        del image
-        graph = workflow.render(value, run_tag=f"{job.id[:8]}_{job.attempt}", params=job.params.get("workflow", {}))
-        prompt_id = str(uuid.uuid4())
-        await self.store.record_prompt(job.id, job.attempt, prompt_id)
-        job.prompt_id = prompt_id  # so the job's log lines and metrics carry it
-        result = await run_prompt(instance.client, instance.hub, graph, prompt_id=prompt_id,
-                                  extra_data={"gateway_job": job.id, "attempt": job.attempt},
-                                  on_progress=on_progress)
+        job.prompt_id = prompt_id_for(job.id, job.attempt)  # so the job's log lines and metrics carry it
+        # Recorded while the prompt is prepared and posted: the id can be derived again by whoever
+        # adopts the job, so the write need not come first.
+        recorded = asyncio.ensure_future(self.store.record_prompt(job.id, job.attempt, job.prompt_id))
+        try:
+            image = await self.blobs.get(job.input_blob or input_key(job.id))
+            if workflow.input_mode == "upload":
+                ext = EXTENSIONS.get(job.input_meta.get("content_type", ""), "png")
+                ref = await instance.client.upload_image(image, f"cg_{job.id}.{ext}", overwrite=True)
+                value = f"{ref.subfolder}/{ref.filename}" if ref.subfolder else ref.filename
+            else:
+                value = base64.b64encode(image).decode("ascii")
+            del image
+            graph = workflow.render(value, run_tag=f"{job.id[:8]}_{job.attempt}",
+                                    params=job.params.get("workflow", {}))
+            result = await run_prompt(instance.client, instance.hub, graph, prompt_id=job.prompt_id,
+                                      extra_data={"gateway_job": job.id, "attempt": job.attempt},
+                                      on_progress=on_progress)
+        finally:
+            await asyncio.shield(recorded)
         return await self.collect(job, instance, workflow, result)
 
     async def reattach(self, job: Job, instance: Instance, on_progress: Callable[[float], None]) -> Outcome:

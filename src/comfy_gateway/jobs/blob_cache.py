@@ -1,0 +1,77 @@
+"""A bounded in-memory cache in front of a BlobStore.
+
+A job's input is read back by the dispatcher a few milliseconds after it was written, and its
+result by the sync request waiting for it: both usually come from here instead of the disk or
+Redis. Blobs never change once written (keys are per job and per attempt), so the cache needs no
+invalidation beyond deletes. Oldest entries go first once `max_bytes` is reached.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from types import TracebackType
+from typing import Self
+
+from .blobs import BlobStore
+
+
+class CachedBlobStore:
+    def __init__(self, inner: BlobStore, max_bytes: int) -> None:
+        self.inner = inner
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[str, bytes] = OrderedDict()
+        self._size = 0
+
+    async def open(self) -> None:
+        await self.inner.open()
+
+    async def close(self) -> None:
+        self._entries.clear()
+        self._size = 0
+        await self.inner.close()
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+
+    def _remember(self, key: str, data: bytes) -> None:
+        if len(data) > self.max_bytes:
+            return
+        self._forget(key)
+        self._entries[key] = data
+        self._size += len(data)
+        while self._size > self.max_bytes:
+            _, old = self._entries.popitem(last=False)
+            self._size -= len(old)
+
+    def _forget(self, key: str) -> None:
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self._size -= len(old)
+
+    async def put(self, key: str, data: bytes) -> None:
+        await self.inner.put(key, data)
+        self._remember(key, data)
+
+    async def get(self, key: str) -> bytes:
+        data = self._entries.get(key)
+        if data is not None:
+            self._entries.move_to_end(key)
+            return data
+        return await self.inner.get(key)  # not cached again: a cold read is usually a one-off
+
+    async def delete(self, *keys: str) -> None:
+        for key in keys:
+            self._forget(key)
+        await self.inner.delete(*keys)
+
+    async def exists(self, key: str) -> bool:
+        return key in self._entries or await self.inner.exists(key)
+
+    @property
+    def cached_bytes(self) -> int:
+        return self._size
