@@ -187,13 +187,13 @@ class Dispatcher:
         started = job.started_at if job.started_at is not None else time.time()
         return max(0.5, self.job_timeout_s - (time.time() - started))
 
-    async def _interrupt(self, job: Job, instance: Instance) -> None:
-        current = await self.store.get(job.id)
-        prompt_id = current.prompt_id if current is not None else job.prompt_id
-        if prompt_id:
+    @staticmethod
+    async def _interrupt(job: Job, instance: Instance) -> None:
+        """Stop the attempt's prompt on its server: taken out of the queue, or interrupted."""
+        if job.prompt_id:
             with contextlib.suppress(GatewayError, TimeoutError):
                 async with asyncio.timeout(5):
-                    await instance.client.cancel(prompt_id)
+                    await instance.client.cancel(job.prompt_id)
 
     async def _retry_or_fail(self, job: Job, instance: Instance, exc: UpstreamUnavailable) -> None:
         error = error_of(exc, instance=instance.name, attempt=job.attempt)
