@@ -16,10 +16,10 @@ from .comfyui.breaker import BreakerState
 from .comfyui.health import HealthChecker
 from .comfyui.instance import Instance, InstancePool
 from .dispatch.dispatcher import Dispatcher
-from .dispatch.execution import JobExecution, input_key
+from .dispatch.execution import JobExecution, input_key, prompt_id_for
 from .dispatch.janitor import Janitor
 from .dispatch.slots import LocalSlots, SlotLedger
-from .errors import GatewayError, JobNotFound, ServiceUnavailable
+from .errors import JobNotFound, ServiceUnavailable
 from .images import ImageInfo
 from .jobs.blob_cache import CachedBlobStore
 from .jobs.blobs import BlobStore
@@ -268,10 +268,9 @@ class Gateway:
 
     async def _cancel_elsewhere(self, job: Job) -> None:
         instance = self.pool.get(job.instance) if job.instance else None
-        if instance is not None and job.prompt_id:
-            with contextlib.suppress(GatewayError, TimeoutError):
-                async with asyncio.timeout(5):
-                    await instance.client.cancel(job.prompt_id)
+        if instance is not None:
+            job.prompt_id = job.prompt_id or prompt_id_for(job.id, job.attempt)
+            await self.dispatcher.interrupt_prompt(job, instance)
 
     async def metrics_summary(self) -> dict[str, Any]:
         summary = self.metrics.summary()

@@ -149,7 +149,7 @@ class Dispatcher:
                     work = self.execution.reattach if reattach else self.execution.run
                     outcome = await work(job, instance, progress)
             except TimeoutError:
-                await self._interrupt(job, instance)
+                await self.interrupt_prompt(job, instance)
                 await self._finish_failed(job, instance, {
                     "message": f"job exceeded JOB_TIMEOUT of {self.job_timeout_s:g} s; its prompt was interrupted",
                     "code": "job_timed_out", "instance": instance.name})
@@ -160,7 +160,7 @@ class Dispatcher:
             reason = self.running[job.id].stop_reason if job.id in self.running else None
             self.telemetry.job_released(job, instance.name)
             if reason == "deleted":
-                await asyncio.shield(self._interrupt(job, instance))
+                await asyncio.shield(self.interrupt_prompt(job, instance))
             raise
         except UpstreamUnavailable as exc:
             self.telemetry.upstream_error(instance.name, exc.code)
@@ -188,7 +188,7 @@ class Dispatcher:
         return max(0.5, self.job_timeout_s - (time.time() - started))
 
     @staticmethod
-    async def _interrupt(job: Job, instance: Instance) -> None:
+    async def interrupt_prompt(job: Job, instance: Instance) -> None:
         """Stop the attempt's prompt on its server: taken out of the queue, or interrupted."""
         if job.prompt_id:
             with contextlib.suppress(GatewayError, TimeoutError):
