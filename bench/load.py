@@ -42,13 +42,17 @@ async def submit_async(http: aiohttp.ClientSession, base: str, task: str, image:
         return resp.status, body.get("job_id") if isinstance(body, dict) else None
 
 
-async def run_sync(http: aiohttp.ClientSession, base: str, task: str, image: bytes) -> tuple[int, dict[str, Any]]:
-    async with http.post(f"{base}/api/{task}", data=form(image)) as resp:
+async def run_sync(http: aiohttp.ClientSession, base: str, task: str, image: bytes,
+                   raw_answer: bool = False) -> tuple[int, dict[str, Any]]:
+    """One sync request. `raw_answer`: ask for the image bytes (Accept: image/png) instead of JSON."""
+    headers = {"Accept": "image/png"} if raw_answer else {}
+    async with http.post(f"{base}/api/{task}", data=form(image), headers=headers) as resp:
         raw = await resp.read()
         status = resp.status
+        prompt_id = resp.headers.get("X-Prompt-ID")
     body: dict[str, Any] = {}
     if status == 200:
-        body = json.loads(raw)
+        body = {"promptId": prompt_id, "bytes": len(raw)} if raw_answer else json.loads(raw)
     return status, body
 
 

@@ -152,19 +152,21 @@ def dispatch(cfg: Config) -> Result:
 
 async def _sync_once(cluster: Cluster, n: int, n_direct: int, image: bytes) -> dict[str, list[float]]:
     url, fake = cluster.gw.url, cluster.fakes[0]
-    out: dict[str, list[float]] = {"e2e": [], "exec": [], "direct": [], "direct_exec": []}
+    out: dict[str, list[float]] = {"e2e": [], "exec": [], "raw": [], "raw_exec": [], "direct": [],
+                                   "direct_exec": []}
     async with load.session() as http:
-        for i in range(n + 1):
-            start = time.perf_counter()
-            status, body = await load.run_sync(http, url, "upscale-image", image)
-            elapsed = time.perf_counter() - start
-            if status != 200:
-                raise RuntimeError(f"sync upscale answered {status}")
-            async with http.get(f"{fake.url}/history/{body['promptId']}") as resp:
-                entry = (await resp.json())[body["promptId"]]
-            if i:  # the first request warms up both sides
-                out["e2e"].append(elapsed)
-                out["exec"].append(load.execution_seconds(entry))
+        for raw_answer, key in ((False, "e2e"), (True, "raw")):
+            for i in range(n + 1):
+                start = time.perf_counter()
+                status, body = await load.run_sync(http, url, "upscale-image", image, raw_answer=raw_answer)
+                elapsed = time.perf_counter() - start
+                if status != 200:
+                    raise RuntimeError(f"sync upscale answered {status}")
+                async with http.get(f"{fake.url}/history/{body['promptId']}") as resp:
+                    entry = (await resp.json())[body["promptId"]]
+                if i:  # the first request warms up both sides
+                    out[key].append(elapsed)
+                    out[f"{key}_exec" if key == "raw" else "exec"].append(load.execution_seconds(entry))
         for _ in range(n_direct):
             elapsed, exec_s = await load.direct_upscale(http, fake.url, image)
             out["direct"].append(elapsed)
@@ -189,6 +191,9 @@ def sync_overhead(cfg: Config) -> Result:
                 direct_outside = [_ms(e - x) for e, x in zip(r["direct"], r["direct_exec"], strict=True)]
                 res.add("outside_p50", "end-to-end − server execution, p50", "ms", load.percentile(outside, 50))
                 res.add("outside_p99", "end-to-end − server execution, p99", "ms", load.percentile(outside, 99))
+                raw = [_ms(e - x) for e, x in zip(r["raw"], r["raw_exec"], strict=True)]
+                res.add("raw_outside_p50", "same, answer as raw image bytes (Accept: image/png), p50", "ms",
+                        load.percentile(raw, 50))
                 res.add("direct_outside_p50", "direct client: end-to-end − server execution, p50", "ms",
                         load.percentile(direct_outside, 50))
                 res.add("added_p50", "what the gateway adds: the two figures above, gateway − direct", "ms",

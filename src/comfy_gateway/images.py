@@ -101,15 +101,16 @@ def strip_png_text(data: bytes) -> bytes:
     base64: a result would carry its input twice over, and the operator's graph to every client."""
     if not data.startswith(PNG_SIGNATURE):
         return data
-    out = [PNG_SIGNATURE]
+    view = memoryview(data)  # slices of a view copy nothing; the join below copies once
+    out = [view[:len(PNG_SIGNATURE)]]
     pos = len(PNG_SIGNATURE)
     while pos + 8 <= len(data):
-        length = int.from_bytes(data[pos:pos + 4], "big")
+        length = int.from_bytes(view[pos:pos + 4], "big")
         end = pos + 12 + length
         if end > len(data):
             return data  # malformed: leave it as it came
-        if data[pos + 4:pos + 8] not in TEXT_CHUNKS:
-            out.append(data[pos:end])
+        if bytes(view[pos + 4:pos + 8]) not in TEXT_CHUNKS:
+            out.append(view[pos:end])
         pos = end
     return b"".join(out)
 
