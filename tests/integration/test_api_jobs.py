@@ -102,3 +102,23 @@ async def test_dashboard_page_reads_endpoints_that_exist(gw):
     assert paths == {"/health", "/api/jobs/stats", "/api/metrics/performance", "/api/jobs/list"}
     for path in paths:
         assert (await gw.client.get(path)).status_code in (200, 503)
+
+
+async def test_events_stream_progress_until_the_job_ends(gw):
+    import json
+
+    for fake in gw.fakes:
+        fake.set_service_time(1.0)
+    job_id = await submit(gw)
+    events = []
+    async with gw.client.stream("GET", f"/api/jobs/{job_id}/events") as resp:
+        assert resp.headers["content-type"].startswith("text/event-stream")
+        async for line in resp.aiter_lines():
+            if line.startswith("data: "):
+                events.append(json.loads(line.removeprefix("data: ")))
+    statuses = [e["status"] for e in events]
+    progress = [e["progress_percentage"] for e in events]
+    assert statuses[-1] == "completed" and progress[-1] == 100
+    assert "processing" in statuses and any(0 < p < 100 for p in progress)
+    assert progress == sorted(progress)
+    assert (await gw.client.get("/api/jobs/nope/events")).status_code == 404

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 
-from ..errors import JobNotFinished
+from ..errors import JobNotFinished, JobNotFound
 from ..gateway import Gateway
-from ..jobs.model import JobState
+from ..jobs.model import Job, JobState
 from ..jobs.store import JobFilter
 from .deps import get_gateway
 from .models import ErrorBody, JobInfoBody, JobListBody, JobResultBody, JobStatsBody, JobStatusBody, MessageBody
@@ -19,6 +21,7 @@ from .views import failure_response, image_response, info_body, iso, json_with_d
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 GW = Annotated[Gateway, Depends(get_gateway)]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}}
+PROGRESS_INTERVAL_S = 0.25  # how often a running job's progress is written, and so re-read
 
 
 @router.get("/stats", response_model=JobStatsBody)
@@ -101,6 +104,31 @@ async def job_result(job_id: str, request: Request, gateway: GW) -> Response:
         "image_base64": "", "prompt_id": meta.get("prompt_id"),
         "content_type": meta["content_type"], "width": meta.get("width"), "height": meta.get("height")}},
         ("result", "image_base64"), meta["content_type"], data)
+
+
+@router.get("/{job_id}/events", responses={**NOT_FOUND, 200: {"content": {"text/event-stream": {}}}})
+async def job_events(job_id: str, gateway: GW) -> StreamingResponse:
+    """Live status as server-sent events: one `status` event per change, the last one when it ends."""
+    job = await gateway.get(job_id)  # 404 before the stream starts
+
+    async def stream() -> AsyncIterator[str]:
+        last: dict[str, Any] | None = None
+        current: Job = job
+        while True:
+            body = status_body(current, gateway.metrics.average_processing_seconds(current.type))
+            shown = {k: body[k] for k in ("status", "progress_percentage", "comfyui_instance", "attempt")}
+            if shown != last:
+                last = shown
+                yield f"event: status\ndata: {json.dumps(body)}\n\n"
+            if current.state.finished:
+                return
+            try:  # woken at once when the job ends; progress is re-read at the pace it is recorded
+                current = await gateway.wait(job_id, PROGRESS_INTERVAL_S)
+            except JobNotFound:
+                yield f"event: deleted\ndata: {json.dumps({'job_id': job_id})}\n\n"
+                return
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/{job_id}/info", response_model=JobInfoBody, responses=NOT_FOUND)
