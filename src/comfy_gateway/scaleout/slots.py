@@ -35,16 +35,6 @@ for _, r in ipairs(redis.call('ZRANGE', replicas, 0, -1)) do
 end
 """
 
-# ARGV: prefix, previous owner, new owner, instance: move one slot (or add it when none is left)
-ADOPT = """
-local old = ARGV[1] .. ':slots:' .. ARGV[2]
-if ARGV[2] ~= '' and tonumber(redis.call('HGET', old, ARGV[4]) or '0') > 0 then
-    if redis.call('HINCRBY', old, ARGV[4], -1) <= 0 then redis.call('HDEL', old, ARGV[4]) end
-end
-redis.call('HINCRBY', ARGV[1] .. ':slots:' .. ARGV[3], ARGV[4], 1)
-return 1
-"""
-
 # ARGV: prefix, now, replica, heartbeat ttl, per instance, total, candidates...
 ACQUIRE = _USAGE + """
 redis.call('ZADD', replicas, now + tonumber(ARGV[4]), ARGV[3])
