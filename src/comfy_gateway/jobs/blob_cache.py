@@ -9,13 +9,12 @@ invalidation beyond deletes. Oldest entries go first once `max_bytes` is reached
 from __future__ import annotations
 
 from collections import OrderedDict
-from types import TracebackType
-from typing import Self
 
 from .blobs import BlobStore
+from .resource import OpenClose
 
 
-class CachedBlobStore:
+class CachedBlobStore(OpenClose):
     def __init__(self, inner: BlobStore, max_bytes: int) -> None:
         self.inner = inner
         self.max_bytes = max_bytes
@@ -29,14 +28,6 @@ class CachedBlobStore:
         self._entries.clear()
         self._size = 0
         await self.inner.close()
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        await self.close()
 
     def _remember(self, key: str, data: bytes) -> None:
         if len(data) > self.max_bytes:

@@ -17,8 +17,8 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from types import TracebackType
-from typing import Self
+
+from .resource import OpenClose
 
 _SEGMENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
 MAX_KEY_LENGTH = 512
@@ -52,7 +52,7 @@ def _unlink(paths: list[Path]) -> None:
         path.unlink(missing_ok=True)
 
 
-class DirectoryBlobStore:
+class DirectoryBlobStore(OpenClose):
     def __init__(self, root: Path, *, fsync: bool = True) -> None:
         self._root = Path(root)
         self._fsync = fsync
@@ -66,15 +66,6 @@ class DirectoryBlobStore:
 
     async def close(self) -> None:
         self._state = "closed"
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
 
     def path(self, key: str) -> Path:
         """Where the blob for `key` lives (ValueError for an invalid key)."""

@@ -6,15 +6,13 @@ each blob expires `ttl_seconds` after its last write.
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Self
-
 from redis.asyncio import Redis
 
 from .redis_keys import RedisKeys
+from .resource import OpenClose
 
 
-class RedisBlobStore:
+class RedisBlobStore(OpenClose):
     def __init__(self, client: Redis, prefix: str = "cg", ttl_seconds: int = 86400) -> None:
         if ttl_seconds <= 0:
             raise ValueError("ttl_seconds must be positive")
@@ -32,15 +30,6 @@ class RedisBlobStore:
 
     async def close(self) -> None:
         self._state = "closed"
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
 
     def _key(self, key: str) -> str:
         if self._state != "open":

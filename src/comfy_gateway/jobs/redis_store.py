@@ -19,8 +19,7 @@ import enum
 import json
 import time
 from collections.abc import Iterable, Sequence
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
@@ -38,6 +37,7 @@ from .redis_scripts import (
     REQUEUE,
     TAKE_OVER,
 )
+from .resource import OpenClose
 from .store import JobFilter, StoreCounts
 
 _STR_FIELDS = frozenset({"id", "type", "lease_owner", "instance", "prompt_id", "input_blob", "result_blob"})
@@ -106,7 +106,7 @@ def _pairs(flat: Sequence[Any]) -> dict[str, int]:
     return {_text(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2) if int(flat[i + 1]) > 0}
 
 
-class RedisJobStore:
+class RedisJobStore(OpenClose):
     """JobStore on Redis. Given a URL, the store owns its client; a given client stays the caller's."""
 
     def __init__(self, url_or_client: str | Redis, prefix: str = "cg") -> None:
@@ -143,15 +143,6 @@ class RedisJobStore:
         client, self._client = self._client, None
         if was_open and self._owns_client and client is not None:
             await client.aclose()
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
 
     @property
     def _redis(self) -> Redis:

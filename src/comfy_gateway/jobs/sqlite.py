@@ -21,10 +21,10 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
 from .model import Job, JobState
+from .resource import OpenClose
 from .store import JobFilter, StoreCounts
 
 _T = TypeVar("_T")
@@ -154,7 +154,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-class SqliteJobStore:
+class SqliteJobStore(OpenClose):
     """JobStore on one SQLite file; several stores (or processes) may share the file."""
 
     def __init__(self, path: Path) -> None:
@@ -190,15 +190,6 @@ class SqliteJobStore:
             await asyncio.get_running_loop().run_in_executor(executor, conn.close)
         finally:
             executor.shutdown(wait=True)
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
 
     async def _run(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
         if self._phase is not _Phase.OPEN:
