@@ -10,7 +10,7 @@ from ..comfyui.instance import Instance
 from ..errors import NotFound
 from ..gateway import Gateway
 from .deps import get_gateway
-from .models import ErrorBody
+from .models import BreakerChangeBody, BreakersBody, ErrorBody
 
 router = APIRouter(prefix="/api/circuit-breakers", tags=["instances"])
 GW = Annotated[Gateway, Depends(get_gateway)]
@@ -24,19 +24,19 @@ def _instance(gateway: Gateway, name: str) -> Instance:
     return instance
 
 
-@router.get("")
+@router.get("", response_model=BreakersBody)
 async def list_breakers(gateway: GW) -> dict[str, Any]:
     return {"circuit_breakers": {i.name: i.breaker.snapshot() for i in gateway.pool}}
 
 
-@router.post("/{name}/open", responses=NOT_FOUND)
+@router.post("/{name}/open", response_model=BreakerChangeBody, responses=NOT_FOUND)
 async def open_breaker(name: str, gateway: GW) -> dict[str, Any]:
     instance = _instance(gateway, name)
     instance.breaker.force_open()
     return {"message": f"circuit breaker of {name} opened", "circuit_breaker": instance.breaker.snapshot()}
 
 
-@router.post("/{name}/close", responses=NOT_FOUND)
+@router.post("/{name}/close", response_model=BreakerChangeBody, responses=NOT_FOUND)
 async def close_breaker(name: str, gateway: GW) -> dict[str, Any]:
     instance = _instance(gateway, name)
     instance.breaker.force_close()

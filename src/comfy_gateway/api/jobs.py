@@ -15,7 +15,16 @@ from ..gateway import Gateway
 from ..jobs.model import Job, JobState
 from ..jobs.store import JobFilter
 from .deps import get_gateway
-from .models import ErrorBody, JobInfoBody, JobListBody, JobResultBody, JobStatsBody, JobStatusBody, MessageBody
+from .models import (
+    ErrorBody,
+    JobInfoBody,
+    JobListBody,
+    JobResultBody,
+    JobStatsBody,
+    JobStatusBody,
+    MessageBody,
+    ProcessorStatsBody,
+)
 from .views import failure_response, image_response, info_body, iso, json_with_data_uri, status_body, wants_image
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
@@ -32,7 +41,7 @@ async def job_stats(gateway: GW) -> dict[str, Any]:
             "by_instance": counts.by_instance, "timestamp": iso(time.time())}
 
 
-@router.get("/processor/stats")
+@router.get("/processor/stats", response_model=ProcessorStatsBody)
 async def processor_stats(gateway: GW) -> dict[str, Any]:
     s = gateway.settings
     usage = await gateway.slots.usage()

@@ -10,13 +10,13 @@ from fastapi.responses import JSONResponse, Response
 from ..errors import NotFound
 from ..gateway import Gateway
 from .deps import get_gateway
-from .models import ErrorBody
+from .models import ErrorBody, MetricsBody
 
 router = APIRouter(tags=["metrics"])
 GW = Annotated[Gateway, Depends(get_gateway)]
 
 
-@router.get("/api/metrics")
+@router.get("/api/metrics", response_model=MetricsBody, response_model_exclude_none=True)
 async def all_metrics(gateway: GW) -> dict[str, Any]:
     return await gateway.metrics_summary()
 

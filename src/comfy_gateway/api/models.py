@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class ErrorBody(BaseModel):
@@ -94,3 +94,84 @@ class MessageBody(BaseModel):
     message: str
     job_id: str | None = None
     removed: int | None = None
+
+
+class OpenBody(BaseModel):
+    """A documented shape that may carry more fields than it names (replica and cluster views)."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class InstanceHealth(OpenBody):
+    name: str
+    url: str
+    healthy: bool
+    last_probe_ok: bool | None
+    circuit_breaker: dict[str, Any]
+    last_check_at: float | None
+    last_response_ms: float | None
+    last_error: str | None
+    active_jobs: int
+
+
+class InstancesHealth(OpenBody):
+    total: int
+    healthy: int
+    instances: list[InstanceHealth]
+
+
+class HealthBody(OpenBody):
+    status: str = Field(description="healthy | degraded | critical")
+    timestamp: str
+    uptime: dict[str, Any]
+    comfyui_instances: InstancesHealth
+    job_processing: dict[str, Any]
+    performance: dict[str, Any]
+
+
+class QuickStatusBody(OpenBody):
+    status: str
+    healthy_instances: int
+    active_jobs: int
+    uptime_hours: float
+
+
+class BasicMetricsBody(OpenBody):
+    jobs: dict[str, Any]
+    performance: dict[str, Any]
+
+
+class ProcessorStatsBody(OpenBody):
+    processor_running: bool
+    active_jobs: int
+    active_jobs_this_replica: int
+    pending_jobs: int
+    max_concurrent_jobs: int
+    max_jobs_per_instance: int
+    instances: dict[str, dict[str, Any]]
+    replica: str
+    dispatch: str
+    safety_sweep_interval_ms: int
+
+
+class MetricsBody(OpenBody):
+    timestamp: str
+    uptime: dict[str, Any]
+    jobs: dict[str, Any]
+    performance: dict[str, Any]
+    instances: dict[str, Any]
+    errors: dict[str, Any]
+    queue: dict[str, Any]
+
+
+class BreakersBody(OpenBody):
+    circuit_breakers: dict[str, dict[str, Any]]
+
+
+class BreakerChangeBody(OpenBody):
+    message: str
+    circuit_breaker: dict[str, Any]
+
+
+class WorkflowsBody(OpenBody):
+    workflows: list[dict[str, Any]]

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from ..gateway import Gateway
 from ..observability.job_counts import iso
 from .deps import get_gateway
+from .models import BasicMetricsBody, HealthBody, QuickStatusBody
 
 router = APIRouter(tags=["health"])
 GW = Annotated[Gateway, Depends(get_gateway)]
@@ -29,7 +30,7 @@ def _code(status: str) -> int:
     return 200 if status == "healthy" else 503
 
 
-@router.get("/health")
+@router.get("/health", responses={200: {"model": HealthBody}, 503: {"model": HealthBody}})
 async def health(gateway: GW) -> JSONResponse:
     status, healthy = overall_status(gateway)
     usage = await gateway.slots.usage()
@@ -59,7 +60,7 @@ async def health(gateway: GW) -> JSONResponse:
     return JSONResponse(body, status_code=_code(status))
 
 
-@router.get("/status")
+@router.get("/status", responses={200: {"model": QuickStatusBody}, 503: {"model": QuickStatusBody}})
 async def quick_status(gateway: GW) -> JSONResponse:
     status, healthy = overall_status(gateway)
     usage = await gateway.slots.usage()
@@ -68,6 +69,6 @@ async def quick_status(gateway: GW) -> JSONResponse:
                         status_code=_code(status))
 
 
-@router.get("/status/metrics")
+@router.get("/status/metrics", response_model=BasicMetricsBody)
 async def status_metrics(gateway: GW) -> dict[str, Any]:
     return gateway.metrics.basic()

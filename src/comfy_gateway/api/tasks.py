@@ -18,7 +18,7 @@ from ..jobs.model import JobState
 from ..webhooks import check_callback_url
 from ..workflows.registry import Workflow
 from .deps import get_gateway
-from .models import AsyncAccepted, ErrorBody, SyncResult
+from .models import AsyncAccepted, ErrorBody, SyncResult, WorkflowsBody
 from .uploads import UPLOAD_BODY, read_upload
 from .views import failure_response, image_response, json_with_data_uri, wants_image
 
@@ -119,7 +119,8 @@ async def run_any(workflow: str, request: Request, gateway: Annotated[Gateway, D
                           run_async=bool(async_) or mode == "async", fmt=format)
 
 
-@router.get("/api/workflows", summary="The workflows this gateway serves and their parameters")
+@router.get("/api/workflows", response_model=WorkflowsBody,
+            summary="The workflows this gateway serves and their parameters")
 async def list_workflows(gateway: Annotated[Gateway, Depends(get_gateway)]) -> dict[str, Any]:
     items = []
     for name in gateway.registry.names():
