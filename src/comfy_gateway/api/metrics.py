@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from ..errors import NotFound
 from ..gateway import Gateway
 from .deps import get_gateway
-from .models import ErrorBody, MetricsBody
+from .models import ErrorBody, MetricsBody, MetricsSavedBody
 
 router = APIRouter(tags=["metrics"])
 GW = Annotated[Gateway, Depends(get_gateway)]
@@ -56,7 +56,7 @@ async def one_instance(instance: str, gateway: GW) -> dict[str, Any]:
     return view
 
 
-@router.post("/api/metrics/save", responses={500: {"model": ErrorBody}})
+@router.post("/api/metrics/save", responses={200: {"model": MetricsSavedBody}, 500: {"model": ErrorBody}})
 async def save(gateway: GW) -> JSONResponse:
     try:
         await gateway.metrics.asave()  # fsync off the event loop

@@ -175,3 +175,8 @@ class BreakerChangeBody(OpenBody):
 
 class WorkflowsBody(OpenBody):
     workflows: list[dict[str, Any]]
+
+
+class MetricsSavedBody(OpenBody):
+    message: str
+    persistence: dict[str, Any]
