@@ -51,6 +51,15 @@ async def test_sync_remove_background_jpeg_has_alpha(gw):
     assert has_real_alpha(img)
 
 
+async def test_webp_in_works_like_png_and_jpeg(gw):
+    from support.images import encode
+
+    webp = encode(decode(png(30, 20)).convert("RGB"), "WEBP")
+    resp = await gw.client.post("/api/upscale-image", files={"imageFile": ("in.webp", webp, "image/webp")})
+    assert resp.status_code == 200, resp.text
+    assert image_of(resp.json()["imageBase64"]).size == (60, 40)
+
+
 async def test_upscale_remove_bg_chains_both(gw):
     resp = await gw.client.post("/api/upscale-remove-bg", files={"imageFile": ("in.png", png(32, 32), "image/png")})
     assert resp.status_code == 200, resp.text
