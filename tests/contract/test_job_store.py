@@ -180,7 +180,7 @@ async def test_stale_attempt_is_refused_after_requeue(store: JobStore) -> None:
     assert done.result_blob == "jobs/job-000/result.png" and done.result_meta == {"width": 1024}
     assert done.finished_at is not None and done.finished_at >= done.started_at  # type: ignore[operator]
     assert done.lease_owner is None and done.lease_expires_at is None
-    assert done.progress == 1.0
+    assert done.progress == 100.0  # percent, as the dispatcher records it
 
 
 async def test_requeue_keeps_attempt_and_records_history(store: JobStore) -> None:

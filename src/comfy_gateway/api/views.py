@@ -6,13 +6,13 @@ import base64
 import binascii
 import json
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
 from ..jobs.model import Job, JobState
+from ..observability.job_counts import iso as iso_ms
 
 # The HTTP status a failed job answers with, by the code of its error.
 FAILURE_STATUS = {
@@ -27,7 +27,7 @@ FAILURE_STATUS = {
 
 
 def iso(ts: float | None) -> str | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+    return None if ts is None else iso_ms(ts)
 
 
 def data_uri(content_type: str, data: bytes) -> str:

@@ -56,7 +56,7 @@ class Job:
     prompt_id: str | None = None
     started_at: float | None = None
     finished_at: float | None = None
-    progress: float = 0.0
+    progress: float = 0.0  # percent, 0-100
     result_blob: str | None = None
     result_meta: dict[str, Any] = field(default_factory=dict)
     error: dict[str, Any] | None = None

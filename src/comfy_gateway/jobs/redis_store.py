@@ -213,7 +213,7 @@ class RedisJobStore(OpenClose):
     async def complete(
         self, job_id: str, attempt: int, result_blob: str, result_meta: dict[str, Any]
     ) -> bool:
-        fields = ("result_blob", result_blob, "result_meta", _dumps(result_meta), "progress", "1.0")
+        fields = ("result_blob", result_blob, "result_meta", _dumps(result_meta), "progress", "100.0")
         args = (job_id, str(attempt), JobState.COMPLETED.value, _num(time.time()), *fields)
         return bool(await self._call("finish", *args))
 

@@ -81,7 +81,7 @@ _RECORD_PROMPT = f"UPDATE jobs SET prompt_id = :prompt_id, updated_at = :now {_F
 _SET_PROGRESS = f"UPDATE jobs SET progress = :progress, updated_at = :now {_FENCE}"
 _RENEW = f"UPDATE jobs SET lease_expires_at = :expires, updated_at = :now {_FENCE} AND lease_owner = :owner"
 _COMPLETE = f"""
-UPDATE jobs SET state = 'completed', finished_at = :now, updated_at = :now, progress = 1.0,
+UPDATE jobs SET state = 'completed', finished_at = :now, updated_at = :now, progress = 100.0,
     lease_owner = NULL, lease_expires_at = NULL,
     data = json_set(data, '$.result_blob', :blob, '$.result_meta', json(:meta))
 {_FENCE}"""
