@@ -6,14 +6,11 @@ delete their keys afterwards. An unreachable Redis fails them, unless SKIP_REDIS
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from comfy_gateway.jobs.blob_dir import DirectoryBlobStore
 from comfy_gateway.jobs.blob_redis import RedisBlobStore
@@ -21,33 +18,12 @@ from comfy_gateway.jobs.blobs import BlobStore
 from comfy_gateway.jobs.redis_store import RedisJobStore
 from comfy_gateway.jobs.sqlite import SqliteJobStore
 from comfy_gateway.jobs.store import JobStore
-
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+from support.redis import REDIS_URL, connect_redis, drop_prefix
 
 JobStoreFactory = Callable[[], JobStore]
 
 BACKENDS = ["sqlite", pytest.param("redis", marks=pytest.mark.redis)]
 BLOB_BACKENDS = ["directory", pytest.param("redis", marks=pytest.mark.redis)]
-
-
-async def connect_redis() -> Redis:
-    """A client to the test Redis; fails (or skips with SKIP_REDIS_TESTS=1) when it is unreachable."""
-    client = Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        await client.ping()
-    except (RedisError, OSError) as exc:
-        await client.aclose()
-        reason = f"Redis unreachable at {REDIS_URL}: {type(exc).__name__}: {exc}"
-        if os.environ.get("SKIP_REDIS_TESTS") == "1":
-            pytest.skip(f"{reason} (SKIP_REDIS_TESTS=1)")
-        pytest.fail(f"{reason}; start Redis or set SKIP_REDIS_TESTS=1 to skip Redis tests")
-    return client
-
-
-async def drop_prefix(client: Redis, prefix: str) -> None:
-    keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
-    if keys:
-        await client.delete(*keys)
 
 
 @pytest.fixture(params=BACKENDS)

@@ -4,18 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from support.gateway import gateway_settings, hosts_of, running_gateway
 from support.images import png
-
-
-@pytest.fixture
-async def gw(fake_servers, tmp_path):
-    fakes = await fake_servers(2)
-    async with running_gateway(gateway_settings(tmp_path, hosts_of(fakes))) as running:
-        running.fakes = fakes
-        yield running
 
 
 async def submit(gw, task: str = "upscale-image") -> str:

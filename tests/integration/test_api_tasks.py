@@ -24,14 +24,6 @@ def has_real_alpha(img: Image.Image) -> bool:
     return img.mode == "RGBA" and low == 0 and high == 255
 
 
-@pytest.fixture
-async def gw(fake_servers, tmp_path):
-    fakes = await fake_servers(2)
-    async with running_gateway(gateway_settings(tmp_path, hosts_of(fakes))) as running:
-        running.fakes = fakes
-        yield running
-
-
 async def test_sync_upscale_png_is_exactly_twice_the_size(gw):
     resp = await gw.client.post("/api/upscale-image", files={"imageFile": ("in.png", png(40, 30), "image/png")})
     assert resp.status_code == 200, resp.text

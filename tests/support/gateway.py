@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ class RunningGateway:
     app: FastAPI
     server: uvicorn.Server
     client: httpx.AsyncClient
+    fakes: list[Any] = field(default_factory=list)  # the fake servers behind it, when a test keeps them here
 
     @property
     def gateway(self) -> Gateway:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from comfy_gateway.jobs.redis_keys import LUA_KEYS, RedisKeys
+from support.redis import connect_redis
 
 _PROBE = """
 return {k_job('j1'), K_PENDING, K_LEASES, K_FINISHED, K_ALL, K_TYPES, K_INSTANCES,
@@ -18,16 +15,7 @@ return {k_job('j1'), K_PENDING, K_LEASES, K_FINISHED, K_ALL, K_TYPES, K_INSTANCE
 
 @pytest.mark.redis
 async def test_lua_and_python_key_names_agree() -> None:
-    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-    client = Redis.from_url(url, socket_connect_timeout=2)
-    try:
-        await client.ping()
-    except (RedisError, OSError) as exc:
-        await client.aclose()
-        reason = f"Redis unreachable at {url}: {type(exc).__name__}: {exc}"
-        if os.environ.get("SKIP_REDIS_TESTS") == "1":
-            pytest.skip(f"{reason} (SKIP_REDIS_TESTS=1)")
-        pytest.fail(f"{reason}; set SKIP_REDIS_TESTS=1 to skip Redis tests")
+    client = await connect_redis()
     try:
         got = await client.eval(LUA_KEYS + _PROBE, 0, "pfx")
     finally:

@@ -2,32 +2,22 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from comfy_gateway.jobs.model import Job
 from comfy_gateway.jobs.redis_store import RedisJobStore
+from support.redis import connect_redis
 
 pytestmark = pytest.mark.redis
 
 
 @pytest.fixture
 async def client() -> AsyncIterator[Redis]:
-    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-    redis = Redis.from_url(url, socket_connect_timeout=2)
-    try:
-        await redis.ping()
-    except (RedisError, OSError) as exc:
-        await redis.aclose()
-        reason = f"Redis unreachable at {url}: {type(exc).__name__}: {exc}"
-        if os.environ.get("SKIP_REDIS_TESTS") == "1":
-            pytest.skip(f"{reason} (SKIP_REDIS_TESTS=1)")
-        pytest.fail(f"{reason}; set SKIP_REDIS_TESTS=1 to skip Redis tests")
+    redis = await connect_redis()
     yield redis
     await redis.aclose()
 
