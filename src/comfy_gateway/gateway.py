@@ -192,18 +192,28 @@ class Gateway:
             raise ServiceUnavailable("no healthy ComfyUI server is available right now",
                                      retry_after=max(1, round(retry)))
 
-    async def submit(self, job_type: str, data: bytes, info: ImageInfo, params: dict[str, Any]) -> Job:
+    async def submit(self, job_type: str, data: bytes, info: ImageInfo, params: dict[str, Any],
+                     idempotency_key: str | None = None) -> tuple[Job, bool]:
+        """The job for this request, and whether it is new (False: the idempotency key named one)."""
         job = Job(id=new_job_id(), type=job_type, params=params, input_meta=info.as_meta())
         job.input_blob = input_key(job.id)
         await self.blobs.put(job.input_blob, data)
         try:
-            await self.store.create(job)
+            if idempotency_key is None:
+                await self.store.create(job)
+                named, created = job, True
+            else:
+                named, created = await self.store.create_once(job, idempotency_key,
+                                                              self.settings.idempotency_ttl / 1000)
         except BaseException:
             await self.blobs.delete(job.input_blob)
             raise
+        if not created:
+            await self.blobs.delete(job.input_blob)
+            return named, False
         self.dispatcher.notify()
         await self.events.announce_work()
-        return job
+        return job, True
 
     async def get(self, job_id: str) -> Job:
         job = await self.store.get(job_id)

@@ -496,3 +496,35 @@ async def test_close_is_idempotent_and_a_closed_store_refuses_calls(make_store: 
         await store.claim("worker-a", LEASE)
     with pytest.raises(RuntimeError):
         await store.open()
+
+
+# --- idempotency keys ----------------------------------------------------------------------------
+
+
+async def test_create_once_creates_then_returns_the_same_job(store: JobStore) -> None:
+    first, created = await store.create_once(make_job("job-a"), "key-1", 60)
+    assert created and first.id == "job-a"
+    again, created_again = await store.create_once(make_job("job-b"), "key-1", 60)
+    assert not created_again and again.id == "job-a"
+    assert await store.get("job-b") is None  # the second job was never stored
+    other, created_other = await store.create_once(make_job("job-c"), "key-2", 60)
+    assert created_other and other.id == "job-c"
+
+
+async def test_create_once_concurrently_creates_one_job(store: JobStore) -> None:
+    results = await asyncio.gather(*(store.create_once(make_job(f"job-{n}"), "same-key", 60) for n in range(10)))
+    assert sum(created for _, created in results) == 1
+    assert len({job.id for job, _ in results}) == 1
+    assert (await store.counts()).total == 1
+
+
+async def test_a_key_is_free_again_once_its_job_is_gone_or_it_expired(store: JobStore) -> None:
+    await store.create_once(make_job("job-a"), "key-1", 60)
+    await store.delete("job-a")
+    job, created = await store.create_once(make_job("job-b"), "key-1", 60)
+    assert created and job.id == "job-b"
+    await store.create_once(make_job("job-c"), "short", 0.05)
+    await asyncio.sleep(0.1)
+    job, created = await store.create_once(make_job("job-d"), "short", 60)
+    assert created and job.id == "job-d"
+    assert await store.get("job-c") is not None  # the job itself stays; only its key expired

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import structlog
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from ..errors import InvalidInput, NotFound
@@ -17,6 +17,7 @@ from ..gateway import Gateway
 from ..jobs.model import JobState
 from ..webhooks import check_callback_url
 from ..workflows.registry import Workflow
+from . import idempotency
 from .deps import get_gateway
 from .models import AsyncAccepted, ErrorBody, SyncResult, WorkflowsBody
 from .uploads import UPLOAD_BODY, read_upload
@@ -32,6 +33,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 AsyncFlag = Annotated[bool | None, Query(alias="async", description="true: answer 202 with a job id")]
 Mode = Annotated[Literal["sync", "async"] | None, Query(description="async: same as async=true")]
 Format = Annotated[Literal["png", "jpeg", "webp"] | None, Query(description="output image format")]
+IdemKey = Annotated[str | None, Header(alias=idempotency.HEADER, description=(
+    "retrying with the same key returns the same job instead of starting another"))]
 
 
 def _workflow(gateway: Gateway, name: str) -> Workflow:
@@ -53,21 +56,27 @@ def _estimate(gateway: Gateway, workflow: Workflow, pending: int) -> str:
 
 
 async def run_task(gateway: Gateway, workflow: Workflow, request: Request, *, run_async: bool,
-                   fmt: str | None) -> Response:
+                   fmt: str | None, idempotency_key: str | None) -> Response:
     gateway.check_admission(sync=not run_async)
     upload = await read_upload(request, gateway.settings.max_image_pixels)
     params = {"workflow": _params(workflow, request, upload.fields),
               "format": fmt or upload.fields.get("format") or "png"}
     if params["format"] not in ("png", "jpeg", "webp"):
         raise InvalidInput("format must be png, jpeg or webp", parameter="format")
-    request_id = structlog.contextvars.get_contextvars().get("request_id")
-    if request_id:
-        params["request_id"] = request_id  # so the job's log lines can be traced to the request
     callback = request.query_params.get("callback_url") or upload.fields.get("callback_url")
     if callback:
         params["callback_url"] = check_callback_url(callback)
-    job = await gateway.submit(workflow.name, upload.data, upload.info, params)
+    key = idempotency.checked_key(idempotency_key)
+    if key is not None:
+        params["request_fingerprint"] = idempotency.fingerprint(workflow.name, params, upload.data)
+    request_id = structlog.contextvars.get_contextvars().get("request_id")
+    if request_id:
+        params["request_id"] = request_id  # so the job's log lines can be traced to the request
+    job, created = await gateway.submit(workflow.name, upload.data, upload.info, params, idempotency_key=key)
+    if not created:
+        idempotency.check_same_request(job, params["request_fingerprint"])
     del upload
+    replayed = {} if created else {idempotency.REPLAYED_HEADER: "true"}
     if run_async:
         pending = await gateway.store.pending_count()
         body = AsyncAccepted(
@@ -75,7 +84,7 @@ async def run_task(gateway: Gateway, workflow: Workflow, request: Request, *, ru
             message="Job submitted successfully. Poll status_url for progress and result_url for the image.",
             estimated_completion_time=_estimate(gateway, workflow, pending),
             status_url=f"/api/jobs/{job.id}/status", result_url=f"/api/jobs/{job.id}/result")
-        return JSONResponse(body.model_dump(), status_code=202, headers={"Location": body.status_url})
+        return JSONResponse(body.model_dump(), status_code=202, headers={"Location": body.status_url, **replayed})
     job = await gateway.wait_sync(job.id)
     if job.state is JobState.FAILED:
         return failure_response(job)
@@ -84,20 +93,25 @@ async def run_task(gateway: Gateway, workflow: Workflow, request: Request, *, ru
                              "job_id": job.id, "status_url": f"/api/jobs/{job.id}/status"}, status_code=504)
     data = await gateway.result_bytes(job)
     if wants_image(request):
-        return image_response(job, data)
-    body_sync = SyncResult(imageBase64="", promptId=job.result_meta.get("prompt_id"), jobId=job.id)
-    return json_with_data_uri(body_sync.model_dump(), ("imageBase64",), job.result_meta["content_type"], data)
+        answer = image_response(job, data)
+    else:
+        body_sync = SyncResult(imageBase64="", promptId=job.result_meta.get("prompt_id"), jobId=job.id)
+        answer = json_with_data_uri(body_sync.model_dump(), ("imageBase64",), job.result_meta["content_type"], data)
+    answer.headers.update(replayed)
+    return answer
 
 
 def _add_seed_routes(name: str) -> None:
     async def sync_or_async(request: Request, gateway: Annotated[Gateway, Depends(get_gateway)],
-                            async_: AsyncFlag = None, mode: Mode = None, format: Format = None) -> Response:
-        return await run_task(gateway, _workflow(gateway, name), request,
-                              run_async=bool(async_) or mode == "async", fmt=format)
+                            async_: AsyncFlag = None, mode: Mode = None, format: Format = None,
+                            idempotency_key: IdemKey = None) -> Response:
+        return await run_task(gateway, _workflow(gateway, name), request, run_async=bool(async_) or mode == "async",
+                              fmt=format, idempotency_key=idempotency_key)
 
     async def always_async(request: Request, gateway: Annotated[Gateway, Depends(get_gateway)],
-                           format: Format = None) -> Response:
-        return await run_task(gateway, _workflow(gateway, name), request, run_async=True, fmt=format)
+                           format: Format = None, idempotency_key: IdemKey = None) -> Response:
+        return await run_task(gateway, _workflow(gateway, name), request, run_async=True, fmt=format,
+                              idempotency_key=idempotency_key)
 
     router.add_api_route(f"/api/{name}", sync_or_async, methods=["POST"], response_model=SyncResult,
                          responses={202: {"model": AsyncAccepted}, **ERRORS}, openapi_extra=UPLOAD_BODY,
@@ -114,9 +128,10 @@ for _name in SEED_TASKS:
 @router.post("/api/run/{workflow}", response_model=SyncResult, openapi_extra=UPLOAD_BODY,
              responses={202: {"model": AsyncAccepted}, **ERRORS}, summary="Run any configured workflow")
 async def run_any(workflow: str, request: Request, gateway: Annotated[Gateway, Depends(get_gateway)],
-                  async_: AsyncFlag = None, mode: Mode = None, format: Format = None) -> Response:
+                  async_: AsyncFlag = None, mode: Mode = None, format: Format = None,
+                  idempotency_key: IdemKey = None) -> Response:
     return await run_task(gateway, _workflow(gateway, workflow), request,
-                          run_async=bool(async_) or mode == "async", fmt=format)
+                          run_async=bool(async_) or mode == "async", fmt=format, idempotency_key=idempotency_key)
 
 
 @router.get("/api/workflows", response_model=WorkflowsBody,

@@ -13,6 +13,7 @@ The two spellings sit side by side so they cannot drift apart unnoticed; a unit 
     {p}:types             set of type names with at least one job
     {p}:instances         set of instance names with at least one job
     {p}:blob:{key}        string, one blob (with a TTL)
+    {p}:idem:{key}        string, the job id an idempotency key names (with a TTL)
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ class RedisKeys:
 
     def job(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}"
+
+    def idempotency(self, key: str) -> str:
+        return f"{self.prefix}:idem:{key}"
 
     @property
     def pending(self) -> str:

@@ -171,3 +171,12 @@ local function per(set_key, index)
 end
 return {redis.call('ZCARD', K_ALL), states, per(K_TYPES, k_type), per(K_INSTANCES, k_instance)}
 """
+
+
+# CREATE behind an idempotency key. ARGV: prefix, id, score, idempotency key name, its ttl (ms),
+# field/value pairs... Returns the id of the job the key already names, or CREATE's 1 / 0.
+CREATE_ONCE = """
+local named = redis.call('GET', ARGV[4])
+if named and redis.call('EXISTS', k_job(named)) == 1 then return named end
+""" + CREATE.replace("unpack(ARGV, 4)", "unpack(ARGV, 6)").replace(
+    "return 1\n", "redis.call('SET', ARGV[4], ARGV[2], 'PX', ARGV[5])\nreturn 1\n")

@@ -30,6 +30,7 @@ from .redis_scripts import (
     CLAIM,
     COUNTS,
     CREATE,
+    CREATE_ONCE,
     DELETE,
     FENCED_SET,
     FINISH,
@@ -64,6 +65,13 @@ def _num(value: float) -> str:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _score(job: Job) -> float:
+    """What a job is first filed under: its lease expiry while processing, else its last change."""
+    if job.state is JobState.PROCESSING:
+        return job.lease_expires_at or 0.0
+    return job.finished_at or job.updated_at
 
 
 def _encode(job: Job) -> list[str]:
@@ -128,7 +136,7 @@ class RedisJobStore(OpenClose):
         source = self._url_or_client
         client = Redis.from_url(source) if isinstance(source, str) else source
         sources = {
-            "create": CREATE, "claim": CLAIM, "fenced_set": FENCED_SET, "finish": FINISH,
+            "create": CREATE, "create_once": CREATE_ONCE, "claim": CLAIM, "fenced_set": FENCED_SET, "finish": FINISH,
             "requeue": REQUEUE, "take_over": TAKE_OVER, "delete": DELETE, "counts": COUNTS,
         }  # fmt: skip
         self._scripts = {
@@ -165,12 +173,21 @@ class RedisJobStore(OpenClose):
         return [job for job in map(_decode, rows) if job is not None]
 
     async def create(self, job: Job) -> None:
-        if job.state is JobState.PROCESSING:
-            score = job.lease_expires_at or 0.0
-        else:
-            score = job.finished_at or job.updated_at
-        if not await self._call("create", job.id, _num(score), *_encode(job)):
+        if not await self._call("create", job.id, _num(_score(job)), *_encode(job)):
             raise ValueError(f"job {job.id} already exists")
+
+    async def create_once(self, job: Job, key: str, ttl_seconds: float) -> tuple[Job, bool]:
+        ttl_ms = str(max(1, int(ttl_seconds * 1000)))
+        named = await self._call("create_once", job.id, _num(_score(job)), self._keys.idempotency(key), ttl_ms,
+                                 *_encode(job))
+        if named == 1:
+            return job, True
+        if named == 0:
+            raise ValueError(f"job {job.id} already exists")
+        existing = await self.get(_text(named))
+        if existing is None:  # deleted since the script ran: the key is free again
+            return await self.create_once(job, key, ttl_seconds)
+        return existing, False
 
     async def get(self, job_id: str) -> Job | None:
         return _decode(await self._redis.hgetall(self._keys.job(job_id)))

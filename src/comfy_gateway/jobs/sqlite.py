@@ -29,7 +29,7 @@ from .store import JobFilter, StoreCounts
 
 _T = TypeVar("_T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the idempotency table
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -54,6 +54,12 @@ CREATE INDEX IF NOT EXISTS jobs_instance_created ON jobs (instance, created_at) 
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at);
 CREATE INDEX IF NOT EXISTS jobs_lease ON jobs (lease_expires_at) WHERE state = 'processing';
 CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS idempotency (
+    key        TEXT PRIMARY KEY,
+    job_id     TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS idempotency_expires ON idempotency (expires_at);
 """
 
 _COLUMNS = (
@@ -108,6 +114,7 @@ SELECT {_SELECT} FROM jobs
 WHERE state = 'processing' AND (lease_expires_at IS NULL OR lease_expires_at <= ?)
 ORDER BY lease_expires_at"""
 _DELETE = f"DELETE FROM jobs WHERE id = ? RETURNING {_SELECT}"
+_BY_IDEMPOTENCY_KEY = f"SELECT {_SELECT} FROM jobs WHERE id = (SELECT job_id FROM idempotency WHERE key = ?)"
 _FINISHED_BEFORE = f"""
 SELECT {_SELECT} FROM jobs
 WHERE finished_at < ? AND state IN ('completed', 'failed') ORDER BY finished_at LIMIT ?"""
@@ -220,6 +227,31 @@ class SqliteJobStore(OpenClose):
                 raise ValueError(f"job {job.id} already exists") from exc
 
         await self._run(insert)
+
+    async def create_once(self, job: Job, key: str, ttl_seconds: float) -> tuple[Job, bool]:
+        row = _job_to_row(job)
+        now = time.time()
+
+        def create(conn: sqlite3.Connection) -> tuple[Job, bool]:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("DELETE FROM idempotency WHERE expires_at <= ?", (now,))
+                found = conn.execute(_BY_IDEMPOTENCY_KEY, (key,)).fetchall()
+                if found:
+                    conn.execute("COMMIT")
+                    return _row_to_job(found[0]), False
+                try:
+                    conn.execute(_INSERT, row)
+                except sqlite3.IntegrityError as exc:
+                    raise ValueError(f"job {job.id} already exists") from exc
+                conn.execute("INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?)", (key, job.id, now + ttl_seconds))
+                conn.execute("COMMIT")
+                return job, True
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        return await self._run(create)
 
     async def get(self, job_id: str) -> Job | None:
         return await self._one(f"SELECT {_SELECT} FROM jobs WHERE id = ?", (job_id,))

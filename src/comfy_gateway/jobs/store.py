@@ -39,6 +39,12 @@ class JobStore(Protocol):
     async def create(self, job: Job) -> None:
         """Insert a new pending job; an id that exists already raises ValueError."""
 
+    async def create_once(self, job: Job, key: str, ttl_seconds: float) -> tuple[Job, bool]:
+        """Create `job` unless the idempotency `key` already names a job that still exists.
+
+        Atomic: of two calls with one key, one creates and the other gets that job back.
+        Returns (the job the key names, whether it was created now). A key lives `ttl_seconds`."""
+
     async def get(self, job_id: str) -> Job | None: ...
 
     async def claim(self, owner: str, lease_seconds: float, instance: str | None = None) -> Job | None:
