@@ -90,8 +90,19 @@ def _shared_processors() -> list[Processor]:
     ]
 
 
+class _RenderOnce(structlog.stdlib.ProcessorFormatter):
+    """Renders a record once, however many handlers (console, combined.log, error.log) write it."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = getattr(record, "_rendered_json", None)
+        if line is None:
+            line = super().format(record)
+            record._rendered_json = line
+        return line
+
+
 def _formatter() -> structlog.stdlib.ProcessorFormatter:
-    return structlog.stdlib.ProcessorFormatter(
+    return _RenderOnce(
         foreign_pre_chain=[*_shared_processors(), _component_from_record],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
