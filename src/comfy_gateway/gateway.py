@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
@@ -34,6 +34,9 @@ from .settings import Settings
 from .tasks import BackgroundTasks
 from .webhooks import WebhookSender
 from .workflows.registry import WorkflowRegistry
+
+if TYPE_CHECKING:
+    from .scaleout.cluster_metrics import ClusterMetrics
 
 STRANDED_GRACE_S = 3.0
 
@@ -67,9 +70,9 @@ class Gateway:
             folder.mkdir(parents=True, exist_ok=True)
         self.metrics.load()
         self.session = await self._stack.enter_async_context(aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, ssl=None if s.comfyui_use_ssl else False),
+            connector=aiohttp.TCPConnector(limit=0),  # https (COMFYUI_USE_SSL) verifies certificates
             skip_auto_headers=("Origin",)))
-        self.cluster = None
+        self.cluster: ClusterMetrics | None = None  # the cluster view, with JOB_STORE=redis
         self.store, self.blobs, self.events, self.slots = await self._open_backends()
         self.pool = await self._stack.enter_async_context(InstancePool(
             s.instance_hosts, base_url=s.base_url, session=self.session,
