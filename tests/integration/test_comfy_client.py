@@ -299,7 +299,7 @@ async def test_dropped_socket_mid_run_still_succeeds_quickly(
         result = await asyncio.wait_for(run, 5)
         elapsed = time.monotonic() - started
         assert result.outputs["3"]
-        assert elapsed < 1.5, elapsed
+        assert elapsed < 2.5, elapsed  # a 1 s job; the alternative is the 30 s timeout
         await eventually(lambda: hub.reconnects >= 1)
         assert reconnected == [client.name]
         assert hub.sockets_open == 1

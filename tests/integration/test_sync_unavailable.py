@@ -21,7 +21,7 @@ async def test_no_available_server_answers_503_at_once(fake_servers, tmp_path):
         took = time.monotonic() - started
         assert resp.status_code == 503 and int(resp.headers["retry-after"]) >= 1
         assert "no healthy" in resp.json()["error"]
-        assert took < 1.0
+        assert took < 2.0
         # Async jobs are still accepted: they wait as pending until a server is back.
         queued = await gw.client.post("/api/async/upscale-image", files=IMAGE)
         assert queued.status_code == 202

@@ -141,7 +141,7 @@ async def test_a_decompression_bomb_is_refused_from_its_header_before_decoding(g
     started = time.monotonic()
     resp = await gw.client.post(TASK, files=image_file(bomb))
     assert_error(resp, 413, "pixels")
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 2.0
     assert prompts(gw) == before
 
 

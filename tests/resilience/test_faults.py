@@ -224,7 +224,7 @@ async def test_no_healthy_server_sync_gets_503_quickly_and_async_fails_at_the_qu
         t = await tally(gw.client, [job_id])
         result = await gw.client.get(f"/api/jobs/{job_id}/result")
     report(t)
-    assert sync.status_code == 503 and sync_seconds < 1.0
+    assert sync.status_code == 503 and sync_seconds < 2.0
     assert int(sync.headers["retry-after"]) >= 1 and "error" in sync.json()
     assert t.lost == 0 and (t.completed, t.failed) == (0, 1)
     error = t.statuses[job_id]["error"]
