@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -31,6 +32,11 @@ ALLOWED_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
 
 def can_transition(old: JobState, new: JobState) -> bool:
     return new in ALLOWED_TRANSITIONS[old]
+
+
+def compact_json(value: Any) -> str:
+    """How the stores write the JSON parts of a job."""
+    return json.dumps(value, separators=(",", ":"))
 
 
 def new_job_id() -> str:

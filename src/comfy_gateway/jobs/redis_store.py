@@ -15,7 +15,6 @@ RuntimeError.
 
 from __future__ import annotations
 
-import enum
 import json
 import time
 from collections.abc import Iterable, Sequence
@@ -24,7 +23,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-from .model import Job, JobState
+from .model import Job, JobState, compact_json
 from .redis_keys import LUA_KEYS, RedisKeys
 from .redis_scripts import (
     CLAIM,
@@ -38,7 +37,7 @@ from .redis_scripts import (
     REQUEUE,
     TAKE_OVER,
 )
-from .resource import OpenClose
+from .resource import OpenClose, Phase
 from .store import JobFilter, StoreCounts
 
 _STR_FIELDS = frozenset({"id", "type", "lease_owner", "instance", "prompt_id", "input_blob", "result_blob"})
@@ -49,14 +48,6 @@ _JSON_FIELDS = frozenset({"params", "input_meta", "result_meta", "error", "histo
 _LIST_PAGE = 200
 
 
-class _Phase(enum.Enum):
-    NEW = "new"
-    OPEN = "open"
-    CLOSED = "closed"
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
 
 
 def _num(value: float) -> str:
@@ -81,7 +72,7 @@ def _encode(job: Job) -> list[str]:
         if value is None:
             continue
         if name in _JSON_FIELDS:
-            text = _dumps(value)
+            text = compact_json(value)
         elif name in _FLOAT_FIELDS:
             text = _num(value)
         else:
@@ -124,14 +115,14 @@ class RedisJobStore(OpenClose):
         self._owns_client = isinstance(url_or_client, str)
         self._prefix = prefix
         self._keys = RedisKeys(prefix)
-        self._phase = _Phase.NEW
+        self._phase = Phase.NEW
         self._client: Redis | None = None
         self._scripts: dict[str, AsyncScript] = {}
 
     async def open(self) -> None:
-        if self._phase is _Phase.OPEN:
+        if self._phase is Phase.OPEN:
             return
-        if self._phase is _Phase.CLOSED:
+        if self._phase is Phase.CLOSED:
             raise RuntimeError("RedisJobStore is closed and cannot be reopened")
         source = self._url_or_client
         client = Redis.from_url(source) if isinstance(source, str) else source
@@ -143,18 +134,18 @@ class RedisJobStore(OpenClose):
             name: client.register_script(LUA_KEYS + LUA_HELPERS + body) for name, body in sources.items()
         }
         self._client = client
-        self._phase = _Phase.OPEN
+        self._phase = Phase.OPEN
 
     async def close(self) -> None:
-        was_open = self._phase is _Phase.OPEN
-        self._phase = _Phase.CLOSED
+        was_open = self._phase is Phase.OPEN
+        self._phase = Phase.CLOSED
         client, self._client = self._client, None
         if was_open and self._owns_client and client is not None:
             await client.aclose()
 
     @property
     def _redis(self) -> Redis:
-        if self._phase is not _Phase.OPEN or self._client is None:
+        if self._phase is not Phase.OPEN or self._client is None:
             raise RuntimeError(f"RedisJobStore is {self._phase.value}, not open")
         return self._client
 
@@ -230,17 +221,17 @@ class RedisJobStore(OpenClose):
     async def complete(
         self, job_id: str, attempt: int, result_blob: str, result_meta: dict[str, Any]
     ) -> bool:
-        fields = ("result_blob", result_blob, "result_meta", _dumps(result_meta), "progress", "100.0")
+        fields = ("result_blob", result_blob, "result_meta", compact_json(result_meta), "progress", "100.0")
         args = (job_id, str(attempt), JobState.COMPLETED.value, _num(time.time()), *fields)
         return bool(await self._call("finish", *args))
 
     async def fail(self, job_id: str, attempt: int | None, error: dict[str, Any]) -> bool:
         fence = "" if attempt is None else str(attempt)
-        args = (job_id, fence, JobState.FAILED.value, _num(time.time()), "error", _dumps(error))
+        args = (job_id, fence, JobState.FAILED.value, _num(time.time()), "error", compact_json(error))
         return bool(await self._call("finish", *args))
 
     async def requeue(self, job_id: str, attempt: int, error: dict[str, Any] | None = None) -> bool:
-        return bool(await self._call("requeue", job_id, str(attempt), _num(time.time()), _dumps(error)))
+        return bool(await self._call("requeue", job_id, str(attempt), _num(time.time()), compact_json(error)))
 
     async def expired_leases(self, now: float) -> Sequence[Job]:
         ids = await self._redis.zrangebyscore(self._keys.leases, "-inf", _num(now))

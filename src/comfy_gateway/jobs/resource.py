@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import enum
 from types import TracebackType
 from typing import Self
+
+
+class Phase(enum.Enum):
+    """Where a store is in its life: a closed store cannot be opened again."""
+
+    NEW = "new"
+    OPEN = "open"
+    CLOSED = "closed"
 
 
 class OpenClose:

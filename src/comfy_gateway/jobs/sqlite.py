@@ -14,7 +14,6 @@ RuntimeError.
 from __future__ import annotations
 
 import asyncio
-import enum
 import json
 import sqlite3
 import time
@@ -23,8 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .model import Job, JobState
-from .resource import OpenClose
+from .model import Job, JobState, compact_json
+from .resource import OpenClose, Phase
 from .store import JobFilter, StoreCounts
 
 _T = TypeVar("_T")
@@ -122,14 +121,6 @@ _UNFINISHED = f"""
 SELECT {_SELECT} FROM jobs WHERE state IN ('pending', 'processing') ORDER BY created_at, rowid"""
 
 
-class _Phase(enum.Enum):
-    NEW = "new"
-    OPEN = "open"
-    CLOSED = "closed"
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
 
 
 def _row_to_job(row: Sequence[Any]) -> Job:
@@ -141,7 +132,7 @@ def _row_to_job(row: Sequence[Any]) -> Job:
 
 def _job_to_row(job: Job) -> tuple[Any, ...]:
     data = job.to_dict()
-    return (*(data[name] for name in _COLUMNS), _dumps({name: data[name] for name in _DATA_FIELDS}))
+    return (*(data[name] for name in _COLUMNS), compact_json({name: data[name] for name in _DATA_FIELDS}))
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -166,14 +157,14 @@ class SqliteJobStore(OpenClose):
 
     def __init__(self, path: Path) -> None:
         self._path = Path(path)
-        self._phase = _Phase.NEW
+        self._phase = Phase.NEW
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
 
     async def open(self) -> None:
-        if self._phase is _Phase.OPEN:
+        if self._phase is Phase.OPEN:
             return
-        if self._phase is _Phase.CLOSED:
+        if self._phase is Phase.CLOSED:
             raise RuntimeError("SqliteJobStore is closed and cannot be reopened")
         self._path.parent.mkdir(parents=True, exist_ok=True)
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-jobs")
@@ -183,13 +174,13 @@ class SqliteJobStore(OpenClose):
             executor.shutdown(wait=False)
             raise
         self._executor = executor
-        self._phase = _Phase.OPEN
+        self._phase = Phase.OPEN
 
     async def close(self) -> None:
-        if self._phase is not _Phase.OPEN:
-            self._phase = _Phase.CLOSED
+        if self._phase is not Phase.OPEN:
+            self._phase = Phase.CLOSED
             return
-        self._phase = _Phase.CLOSED
+        self._phase = Phase.CLOSED
         executor, conn = self._executor, self._conn
         self._executor = self._conn = None
         assert executor is not None and conn is not None
@@ -199,7 +190,7 @@ class SqliteJobStore(OpenClose):
             executor.shutdown(wait=True)
 
     async def _run(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
-        if self._phase is not _Phase.OPEN:
+        if self._phase is not Phase.OPEN:
             raise RuntimeError(f"SqliteJobStore is {self._phase.value}, not open")
         conn = self._conn
         assert conn is not None
@@ -296,17 +287,17 @@ class SqliteJobStore(OpenClose):
     async def complete(
         self, job_id: str, attempt: int, result_blob: str, result_meta: dict[str, Any]
     ) -> bool:
-        meta = _dumps(result_meta)
+        meta = compact_json(result_meta)
         params = {"id": job_id, "attempt": attempt, "blob": result_blob, "meta": meta, "now": time.time()}
         return await self._update(_COMPLETE, params)
 
     async def fail(self, job_id: str, attempt: int | None, error: dict[str, Any]) -> bool:
-        params = {"id": job_id, "attempt": attempt, "error": _dumps(error), "now": time.time()}
+        params = {"id": job_id, "attempt": attempt, "error": compact_json(error), "now": time.time()}
         return await self._update(_FAIL_ANY if attempt is None else _FAIL_FENCED, params)
 
     async def requeue(self, job_id: str, attempt: int, error: dict[str, Any] | None = None) -> bool:
         now = time.time()
-        params = {"id": job_id, "attempt": attempt, "error": _dumps(error), "now": now, "at": repr(now)}
+        params = {"id": job_id, "attempt": attempt, "error": compact_json(error), "now": now, "at": repr(now)}
         return await self._update(_REQUEUE, params)
 
     async def expired_leases(self, now: float) -> Sequence[Job]:

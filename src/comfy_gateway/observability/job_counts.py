@@ -6,6 +6,7 @@ Plain data and pure functions; `job_metrics.py` owns the events, the clock and t
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -139,19 +140,7 @@ def merge_states(snapshots: Iterable[dict[str, Any]]) -> dict[str, Any]:
             "p50_processing_time_ms": percentile(ordered, 50),
             "p95_processing_time_ms": percentile(ordered, 95),
         },
-        "instances": {
-            name: {
-                "instance": name,
-                "total_jobs": s.total,
-                "successful_jobs": s.successful,
-                "failed_jobs": s.failed,
-                "active_jobs": s.active,
-                "success_rate": rate(s.successful, s.total),
-                "average_processing_time_ms": s.average_ms,
-                "last_job_at": None if s.last_job_at is None else iso(s.last_job_at),
-            }
-            for name, s in sorted(merged.instances.items())
-        },
+        "instances": {name: instance_view(name, s, time.time()) for name, s in sorted(merged.instances.items())},
         "errors": {
             "total_errors": totals.failed,
             "error_rate": rate(totals.failed, totals.total),
