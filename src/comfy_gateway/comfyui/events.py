@@ -20,6 +20,7 @@ import json
 import logging
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from types import TracebackType
 
@@ -85,7 +86,7 @@ class EventHub:
         self._socket_up = asyncio.Condition()
         self._queue_changed = asyncio.Event()
         self.reconnects = 0
-        self.client_ids_used: list[str] = []
+        self.client_ids_used: deque[str] = deque(maxlen=1000)  # the newest ids, for inspection
 
     def __repr__(self) -> str:
         return f"EventHub({self._client.name}, sockets={self.sockets_open}/{self._max})"
