@@ -201,6 +201,8 @@ class Dispatcher:
             if await self.store.requeue(job.id, job.attempt, error):
                 self._retry_from[job.id] = (instance.name, time.monotonic())
                 self.telemetry.job_retried(job, instance.name, error)
+            else:
+                self.telemetry.job_released(job, instance.name)
             return
         error["message"] = f"no ComfyUI server could run the job in {job.attempt} attempts; last: {exc.message}"
         await self._finish_failed(job, instance, error)
@@ -211,12 +213,15 @@ class Dispatcher:
             self.telemetry.job_finished(job, instance.name, True, None)
             await self.events.publish_finished(job.id)
         else:  # this attempt was abandoned (lease lost or job deleted): its result is not the job's
+            self.telemetry.job_released(job, instance.name)
             await self.blobs.delete(outcome.blob)
 
     async def _finish_failed(self, job: Job, instance: Instance | None, error: dict[str, Any]) -> None:
         if await self.store.fail(job.id, job.attempt, error):
             self.telemetry.job_finished(job, instance.name if instance else None, False, error)
             await self.events.publish_finished(job.id)
+        elif instance is not None:  # abandoned attempt: it only frees its server in the figures
+            self.telemetry.job_released(job, instance.name)
 
     # --- control from outside ---
 
