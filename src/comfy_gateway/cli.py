@@ -87,7 +87,8 @@ async def _demo(args: argparse.Namespace) -> None:
               f"  curl -s -F imageFile=@{sample} -H 'Accept: image/png' {base}/api/remove-background -o cutout.png\n"
               f"  curl -s -F imageFile=@{sample} {base}/api/async/upscale-image\n"
               f"  curl -s {base}/api/jobs/<job_id>/status\n"
-              f"  curl -s {base}/health ; curl -s {base}/api/metrics ; open {base}/docs\n", flush=True)
+              f"  curl -s {base}/health ; curl -s {base}/api/metrics\n"
+              f"  open {base}/dashboard (live view) and {base}/docs (the API)\n", flush=True)
         await make_server(settings).serve()
     finally:
         for fake in reversed(fakes):
