@@ -131,10 +131,13 @@ class Gateway:
 
     async def _recover(self) -> None:
         """Jobs a previous process left processing are re-attached to their prompt or queued again."""
-        if self.settings.job_store == "sqlite":  # the embedded store has one owner: whatever runs is ours now
-            for job in await self.store.unfinished():
-                if job.state is JobState.PROCESSING:
-                    await self.store.expire_lease(job.id, job.attempt)
+        # The embedded store has one owner, so whatever runs there was ours. With Redis, the leases held
+        # under this replica's own id (a REPLICA_ID that survives restarts) belong to the process that
+        # just died: no need to wait for them to run out.
+        embedded = self.settings.job_store == "sqlite"
+        for job in await self.store.unfinished():
+            if job.state is JobState.PROCESSING and (embedded or job.lease_owner == self.settings.replica_id):
+                await self.store.expire_lease(job.id, job.attempt)
         adopted = await self.dispatcher.adopt_expired()
         pending = await self.store.pending_count()
         if adopted or pending:

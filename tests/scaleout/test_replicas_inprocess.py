@@ -9,7 +9,7 @@ import pytest
 
 from support.gateway import gateway_settings, hosts_of, running_gateway
 from support.images import png
-from support.redis import REDIS_URL
+from support.redis import REDIS_URL, connect_redis
 
 pytestmark = pytest.mark.redis
 
@@ -98,3 +98,25 @@ async def test_metrics_report_cluster_totals(fake_servers, tmp_path, redis_prefi
         there = (await b.client.get("/api/metrics")).json()["replica_view"]["jobs"]["total_processed"]
     assert body["jobs"]["total_processed"] == 3 == here + there
     assert sorted(body["cluster"]["replicas"]) == ["replica-a", "replica-b"]
+
+
+async def test_a_replica_restarted_under_its_own_id_takes_its_jobs_back_at_once(fake_servers, tmp_path, redis_prefix):
+    fakes = await fake_servers(1)
+    fakes[0].pause()
+    settings = replica_settings(tmp_path, fakes, redis_prefix, "replica-a", lease_duration=60_000, shutdown_grace=0)
+    async with running_gateway(settings) as gw:
+        job_id = await submit(gw)
+        async with asyncio.timeout(5):
+            while fakes[0].stats()["queue_depth"] < 1:
+                await asyncio.sleep(0.02)
+    # What a kill -9 would also leave behind: slot counts under this replica's id.
+    redis = await connect_redis()
+    await redis.hset(f"{redis_prefix}:slots:replica-a", fakes[0].host_port, 2)
+    await redis.aclose()
+    fakes[0].resume()
+    async with running_gateway(settings) as gw:  # same REPLICA_ID; its 60 s lease has not run out
+        status = await gw.wait_job(job_id, timeout=10)
+        usage = (await gw.client.get("/api/jobs/processor/stats")).json()["active_jobs"]
+    assert status["status"] == "completed" and status["attempt"] == 2
+    assert usage == 0  # the adopted job's slot was released, nothing left over from the first process
+    assert fakes[0].stats()["prompts_received"] == 1  # re-attached, not run again

@@ -56,6 +56,7 @@ async def open_redis_backends(settings: Settings, metrics: JobMetrics,
     stack.push_async_callback(events.close)
     slots = RedisSlots(client, prefix, settings.replica_id, per_instance=settings.max_jobs_per_instance,
                        total=settings.max_concurrent_jobs, heartbeat_s=2 * settings.lease_s)
+    await slots.forget()  # counts left under this id by a process that died are not ours to keep
     await slots.heartbeat()
     stack.push_async_callback(slots.forget)
     cluster = ClusterMetrics(client, prefix, metrics, settings.replica_id, interval_s=2.0)
