@@ -23,10 +23,11 @@ from typing import Any
 import httpx
 import psutil
 
+from fake_comfyui.process import FakeProcess, stop_process
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 READY_TIMEOUT = 30.0
-STOP_TIMEOUT = 5.0
 
 
 def default_gateway_cmd() -> str:
@@ -40,69 +41,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _stop(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout: float = STOP_TIMEOUT) -> None:
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        proc.send_signal(sig)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        proc.wait(timeout)
-
-
-@dataclass
-class Fake:
-    proc: subprocess.Popen[str]
-    url: str
-
-    @property
-    def host_port(self) -> str:
-        return self.url.removeprefix("http://")
-
-    def control(self, action: str, **extra: Any) -> None:
-        resp = httpx.post(f"{self.url}/fake/control", json={"action": action, **extra}, timeout=10)
-        resp.raise_for_status()
-
-    def stats(self) -> dict[str, Any]:
-        resp = httpx.get(f"{self.url}/fake/stats", timeout=10)
-        resp.raise_for_status()
-        return resp.json()
-
-    def history(self, prompt_id: str) -> dict[str, Any] | None:
-        resp = httpx.get(f"{self.url}/history/{prompt_id}", timeout=10)
-        resp.raise_for_status()
-        return resp.json().get(prompt_id)
-
-    def cpu_seconds(self) -> float:
-        with contextlib.suppress(psutil.Error):
-            t = psutil.Process(self.proc.pid).cpu_times()
-            return t.user + t.system
-        return 0.0
-
-
-def start_fake(service_time: float, name: str, *, paused: bool = False, log: Path | None = None) -> Fake:
-    cmd = [sys.executable, "-m", "fake_comfyui", "--port", "0", "--service-time", str(service_time),
-           "--name", name]
-    if paused:
-        cmd.append("--paused")
-    err = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - closed with the process
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, cwd=ROOT)
-    if log:
-        err.close()  # type: ignore[union-attr]
-    assert proc.stdout is not None
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        if line.startswith("fake_comfyui listening on "):
-            proc.stdout.close()
-            return Fake(proc, line.split(" on ", 1)[1].strip())
-    _stop(proc)
-    raise RuntimeError(f"fake ComfyUI {name} did not start (exit code {proc.returncode})")
+def cpu_seconds(pid: int) -> float:
+    with contextlib.suppress(psutil.Error):
+        t = psutil.Process(pid).cpu_times()
+        return t.user + t.system
+    return 0.0
 
 
 @dataclass
@@ -132,12 +75,7 @@ class Gateway:
         return total
 
     def cpu_seconds(self) -> float:
-        total = 0.0
-        for p in self.processes():
-            with contextlib.suppress(psutil.Error):
-                t = p.cpu_times()
-                total += t.user + t.system
-        return total
+        return sum(cpu_seconds(p.pid) for p in self.processes())
 
     def main_pid(self) -> int:
         """The deepest process of the tree: the server itself when the template wraps it."""
@@ -179,7 +117,7 @@ def start_gateway(template: str, hosts: str, settings: dict[str, Any], workdir: 
             if httpx.get(f"{gw.url}/health", timeout=2).status_code == 200:
                 return gw
         time.sleep(0.1)
-    _stop(proc)
+    stop_process(proc)
     raise RuntimeError(f"the gateway did not become healthy in {READY_TIMEOUT:.0f} s:\n{gw.log_tail()}")
 
 
@@ -206,7 +144,7 @@ class Profiler:
         return cls(proc, output)
 
     def stop(self) -> Path | None:
-        _stop(self.proc, signal.SIGINT, timeout=20)
+        stop_process(self.proc, timeout=20, sig=signal.SIGINT)
         return self.output if self.output.exists() else None
 
 
@@ -214,7 +152,7 @@ class Profiler:
 class Cluster:
     """N fakes and one gateway in front of them, for one measurement."""
 
-    fakes: list[Fake] = field(default_factory=list)
+    fakes: list[FakeProcess] = field(default_factory=list)
     gateway: Gateway | None = None
     profiler: Profiler | None = None
 
@@ -223,9 +161,10 @@ class Cluster:
               workdir: Path, paused: bool = False) -> Cluster:
         cluster = cls()
         try:
-            for n in range(servers):
-                cluster.fakes.append(start_fake(service_time, f"fake-{n + 1}", paused=paused,
-                                                log=workdir / "fakes.log"))
+            with open(workdir / "fakes.log", "ab") as log:
+                for n in range(servers):
+                    cluster.fakes.append(FakeProcess.start(service_time, name=f"fake-{n + 1}", paused=paused,
+                                                           stderr=log, cwd=ROOT, timeout=READY_TIMEOUT))
             hosts = ",".join(f.host_port for f in cluster.fakes)
             cluster.gateway = start_gateway(template, hosts, settings, workdir)
         except BaseException:
@@ -243,14 +182,14 @@ class Cluster:
             fake.control(action, **extra)
 
     def fakes_cpu_seconds(self) -> float:
-        return sum(f.cpu_seconds() for f in self.fakes)
+        return sum(cpu_seconds(f.pid) for f in self.fakes)
 
     def close(self) -> None:
         if self.profiler is not None:
             with contextlib.suppress(Exception):
                 self.profiler.stop()
         if self.gateway is not None:
-            _stop(self.gateway.proc)
+            stop_process(self.gateway.proc)
             shutil.rmtree(self.gateway.data_dir, ignore_errors=True)
         for fake in self.fakes:
-            _stop(fake.proc)
+            fake.stop()

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from support.images import png
-from support.processes import fake_stats, host_port, kill9, processes, start_fake, start_gateway
+from support.processes import kill9, processes, start_fake, start_gateway
 from support.tally import all_finished, submit, tally, until_async
 
 pytestmark = pytest.mark.slow
@@ -27,7 +27,7 @@ async def test_kill_9_with_50_jobs_in_flight_then_restart_loses_none_and_runs_no
     with processes() as procs:
         fakes = [start_fake(service_time=0.1, name=f"fake-{n}") for n in range(2)]
         procs += fakes
-        hosts = ",".join(host_port(f.url) for f in fakes)
+        hosts = ",".join(f.host_port for f in fakes)
         first = start_gateway(data, hosts, max_concurrent_jobs=4, max_jobs_per_instance=2)
         procs.append(first)
         async with httpx.AsyncClient(base_url=first.url, timeout=30) as client:
@@ -48,7 +48,7 @@ async def test_kill_9_with_50_jobs_in_flight_then_restart_loses_none_and_runs_no
             await all_finished(client, ids, timeout=40)
             t = await tally(client, ids)
             infos = [(await client.get(f"/api/jobs/{i}/info")).json() for i in ids]
-        prompts = [p for f in fakes for p in fake_stats(f)["prompts"]]
+        prompts = [p for f in fakes for p in f.stats()["prompts"]]
 
     print(f"\n{t.line()}")
     assert t.lost == 0
@@ -85,7 +85,7 @@ async def test_sigterm_stops_admitting_lets_running_jobs_finish_and_keeps_pendin
     with processes() as procs:
         fakes = [start_fake(service_time=service, name=f"fake-{n}") for n in range(2)]
         procs += fakes
-        hosts = ",".join(host_port(f.url) for f in fakes)
+        hosts = ",".join(f.host_port for f in fakes)
         settings = {"max_concurrent_jobs": 2, "max_jobs_per_instance": 1, "shutdown_grace": 8_000,
                     "log_level": "info"}
         gw = start_gateway(data, hosts, **settings)
@@ -94,7 +94,7 @@ async def test_sigterm_stops_admitting_lets_running_jobs_finish_and_keeps_pendin
             ids = [await submit(client) for _ in range(6)]
 
             async def both_running() -> bool:
-                return all(fake_stats(f)["queue_depth"] == 1 for f in fakes)
+                return all(f.stats()["queue_depth"] == 1 for f in fakes)
 
             await until_async(both_running, timeout=10, what="one job running on each server")
             running = [j["job_id"] for j in (await client.get("/api/jobs/list?status=processing")).json()["jobs"]]
@@ -114,7 +114,7 @@ async def test_sigterm_stops_admitting_lets_running_jobs_finish_and_keeps_pendin
         print(f"\nafter SIGTERM: new job -> {refused}; exit {code} after {exit_seconds:.1f}s")
         assert_clean_exit(gw, code)
         assert exit_seconds < service + 4, "the drain waited for more than the running jobs"
-        prompts_before_restart = sum(fake_stats(f)["prompts_received"] for f in fakes)
+        prompts_before_restart = sum(f.stats()["prompts_received"] for f in fakes)
 
         again = start_gateway(data, hosts, **settings)
         procs.append(again)
@@ -122,7 +122,7 @@ async def test_sigterm_stops_admitting_lets_running_jobs_finish_and_keeps_pendin
             drained = [(await client.get(f"/api/jobs/{i}/info")).json() for i in running]
             await all_finished(client, ids, timeout=20)
             t = await tally(client, ids)
-        prompts_total = sum(fake_stats(f)["prompts_received"] for f in fakes)
+        prompts_total = sum(f.stats()["prompts_received"] for f in fakes)
 
     print(f"{t.line()}")
     assert [d["status"] for d in drained] == ["completed", "completed"], "running jobs did not finish in the grace"
@@ -139,26 +139,26 @@ async def test_sigterm_with_a_job_longer_than_the_grace_leaves_it_to_the_restart
         fake = start_fake(service_time=2.5)
         procs.append(fake)
         settings = {"shutdown_grace": 500, "max_concurrent_jobs": 1, "max_jobs_per_instance": 1, "log_level": "info"}
-        gw = start_gateway(data, host_port(fake.url), **settings)
+        gw = start_gateway(data, fake.host_port, **settings)
         procs.append(gw)
         async with httpx.AsyncClient(base_url=gw.url, timeout=30) as client:
             job_id = await submit(client)
 
             async def running() -> bool:
-                return fake_stats(fake)["queue_depth"] == 1
+                return fake.stats()["queue_depth"] == 1
 
             await until_async(running, timeout=10, what="the job to run")
         gw.signal(signal.SIGTERM)
         code = await asyncio.to_thread(gw.wait_exit, 10)
         assert_clean_exit(gw, code)
         assert '"jobsLeftForRestart": 1' in gw.output()
-        again = start_gateway(data, host_port(fake.url), **settings)
+        again = start_gateway(data, fake.host_port, **settings)
         procs.append(again)
         async with httpx.AsyncClient(base_url=again.url, timeout=30) as client:
             await all_finished(client, [job_id], timeout=15)
             t = await tally(client, [job_id])
             info = (await client.get(f"/api/jobs/{job_id}/info")).json()
-        stats = fake_stats(fake)
+        stats = fake.stats()
     print(f"\n{t.line()}")
     assert t.lost == 0 and (t.completed, t.failed) == (1, 0), t.failed_codes()
     assert stats["prompts_received"] == 1, "the job was run again instead of re-attached"

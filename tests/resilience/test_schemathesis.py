@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from support.processes import host_port, processes, start_fake, start_gateway
+from support.processes import processes, start_fake, start_gateway
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +48,7 @@ def gateway_url(tmp_path_factory) -> Iterator[str]:
     with processes() as procs:
         fake = start_fake()
         procs.append(fake)
-        gw = start_gateway(data, host_port(fake.url), max_upload_bytes=256 * 1024, max_image_pixels=1_000_000,
+        gw = start_gateway(data, fake.host_port, max_upload_bytes=256 * 1024, max_image_pixels=1_000_000,
                            job_timeout=5_000, queue_timeout=5_000)
         procs.append(gw)
         yield gw.url

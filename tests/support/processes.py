@@ -1,7 +1,7 @@
 """Real processes for fault tests: the gateway CLI and the fake ComfyUI, started and always stopped.
 
-`free_port()` finds a loopback port; `start_fake()` runs `python -m fake_comfyui --port 0` and
-reads its listening line; `start_gateway()` runs `comfy-gateway serve` configured by environment
+`free_port()` finds a loopback port; `start_fake()` runs the fake as a child process
+(`fake_comfyui.process`); `start_gateway()` runs `comfy-gateway serve` configured by environment
 variables and waits until it answers HTTP. `stop()` ends a process by its own id (SIGTERM, then
 SIGKILL) and is safe to call twice; use it in a `finally`.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -24,8 +23,9 @@ from typing import Any
 
 import httpx
 
+from fake_comfyui.process import FakeProcess, stop_process
+
 VENV_BIN = Path(sys.executable).parent
-LISTENING = re.compile(r"fake_comfyui listening on (http://\S+)")
 
 
 def free_port() -> int:
@@ -76,22 +76,17 @@ def _spawn(cmd: list[str], env: dict[str, str], cwd: Path | None) -> Proc:
     return proc
 
 
-def stop(proc: Proc | None, timeout: float = 5.0) -> None:
+def stop(proc: Proc | FakeProcess | None, timeout: float = 5.0) -> None:
     """SIGTERM, then SIGKILL if it does not exit within `timeout`. Harmless on an exited process."""
     if proc is None:
         return
-    if proc.alive():
-        proc.signal(signal.SIGTERM)
-        try:
-            proc.popen.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.signal(signal.SIGKILL)
-            proc.popen.wait(timeout=timeout)
-    if proc._reader is not None:
-        proc._reader.join(timeout=2)
-    if proc.popen.stdout is not None:
-        with contextlib.suppress(OSError):
-            proc.popen.stdout.close()
+    stop_process(proc.popen, timeout)
+    if isinstance(proc, Proc):
+        if proc._reader is not None:
+            proc._reader.join(timeout=2)
+        if proc.popen.stdout is not None:
+            with contextlib.suppress(OSError):
+                proc.popen.stdout.close()
 
 
 def kill9(proc: Proc) -> None:
@@ -99,39 +94,9 @@ def kill9(proc: Proc) -> None:
     proc.popen.wait(timeout=5)
 
 
-def start_fake(*, service_time: float = 0.0, name: str | None = None, timeout: float = 10.0) -> Proc:
+def start_fake(*, service_time: float = 0.0, name: str | None = None, timeout: float = 10.0) -> FakeProcess:
     """`python -m fake_comfyui --port 0`; returns once it printed its listening line."""
-    cmd = [sys.executable, "-m", "fake_comfyui", "--port", "0", "--service-time", str(service_time)]
-    if name:
-        cmd += ["--name", name]
-    proc = _spawn(cmd, dict(os.environ), None)
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            for line in list(proc.lines):
-                if match := LISTENING.search(line):
-                    proc.url = match.group(1)
-                    return proc
-            if not proc.alive():
-                raise RuntimeError(f"fake_comfyui exited: {proc.output()}")
-            time.sleep(0.02)
-        raise RuntimeError(f"fake_comfyui printed no listening line in {timeout}s: {proc.output()}")
-    except BaseException:
-        stop(proc)
-        raise
-
-
-def fake_control(proc: Proc, action: str, **body: Any) -> None:
-    resp = httpx.post(f"{proc.url}/fake/control", json={"action": action, **body}, timeout=5)
-    resp.raise_for_status()
-
-
-def fake_stats(proc: Proc) -> dict[str, Any]:
-    return httpx.get(f"{proc.url}/fake/stats", timeout=5).json()
-
-
-def host_port(url: str) -> str:
-    return url.removeprefix("http://").rstrip("/")
+    return FakeProcess.start(service_time, name=name, timeout=timeout)
 
 
 def gateway_env(data_dir: Path, hosts: str, port: int, **overrides: Any) -> dict[str, str]:
@@ -181,9 +146,9 @@ def wait_http(proc: Proc, timeout: float) -> None:
 
 
 @contextlib.contextmanager
-def processes() -> Iterator[list[Proc]]:
+def processes() -> Iterator[list[Proc | FakeProcess]]:
     """Collect processes started in the block; every one is stopped on the way out."""
-    started: list[Proc] = []
+    started: list[Proc | FakeProcess] = []
     try:
         yield started
     finally:
