@@ -296,11 +296,24 @@ class Gateway:
             summary["jobs"] = {**summary["jobs"], **cluster["jobs"]}
             summary["instances"] = cluster["instances"]
             summary["cluster"] = {"replicas": cluster["replicas"], "performance": cluster["performance"]}
-        usage = await self.slots.usage()
-        for name, view in summary["instances"].items():
-            view["active_jobs"] = usage.get(name, 0)
-        summary["queue"] = {"pending_jobs": await self.store.pending_count(), "active_jobs": sum(usage.values())}
+        summary["instances"] = await self.instance_views(summary["instances"])
+        active = sum(view["active_jobs"] for view in summary["instances"].values())
+        summary["queue"] = {"pending_jobs": await self.store.pending_count(), "active_jobs": active}
         return summary
+
+    async def instance_views(self, views: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """Metrics views of the servers plus their live state: slots in use, health, breaker.
+
+        Every configured server is there, even before its first job."""
+        usage = await self.slots.usage()
+        for inst in self.pool:
+            views.setdefault(inst.name, {"instance": inst.name, "total_jobs": 0})
+        for name, view in views.items():
+            view["active_jobs"] = usage.get(name, 0)
+            inst = self.pool.get(name)
+            if inst is not None:
+                view.update(healthy=inst.is_healthy, circuit_breaker=inst.breaker.state.value)
+        return views
 
     async def refresh_gauges(self) -> None:
         """Point-in-time gauges are read when Prometheus scrapes, not kept up to date by hand."""
@@ -308,7 +321,7 @@ class Gateway:
         self.prom.set_queue_depth(await self.store.pending_count())
         for inst in self.pool:
             self.prom.set_jobs_running(inst.name, usage.get(inst.name, 0))
-            self.prom.set_instance_healthy(inst.name, bool(inst.snapshot()["healthy"]))
+            self.prom.set_instance_healthy(inst.name, inst.is_healthy)
             self.prom.set_circuit_state(inst.name, inst.breaker.state.value)
 
     def sync_wait_limit(self) -> float:

@@ -52,7 +52,7 @@ async def processor_stats(gateway: GW) -> dict[str, Any]:
         instances[inst.name] = {
             "active_jobs": active, "max_jobs": s.max_jobs_per_instance,
             "utilization": f"{100 * active / s.max_jobs_per_instance:.0f}%",
-            "healthy": bool(inst.healthy is not False and inst.available),
+            "healthy": inst.is_healthy,
             "circuit_breaker": inst.breaker.state.value,
             "running_here": sorted(j for j, r in running.items() if r.instance == inst.name),
         }

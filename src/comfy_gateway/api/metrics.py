@@ -33,27 +33,16 @@ async def errors(gateway: GW) -> dict[str, Any]:
 
 @router.get("/api/metrics/instances")
 async def instances(gateway: GW) -> dict[str, Any]:
-    usage = await gateway.slots.usage()
-    views = gateway.metrics.instances()
-    for inst in gateway.pool:  # every configured server, even before its first job
-        view = views.setdefault(inst.name, {"instance": inst.name, "total_jobs": 0})
-        view.update(active_jobs=usage.get(inst.name, 0), healthy=inst.snapshot()["healthy"],
-                    circuit_breaker=inst.breaker.state.value)
+    views = await gateway.instance_views(gateway.metrics.instances())
     return {"instances": views, "count": len(views)}
 
 
 @router.get("/api/metrics/instances/{instance}", responses={404: {"model": ErrorBody}})
 async def one_instance(instance: str, gateway: GW) -> dict[str, Any]:
-    view = gateway.metrics.instance(instance)
-    configured = gateway.pool.get(instance)
-    if view is None and configured is None:
-        raise NotFound(f"unknown instance {instance!r}", known=[i.name for i in gateway.pool])
-    view = view or {"instance": instance, "total_jobs": 0}
-    if configured is not None:
-        usage = await gateway.slots.usage()
-        view.update(active_jobs=usage.get(instance, 0), healthy=configured.snapshot()["healthy"],
-                    circuit_breaker=configured.breaker.state.value)
-    return view
+    views = await gateway.instance_views(gateway.metrics.instances())
+    if instance not in views:
+        raise NotFound(f"unknown instance {instance!r}", known=sorted(views))
+    return views[instance]
 
 
 @router.post("/api/metrics/save", responses={200: {"model": MetricsSavedBody}, 500: {"model": ErrorBody}})

@@ -41,11 +41,16 @@ class Instance:
     def available(self) -> bool:
         return self.breaker.allows_requests()
 
+    @property
+    def is_healthy(self) -> bool:
+        """Answering probes (or not probed yet) and not shut out by its breaker."""
+        return self.healthy is not False and self.available
+
     def snapshot(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "url": self.client.base_url,
-            "healthy": self.healthy is not False and self.available,  # not yet probed counts as healthy
+            "healthy": self.is_healthy,
             "last_probe_ok": self.healthy,
             "circuit_breaker": self.breaker.snapshot(),
             "last_check_at": self.last_check_at,
@@ -105,4 +110,4 @@ class InstancePool:
         return [i.name for i in self._instances.values() if i.available]
 
     def healthy_count(self) -> int:
-        return sum(1 for i in self._instances.values() if i.healthy is not False and i.available)
+        return sum(1 for i in self._instances.values() if i.is_healthy)
