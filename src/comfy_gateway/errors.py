@@ -8,7 +8,6 @@ GatewayError
 │   └── JobNotFound
 ├── JobNotFinished               409  a result asked for before the job ended
 ├── ServiceUnavailable           503  no healthy server, or the gateway is draining
-├── JobTimedOut                       JOB_TIMEOUT reached (a job's failure reason, not an HTTP answer)
 └── UpstreamError                     something went wrong at a ComfyUI server
     ├── UpstreamUnavailable           refused, reset, timeout, 5xx, socket lost and no history: retry elsewhere
     ├── WorkflowRejected              400 (or 200 with node_errors) at submit: never retried
@@ -71,11 +70,6 @@ class ServiceUnavailable(GatewayError):
     def __init__(self, message: str, retry_after: int = 5, **details: Any) -> None:
         super().__init__(message, **details)
         self.retry_after = retry_after
-
-
-class JobTimedOut(GatewayError):
-    status_code = 504
-    code = "job_timed_out"
 
 
 class UpstreamError(GatewayError):

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
-from comfy_gateway.jobs.model import Job, JobState
+from comfy_gateway.jobs.model import Job, JobState, can_transition
 from comfy_gateway.jobs.store import JobFilter, JobStore
 
 JobStoreFactory = Callable[[], JobStore]  # the `make_store` fixture
@@ -276,6 +276,41 @@ async def test_finished_jobs_never_change_state(store: JobStore, end: str) -> No
     assert await store.take_over("job-000", job.attempt, "worker-b", LEASE) is None
     assert await store.expired_leases(time.time() + 3600) == []
     assert await store.get("job-000") == final
+
+
+async def _in_state(store: JobStore, state: JobState) -> Job:
+    await add_jobs(store, 1)
+    job = await store.get("job-000")
+    if state is not JobState.PENDING:
+        job = await claimed(store, "job-000", lease=0.0)
+    if state is JobState.COMPLETED:
+        await store.complete("job-000", job.attempt, "r", {})
+    elif state is JobState.FAILED:
+        await store.fail("job-000", job.attempt, {"message": "x"})
+    current = await store.get("job-000")
+    assert current is not None and current.state is state
+    return current
+
+
+OPERATIONS = {
+    "claim_job": lambda s, j: s.claim_job(j.id, "worker-b", LEASE),
+    "complete": lambda s, j: s.complete(j.id, j.attempt, "r", {}),
+    "fail": lambda s, j: s.fail(j.id, j.attempt, {"message": "x"}),
+    "fail_any": lambda s, j: s.fail(j.id, None, {"message": "x"}),
+    "requeue": lambda s, j: s.requeue(j.id, j.attempt),
+    "take_over": lambda s, j: s.take_over(j.id, j.attempt, "worker-b", LEASE),
+}
+
+
+@pytest.mark.parametrize("start", list(JobState))
+@pytest.mark.parametrize("operation", sorted(OPERATIONS))
+async def test_every_state_change_is_one_the_model_allows(store: JobStore, start: JobState, operation: str) -> None:
+    """`ALLOWED_TRANSITIONS` (jobs/model.py) is what the stores do, not only what they document."""
+    job = await _in_state(store, start)
+    await OPERATIONS[operation](store, job)
+    after = await store.get(job.id)
+    assert after is not None
+    assert after.state is start or can_transition(start, after.state), f"{start} -> {after.state}"
 
 
 # --- leases -----------------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 import uuid
@@ -28,10 +27,6 @@ FAILURE_STATUS = {
 
 def iso(ts: float | None) -> str | None:
     return None if ts is None else iso_ms(ts)
-
-
-def data_uri(content_type: str, data: bytes) -> str:
-    return f"data:{content_type};base64,{base64.b64encode(data).decode('ascii')}"
 
 
 def json_with_data_uri(body: dict[str, Any], path: tuple[str, ...], content_type: str, data: bytes,

@@ -21,10 +21,6 @@ class BreakerState(StrEnum):
     HALF_OPEN = "half_open"
     OPEN = "open"
 
-    @property
-    def gauge(self) -> int:
-        return {"closed": 0, "half_open": 1, "open": 2}[self.value]
-
 
 class CircuitBreaker:
     def __init__(

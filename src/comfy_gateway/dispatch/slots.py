@@ -58,6 +58,3 @@ class LocalSlots:
 
     async def usage(self) -> dict[str, int]:
         return dict(self._used)
-
-    def in_use(self) -> int:
-        return sum(self._used.values())
