@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import io
 import json
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,18 +107,6 @@ async def view(http: aiohttp.ClientSession, url: str, ref: dict[str, str]) -> by
         return await response.read()
 
 
-async def eventually(check: Callable[[], Any], limit: float = WAIT) -> Any:
-    """Poll an async-or-sync check until it returns a truthy value (a bounded test helper)."""
-    deadline = time.monotonic() + limit
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 @dataclass

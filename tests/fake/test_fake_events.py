@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from fakekit import Events, Http, b64_workflow, eventually, get_json, png, scale_workflow, submit, upload
+from fakekit import Events, Http, b64_workflow, get_json, png, scale_workflow, submit, upload
 
 from fake_comfyui import FakeComfyUI
+from support.waiting import eventually
 
 
 async def test_successful_run_event_sequence(fake: FakeComfyUI, http: Http) -> None:

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from fakekit import Events, Http, b64_workflow, eventually, get_json, png, submit
+from fakekit import Events, Http, b64_workflow, get_json, png, submit
 
 from fake_comfyui import FakeComfyUI
+from support.waiting import eventually
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -48,7 +49,7 @@ async def test_pause_and_resume(fake: FakeComfyUI, http: Http) -> None:
     async def finished() -> bool:
         return bool(await get_json(http, fake.url, f"/history/{prompt_id}"))
 
-    await eventually(finished, limit=2.0)
+    await eventually(finished, timeout=2.0)
 
 
 async def test_service_time_and_fast_interrupt(fake: FakeComfyUI, http: Http) -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from fakekit import Events, Http, b64_workflow, eventually, get_json, png, submit
+from fakekit import Events, Http, b64_workflow, get_json, png, submit
 
 from fake_comfyui import FakeComfyUI
+from support.waiting import eventually
 
 
 async def _queue(http: Http, fake: FakeComfyUI) -> tuple[list[str], list[str]]:
@@ -98,7 +99,7 @@ async def test_global_interrupt_without_body(fake: FakeComfyUI, http: Http) -> N
     async def finished() -> bool:
         return bool(await get_json(http, fake.url, f"/history/{prompt_id}"))
 
-    await eventually(finished, limit=1.0)
+    await eventually(finished, timeout=1.0)
     assert fake.stats()["interrupted"] == 1
 
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import inspect
 import io
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -29,6 +28,7 @@ from comfy_gateway.comfyui import (
 )
 from comfy_gateway.errors import UpstreamError, UpstreamUnavailable, WorkflowFailed, WorkflowRejected
 from fake_comfyui import FakeComfyUI
+from support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -100,16 +100,6 @@ def size_of(data: bytes) -> tuple[int, int]:
         return img.size
 
 
-async def eventually(predicate: Callable[[], Any], within: float = 3.0) -> Any:
-    """Poll `predicate` (sync or async) until it returns something truthy; return that."""
-    async with asyncio.timeout(within):
-        while True:
-            value = predicate()
-            if inspect.isawaitable(value):
-                value = await value
-            if value:
-                return value
-            await asyncio.sleep(0.01)
 
 
 # --------------------------------------------------------------------------- success

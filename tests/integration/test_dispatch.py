@@ -8,6 +8,7 @@ import pytest
 
 from support.gateway import gateway_settings, hosts_of, running_gateway
 from support.images import png
+from support.waiting import eventually
 
 
 async def submit(gw, task: str = "upscale-image") -> str:
@@ -16,10 +17,6 @@ async def submit(gw, task: str = "upscale-image") -> str:
     return resp.json()["job_id"]
 
 
-async def until(predicate, timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.02)
 
 
 async def test_fifty_async_jobs_complete_within_limits_on_both_servers(fake_servers, tmp_path):
@@ -43,7 +40,7 @@ async def test_global_limit_holds_below_the_sum_of_instance_limits(fake_servers,
     settings = gateway_settings(tmp_path, hosts_of(fakes), max_concurrent_jobs=3, max_jobs_per_instance=2)
     async with running_gateway(settings) as gw:
         ids = [await submit(gw) for _ in range(8)]
-        await until(lambda: sum(f.stats()["queue_depth"] for f in fakes) == 3)
+        await eventually(lambda: sum(f.stats()["queue_depth"] for f in fakes) == 3)
         await asyncio.sleep(0.3)  # nothing more arrives while all three slots are taken
         assert sum(f.stats()["queue_depth"] for f in fakes) == 3
         assert max(f.stats()["queue_depth"] for f in fakes) <= 2
@@ -74,7 +71,7 @@ async def test_jobs_survive_a_gateway_restart(fake_servers, tmp_path):
                              shutdown_grace=0)
     async with running_gateway(settings) as gw:
         ids = [await submit(gw) for _ in range(3)]
-        await until(lambda: fake.stats()["queue_depth"] == 1)
+        await eventually(lambda: fake.stats()["queue_depth"] == 1)
         by_status = (await gw.client.get("/api/jobs/stats")).json()["by_status"]
         assert by_status == {"pending": 2, "processing": 1, "completed": 0, "failed": 0}
     # The gateway is gone with one prompt queued at the server and two jobs never sent.

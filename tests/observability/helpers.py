@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from fake_comfyui import FakeComfyUI
 from support.gateway import RunningGateway
 from support.images import png
+from support.waiting import eventually
 
 UPSCALE = "upscale-image"
 REMOVE_BG = "remove-background"
@@ -43,14 +42,6 @@ async def steer_to(gw: RunningGateway, target: FakeComfyUI, fakes: list[FakeComf
         assert resp.status_code == 200, resp.text
 
 
-async def until(check: Callable[[], Awaitable[bool]], timeout: float = 10.0, what: str = "condition") -> None:
-    """Re-check `check` every 50 ms until it holds; fail after `timeout` seconds."""
-    try:
-        async with asyncio.timeout(timeout):
-            while not await check():
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        raise AssertionError(f"{what} did not hold within {timeout} s") from None
 
 
 async def wait_status(gw: RunningGateway, path: str, code: int, status: str, timeout: float = 10.0) -> dict[str, Any]:
@@ -62,7 +53,7 @@ async def wait_status(gw: RunningGateway, path: str, code: int, status: str, tim
         seen["body"] = resp.json()
         return resp.status_code == code and seen["body"]["status"] == status
 
-    await until(check, timeout, f"{path} -> {code} {status} (last: {seen.get('body')})")
+    await eventually(check, timeout, f"{path} -> {code} {status} (last: {seen.get('body')})")
     return seen["body"]
 
 

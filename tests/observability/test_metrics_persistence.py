@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 
-from observability.helpers import REMOVE_BG, UPSCALE, run_job, until
+from observability.helpers import REMOVE_BG, UPSCALE, run_job
 from support.gateway import gateway_settings, hosts_of, running_gateway
+from support.waiting import eventually
 
 
 def persisted_view(summary: dict) -> dict:
@@ -71,7 +72,7 @@ async def test_metrics_are_saved_every_interval(fake_servers, tmp_path):
         async def saved_with_the_job() -> bool:
             return path.exists() and json.loads(path.read_text(encoding="utf-8"))["totals"]["total"] == 1
 
-        await until(saved_with_the_job, timeout=5, what="an automatic save")
+        await eventually(saved_with_the_job, timeout=5, what="an automatic save")
         status = (await gw.client.get("/api/metrics/persistence")).json()
     assert status["save_interval_ms"] == 1000
     assert status["last_save_ok"] is True and status["file_exists"] is True

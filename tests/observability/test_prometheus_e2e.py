@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from observability.helpers import REMOVE_BG, UPSCALE, run_known_mix, sample_value, scrape, submit, until
+from observability.helpers import REMOVE_BG, UPSCALE, run_known_mix, sample_value, scrape, submit
 from support.gateway import gateway_settings, hosts_of, running_gateway
+from support.waiting import eventually
 
 P = "comfy_gateway_"
 
@@ -24,7 +25,7 @@ async def test_metrics_endpoint_holds_every_series_with_real_values(fake_servers
             value = sample_value((await scrape(gw))[P + "websocket_reconnects"], "_total", instance=mix.b)
             return (value or 0) >= 1
 
-        await until(reconnected, timeout=5, what="a counted WebSocket reconnect")
+        await eventually(reconnected, timeout=5, what="a counted WebSocket reconnect")
 
         # A job sent to a server that stopped answering is an upstream error (and goes elsewhere).
         await fb.stop()
@@ -34,7 +35,7 @@ async def test_metrics_endpoint_holds_every_series_with_real_values(fake_servers
             family = (await scrape(gw))[P + "upstream_errors"]
             return any(s.labels.get("instance") == mix.b and s.value >= 1 for s in family.samples)
 
-        await until(upstream_error_counted, timeout=10, what="a counted upstream error")
+        await eventually(upstream_error_counted, timeout=10, what="a counted upstream error")
         await gw.client.post(f"/api/circuit-breakers/{mix.a}/close")
         await gw.wait_job(job_id)
         after = await scrape(gw)
@@ -103,7 +104,7 @@ async def test_live_gauges_show_running_and_waiting_jobs(fake_servers, tmp_path)
         async def two_queued_at_the_server() -> bool:
             return fake.stats()["queue_depth"] == 2
 
-        await until(two_queued_at_the_server, what="two prompts queued at the paused server")
+        await eventually(two_queued_at_the_server, what="two prompts queued at the paused server")
         busy = await scrape(gw)
         summary = (await gw.client.get("/api/metrics")).json()
         health = (await gw.client.get("/health")).json()

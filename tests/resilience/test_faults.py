@@ -15,7 +15,8 @@ from comfy_gateway.comfyui.breaker import BreakerState, CircuitBreaker
 from support.gateway import gateway_settings, hosts_of, running_gateway
 from support.images import png
 from support.proxy import FaultProxy
-from support.tally import breaker_state, submit, tally, until, until_async
+from support.tally import breaker_state, submit, tally
+from support.waiting import eventually
 
 
 def report(t) -> None:
@@ -29,7 +30,7 @@ async def test_server_killed_while_100_jobs_run_all_complete_on_the_others(fake_
     settings = gateway_settings(tmp_path, hosts_of(fakes), max_concurrent_jobs=6, max_jobs_per_instance=2)
     async with running_gateway(settings) as gw:
         ids = await asyncio.gather(*(submit(gw.client) for _ in range(100)))
-        await until(lambda: victim.stats()["completed"] >= 2 and victim.stats()["queue_depth"] > 0,
+        await eventually(lambda: victim.stats()["completed"] >= 2 and victim.stats()["queue_depth"] > 0,
                     what="jobs running on the server about to be killed")
         await victim.stop()
         killed_at = time.monotonic()
@@ -55,13 +56,13 @@ async def test_sockets_dropped_mid_job_complete_through_history_without_waiting_
                                 job_timeout=30_000)
     async with running_gateway(settings) as gw:
         ids = [await submit(gw.client) for _ in range(6)]
-        await until(lambda: all(f.stats()["queue_depth"] == 2 for f in fakes), what="two prompts at each server")
+        await eventually(lambda: all(f.stats()["queue_depth"] == 2 for f in fakes), what="two prompts at each server")
         started = time.monotonic()
         for fake in fakes:
             await fake.drop_sockets()
         # Drop them again once the reconnected sockets carry the next round of prompts.
-        await until(lambda: sum(f.stats()["completed"] for f in fakes) >= 2, what="the first round to finish")
-        await until(lambda: sum(f.stats()["prompts_received"] for f in fakes) == 6, what="all six prompts sent")
+        await eventually(lambda: sum(f.stats()["completed"] for f in fakes) >= 2, what="the first round to finish")
+        await eventually(lambda: sum(f.stats()["prompts_received"] for f in fakes) == 6, what="all six prompts sent")
         for fake in fakes:
             await fake.drop_sockets()
         await asyncio.gather(*(gw.wait_job(i, timeout=25) for i in ids))
@@ -84,7 +85,7 @@ async def test_hanging_prompt_is_interrupted_at_the_deadline_and_fails_as_timed_
                                 max_concurrent_jobs=2)
     async with running_gateway(settings) as gw:
         hung = [await submit(gw.client) for _ in range(2)]
-        await until(lambda: all(f.stats()["prompts_received"] == 1 for f in fakes), what="one prompt per server")
+        await eventually(lambda: all(f.stats()["prompts_received"] == 1 for f in fakes), what="one prompt per server")
         started = time.monotonic()
         others = [await submit(gw.client) for _ in range(3)]
         await asyncio.gather(*(gw.wait_job(i, timeout=10) for i in hung + others))
@@ -107,7 +108,7 @@ async def test_prompt_still_queued_at_the_deadline_is_removed_from_the_server_qu
     settings = gateway_settings(tmp_path, hosts_of(fakes), job_timeout=1000)
     async with running_gateway(settings) as gw:
         job_id = await submit(gw.client)
-        await until(lambda: fake.stats()["queue_depth"] == 1, what="the prompt queued at the server")
+        await eventually(lambda: fake.stats()["queue_depth"] == 1, what="the prompt queued at the server")
         await gw.wait_job(job_id, timeout=6)
         assert fake.stats()["queue_depth"] == 0, "the timed-out prompt was left in the server's queue"
         fake.resume()
@@ -129,14 +130,14 @@ async def test_server_failing_every_job_opens_its_breaker_others_take_the_work_a
         settings = gateway_settings(tmp_path, f"{bad},{good}", health_check_interval=300)
         async with running_gateway(settings) as gw:
             ids = await asyncio.gather(*(submit(gw.client) for _ in range(30)))
-            await until_async(lambda: _is(gw, bad, "open"), timeout=5, what="the failing server's breaker to open")
+            await eventually(lambda: _is(gw, bad, "open"), timeout=5, what="the failing server's breaker to open")
             await asyncio.gather(*(gw.wait_job(i, timeout=30) for i in ids))
             t = await tally(gw.client, ids)
             failures_while_failing = proxy.failed_prompts
 
             # Healthy again: the breaker closes and the server takes work again.
             proxy.fail_prompts = False
-            await until_async(lambda: _is(gw, bad, "closed"), timeout=10, what="the breaker to close")
+            await eventually(lambda: _is(gw, bad, "closed"), timeout=10, what="the breaker to close")
             more = await asyncio.gather(*(submit(gw.client) for _ in range(10)))
             await asyncio.gather(*(gw.wait_job(i, timeout=30) for i in more))
             t2 = await tally(gw.client, more)
@@ -211,7 +212,7 @@ async def test_no_healthy_server_sync_gets_503_quickly_and_async_fails_at_the_qu
     settings = gateway_settings(tmp_path, hosts_of(fakes), queue_timeout=1500, health_check_interval=200)
     async with running_gateway(settings) as gw:
         await fake.stop()
-        await until_async(lambda: _is(gw, fake.host_port, "open"), timeout=5, what="the breaker to open")
+        await eventually(lambda: _is(gw, fake.host_port, "open"), timeout=5, what="the breaker to open")
         asked = time.monotonic()
         sync = await gw.client.post("/api/upscale-image", files={"imageFile": ("a.png", png(), "image/png")})
         sync_seconds = time.monotonic() - asked
@@ -254,7 +255,7 @@ async def test_draining_gateway_refuses_new_jobs_with_503_and_finishes_running_o
     fakes = await fake_servers(1, service_time=0.5)
     async with running_gateway(gateway_settings(tmp_path, hosts_of(fakes))) as gw:
         running = await submit(gw.client)
-        await until(lambda: fakes[0].stats()["queue_depth"] == 1, what="the job to reach the server")
+        await eventually(lambda: fakes[0].stats()["queue_depth"] == 1, what="the job to reach the server")
         gw.gateway.begin_drain()
         refused = await gw.client.post("/api/async/upscale-image",
                                        files={"imageFile": ("a.png", png(), "image/png")})
@@ -279,7 +280,7 @@ async def test_a_retry_goes_to_another_server_than_the_one_that_failed(fake_serv
         async with running_gateway(settings) as gw:
             await gw.client.post(f"/api/circuit-breakers/{bad}/open")
             busy = await submit(gw.client)  # keeps one of the good server's two slots taken
-            await until(lambda: good.stats()["queue_depth"] == 1, what="the long job to reach the good server")
+            await eventually(lambda: good.stats()["queue_depth"] == 1, what="the long job to reach the good server")
             await gw.client.post(f"/api/circuit-breakers/{bad}/close")
             good.set_service_time(0.0)
             job_id = await submit(gw.client)  # the bad server is now the least loaded
@@ -337,13 +338,13 @@ async def test_a_late_result_from_an_abandoned_attempt_is_ignored(fake_servers, 
     fake.pause()
     async with running_gateway(gateway_settings(tmp_path, hosts_of(fakes))) as gw:
         job_id = await submit(gw.client)
-        await until(lambda: fake.stats()["queue_depth"] == 1, what="the prompt queued at the server")
+        await eventually(lambda: fake.stats()["queue_depth"] == 1, what="the prompt queued at the server")
         store, dispatcher, blobs = gw.gateway.store, gw.gateway.dispatcher, gw.gateway.blobs
         assert await store.expire_lease(job_id, 1)
         await gw.gateway.janitor.sweep()
         fake.resume()
         await gw.wait_job(job_id, timeout=10)
-        await until(lambda: not dispatcher.running, what="every attempt to end")
+        await eventually(lambda: not dispatcher.running, what="every attempt to end")
         t = await tally(gw.client, [job_id])
         job = await store.get(job_id)
         assert job is not None

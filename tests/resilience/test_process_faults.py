@@ -13,7 +13,8 @@ import pytest
 
 from support.images import png
 from support.processes import kill9, processes, start_fake, start_gateway
-from support.tally import all_finished, submit, tally, until_async
+from support.tally import all_finished, submit, tally
+from support.waiting import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +38,7 @@ async def test_kill_9_with_50_jobs_in_flight_then_restart_loses_none_and_runs_no
                 by_status = await job_stats(client)
                 return by_status["completed"] >= 4 and by_status["processing"] >= 2
 
-            await until_async(some_done_some_running, timeout=20, what="jobs to be both done and running")
+            await eventually(some_done_some_running, timeout=20, what="jobs to be both done and running")
         kill9(first)
         killed_at = time.time()
         assert first.popen.returncode == -signal.SIGKILL
@@ -96,7 +97,7 @@ async def test_sigterm_stops_admitting_lets_running_jobs_finish_and_keeps_pendin
             async def both_running() -> bool:
                 return all(f.stats()["queue_depth"] == 1 for f in fakes)
 
-            await until_async(both_running, timeout=10, what="one job running on each server")
+            await eventually(both_running, timeout=10, what="one job running on each server")
             running = [j["job_id"] for j in (await client.get("/api/jobs/list?status=processing")).json()["jobs"]]
             assert len(running) == 2
             termed = time.monotonic()
@@ -147,7 +148,7 @@ async def test_sigterm_with_a_job_longer_than_the_grace_leaves_it_to_the_restart
             async def running() -> bool:
                 return fake.stats()["queue_depth"] == 1
 
-            await until_async(running, timeout=10, what="the job to run")
+            await eventually(running, timeout=10, what="the job to run")
         gw.signal(signal.SIGTERM)
         code = await asyncio.to_thread(gw.wait_exit, 10)
         assert_clean_exit(gw, code)

@@ -6,12 +6,13 @@ A job is lost when the gateway no longer knows it (404) or reports a state it ca
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+
+from support.waiting import eventually
 
 from .images import png
 
@@ -61,22 +62,8 @@ async def submit(client: httpx.AsyncClient, task: str = "upscale-image", size: i
     return str(resp.json()["job_id"])
 
 
-async def until(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-    """Wait (bounded) for a condition of something outside the test's control, checked every 20 ms."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
-async def until_async(predicate: Callable[[], Awaitable[bool]], timeout: float = 10.0,
-                      what: str = "condition", step: float = 0.05) -> None:
-    deadline = time.monotonic() + timeout
-    while not await predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(step)
 
 
 async def all_finished(client: httpx.AsyncClient, ids: list[str], timeout: float) -> None:
@@ -86,7 +73,7 @@ async def all_finished(client: httpx.AsyncClient, ids: list[str], timeout: float
         by_status = (await client.get("/api/jobs/stats")).json()["by_status"]
         return by_status["pending"] == 0 and by_status["processing"] == 0
 
-    await until_async(done, timeout, what=f"{len(ids)} jobs to finish", step=0.1)
+    await eventually(done, timeout, what=f"{len(ids)} jobs to finish", step=0.1)
 
 
 async def breaker_state(client: httpx.AsyncClient, name: str) -> str:
