@@ -164,14 +164,14 @@ class Gateway:
     # --- callbacks ---
 
     def _breaker_changed(self, instance: str, old: BreakerState, new: BreakerState) -> None:
-        inst = self.pool.get(instance) if hasattr(self, "pool") else None
+        inst = self.pool.get(instance)
         remote = inst is not None and inst.breaker.opened_remotely
         self.log.warning("Circuit breaker changed", instance=instance, old=old.value, new=new.value,
                          fromOtherReplica=remote)
         if new is BreakerState.OPEN and inst is not None and not remote:
             self._tasks.spawn(lambda: self.events.announce_breaker_open(instance, inst.breaker.retry_in),
                               "announce-breaker", restart_delay=None)
-        if new is not BreakerState.OPEN and hasattr(self, "dispatcher"):
+        if new is not BreakerState.OPEN:
             self.dispatcher.notify()
 
     def _remote_breaker_open(self, instance: str, seconds: float) -> None:
@@ -185,8 +185,7 @@ class Gateway:
 
     def _socket_reconnected(self, instance: str) -> None:
         self.prom.websocket_reconnected(instance)
-        if hasattr(self, "health"):
-            self.health.kick()  # a lost socket may be a dead server: do not wait for the next probe
+        self.health.kick()  # a lost socket may be a dead server: do not wait for the next probe
 
     # --- what the API calls ---
 
@@ -246,25 +245,37 @@ class Gateway:
 
         A job still pending while no server is available (for STRANDED_GRACE_S) or while the gateway
         drains is withdrawn (failed with a 503 reason), so the client does not hang and a later run
-        cannot surprise it. Woken by the job's own event; the 1 s cap only re-checks the pool."""
+        cannot surprise it. Woken by the job's own event; once a second it looks at the pool, and
+        reads the job only when the pool gives a reason to."""
         deadline = time.monotonic() + self.sync_wait_limit()
         stranded_since: float | None = None
-        while True:
-            job = await self.wait(job_id, max(0.0, min(1.0, deadline - time.monotonic())))
-            if job.state.finished or time.monotonic() >= deadline:
-                return job
-            if job.state is not JobState.PENDING or (self.admitting and self.pool.available()):
-                stranded_since = None
-                continue
-            stranded_since = stranded_since or time.monotonic()
-            if self.admitting and time.monotonic() - stranded_since < STRANDED_GRACE_S:
-                continue
-            reason = ("the gateway is shutting down" if not self.admitting
-                      else "no healthy ComfyUI server is available")
-            await self.store.fail(job_id, None, {"message": f"{reason}; the request was withdrawn, retry later",
-                                                 "code": "no_server"})
-            await self.events.publish_finished(job_id)
-            return await self.get(job_id)
+        event = self.events.subscribe(job_id)
+        try:
+            job = await self.get(job_id)
+            while not job.state.finished and time.monotonic() < deadline:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(max(0.0, min(1.0, deadline - time.monotonic()))):
+                        await event.wait()
+                if event.is_set() or not self.admitting or not self.pool.available():
+                    job = await self.get(job_id)
+                if job.state.finished or job.state is not JobState.PENDING or (
+                        self.admitting and self.pool.available()):
+                    stranded_since = None
+                    continue
+                stranded_since = stranded_since or time.monotonic()
+                if self.admitting and time.monotonic() - stranded_since < STRANDED_GRACE_S:
+                    continue
+                return await self._withdraw(job_id)
+            return job
+        finally:
+            self.events.unsubscribe(job_id, event)
+
+    async def _withdraw(self, job_id: str) -> Job:
+        reason = "the gateway is shutting down" if not self.admitting else "no healthy ComfyUI server is available"
+        await self.store.fail(job_id, None, {"message": f"{reason}; the request was withdrawn, retry later",
+                                             "code": "no_server"})
+        await self.events.publish_finished(job_id)
+        return await self.get(job_id)
 
     async def result_bytes(self, job: Job) -> bytes:
         assert job.result_blob is not None
