@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from ..gateway import Gateway
-from ..observability.job_counts import iso
+from ..observability.timestamps import iso
 from .deps import get_gateway
 from .models import BasicMetricsBody, HealthBody, QuickStatusBody
 

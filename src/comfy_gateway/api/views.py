@@ -11,7 +11,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
 from ..jobs.model import Job, JobState
-from ..observability.job_counts import iso as iso_ms
+from ..observability.timestamps import iso as iso_ms
 
 # The HTTP status a failed job answers with, by the code of its error.
 FAILURE_STATUS = {

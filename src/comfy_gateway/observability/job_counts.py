@@ -10,8 +10,9 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from typing import Any
+
+from .timestamps import iso
 
 UNASSIGNED = "unassigned"  # errors_by_instance key for jobs that failed before reaching a server
 
@@ -196,7 +197,3 @@ def to_ms(value: float) -> int:
 def rate(part: int, whole: int) -> str:
     return f"{part / whole * 100:.1f}%" if whole else "0.0%"
 
-
-def iso(epoch_s: float) -> str:
-    moment = datetime.fromtimestamp(epoch_s, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"

@@ -22,12 +22,14 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import sys
-from datetime import UTC, datetime
+import time
 from pathlib import Path
 from typing import Any
 
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
+
+from .timestamps import iso
 
 SERVICE_NAME = "comfy-gateway"
 LOGGER_NAMESPACE = "comfy_gateway"
@@ -56,8 +58,7 @@ def parse_level(level: str) -> int:
 
 
 def _add_timestamp(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
-    now = datetime.now(UTC)
-    event_dict["timestamp"] = now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+    event_dict["timestamp"] = iso(time.time())
     return event_dict
 
 
