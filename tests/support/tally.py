@@ -62,10 +62,6 @@ async def submit(client: httpx.AsyncClient, task: str = "upscale-image", size: i
     return str(resp.json()["job_id"])
 
 
-
-
-
-
 async def all_finished(client: httpx.AsyncClient, ids: list[str], timeout: float) -> None:
     """Wait (bounded, polling the job stats) until none of the gateway's jobs is pending or processing."""
 
