@@ -5,17 +5,11 @@ from __future__ import annotations
 import asyncio
 
 from support.gateway import gateway_settings, hosts_of, running_gateway
-from support.images import png
-
-
-async def submit(gw, task: str = "upscale-image") -> str:
-    resp = await gw.client.post(f"/api/async/{task}", files={"imageFile": ("a.png", png(), "image/png")})
-    assert resp.status_code == 202, resp.text
-    return resp.json()["job_id"]
+from support.tally import submit
 
 
 async def test_stats_list_info_and_filters(gw):
-    ids = [await submit(gw, "upscale-image"), await submit(gw, "upscale-image"), await submit(gw, "remove-background")]
+    ids = [await submit(gw.client, task) for task in ("upscale-image", "upscale-image", "remove-background")]
     for job_id in ids:
         await gw.wait_job(job_id)
 
@@ -47,7 +41,7 @@ async def test_processor_stats_shows_limits_and_instances(gw):
 
 
 async def test_delete_and_unknown_job(gw):
-    job_id = await submit(gw)
+    job_id = await submit(gw.client)
     await gw.wait_job(job_id)
     assert (await gw.client.delete(f"/api/jobs/{job_id}")).status_code == 200
     assert (await gw.client.get(f"/api/jobs/{job_id}/status")).status_code == 404
@@ -59,7 +53,7 @@ async def test_delete_and_unknown_job(gw):
 async def test_delete_running_job_interrupts_its_prompt(gw):
     for fake in gw.fakes:
         fake.hang_next(1)
-    job_id = await submit(gw)
+    job_id = await submit(gw.client)
     for _ in range(200):
         if (await gw.client.get(f"/api/jobs/{job_id}/status")).json()["status"] == "processing":
             break
@@ -73,7 +67,7 @@ async def test_delete_running_job_interrupts_its_prompt(gw):
 async def test_cleanup_removes_finished_jobs_and_their_blobs(fake_servers, tmp_path):
     fakes = await fake_servers(1)
     async with running_gateway(gateway_settings(tmp_path, hosts_of(fakes), job_cleanup_interval=1000)) as gw:
-        job_id = await submit(gw)
+        job_id = await submit(gw.client)
         await gw.wait_job(job_id)
         assert any((tmp_path / "blobs").rglob("*"))
         await asyncio.sleep(1.1)
@@ -99,7 +93,7 @@ async def test_events_stream_progress_until_the_job_ends(gw):
 
     for fake in gw.fakes:
         fake.set_service_time(1.0)
-    job_id = await submit(gw)
+    job_id = await submit(gw.client)
     events = []
     async with gw.client.stream("GET", f"/api/jobs/{job_id}/events") as resp:
         assert resp.headers["content-type"].startswith("text/event-stream")

@@ -7,22 +7,14 @@ import asyncio
 import pytest
 
 from support.gateway import gateway_settings, hosts_of, running_gateway
-from support.images import png
+from support.tally import submit
 from support.waiting import eventually
-
-
-async def submit(gw, task: str = "upscale-image") -> str:
-    resp = await gw.client.post(f"/api/async/{task}", files={"imageFile": ("a.png", png(16, 16), "image/png")})
-    assert resp.status_code == 202, resp.text
-    return resp.json()["job_id"]
-
-
 
 
 async def test_fifty_async_jobs_complete_within_limits_on_both_servers(fake_servers, tmp_path):
     fakes = await fake_servers(2, service_time=0.02)
     async with running_gateway(gateway_settings(tmp_path, hosts_of(fakes))) as gw:
-        ids = await asyncio.gather(*(submit(gw, "upscale-image" if n % 2 else "remove-background")
+        ids = await asyncio.gather(*(submit(gw.client, "upscale-image" if n % 2 else "remove-background")
                                      for n in range(50)))
         results = await asyncio.gather(*(gw.wait_job(i, timeout=60) for i in ids))
     assert [r["status"] for r in results] == ["completed"] * 50
@@ -39,7 +31,7 @@ async def test_global_limit_holds_below_the_sum_of_instance_limits(fake_servers,
         fake.pause()
     settings = gateway_settings(tmp_path, hosts_of(fakes), max_concurrent_jobs=3, max_jobs_per_instance=2)
     async with running_gateway(settings) as gw:
-        ids = [await submit(gw) for _ in range(8)]
+        ids = [await submit(gw.client) for _ in range(8)]
         await eventually(lambda: sum(f.stats()["queue_depth"] for f in fakes) == 3)
         await asyncio.sleep(0.3)  # nothing more arrives while all three slots are taken
         assert sum(f.stats()["queue_depth"] for f in fakes) == 3
@@ -57,7 +49,7 @@ async def test_dispatch_is_event_driven_not_a_poll(fake_servers, tmp_path):
     """With a 60 s safety sweep, a job still reaches the server at once."""
     fakes = await fake_servers(1)
     async with running_gateway(gateway_settings(tmp_path, hosts_of(fakes), job_processing_interval=60_000)) as gw:
-        job_id = await submit(gw)
+        job_id = await submit(gw.client)
         status = await gw.wait_job(job_id, timeout=5)
     assert status["status"] == "completed"
 
@@ -70,7 +62,7 @@ async def test_jobs_survive_a_gateway_restart(fake_servers, tmp_path):
     settings = gateway_settings(tmp_path, hosts_of(fakes), max_concurrent_jobs=1, max_jobs_per_instance=1,
                              shutdown_grace=0)
     async with running_gateway(settings) as gw:
-        ids = [await submit(gw) for _ in range(3)]
+        ids = [await submit(gw.client) for _ in range(3)]
         await eventually(lambda: fake.stats()["queue_depth"] == 1)
         by_status = (await gw.client.get("/api/jobs/stats")).json()["by_status"]
         assert by_status == {"pending": 2, "processing": 1, "completed": 0, "failed": 0}

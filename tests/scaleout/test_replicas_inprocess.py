@@ -10,6 +10,7 @@ import pytest
 from support.gateway import gateway_settings, hosts_of, running_gateway
 from support.images import png
 from support.redis import REDIS_URL, connect_redis
+from support.tally import submit
 
 pytestmark = pytest.mark.redis
 
@@ -26,17 +27,13 @@ async def two_replicas(tmp_path, fakes, prefix, **overrides):
         yield a, b
 
 
-async def submit(gw, task: str = "upscale-image") -> str:
-    resp = await gw.client.post(f"/api/async/{task}", files={"imageFile": ("a.png", png(16, 16), "image/png")})
-    assert resp.status_code == 202, resp.text
-    return resp.json()["job_id"]
 
 
 async def test_a_job_sent_to_one_replica_is_seen_waited_on_and_deleted_from_the_other(
         fake_servers, tmp_path, redis_prefix):
     fakes = await fake_servers(2)
     async with two_replicas(tmp_path, fakes, redis_prefix) as (a, b):
-        job_id = await submit(a)
+        job_id = await submit(a.client)
         status = await b.wait_job(job_id)  # b hears of the finish over pub/sub
         assert status["status"] == "completed"
         result = (await b.client.get(f"/api/jobs/{job_id}/result")).json()
@@ -52,7 +49,7 @@ async def test_global_limits_hold_across_replicas(fake_servers, tmp_path, redis_
     for fake in fakes:
         fake.pause()
     async with two_replicas(tmp_path, fakes, redis_prefix, max_concurrent_jobs=3, max_jobs_per_instance=2) as (a, b):
-        ids = [await submit(a if n % 2 else b) for n in range(10)]
+        ids = [await submit((a if n % 2 else b).client) for n in range(10)]
         async with asyncio.timeout(10):
             while sum(f.stats()["queue_depth"] for f in fakes) < 3:
                 await asyncio.sleep(0.02)
@@ -79,7 +76,7 @@ async def test_breaker_opened_on_one_replica_is_avoided_by_the_other(fake_server
         async with asyncio.timeout(5):
             while b_breaker.state.value != "open":
                 await asyncio.sleep(0.01)
-        ids = [await submit(b) for _ in range(6)]
+        ids = [await submit(b.client) for _ in range(6)]
         await asyncio.gather(*(b.wait_job(i) for i in ids))
     assert fakes[0].stats()["prompts_received"] == 0
     assert fakes[1].stats()["prompts_received"] == 6
@@ -88,7 +85,7 @@ async def test_breaker_opened_on_one_replica_is_avoided_by_the_other(fake_server
 async def test_metrics_report_cluster_totals(fake_servers, tmp_path, redis_prefix):
     fakes = await fake_servers(1)
     async with two_replicas(tmp_path, fakes, redis_prefix) as (a, b):
-        ids = [await submit(a), await submit(b), await submit(b)]
+        ids = [await submit(a.client), await submit(b.client), await submit(b.client)]
         for job_id in ids:
             await a.wait_job(job_id)
         async with asyncio.timeout(5):  # each replica shares its figures within a fraction of a second
@@ -105,7 +102,7 @@ async def test_a_replica_restarted_under_its_own_id_takes_its_jobs_back_at_once(
     fakes[0].pause()
     settings = replica_settings(tmp_path, fakes, redis_prefix, "replica-a", lease_duration=60_000, shutdown_grace=0)
     async with running_gateway(settings) as gw:
-        job_id = await submit(gw)
+        job_id = await submit(gw.client)
         async with asyncio.timeout(5):
             while fakes[0].stats()["queue_depth"] < 1:
                 await asyncio.sleep(0.02)
