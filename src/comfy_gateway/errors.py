@@ -3,9 +3,16 @@
 GatewayError
 ├── InvalidInput                 400  the request is wrong (missing file, bad parameter)
 │   ├── UnsupportedMediaType     415  a file that is not an image we accept
-│   └── PayloadTooLarge          413  upload or pixel count over the configured cap
-├── NotFound                     404  an unknown job, workflow or instance
-│   └── JobNotFound
+│   ├── PayloadTooLarge          413  upload or pixel count over the configured cap
+│   ├── InvalidWorkflow          422  a submitted graph that cannot run (v2)
+│   │   └── WorkflowFormatUi     422  a UI export instead of an API-format graph
+│   ├── MissingAsset             422  a core/ASSET reference that names no asset
+│   ├── MetadataInvalid          422  job labels that are not a small map of short strings
+│   └── IdempotencyKeyReuse      422  a single-use Idempotency-Key presented again (v2)
+├── HashMismatch                 409  uploaded bytes that are not the hash the client declared
+├── NotFound                     404  an unknown job, workflow, instance or asset
+│   ├── JobNotFound
+│   └── BlobNotFound                  no stored bytes with that hash
 ├── JobNotFinished               409  a result asked for before the job ended
 ├── ServiceUnavailable           503  no healthy server, or the gateway is draining
 └── UpstreamError                     something went wrong at a ComfyUI server
@@ -56,6 +63,39 @@ class NotFound(GatewayError):
 
 class JobNotFound(NotFound):
     code = "job_not_found"
+
+
+class InvalidWorkflow(InvalidInput):
+    status_code = 422
+    code = "invalid_workflow"
+
+
+class WorkflowFormatUi(InvalidWorkflow):
+    code = "workflow_format_ui"
+
+
+class MissingAsset(InvalidInput):
+    status_code = 422
+    code = "missing_asset"
+
+
+class MetadataInvalid(InvalidInput):
+    status_code = 422
+    code = "metadata_invalid"
+
+
+class IdempotencyKeyReuse(InvalidInput):
+    status_code = 422
+    code = "idempotency_key_reuse"
+
+
+class HashMismatch(GatewayError):
+    status_code = 409
+    code = "hash_mismatch"
+
+
+class BlobNotFound(NotFound):
+    code = "blob_not_found"
 
 
 class JobNotFinished(GatewayError):

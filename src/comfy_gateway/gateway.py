@@ -21,6 +21,7 @@ from .dispatch.janitor import Janitor
 from .dispatch.slots import LocalSlots, SlotLedger
 from .errors import JobNotFound, ServiceUnavailable
 from .images import ImageInfo
+from .jobs.assets import AssetStore
 from .jobs.blob_cache import CachedBlobStore
 from .jobs.blobs import BlobStore
 from .jobs.events import JobEvents, LocalJobEvents
@@ -74,6 +75,7 @@ class Gateway:
             skip_auto_headers=("Origin",)))
         self.cluster: ClusterMetrics | None = None  # the cluster view, with JOB_STORE=redis
         self.store, self.blobs, self.events, self.slots = await self._open_backends()
+        self.assets = AssetStore(self.blobs)
         self.pool = await self._stack.enter_async_context(InstancePool(
             s.instance_hosts, base_url=s.base_url, session=self.session,
             max_connections=s.max_connections_per_instance,
@@ -287,13 +289,13 @@ class Gateway:
     async def delete(self, job_id: str) -> Job:
         job = await self.get(job_id)
         if not await self.dispatcher.stop_job(job_id, "deleted") and job.state is JobState.PROCESSING:
-            await self._cancel_elsewhere(job)  # running on another replica: stop its prompt from here
+            await self.interrupt_elsewhere(job)  # running on another replica: stop its prompt from here
         removed = await self.store.delete(job_id)
         await self.janitor.remove(removed or job)
         await self.events.publish_finished(job_id)
         return removed or job
 
-    async def _cancel_elsewhere(self, job: Job) -> None:
+    async def interrupt_elsewhere(self, job: Job) -> None:
         instance = self.pool.get(job.instance) if job.instance else None
         if instance is not None:
             job.prompt_id = job.prompt_id or prompt_id_for(job.id, job.attempt)

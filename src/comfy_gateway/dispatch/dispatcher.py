@@ -22,7 +22,7 @@ from ..jobs.store import JobStore
 from .execution import JobExecution, Outcome, ProgressReporter, prompt_id_for
 from .slots import SlotLedger
 
-StopReason = Literal["deleted", "shutdown", "lease_lost"]
+StopReason = Literal["deleted", "canceled", "shutdown", "lease_lost"]
 RETRY_AVOID_S = 10.0
 
 
@@ -159,7 +159,7 @@ class Dispatcher:
         except asyncio.CancelledError:
             reason = self.running[job.id].stop_reason if job.id in self.running else None
             self.telemetry.job_released(job, instance.name)
-            if reason == "deleted":
+            if reason in ("deleted", "canceled"):
                 await asyncio.shield(self.interrupt_prompt(job, instance))
             raise
         except UpstreamUnavailable as exc:

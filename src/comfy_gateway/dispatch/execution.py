@@ -21,7 +21,9 @@ from ..images import OUTPUT_MIME, convert_image, image_size, strip_png_text
 from ..jobs.blobs import BlobStore
 from ..jobs.model import Job
 from ..jobs.store import JobStore
+from ..workflows.graph import GRAPH_JOB_TYPE
 from ..workflows.registry import Workflow, WorkflowRegistry
+from .graph_run import GraphRun
 
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 
@@ -79,6 +81,7 @@ class JobExecution:
         self.blobs = blobs
         self.registry = registry
         self.outputs_dir = outputs_dir
+        self.graphs = GraphRun(blobs)
 
     def workflow_of(self, job: Job) -> Workflow:
         workflow = self.registry.get(job.type)
@@ -87,12 +90,14 @@ class JobExecution:
         return workflow
 
     async def run(self, job: Job, instance: Instance, on_progress: Callable[[float], None]) -> Outcome:
-        workflow = self.workflow_of(job)
         job.prompt_id = prompt_id_for(job.id, job.attempt)  # so the job's log lines and metrics carry it
         # Recorded while the prompt is prepared and posted: the id can be derived again by whoever
         # adopts the job, so the write need not come first.
         recorded = asyncio.ensure_future(self.store.record_prompt(job.id, job.attempt, job.prompt_id))
         try:
+            if job.type == GRAPH_JOB_TYPE:
+                return Outcome(*await self.graphs.run(job, instance, on_progress))
+            workflow = self.workflow_of(job)
             image = await self.blobs.get(job.input_blob or input_key(job.id))
             if workflow.input_mode == "upload":
                 ext = EXTENSIONS.get(job.input_meta.get("content_type", ""), "png")
@@ -112,6 +117,8 @@ class JobExecution:
 
     async def reattach(self, job: Job, instance: Instance, on_progress: Callable[[float], None]) -> Outcome:
         """Follow a prompt an earlier process submitted (restart or lease take-over)."""
+        if job.type == GRAPH_JOB_TYPE:
+            return Outcome(*await self.graphs.reattach(job, instance, on_progress))
         workflow = self.workflow_of(job)
         assert job.prompt_id is not None
         result = await attach(instance.client, instance.hub, job.prompt_id,

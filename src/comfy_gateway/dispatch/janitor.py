@@ -19,6 +19,8 @@ def blob_keys(job: Job) -> list[str]:
     if job.result_blob:
         keys.append(job.result_blob)
     keys += [result_key(job.id, n) for n in range(1, job.attempt + 1) if result_key(job.id, n) != job.result_blob]
+    # A graph job keeps every output; the first is its result blob, the others follow it.
+    keys += [out["blob"] for out in job.result_meta.get("outputs", ())[1:]]
     return keys
 
 

@@ -1,0 +1,146 @@
+"""Asset routes of the Comfy API v2: upload (multipart), mint from a hash, probe, read, download."""
+
+from __future__ import annotations
+
+import mimetypes
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
+
+from ...errors import InvalidInput, UnsupportedMediaType
+from ...jobs.assets import AssetRecord, checked_hash
+from ..deps import get_gateway
+from . import errors
+from .deps import Jobs, base_url
+from .jobs import _json_body, _settings
+from .views import PREFIX, asset_body, output_asset_body
+
+router = APIRouter(prefix=PREFIX, tags=["v2"])
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+MAX_TAGS = 32
+
+
+async def _read_form(request: Request) -> tuple[bytes, dict[str, str], list[str], str | None]:
+    if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+        raise UnsupportedMediaType("send the asset as multipart/form-data with a 'file' part")
+    try:
+        form = await request.form(max_files=1, max_fields=MAX_TAGS + 8)
+    except (MultiPartException, HTTPException) as exc:
+        raise InvalidInput("malformed multipart body") from exc
+    try:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise InvalidInput("the multipart body needs a 'file' part")
+        data = await upload.read()
+        fields = {k: v for k, v in form.multi_items() if isinstance(v, str) and k != "tags"}
+        tags = [v.strip() for k, v in form.multi_items() if k == "tags" and isinstance(v, str)]
+        filename = upload.filename
+        part_type = upload.content_type
+    finally:
+        await form.close()
+    fields.setdefault("file_path", filename or "")
+    if part_type and "content_type" not in fields:
+        fields["content_type"] = part_type
+    return data, fields, tags, filename
+
+
+def _content_type(declared: str | None, file_path: str) -> str:
+    if declared and declared != "application/octet-stream":
+        return declared[:200]
+    return mimetypes.guess_type(file_path)[0] or declared or "application/octet-stream"
+
+
+@router.post("/assets", status_code=201, summary="Upload an asset (stored once per content)")
+async def upload_asset(request: Request) -> JSONResponse:
+    data, fields, tags, _ = await _read_form(request)
+    file_path = fields["file_path"].strip()[:500]
+    if not file_path:
+        raise InvalidInput("'file_path' (the asset's name) is required")
+    expected = fields.get("expected_hash")
+    gateway = get_gateway(request)
+    record, created_new = await gateway.assets.add(
+        data, content_type=_content_type(fields.get("content_type"), file_path), file_path=file_path,
+        tags=tuple(tags[:MAX_TAGS]), expected_hash=checked_hash(expected) if expected else None)
+    body = asset_body(record, base_url(request), _settings(request), created_new=created_new)
+    return JSONResponse(body, status_code=201 if created_new else 200)
+
+
+@router.post("/assets/from-hash", status_code=201, summary="A new asset over bytes stored already")
+async def asset_from_hash(request: Request) -> JSONResponse:
+    body = await _json_body(request)
+    raw_hash, file_path, tags = body.get("hash"), body.get("file_path"), body.get("tags") or []
+    if not isinstance(raw_hash, str):
+        raise InvalidInput("'hash' is required: `blake3:<hex>`")
+    if (file_path is not None and not isinstance(file_path, str)) or not isinstance(tags, list):
+        raise InvalidInput("'file_path' is a string and 'tags' a list of strings")
+    name = (file_path or "")[:500] or None
+    record = await get_gateway(request).assets.from_hash(
+        checked_hash(raw_hash), file_path=name,
+        content_type=mimetypes.guess_type(name)[0] if name else None,
+        tags=tuple(str(t) for t in tags[:MAX_TAGS]))
+    return JSONResponse(asset_body(record, base_url(request), _settings(request), created_new=False), status_code=201)
+
+
+@router.head("/assets/by-hash/{hash_}", summary="Whether bytes with this hash are stored")
+async def head_by_hash(hash_: str, request: Request) -> Response:
+    try:
+        found = await get_gateway(request).assets.has_hash(checked_hash(hash_))
+    except InvalidInput:
+        return Response(status_code=400)
+    return Response(status_code=200 if found else 404)
+
+
+@router.get("/assets/{asset_id}", summary="An asset (an upload or a job output)")
+async def get_asset(asset_id: str, request: Request, jobs: Jobs) -> dict[str, Any]:
+    found = await jobs.asset(asset_id)
+    base, settings = base_url(request), _settings(request)
+    if isinstance(found, AssetRecord):
+        return asset_body(found, base, settings)
+    return output_asset_body(found, base, settings)
+
+
+@router.delete("/assets/{asset_id}", status_code=204, summary="Forget an uploaded asset")
+async def delete_asset(asset_id: str, request: Request, jobs: Jobs) -> Response:
+    if not await get_gateway(request).assets.delete(asset_id):
+        await jobs.output(asset_id)  # a job's output goes with its job: 404 for an unknown id, else refused
+        raise InvalidInput("a job's output is removed with its job, not on its own")
+    return Response(status_code=204)
+
+
+@router.get("/assets/{asset_id}/content", summary="An asset's bytes (Range requests answered 206)",
+            responses={200: {"content": {"application/octet-stream": {}}}})
+async def asset_content(asset_id: str, request: Request, jobs: Jobs,
+                        range_: Annotated[str | None, Header(alias="Range")] = None) -> Response:
+    found = await jobs.asset(asset_id)
+    if isinstance(found, AssetRecord):
+        data, media = await get_gateway(request).assets.content(found), found.content_type
+    else:
+        data, media = await jobs.output_bytes(found), found.output["content_type"]
+    headers = {"Accept-Ranges": "bytes"}
+    if range_ is None:
+        return Response(data, media_type=media, headers=headers)
+    span = byte_range(range_, len(data))
+    if span is None:
+        return errors.http_error(416, f"range {range_[:80]!r} is outside the {len(data)} bytes",
+                                 headers={"Content-Range": f"bytes */{len(data)}"})
+    first, last = span
+    headers["Content-Range"] = f"bytes {first}-{last}/{len(data)}"
+    return Response(data[first:last + 1], status_code=206, media_type=media, headers=headers)
+
+
+def byte_range(header: str, size: int) -> tuple[int, int] | None:
+    """The first and last byte of a single `bytes=` range within `size` bytes, or None."""
+    match = _RANGE.fullmatch(header.strip())
+    if match is None or (not match[1] and not match[2]):
+        return None
+    if not match[1]:  # the last n bytes
+        first, last = max(0, size - int(match[2])), size - 1
+    else:
+        first, last = int(match[1]), min(size - 1, int(match[2])) if match[2] else size - 1
+    return (first, last) if first <= last < size else None
+

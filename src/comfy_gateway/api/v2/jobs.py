@@ -1,0 +1,137 @@
+"""Job routes of the Comfy API v2: submit a graph, read, list, cancel, follow its events."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from ...errors import InvalidInput, InvalidWorkflow, MetadataInvalid
+from ...jobs.model import Job
+from ...settings import Settings
+from ...workflows.graph import GRAPH_JOB_TYPE
+from . import events
+from .deps import Jobs, base_url
+from .views import PREFIX, job_body, list_item, v2_status
+
+router = APIRouter(prefix=PREFIX, tags=["v2"])
+STATUSES = frozenset({"queued", "running", "succeeded", "canceling", "canceled", "failed", "expired"})
+MAX_KEY_LENGTH = 255
+MAX_LABELS = 16
+MAX_LABEL_VALUE_BYTES = 256
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def checked_key(key: str | None) -> str | None:
+    """The contract's Idempotency-Key: 1-255 printable ASCII characters."""
+    if key is None:
+        return None
+    if not 0 < len(key) <= MAX_KEY_LENGTH or not key.isascii() or not key.isprintable():
+        raise InvalidInput(f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} printable ASCII characters")
+    return key
+
+
+def checked_metadata(raw: Any) -> dict[str, str] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or len(raw) > MAX_LABELS:
+        raise MetadataInvalid(f"'metadata' must be a map of at most {MAX_LABELS} string labels")
+    for key, value in raw.items():
+        if not 0 < len(key) <= 40 or not isinstance(value, str) or len(value.encode()) > MAX_LABEL_VALUE_BYTES \
+                or not value.isprintable():
+            raise MetadataInvalid(f"label {str(key)[:40]!r}: a key of 1-40 characters and a printable string "
+                                  f"value of at most {MAX_LABEL_VALUE_BYTES} bytes", key=str(key)[:40])
+    return dict(raw)
+
+
+def checked_extra_data(raw: Any) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or set(raw) - {"api_key_comfy_org"} \
+            or not isinstance(raw.get("api_key_comfy_org", ""), str):
+        raise InvalidInput("'extra_data' takes only 'api_key_comfy_org', a string")
+    return dict(raw)
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.body())
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput("the body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise InvalidInput("the body must be a JSON object")
+    return body
+
+
+@router.post("/jobs", status_code=201, summary="Run an API-format workflow graph")
+async def create_job(request: Request, jobs: Jobs,
+                     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None) -> JSONResponse:
+    body = await _json_body(request)
+    if body.get("webhook_url") is not None or body.get("inputs") is not None:
+        raise InvalidWorkflow("'webhook_url' and 'inputs' are reserved and not accepted")
+    job = await jobs.submit(body.get("workflow"), idempotency_key=checked_key(idempotency_key),
+                            extra_data=checked_extra_data(body.get("extra_data")),
+                            metadata=checked_metadata(body.get("metadata")))
+    answer = job_body(job, base_url(request), _settings(request))
+    return JSONResponse(answer, status_code=201, headers={"Location": answer["urls"]["self"]})
+
+
+def _matches(job: Job, statuses: set[str] | None, labels: dict[str, str]) -> bool:
+    if statuses is not None and v2_status(job) not in statuses:
+        return False
+    own = job.params.get("metadata") or {}
+    return all(own.get(k) == v for k, v in labels.items())
+
+
+@router.get("/jobs", summary="Graph jobs, newest first")
+async def list_jobs(request: Request, jobs: Jobs, limit: Annotated[int, Query(ge=1, le=100)] = 20,
+                    cursor: Annotated[str | None, Query(max_length=20)] = None,
+                    status: Annotated[str | None, Query(max_length=200)] = None) -> dict[str, Any]:
+    offset = int(cursor) if cursor and cursor.isdigit() else 0
+    if cursor and not cursor.isdigit():
+        raise InvalidInput("this cursor was not issued by this list")
+    statuses = {s.strip() for s in status.split(",") if s.strip()} if status else None
+    if statuses and statuses - STATUSES:
+        raise InvalidInput(f"unknown status: {sorted(statuses - STATUSES)}", allowed=sorted(STATUSES))
+    labels = {k[9:-1]: v for k, v in request.query_params.items() if k.startswith("metadata[") and k.endswith("]")}
+    page = await jobs.list(limit, offset)
+    base, settings = base_url(request), _settings(request)
+    body: dict[str, Any] = {"jobs": [list_item(j, base, settings) for j in page if _matches(j, statuses, labels)]}
+    if len(page) == limit:
+        body["next_cursor"] = str(offset + limit)
+    return body
+
+
+@router.get("/jobs/{job_id}", summary="One job: status, progress, outputs")
+async def get_job(job_id: str, request: Request, jobs: Jobs) -> dict[str, Any]:
+    return job_body(await jobs.get(job_id), base_url(request), _settings(request))
+
+
+@router.get("/jobs/{job_id}/workflow", summary="The graph a job runs")
+async def get_job_workflow(job_id: str, jobs: Jobs) -> dict[str, Any]:
+    job = await jobs.get(job_id)
+    if job.type != GRAPH_JOB_TYPE:
+        raise InvalidInput(f"job {job_id} runs the named workflow {job.type!r}, not a submitted graph")
+    return {"workflow": job.params["graph"], "format": "api"}
+
+
+@router.post("/jobs/{job_id}/cancel", summary="Cancel a job (a finished one stays as it is)")
+async def cancel_job(job_id: str, request: Request, jobs: Jobs) -> dict[str, Any]:
+    return job_body(await jobs.cancel(job_id), base_url(request), _settings(request))
+
+
+@router.get("/jobs/{job_id}/events", summary="Live events (SSE); Last-Event-ID resumes",
+            responses={200: {"content": {"text/event-stream": {}}}})
+async def job_events(job_id: str, request: Request, jobs: Jobs,
+                     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None) -> StreamingResponse:
+    job = await jobs.get(job_id)  # 404 before the stream starts
+    frames = events.stream(jobs, job, base_url(request), _settings(request), last_event_id)
+    return StreamingResponse(frames, media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+

@@ -1,0 +1,135 @@
+"""Graph jobs: a caller's own API-format graph, run as a gateway job (the Comfy API v2 surface).
+
+Same store, dispatcher, limits, failover, deadlines and recovery as every job; this module only
+adds what a graph job needs: its input assets checked and pinned at submit, a single-use
+Idempotency-Key, cancellation, and the job's outputs as assets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import IdempotencyKeyReuse, JobNotFound, MissingAsset, NotFound
+from .gateway import Gateway
+from .jobs.assets import AssetRecord
+from .jobs.model import Job, JobState, new_job_id
+from .jobs.store import JobFilter
+from .workflows.graph import GRAPH_JOB_TYPE, asset_ids, checked_graph
+
+CANCELED = "canceled"
+OUTPUT_ID_SEPARATOR = "."
+
+
+def output_id(job_id: str, index: int) -> str:
+    """An output's asset id: its job and its place among the job's outputs."""
+    return f"{job_id}{OUTPUT_ID_SEPARATOR}{index}"
+
+
+def outputs_of(job: Job) -> list[dict[str, Any]]:
+    """A finished job's files, each with its asset id (a task job's one result, a graph job's all)."""
+    if job.state is not JobState.COMPLETED:
+        return []
+    listed = job.result_meta.get("outputs")
+    if listed is None and job.result_blob:
+        meta = job.result_meta
+        listed = [{"node_id": "result", "name": f"result.{meta.get('format', 'png')}", "type": "image",
+                   "blob": job.result_blob, "content_type": meta.get("content_type", "image/png"),
+                   "size_bytes": meta.get("size_bytes", 0), "hash": None}]
+    return [{**out, "id": output_id(job.id, n)} for n, out in enumerate(listed or [])]
+
+
+@dataclass(frozen=True)
+class OutputAsset:
+    """A job's output seen as an asset."""
+
+    job: Job
+    output: dict[str, Any]
+
+
+class GraphJobs:
+    def __init__(self, gateway: Gateway) -> None:
+        self._gw = gateway
+
+    async def submit(self, graph: Any, *, idempotency_key: str | None, extra_data: dict[str, Any] | None,
+                     metadata: dict[str, str] | None) -> Job:
+        """A new queued job for `graph`. A key already used, by either API, answers 422: keys are
+        single-use, and the key is claimed in the same write that creates the job, so a retry after
+        a lost answer finds it claimed and can never run the graph twice."""
+        self._gw.check_admission(sync=False)
+        graph = checked_graph(graph)
+        inputs = {asset_id: await self._input_source(asset_id) for asset_id in asset_ids(graph)}
+        params: dict[str, Any] = {"graph": graph, "inputs": inputs, "metadata": metadata or {}}
+        if extra_data:
+            params["extra_data"] = extra_data
+        job = Job(id=new_job_id(), type=GRAPH_JOB_TYPE, params=params, input_meta={"nodes": len(graph)})
+        if idempotency_key is None:
+            await self._gw.store.create(job)
+        else:
+            named, created = await self._gw.store.create_once(job, idempotency_key,
+                                                              self._gw.settings.idempotency_ttl / 1000)
+            if not created:
+                raise IdempotencyKeyReuse("this Idempotency-Key was used already; keys are single-use: poll or "
+                                          "list your jobs instead of submitting again", job_id=named.id)
+        self._gw.dispatcher.notify()
+        await self._gw.events.announce_work()
+        return job
+
+    async def _input_source(self, asset_id: str) -> dict[str, Any]:
+        """Where an input's bytes are, pinned at submit so the job does not depend on the record."""
+        record = await self._gw.assets.get(asset_id)
+        if record is not None:
+            return {"key": record.content_key, "hash": record.hash, "file_path": record.file_path}
+        try:
+            found = await self.output(asset_id)
+        except NotFound:
+            raise MissingAsset(f"no asset {asset_id[:80]!r}", missing_ids=[asset_id[:80]]) from None
+        out = found.output
+        return {"key": out["blob"], "hash": out.get("hash") or out["blob"], "file_path": out["name"]}
+
+    async def get(self, job_id: str) -> Job:
+        return await self._gw.get(job_id)
+
+    async def wait(self, job_id: str, timeout_s: float) -> Job:
+        """The job as it is when it finishes or when `timeout_s` has passed, whichever comes first."""
+        return await self._gw.wait(job_id, timeout_s)
+
+    async def list(self, limit: int, offset: int) -> list[Job]:
+        return list(await self._gw.store.list(JobFilter(type=GRAPH_JOB_TYPE, limit=limit, offset=offset)))
+
+    async def cancel(self, job_id: str) -> Job:
+        """Stop the job wherever it is: taken out of the queue, or its prompt interrupted.
+
+        A job that has finished stays as it is."""
+        job = await self._gw.get(job_id)
+        if job.state.finished:
+            return job
+        if job.state is JobState.PROCESSING and not await self._gw.dispatcher.stop_job(job_id, CANCELED):
+            await self._gw.interrupt_elsewhere(job)  # running on another replica: stop its prompt from here
+        error = {"code": CANCELED, "message": "the job was canceled on request"}
+        if await self._gw.store.fail(job_id, None, error):
+            await self._gw.events.publish_finished(job_id)
+        return await self._gw.get(job_id)
+
+    async def output(self, asset_id: str) -> OutputAsset:
+        job_id, _, index = asset_id.rpartition(OUTPUT_ID_SEPARATOR)
+        if not job_id or not index.isdigit():
+            raise NotFound(f"no asset {asset_id[:80]!r}")
+        try:
+            job = await self._gw.get(job_id)
+        except JobNotFound:
+            raise NotFound(f"no asset {asset_id[:80]!r}") from None
+        outputs = outputs_of(job)
+        if int(index) >= len(outputs):
+            raise NotFound(f"no asset {asset_id[:80]!r}")
+        return OutputAsset(job, outputs[int(index)])
+
+    async def output_bytes(self, found: OutputAsset) -> bytes:
+        try:
+            return await self._gw.blobs.get(found.output["blob"])
+        except KeyError:
+            raise NotFound(f"the bytes of output {found.output['id']} are no longer stored") from None
+
+    async def asset(self, asset_id: str) -> AssetRecord | OutputAsset:
+        record = await self._gw.assets.get(asset_id)
+        return record if record is not None else await self.output(asset_id)
