@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import IdempotencyKeyReuse, JobNotFound, MissingAsset, NotFound
-from .gateway import Gateway
-from .jobs.assets import AssetRecord
+from .jobs.assets import AssetRecord, AssetStore
+from .jobs.blobs import BlobStore
 from .jobs.model import Job, JobState, new_job_id
 from .jobs.store import JobFilter
+from .service import JobService
 from .workflows.graph import GRAPH_JOB_TYPE, asset_ids, checked_graph
 
 CANCELED = "canceled"
@@ -48,36 +49,35 @@ class OutputAsset:
 
 
 class GraphJobs:
-    def __init__(self, gateway: Gateway) -> None:
-        self._gw = gateway
+    """Graph jobs through the JobService; their input and output assets."""
+
+    def __init__(self, *, service: JobService, assets: AssetStore, blobs: BlobStore) -> None:
+        self._service = service
+        self.assets = assets
+        self._blobs = blobs
+        self.settings = service.settings
 
     async def submit(self, graph: Any, *, idempotency_key: str | None, extra_data: dict[str, Any] | None,
                      metadata: dict[str, str] | None) -> Job:
         """A new queued job for `graph`. A key already used, by either API, answers 422: keys are
         single-use, and the key is claimed in the same write that creates the job, so a retry after
         a lost answer finds it claimed and can never run the graph twice."""
-        self._gw.check_admission(sync=False)
+        self._service.check_admission(sync=False)
         graph = checked_graph(graph)
         inputs = {asset_id: await self._input_source(asset_id) for asset_id in asset_ids(graph)}
         params: dict[str, Any] = {"graph": graph, "inputs": inputs, "metadata": metadata or {}}
         if extra_data:
             params["extra_data"] = extra_data
         job = Job(id=new_job_id(), type=GRAPH_JOB_TYPE, params=params, input_meta={"nodes": len(graph)})
-        if idempotency_key is None:
-            await self._gw.store.create(job)
-        else:
-            named, created = await self._gw.store.create_once(job, idempotency_key,
-                                                              self._gw.settings.idempotency_ttl / 1000)
-            if not created:
-                raise IdempotencyKeyReuse("this Idempotency-Key was used already; keys are single-use: poll or "
-                                          "list your jobs instead of submitting again", job_id=named.id)
-        self._gw.dispatcher.notify()
-        await self._gw.events.announce_work()
+        named, created = await self._service.submit_job(job, idempotency_key)
+        if not created:
+            raise IdempotencyKeyReuse("this Idempotency-Key was used already; keys are single-use: poll or "
+                                      "list your jobs instead of submitting again", job_id=named.id)
         return job
 
     async def _input_source(self, asset_id: str) -> dict[str, Any]:
         """Where an input's bytes are, pinned at submit so the job does not depend on the record."""
-        record = await self._gw.assets.get(asset_id)
+        record = await self.assets.get(asset_id)
         if record is not None:
             return {"key": record.content_key, "hash": record.hash, "file_path": record.file_path}
         try:
@@ -88,35 +88,25 @@ class GraphJobs:
         return {"key": out["blob"], "hash": out.get("hash") or out["blob"], "file_path": out["name"]}
 
     async def get(self, job_id: str) -> Job:
-        return await self._gw.get(job_id)
+        return await self._service.get(job_id)
 
     async def wait(self, job_id: str, timeout_s: float) -> Job:
         """The job as it is when it finishes or when `timeout_s` has passed, whichever comes first."""
-        return await self._gw.wait(job_id, timeout_s)
+        return await self._service.wait(job_id, timeout_s)
 
     async def list(self, limit: int, offset: int) -> list[Job]:
-        return list(await self._gw.store.list(JobFilter(type=GRAPH_JOB_TYPE, limit=limit, offset=offset)))
+        return list(await self._service.list(JobFilter(type=GRAPH_JOB_TYPE, limit=limit, offset=offset)))
 
     async def cancel(self, job_id: str) -> Job:
-        """Stop the job wherever it is: taken out of the queue, or its prompt interrupted.
-
-        A job that has finished stays as it is."""
-        job = await self._gw.get(job_id)
-        if job.state.finished:
-            return job
-        if job.state is JobState.PROCESSING and not await self._gw.dispatcher.stop_job(job_id, CANCELED):
-            await self._gw.interrupt_elsewhere(job)  # running on another replica: stop its prompt from here
-        error = {"code": CANCELED, "message": "the job was canceled on request"}
-        if await self._gw.store.fail(job_id, None, error):
-            await self._gw.events.publish_finished(job_id)
-        return await self._gw.get(job_id)
+        """Stop the job wherever it is; a job that has finished stays as it is."""
+        return await self._service.cancel(job_id, {"code": CANCELED, "message": "the job was canceled on request"})
 
     async def output(self, asset_id: str) -> OutputAsset:
         job_id, _, index = asset_id.rpartition(OUTPUT_ID_SEPARATOR)
         if not job_id or not index.isdigit():
             raise NotFound(f"no asset {asset_id[:80]!r}")
         try:
-            job = await self._gw.get(job_id)
+            job = await self._service.get(job_id)
         except JobNotFound:
             raise NotFound(f"no asset {asset_id[:80]!r}") from None
         outputs = outputs_of(job)
@@ -126,10 +116,14 @@ class GraphJobs:
 
     async def output_bytes(self, found: OutputAsset) -> bytes:
         try:
-            return await self._gw.blobs.get(found.output["blob"])
+            return await self._blobs.get(found.output["blob"])
         except KeyError:
             raise NotFound(f"the bytes of output {found.output['id']} are no longer stored") from None
 
     async def asset(self, asset_id: str) -> AssetRecord | OutputAsset:
-        record = await self._gw.assets.get(asset_id)
+        record = await self.assets.get(asset_id)
         return record if record is not None else await self.output(asset_id)
+
+    def accepting(self) -> bool:
+        """Whether a job submitted now would be taken and could start."""
+        return not self._service.admission.stranded()

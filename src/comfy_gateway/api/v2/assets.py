@@ -14,10 +14,8 @@ from starlette.formparsers import MultiPartException
 
 from ...errors import InvalidInput, UnsupportedMediaType
 from ...jobs.assets import AssetRecord, checked_hash
-from ..deps import get_gateway
 from . import errors
-from .deps import Jobs, base_url
-from .jobs import _json_body, _settings
+from .deps import Jobs, base_url, json_body
 from .views import PREFIX, asset_body, output_asset_body
 
 router = APIRouter(prefix=PREFIX, tags=["v2"])
@@ -56,40 +54,39 @@ def _content_type(declared: str | None, file_path: str) -> str:
 
 
 @router.post("/assets", status_code=201, summary="Upload an asset (stored once per content)")
-async def upload_asset(request: Request) -> JSONResponse:
+async def upload_asset(request: Request, jobs: Jobs) -> JSONResponse:
     data, fields, tags, _ = await _read_form(request)
     file_path = fields["file_path"].strip()[:500]
     if not file_path:
         raise InvalidInput("'file_path' (the asset's name) is required")
     expected = fields.get("expected_hash")
-    gateway = get_gateway(request)
-    record, created_new = await gateway.assets.add(
+    record, created_new = await jobs.assets.add(
         data, content_type=_content_type(fields.get("content_type"), file_path), file_path=file_path,
         tags=tuple(tags[:MAX_TAGS]), expected_hash=checked_hash(expected) if expected else None)
-    body = asset_body(record, base_url(request), _settings(request), created_new=created_new)
+    body = asset_body(record, base_url(request), jobs.settings, created_new=created_new)
     return JSONResponse(body, status_code=201 if created_new else 200)
 
 
 @router.post("/assets/from-hash", status_code=201, summary="A new asset over bytes stored already")
-async def asset_from_hash(request: Request) -> JSONResponse:
-    body = await _json_body(request)
+async def asset_from_hash(request: Request, jobs: Jobs) -> JSONResponse:
+    body = await json_body(request)
     raw_hash, file_path, tags = body.get("hash"), body.get("file_path"), body.get("tags") or []
     if not isinstance(raw_hash, str):
         raise InvalidInput("'hash' is required: `blake3:<hex>`")
     if (file_path is not None and not isinstance(file_path, str)) or not isinstance(tags, list):
         raise InvalidInput("'file_path' is a string and 'tags' a list of strings")
     name = (file_path or "")[:500] or None
-    record = await get_gateway(request).assets.from_hash(
+    record = await jobs.assets.from_hash(
         checked_hash(raw_hash), file_path=name,
         content_type=mimetypes.guess_type(name)[0] if name else None,
         tags=tuple(str(t) for t in tags[:MAX_TAGS]))
-    return JSONResponse(asset_body(record, base_url(request), _settings(request), created_new=False), status_code=201)
+    return JSONResponse(asset_body(record, base_url(request), jobs.settings, created_new=False), status_code=201)
 
 
 @router.head("/assets/by-hash/{hash_}", summary="Whether bytes with this hash are stored")
-async def head_by_hash(hash_: str, request: Request) -> Response:
+async def head_by_hash(hash_: str, jobs: Jobs) -> Response:
     try:
-        found = await get_gateway(request).assets.has_hash(checked_hash(hash_))
+        found = await jobs.assets.has_hash(checked_hash(hash_))
     except InvalidInput:
         return Response(status_code=400)
     return Response(status_code=200 if found else 404)
@@ -98,15 +95,15 @@ async def head_by_hash(hash_: str, request: Request) -> Response:
 @router.get("/assets/{asset_id}", summary="An asset (an upload or a job output)")
 async def get_asset(asset_id: str, request: Request, jobs: Jobs) -> dict[str, Any]:
     found = await jobs.asset(asset_id)
-    base, settings = base_url(request), _settings(request)
+    base, settings = base_url(request), jobs.settings
     if isinstance(found, AssetRecord):
         return asset_body(found, base, settings)
     return output_asset_body(found, base, settings)
 
 
 @router.delete("/assets/{asset_id}", status_code=204, summary="Forget an uploaded asset")
-async def delete_asset(asset_id: str, request: Request, jobs: Jobs) -> Response:
-    if not await get_gateway(request).assets.delete(asset_id):
+async def delete_asset(asset_id: str, jobs: Jobs) -> Response:
+    if not await jobs.assets.delete(asset_id):
         await jobs.output(asset_id)  # a job's output goes with its job: 404 for an unknown id, else refused
         raise InvalidInput("a job's output is removed with its job, not on its own")
     return Response(status_code=204)
@@ -118,7 +115,7 @@ async def asset_content(asset_id: str, request: Request, jobs: Jobs,
                         range_: Annotated[str | None, Header(alias="Range")] = None) -> Response:
     found = await jobs.asset(asset_id)
     if isinstance(found, AssetRecord):
-        data, media = await get_gateway(request).assets.content(found), found.content_type
+        data, media = await jobs.assets.content(found), found.content_type
     else:
         data, media = await jobs.output_bytes(found), found.output["content_type"]
     headers = {"Accept-Ranges": "bytes"}

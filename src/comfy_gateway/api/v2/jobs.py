@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
@@ -10,10 +9,9 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from ...errors import InvalidInput, InvalidWorkflow, MetadataInvalid
 from ...jobs.model import Job
-from ...settings import Settings
 from ...workflows.graph import GRAPH_JOB_TYPE
 from . import events
-from .deps import Jobs, base_url
+from .deps import Jobs, base_url, json_body
 from .views import PREFIX, job_body, list_item, v2_status
 
 router = APIRouter(prefix=PREFIX, tags=["v2"])
@@ -21,11 +19,6 @@ STATUSES = frozenset({"queued", "running", "succeeded", "canceling", "canceled",
 MAX_KEY_LENGTH = 255
 MAX_LABELS = 16
 MAX_LABEL_VALUE_BYTES = 256
-
-
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
 
 
 def checked_key(key: str | None) -> str | None:
@@ -59,26 +52,16 @@ def checked_extra_data(raw: Any) -> dict[str, Any] | None:
     return dict(raw)
 
 
-async def _json_body(request: Request) -> dict[str, Any]:
-    try:
-        body = json.loads(await request.body())
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidInput("the body must be a JSON object") from None
-    if not isinstance(body, dict):
-        raise InvalidInput("the body must be a JSON object")
-    return body
-
-
 @router.post("/jobs", status_code=201, summary="Run an API-format workflow graph")
 async def create_job(request: Request, jobs: Jobs,
                      idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None) -> JSONResponse:
-    body = await _json_body(request)
+    body = await json_body(request)
     if body.get("webhook_url") is not None or body.get("inputs") is not None:
         raise InvalidWorkflow("'webhook_url' and 'inputs' are reserved and not accepted")
     job = await jobs.submit(body.get("workflow"), idempotency_key=checked_key(idempotency_key),
                             extra_data=checked_extra_data(body.get("extra_data")),
                             metadata=checked_metadata(body.get("metadata")))
-    answer = job_body(job, base_url(request), _settings(request))
+    answer = job_body(job, base_url(request), jobs.settings)
     return JSONResponse(answer, status_code=201, headers={"Location": answer["urls"]["self"]})
 
 
@@ -101,7 +84,7 @@ async def list_jobs(request: Request, jobs: Jobs, limit: Annotated[int, Query(ge
         raise InvalidInput(f"unknown status: {sorted(statuses - STATUSES)}", allowed=sorted(STATUSES))
     labels = {k[9:-1]: v for k, v in request.query_params.items() if k.startswith("metadata[") and k.endswith("]")}
     page = await jobs.list(limit, offset)
-    base, settings = base_url(request), _settings(request)
+    base, settings = base_url(request), jobs.settings
     body: dict[str, Any] = {"jobs": [list_item(j, base, settings) for j in page if _matches(j, statuses, labels)]}
     if len(page) == limit:
         body["next_cursor"] = str(offset + limit)
@@ -110,7 +93,7 @@ async def list_jobs(request: Request, jobs: Jobs, limit: Annotated[int, Query(ge
 
 @router.get("/jobs/{job_id}", summary="One job: status, progress, outputs")
 async def get_job(job_id: str, request: Request, jobs: Jobs) -> dict[str, Any]:
-    return job_body(await jobs.get(job_id), base_url(request), _settings(request))
+    return job_body(await jobs.get(job_id), base_url(request), jobs.settings)
 
 
 @router.get("/jobs/{job_id}/workflow", summary="The graph a job runs")
@@ -123,7 +106,7 @@ async def get_job_workflow(job_id: str, jobs: Jobs) -> dict[str, Any]:
 
 @router.post("/jobs/{job_id}/cancel", summary="Cancel a job (a finished one stays as it is)")
 async def cancel_job(job_id: str, request: Request, jobs: Jobs) -> dict[str, Any]:
-    return job_body(await jobs.cancel(job_id), base_url(request), _settings(request))
+    return job_body(await jobs.cancel(job_id), base_url(request), jobs.settings)
 
 
 @router.get("/jobs/{job_id}/events", summary="Live events (SSE); Last-Event-ID resumes",
@@ -131,7 +114,7 @@ async def cancel_job(job_id: str, request: Request, jobs: Jobs) -> dict[str, Any
 async def job_events(job_id: str, request: Request, jobs: Jobs,
                      last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None) -> StreamingResponse:
     job = await jobs.get(job_id)  # 404 before the stream starts
-    frames = events.stream(jobs, job, base_url(request), _settings(request), last_event_id)
+    frames = events.stream(jobs, job, base_url(request), jobs.settings, last_event_id)
     return StreamingResponse(frames, media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
