@@ -16,11 +16,13 @@ from ...errors import InvalidInput, UnsupportedMediaType
 from ...jobs.assets import AssetRecord, checked_hash
 from . import errors
 from .deps import Jobs, base_url, json_body
+from .models import ERRORS, AssetBody
 from .views import PREFIX, asset_body, output_asset_body
 
 router = APIRouter(prefix=PREFIX, tags=["v2"])
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 MAX_TAGS = 32
+BINARY = {"type": "string", "format": "binary"}
 
 
 async def _read_form(request: Request) -> tuple[bytes, dict[str, str], list[str], str | None]:
@@ -53,7 +55,8 @@ def _content_type(declared: str | None, file_path: str) -> str:
     return mimetypes.guess_type(file_path)[0] or declared or "application/octet-stream"
 
 
-@router.post("/assets", status_code=201, summary="Upload an asset (stored once per content)")
+@router.post("/assets", status_code=201, summary="Upload an asset (stored once per content)",
+             response_model=None, responses={201: {"model": AssetBody}, 200: {"model": AssetBody}, **ERRORS})
 async def upload_asset(request: Request, jobs: Jobs) -> JSONResponse:
     data, fields, tags, _ = await _read_form(request)
     file_path = fields["file_path"].strip()[:500]
@@ -67,7 +70,8 @@ async def upload_asset(request: Request, jobs: Jobs) -> JSONResponse:
     return JSONResponse(body, status_code=201 if created_new else 200)
 
 
-@router.post("/assets/from-hash", status_code=201, summary="A new asset over bytes stored already")
+@router.post("/assets/from-hash", status_code=201, summary="A new asset over bytes stored already",
+             response_model=None, responses={201: {"model": AssetBody}, **ERRORS})
 async def asset_from_hash(request: Request, jobs: Jobs) -> JSONResponse:
     body = await json_body(request)
     raw_hash, file_path, tags = body.get("hash"), body.get("file_path"), body.get("tags") or []
@@ -92,7 +96,8 @@ async def head_by_hash(hash_: str, jobs: Jobs) -> Response:
     return Response(status_code=200 if found else 404)
 
 
-@router.get("/assets/{asset_id}", summary="An asset (an upload or a job output)")
+@router.get("/assets/{asset_id}", summary="An asset (an upload or a job output)", response_model=None,
+            responses={200: {"model": AssetBody}, **ERRORS})
 async def get_asset(asset_id: str, request: Request, jobs: Jobs) -> dict[str, Any]:
     found = await jobs.asset(asset_id)
     base, settings = base_url(request), jobs.settings
@@ -110,7 +115,8 @@ async def delete_asset(asset_id: str, jobs: Jobs) -> Response:
 
 
 @router.get("/assets/{asset_id}/content", summary="An asset's bytes (Range requests answered 206)",
-            responses={200: {"content": {"application/octet-stream": {}}}})
+            responses={200: {"content": {"application/octet-stream": {"schema": BINARY}}},
+                       206: {"content": {"application/octet-stream": {"schema": BINARY}}}, **ERRORS})
 async def asset_content(asset_id: str, request: Request, jobs: Jobs,
                         range_: Annotated[str | None, Header(alias="Range")] = None) -> Response:
     found = await jobs.asset(asset_id)

@@ -12,6 +12,7 @@ from ...jobs.model import Job
 from ...workflows.graph import GRAPH_JOB_TYPE
 from . import events
 from .deps import Jobs, base_url, json_body
+from .models import ERRORS, JobBody, JobListBody, WorkflowBody
 from .views import PREFIX, job_body, list_item, v2_status
 
 router = APIRouter(prefix=PREFIX, tags=["v2"])
@@ -52,7 +53,8 @@ def checked_extra_data(raw: Any) -> dict[str, Any] | None:
     return dict(raw)
 
 
-@router.post("/jobs", status_code=201, summary="Run an API-format workflow graph")
+@router.post("/jobs", status_code=201, summary="Run an API-format workflow graph", response_model=None,
+             responses={201: {"model": JobBody}, **ERRORS})
 async def create_job(request: Request, jobs: Jobs,
                      idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None) -> JSONResponse:
     body = await json_body(request)
@@ -72,7 +74,8 @@ def _matches(job: Job, statuses: set[str] | None, labels: dict[str, str]) -> boo
     return all(own.get(k) == v for k, v in labels.items())
 
 
-@router.get("/jobs", summary="Graph jobs, newest first")
+@router.get("/jobs", summary="Graph jobs, newest first", response_model=None,
+            responses={200: {"model": JobListBody}, **ERRORS})
 async def list_jobs(request: Request, jobs: Jobs, limit: Annotated[int, Query(ge=1, le=100)] = 20,
                     cursor: Annotated[str | None, Query(max_length=20)] = None,
                     status: Annotated[str | None, Query(max_length=200)] = None) -> dict[str, Any]:
@@ -91,12 +94,14 @@ async def list_jobs(request: Request, jobs: Jobs, limit: Annotated[int, Query(ge
     return body
 
 
-@router.get("/jobs/{job_id}", summary="One job: status, progress, outputs")
+@router.get("/jobs/{job_id}", summary="One job: status, progress, outputs", response_model=None,
+            responses={200: {"model": JobBody}, **ERRORS})
 async def get_job(job_id: str, request: Request, jobs: Jobs) -> dict[str, Any]:
     return job_body(await jobs.get(job_id), base_url(request), jobs.settings)
 
 
-@router.get("/jobs/{job_id}/workflow", summary="The graph a job runs")
+@router.get("/jobs/{job_id}/workflow", summary="The graph a job runs", response_model=None,
+            responses={200: {"model": WorkflowBody}, **ERRORS})
 async def get_job_workflow(job_id: str, jobs: Jobs) -> dict[str, Any]:
     job = await jobs.get(job_id)
     if job.type != GRAPH_JOB_TYPE:
@@ -104,13 +109,14 @@ async def get_job_workflow(job_id: str, jobs: Jobs) -> dict[str, Any]:
     return {"workflow": job.params["graph"], "format": "api"}
 
 
-@router.post("/jobs/{job_id}/cancel", summary="Cancel a job (a finished one stays as it is)")
+@router.post("/jobs/{job_id}/cancel", summary="Cancel a job (a finished one stays as it is)", response_model=None,
+             responses={200: {"model": JobBody}, **ERRORS})
 async def cancel_job(job_id: str, request: Request, jobs: Jobs) -> dict[str, Any]:
     return job_body(await jobs.cancel(job_id), base_url(request), jobs.settings)
 
 
 @router.get("/jobs/{job_id}/events", summary="Live events (SSE); Last-Event-ID resumes",
-            responses={200: {"content": {"text/event-stream": {}}}})
+            responses={200: {"content": {"text/event-stream": {}}}, **ERRORS})
 async def job_events(job_id: str, request: Request, jobs: Jobs,
                      last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None) -> StreamingResponse:
     job = await jobs.get(job_id)  # 404 before the stream starts
