@@ -9,6 +9,7 @@ import pytest
 from comfy_sdk import AsyncComfy
 
 from support.gateway import RunningGateway, gateway_settings, hosts_of, running_gateway
+from support.redis import redis_prefix  # the Redis tests' fresh key prefix
 
 
 @pytest.fixture
@@ -32,3 +33,5 @@ async def sdk(v2gw: RunningGateway, monkeypatch: pytest.MonkeyPatch) -> AsyncIte
     monkeypatch.delenv("COMFY_API_KEY", raising=False)
     async with AsyncComfy(timeout=30.0) as client:
         yield client
+
+__all__ = ["redis_prefix"]
