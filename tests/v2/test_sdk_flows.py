@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from comfy_sdk import AsyncComfy, IdempotencyKeyReuse, OutputReady, Progress, StatusChange
+from comfy_sdk import AsyncComfy, AsyncJob, IdempotencyKeyReuse, OutputReady, Progress, StatusChange
 
 from support.gateway import RunningGateway
 from support.images import decode, png
@@ -15,6 +15,25 @@ from support.waiting import eventually
 
 def _is_input(name: str) -> bool:
     return name.startswith("cg_")
+
+
+async def _submit(sdk: AsyncComfy) -> AsyncJob:
+    workflow = sdk.workflows.from_json(invert_graph())
+    workflow.set_input(LOADER, "image", sdk.assets.from_bytes(png(), filename="in.png"))
+    return await sdk.submit(workflow)
+
+
+async def _running_job(sdk: AsyncComfy, v2gw: RunningGateway, service_time: float) -> AsyncJob:
+    """A job submitted through the SDK, once the SDK sees it running (each node takes `service_time`)."""
+    for fake in v2gw.fakes:
+        fake.set_service_time(service_time)
+    job = await _submit(sdk)
+
+    async def running() -> bool:
+        return (await job.refresh()).status == "running"
+
+    await eventually(running, timeout=10)
+    return job
 
 
 async def test_run_a_workflow_with_an_uploaded_input_and_save_its_outputs(sdk: AsyncComfy, v2gw: RunningGateway,
@@ -43,9 +62,7 @@ async def test_run_a_workflow_with_an_uploaded_input_and_save_its_outputs(sdk: A
 async def test_progress_streams_to_the_end(sdk: AsyncComfy, v2gw: RunningGateway) -> None:
     for fake in v2gw.fakes:
         fake.set_service_time(1.2)
-    workflow = sdk.workflows.from_json(invert_graph())
-    workflow.set_input(LOADER, "image", sdk.assets.from_bytes(png(), filename="in.png"))
-    job = await sdk.submit(workflow)
+    job = await _submit(sdk)
 
     seen = [event async for event in job.events()]
 
@@ -59,16 +76,7 @@ async def test_progress_streams_to_the_end(sdk: AsyncComfy, v2gw: RunningGateway
 
 
 async def test_cancel_a_running_job(sdk: AsyncComfy, v2gw: RunningGateway) -> None:
-    for fake in v2gw.fakes:
-        fake.set_service_time(20)
-    workflow = sdk.workflows.from_json(invert_graph())
-    workflow.set_input(LOADER, "image", sdk.assets.from_bytes(png(), filename="in.png"))
-    job = await sdk.submit(workflow)
-
-    async def running() -> bool:
-        return (await job.refresh()).status == "running"
-
-    await eventually(running, timeout=10)
+    job = await _running_job(sdk, v2gw, service_time=20)
     await job.cancel()
 
     assert job.status == "canceled"
@@ -112,16 +120,7 @@ async def test_an_asset_uploaded_twice_is_stored_once(sdk: AsyncComfy, v2gw: Run
 
 
 async def test_a_job_whose_server_dies_mid_run_completes_on_the_other(sdk: AsyncComfy, v2gw: RunningGateway) -> None:
-    for fake in v2gw.fakes:
-        fake.set_service_time(1.5)
-    workflow = sdk.workflows.from_json(invert_graph())
-    workflow.set_input(LOADER, "image", sdk.assets.from_bytes(png(), filename="in.png"))
-    job = await sdk.submit(workflow)
-
-    async def running() -> bool:
-        return (await job.refresh()).status == "running"
-
-    await eventually(running, timeout=10)
+    job = await _running_job(sdk, v2gw, service_time=1.5)
     first = (await v2gw.gateway.service.get(job.id)).instance
     doomed = next(f for f in v2gw.fakes if f.host_port == first)
     await doomed.stop()
