@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from .app import create_app
 from .client_cli import add_commands
+from .http_server import uvicorn_config
 from .settings import Settings
 
 
@@ -44,10 +45,7 @@ class GatewayServer(uvicorn.Server):
 
 def make_server(settings: Settings) -> GatewayServer:
     app = create_app(settings)
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
-                            timeout_graceful_shutdown=max(1, settings.shutdown_grace // 1000),
-                            lifespan="on")
-    return GatewayServer(config, app)
+    return GatewayServer(uvicorn_config(app, settings), app)
 
 
 def serve(_: argparse.Namespace) -> None:

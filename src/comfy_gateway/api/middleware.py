@@ -16,6 +16,7 @@ from typing import Any
 
 import structlog
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from comfy_gateway.errors import PayloadTooLarge
@@ -27,6 +28,7 @@ _QUIET_PATHS = frozenset({"/metrics"})
 # Their 503 answers a probe ("servers degraded"), it is no failure of the request: a warning, so that
 # load balancers polling a degraded gateway do not flood error.log and rotate real errors out of it.
 _PROBE_PATHS = frozenset({"/health", "/status"})
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for a client that left before it could be answered
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
@@ -84,6 +86,10 @@ class RequestContextMiddleware:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
             await self.app(scope, receive, send_with_context)
+        except ClientDisconnect:
+            # The client went away before its request was read (an upload cut off): nothing can be
+            # answered, and nothing went wrong here. Logged (once, below) as nginx's 499.
+            status = CLIENT_CLOSED_REQUEST
         except Exception:
             self.logger.exception(
                 "Unhandled error while answering request", method=scope["method"], path=scope["path"]
@@ -109,6 +115,8 @@ class RequestContextMiddleware:
         path = scope["path"]
         if status == 503 and path in _PROBE_PATHS:
             log = self.logger.warning
+        elif status == CLIENT_CLOSED_REQUEST:
+            log = self.logger.info
         elif status >= 500:
             log = self.logger.error
         elif path in _QUIET_PATHS:
