@@ -25,6 +25,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .settings import Settings
 
+ANSWER_FLUSH_S = 1  # after the drain: how long open answers may take to be written before connections close
 LINGER_S = 2.0  # how long a refused connection's further input is read and dropped before closing
 REASONS = {400: "Bad Request", 408: "Request Timeout", 414: "URI Too Long",
            431: "Request Header Fields Too Large", 503: "Service Unavailable"}
@@ -203,4 +204,6 @@ def uvicorn_config(app: Any, settings: Settings, *, host: str | None = None, por
         log_config=None, access_log=False, lifespan="on",
         http=guarded_protocol(ConnectionLimits.from_settings(settings)),
         timeout_keep_alive=max(1, settings.keep_alive_timeout // 1000),
-        timeout_graceful_shutdown=max(1, settings.shutdown_grace // 1000))
+        # The drain (SHUTDOWN_GRACE) happens before uvicorn's own shutdown, with the listener open;
+        # by then every answer is ready and only needs writing.
+        timeout_graceful_shutdown=ANSWER_FLUSH_S)

@@ -12,6 +12,7 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -55,10 +56,12 @@ class RequestContextMiddleware:
     (Starlette's outer error middleware sees the response started and sends nothing more).
     """
 
-    def __init__(self, app: ASGIApp, *, prom: PromMetrics | None, logger: Any) -> None:
+    def __init__(self, app: ASGIApp, *, prom: PromMetrics | None, logger: Any,
+                 draining: Callable[[], bool] = lambda: False) -> None:
         self.app = app
         self.prom = prom
         self.logger = logger
+        self.draining = draining  # while the gateway drains, every answer closes its connection
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -77,7 +80,10 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 response_started = True
                 status = message["status"]
-                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+                headers = MutableHeaders(scope=message)
+                headers[REQUEST_ID_HEADER] = request_id
+                if self.draining():
+                    headers["connection"] = "close"  # so the client's next request goes to another replica
             elif message["type"] == "http.response.body":
                 response_size += len(message.get("body", b""))
             await send(message)
