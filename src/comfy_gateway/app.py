@@ -47,5 +47,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in v2.routers:
         app.include_router(router)
     app.add_middleware(UploadLimitMiddleware, max_bytes=settings.max_upload_bytes)
-    app.add_middleware(RequestContextMiddleware, prom=prom, logger=get_logger("http"))
+    app.add_middleware(RequestContextMiddleware, prom=prom, logger=get_logger("http"), draining=lambda: _draining(app))
     return app
+
+
+def _draining(app: FastAPI) -> bool:
+    service = getattr(app.state, "service", None)
+    return service is not None and service.admission.draining
