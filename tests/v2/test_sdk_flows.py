@@ -95,12 +95,14 @@ async def test_the_same_idempotency_key_twice_gives_one_job_and_a_422(sdk: Async
     workflow = sdk.workflows.from_json(invert_graph())
     workflow.set_input(LOADER, "image", sdk.assets.from_bytes(png(), filename="in.png"))
 
-    first = await sdk.submit(workflow, idempotency_key="order-7")
+    first = await sdk.submit(workflow, idempotency_key="order-7", metadata={"client": "acme"})
     with pytest.raises(IdempotencyKeyReuse) as refused:
-        await sdk.submit(workflow, idempotency_key="order-7")
+        await sdk.submit(workflow, idempotency_key="order-7", metadata={"client": "acme"})
 
     assert refused.value.http_status == 422
     assert [s.id async for s in sdk.list_jobs()] == [first.id]
+    assert [s.metadata async for s in sdk.list_jobs(metadata={"client": "acme"})] == [{"client": "acme"}]
+    assert [s.id async for s in sdk.list_jobs(metadata={"client": "other"})] == []
     assert (await first.result()).status == "succeeded"
 
 
