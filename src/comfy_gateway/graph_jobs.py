@@ -20,6 +20,12 @@ from .workflows.graph import GRAPH_JOB_TYPE, asset_ids, checked_graph
 
 CANCELED = "canceled"
 OUTPUT_ID_SEPARATOR = "."
+# Parameters a job carries to its server but no answer shows: the partner-node API key of extra_data.
+SECRET_PARAMS = frozenset({"extra_data"})
+
+
+def shown_params(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if k not in SECRET_PARAMS}
 
 
 def output_id(job_id: str, index: int) -> str:
