@@ -72,8 +72,8 @@ class AssetStore:
             raise HashMismatch("the uploaded bytes do not have the hash the client declared",
                                expected_hash=expected_hash, hash=hash_)
         created_new = not await self._blobs.exists(content_key(hash_))
-        if created_new:
-            await self._blobs.put(content_key(hash_), data)
+        # Written again when known: a store whose blobs expire (Redis) keeps them from the newest use.
+        await self._blobs.put(content_key(hash_), data)
         record = AssetRecord(id=str(uuid.uuid4()), hash=hash_, size_bytes=len(data), content_type=content_type,
                              file_path=file_path, created_at=time.time(), tags=tags)
         await self._save(record)
@@ -89,6 +89,7 @@ class AssetStore:
             data = await self._blobs.get(content_key(hash_))
         except KeyError:
             raise BlobNotFound(f"no stored bytes have the hash {hash_}", hash=hash_) from None
+        await self._blobs.put(content_key(hash_), data)  # the new asset keeps them as long as itself
         record = AssetRecord(id=str(uuid.uuid4()), hash=hash_, size_bytes=len(data),
                              content_type=content_type or "application/octet-stream",
                              file_path=file_path or hash_.removeprefix(HASH_PREFIX)[:16],
