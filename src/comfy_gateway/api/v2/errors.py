@@ -31,7 +31,8 @@ _OWN_CODES = (InvalidWorkflow, MissingAsset, IdempotencyKeyReuse, MetadataInvali
               PayloadTooLarge, UnsupportedMediaType)
 STATUS_CODES = {400: "invalid_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                 405: "method_not_allowed", 409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type",
-                416: "range_not_satisfiable", 422: "invalid_request", 429: "queue_full", 503: "service_unavailable"}
+                416: "range_not_satisfiable", 422: "invalid_request", 429: "queue_full", 503: "service_unavailable",
+                507: "insufficient_storage"}
 
 
 def is_v2(path: str) -> bool:
