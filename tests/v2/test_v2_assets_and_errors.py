@@ -103,3 +103,14 @@ async def test_bad_requests_get_the_typed_error_envelope(v2gw: RunningGateway, r
 
 async def test_an_upload_over_the_cap_is_a_413_in_the_v2_envelope(v2gw: RunningGateway) -> None:
     _error(await _upload(v2gw.client, b"\0" * 8192, "big.bin"), 413, "payload_too_large")
+
+
+async def test_deleting_an_asset_keeps_the_bytes_other_assets_name(v2gw: RunningGateway) -> None:
+    data = png(12, 12)
+    first, second = (await _upload(v2gw.client, data)).json(), (await _upload(v2gw.client, data, "b.png")).json()
+
+    assert (await v2gw.client.delete(f"/api/v2/assets/{first['id']}")).status_code == 204
+
+    _error(await v2gw.client.get(f"/api/v2/assets/{first['id']}"), 404, "not_found")
+    _error(await v2gw.client.delete(f"/api/v2/assets/{first['id']}"), 404, "not_found")
+    assert (await v2gw.client.get(second["url"])).content == data

@@ -71,6 +71,10 @@ async def test_every_v2_answer_conforms(v2gw: RunningGateway) -> None:
     for item in listed["jobs"]:
         check("job", item, "GET /jobs item")
     check("job", (await client.post(job["urls"]["cancel"])).json(), "POST /jobs/{id}/cancel (finished)")
+    task = await client.post("/api/upscale-image", files={"imageFile": ("a.png", data, "image/png")})
+    as_v2 = (await client.get(f"/api/v2/jobs/{task.json()['jobId']}")).json()  # a task job, seen through v2
+    assert as_v2["status"] == "succeeded" and len(as_v2["outputs"]) == 1
+    check("job", as_v2, "GET /jobs/{task job id}")
 
     events = _sse((await client.get(job["urls"]["events"])).text)
     for event, body in events:

@@ -6,6 +6,7 @@ import pytest
 
 from comfy_gateway.api.v2.assets import byte_range
 from comfy_gateway.api.v2.events import resume_point, timeline
+from comfy_gateway.api.v2.views import v2_status
 from comfy_gateway.errors import MissingAsset
 from comfy_gateway.jobs.model import Job, JobState
 from comfy_gateway.settings import Settings
@@ -60,3 +61,12 @@ def test_the_timeline_of_a_retried_job_only_grows() -> None:
 ])
 def test_resume_points(header: str | None, expected: tuple[int, int | None]) -> None:
     assert resume_point(header) == expected
+
+
+@pytest.mark.parametrize(("state", "error", "status"), [
+    (JobState.PENDING, None, "queued"), (JobState.PROCESSING, None, "running"),
+    (JobState.COMPLETED, None, "succeeded"), (JobState.FAILED, {"code": "canceled"}, "canceled"),
+    (JobState.FAILED, {"code": "queue_timeout"}, "expired"), (JobState.FAILED, {"code": "job_timed_out"}, "failed"),
+])
+def test_gateway_states_in_v2_words(state: JobState, error: dict[str, str] | None, status: str) -> None:
+    assert v2_status(Job(id="j", type="api-graph", state=state, error=error)) == status
