@@ -36,3 +36,4 @@ async def test_assets_keys_and_events_are_shared_by_every_replica(fake_servers, 
         assert [line for line in rest.splitlines() if line.startswith(("id: ", "event: "))] == [
             "id: 3", "event: output", "id: 4", "event: status"]
         assert '"status":"succeeded"' in rest
+        assert [j["id"] for j in (await a.client.get("/api/v2/jobs")).json()["jobs"]] == [job["id"]]
