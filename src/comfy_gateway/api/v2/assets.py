@@ -25,13 +25,18 @@ MAX_TAGS = 32
 BINARY = {"type": "string", "format": "binary"}
 
 
-async def _read_form(request: Request) -> tuple[bytes, dict[str, str], list[str], str | None]:
+async def _read_form(request: Request) -> tuple[bytes, dict[str, str], list[str]]:
+    """The file's bytes, the text fields (`file_path` defaults to the file's name) and the tags."""
     if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
         raise UnsupportedMediaType("send the asset as multipart/form-data with a 'file' part")
     try:
         form = await request.form(max_files=1, max_fields=MAX_TAGS + 8)
-    except (MultiPartException, HTTPException) as exc:
-        raise InvalidInput("malformed multipart body") from exc
+    except MultiPartException as exc:
+        raise InvalidInput(f"malformed multipart body: {exc.message}") from None
+    except HTTPException as exc:  # Starlette reports a MultiPartException as a 400 HTTPException
+        if exc.status_code != 400:
+            raise
+        raise InvalidInput(f"malformed multipart body: {exc.detail}") from None
     try:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
@@ -46,7 +51,7 @@ async def _read_form(request: Request) -> tuple[bytes, dict[str, str], list[str]
     fields.setdefault("file_path", filename or "")
     if part_type and "content_type" not in fields:
         fields["content_type"] = part_type
-    return data, fields, tags, filename
+    return data, fields, tags
 
 
 def _content_type(declared: str | None, file_path: str) -> str:
@@ -58,7 +63,7 @@ def _content_type(declared: str | None, file_path: str) -> str:
 @router.post("/assets", status_code=201, summary="Upload an asset (stored once per content)",
              response_model=None, responses={201: {"model": AssetBody}, 200: {"model": AssetBody}, **ERRORS})
 async def upload_asset(request: Request, jobs: Jobs) -> JSONResponse:
-    data, fields, tags, _ = await _read_form(request)
+    data, fields, tags = await _read_form(request)
     file_path = fields["file_path"].strip()[:500]
     if not file_path:
         raise InvalidInput("'file_path' (the asset's name) is required")
