@@ -114,3 +114,11 @@ async def test_deleting_an_asset_keeps_the_bytes_other_assets_name(v2gw: Running
     _error(await v2gw.client.get(f"/api/v2/assets/{first['id']}"), 404, "not_found")
     _error(await v2gw.client.delete(f"/api/v2/assets/{first['id']}"), 404, "not_found")
     assert (await v2gw.client.get(second["url"])).content == data
+
+
+async def test_a_head_probe_answers_with_the_headers_of_a_json_error(v2gw: RunningGateway) -> None:
+    bad = await v2gw.client.head("/api/v2/assets/by-hash/nil")
+    unknown = await v2gw.client.head("/api/v2/assets/by-hash/blake3:" + "c" * 64)
+
+    assert (bad.status_code, unknown.status_code) == (400, 404)
+    assert all(r.headers["content-type"] == "application/json" and r.content == b"" for r in (bad, unknown))

@@ -12,7 +12,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 
-from ...errors import InvalidInput, UnsupportedMediaType
+from ...errors import BlobNotFound, InvalidInput, UnsupportedMediaType
 from ...jobs.assets import AssetRecord, checked_hash
 from . import errors
 from .deps import Jobs, base_url, json_body
@@ -94,11 +94,10 @@ async def asset_from_hash(request: Request, jobs: Jobs) -> JSONResponse:
 
 @router.head("/assets/by-hash/{hash_}", summary="Whether bytes with this hash are stored")
 async def head_by_hash(hash_: str, jobs: Jobs) -> Response:
-    try:
-        found = await jobs.assets.has_hash(checked_hash(hash_))
-    except InvalidInput:
-        return Response(status_code=400)
-    return Response(status_code=200 if found else 404)
+    """200 or 404 (a HEAD answer carries the headers of the JSON error, not its body)."""
+    if not await jobs.assets.has_hash(checked_hash(hash_)):
+        raise BlobNotFound(f"no stored bytes have the hash {hash_[:80]}")
+    return Response(status_code=200)
 
 
 @router.get("/assets/{asset_id}", summary="An asset (an upload or a job output)", response_model=None,
