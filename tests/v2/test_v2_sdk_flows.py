@@ -33,6 +33,8 @@ async def _running_job(sdk: AsyncComfy, v2gw: RunningGateway, service_time: floa
         return (await job.refresh()).status == "running"
 
     await eventually(running, timeout=10)
+    # Running for the gateway from the moment a server is chosen; wait until the prompt is there too.
+    await eventually(lambda: sum(f.stats()["prompts_received"] for f in v2gw.fakes) == 1, timeout=10)
     return job
 
 
@@ -86,7 +88,7 @@ async def test_cancel_a_running_job(sdk: AsyncComfy, v2gw: RunningGateway) -> No
 
     def interrupted() -> bool:  # the prompt was stopped on its server, not left to run
         stats = fake.stats()
-        return stats.get("interrupted", 0) == 1 and stats["queue_depth"] == 0
+        return stats.get("interrupted", 0) == 1 and stats["queue_depth"] == 0 and not stats.get("completed")
 
     await eventually(interrupted, timeout=5)
 
