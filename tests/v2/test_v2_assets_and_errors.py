@@ -94,6 +94,8 @@ async def test_a_declared_hash_that_does_not_match_is_a_409(v2gw: RunningGateway
     ({"method": "POST", "url": "/api/v2/assets", "files": {"other": ("a.png", b"x")}}, 400, "invalid_request"),
     ({"method": "GET", "url": "/api/v2/jobs?limit=1000"}, 400, "invalid_request"),
     ({"method": "GET", "url": "/api/v2/jobs?status=done"}, 400, "invalid_request"),
+    ({"method": "GET", "url": "/api/v2/jobs?cursor=99999999999999999999"}, 400, "invalid_request"),
+    ({"method": "GET", "url": "/api/v2/jobs?cursor=abc"}, 400, "invalid_request"),
     ({"method": "GET", "url": "/api/v2/nothing-here"}, 404, "not_found"),
     ({"method": "DELETE", "url": "/api/v2/jobs"}, 405, "method_not_allowed"),
 ])
@@ -122,3 +124,15 @@ async def test_a_head_probe_answers_with_the_headers_of_a_json_error(v2gw: Runni
 
     assert (bad.status_code, unknown.status_code) == (400, 404)
     assert all(r.headers["content-type"] == "application/json" and r.content == b"" for r in (bad, unknown))
+
+
+async def test_the_job_list_pages_newest_first_with_next_cursor(v2gw: RunningGateway) -> None:
+    asset = (await _upload(v2gw.client, png(8, 8))).json()
+    graph = invert_graph({"__type": "core/ASSET", "info": {"id": asset["id"]}})
+    ids = [(await v2gw.client.post("/api/v2/jobs", json={"workflow": graph})).json()["id"] for _ in range(3)]
+
+    first = (await v2gw.client.get("/api/v2/jobs", params={"limit": 2})).json()
+    second = (await v2gw.client.get("/api/v2/jobs", params={"limit": 2, "cursor": first["next_cursor"]})).json()
+
+    assert [j["id"] for j in first["jobs"] + second["jobs"]] == ids[::-1]
+    assert "next_cursor" not in second

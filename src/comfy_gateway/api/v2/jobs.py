@@ -77,7 +77,7 @@ def _matches(job: Job, statuses: set[str] | None, labels: dict[str, str]) -> boo
 @router.get("/jobs", summary="Graph jobs, newest first", response_model=None,
             responses={200: {"model": JobListBody}, **ERRORS})
 async def list_jobs(request: Request, jobs: Jobs, limit: Annotated[int, Query(ge=1, le=100)] = 20,
-                    cursor: Annotated[str | None, Query(max_length=20)] = None,
+                    cursor: Annotated[str | None, Query(max_length=12)] = None,
                     status: Annotated[str | None, Query(max_length=200)] = None) -> dict[str, Any]:
     offset = int(cursor) if cursor and cursor.isdigit() else 0
     if cursor and not cursor.isdigit():
