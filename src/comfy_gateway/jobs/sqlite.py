@@ -17,7 +17,7 @@ import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,9 +28,15 @@ from .store import JobFilter, StoreCounts
 
 _T = TypeVar("_T")
 
-SCHEMA_VERSION = 2  # 2: the idempotency table
+SCHEMA_VERSION = 3  # 2: the idempotency table; 3: tenants (fair share)
 
-_SCHEMA = """
+# The tenant and priority live in `data` like every other field; these columns only index them.
+_TENANT_COLUMNS = (
+    "tenant TEXT GENERATED ALWAYS AS (COALESCE(json_extract(data, '$.tenant'), 'anonymous')) VIRTUAL",
+    "priority INTEGER GENERATED ALWAYS AS (COALESCE(json_extract(data, '$.priority'), 0)) VIRTUAL",
+)
+
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS jobs (
     id               TEXT PRIMARY KEY,
     type             TEXT NOT NULL,
@@ -45,7 +51,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     started_at       REAL,
     finished_at      REAL,
     progress         REAL NOT NULL DEFAULT 0,
-    data             TEXT NOT NULL
+    data             TEXT NOT NULL,
+    {_TENANT_COLUMNS[0]},
+    {_TENANT_COLUMNS[1]}
 );
 CREATE INDEX IF NOT EXISTS jobs_state_created ON jobs (state, created_at);
 CREATE INDEX IF NOT EXISTS jobs_type_created ON jobs (type, created_at);
@@ -59,6 +67,12 @@ CREATE TABLE IF NOT EXISTS idempotency (
     expires_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS idempotency_expires ON idempotency (expires_at);
+CREATE INDEX IF NOT EXISTS jobs_tenant_queue ON jobs (tenant, created_at) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS jobs_tenant_running ON jobs (tenant) WHERE state = 'processing';
+CREATE TABLE IF NOT EXISTS tenant_turns (
+    tenant TEXT PRIMARY KEY,
+    served INTEGER NOT NULL
+);
 """
 
 _COLUMNS = (
@@ -66,7 +80,8 @@ _COLUMNS = (
     "instance", "prompt_id", "started_at", "finished_at", "progress",
 )  # fmt: skip
 # The rest of the Job lives in the JSON column `data`.
-_DATA_FIELDS = ("params", "input_blob", "input_meta", "result_blob", "result_meta", "error", "history")
+_DATA_FIELDS = ("params", "input_blob", "input_meta", "result_blob", "result_meta", "error", "history",
+                "tenant", "priority", "webhook_deliveries")
 _SELECT = ", ".join((*_COLUMNS, "data"))
 
 _INSERT = f"INSERT INTO jobs ({_SELECT}) VALUES ({', '.join('?' * (len(_COLUMNS) + 1))})"
@@ -76,10 +91,24 @@ UPDATE jobs SET state = 'processing', attempt = attempt + 1, lease_owner = :owne
     lease_expires_at = :expires, instance = :instance, progress = 0.0,
     started_at = COALESCE(started_at, :now), updated_at = :now
 """
-_CLAIM_NEXT = f"""{_CLAIM_SET}
-WHERE id = (SELECT id FROM jobs WHERE state = 'pending' ORDER BY created_at, rowid LIMIT 1)
-RETURNING {_SELECT}"""
 _CLAIM_ONE = f"{_CLAIM_SET} WHERE id = :id AND state = 'pending' RETURNING {_SELECT}"
+# Fair share (see JobStore.claim): each tenant's oldest pending job, best first.
+_RUNNING_BY_TENANT = "SELECT tenant, COUNT(*) FROM jobs WHERE state = 'processing' GROUP BY tenant"
+_NEXT_FAIR = """
+SELECT id FROM (
+    SELECT id, tenant, priority, created_at, rowid AS seq,
+           ROW_NUMBER() OVER (PARTITION BY tenant ORDER BY created_at, rowid) AS place
+    FROM jobs WHERE state = 'pending'
+) LEFT JOIN tenant_turns USING (tenant)
+WHERE place = 1 AND tenant NOT IN (SELECT value FROM json_each(:capped))
+ORDER BY priority DESC, COALESCE(served, 0), created_at, seq LIMIT 1"""
+_TAKE_TURN = """
+INSERT INTO tenant_turns (tenant, served) VALUES (:tenant, (SELECT COALESCE(MAX(served), 0) + 1 FROM tenant_turns))
+ON CONFLICT (tenant) DO UPDATE SET served = excluded.served"""
+_ADD_WEBHOOK_ATTEMPT = """
+UPDATE jobs SET data = json_set(data, '$.webhook_deliveries', json_insert(
+    COALESCE(json_extract(data, '$.webhook_deliveries'), json('[]')), '$[#]', json(:attempt)))
+WHERE id = :id"""
 
 _FENCE = "WHERE id = :id AND state = 'processing' AND attempt = :attempt"
 _RECORD_PROMPT = f"UPDATE jobs SET prompt_id = :prompt_id, updated_at = :now {_FENCE}"
@@ -135,6 +164,14 @@ def _job_to_row(job: Job) -> tuple[Any, ...]:
     return (*(data[name] for name in _COLUMNS), compact_json({name: data[name] for name in _DATA_FIELDS}))
 
 
+def _upgrade(conn: sqlite3.Connection) -> str:
+    """What an older jobs table needs before the schema script runs (nothing for a new file)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_xinfo(jobs)")}
+    if not columns or "tenant" in columns:
+        return ""
+    return " ".join(f"ALTER TABLE jobs ADD COLUMN {column};" for column in _TENANT_COLUMNS)
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, cached_statements=64)
     try:
@@ -145,7 +182,7 @@ def _connect(path: Path) -> sqlite3.Connection:
         if version > SCHEMA_VERSION:
             raise RuntimeError(f"{path} has job schema {version}; this gateway knows {SCHEMA_VERSION}")
         if version < SCHEMA_VERSION:
-            conn.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+            conn.executescript(f"BEGIN IMMEDIATE; {_upgrade(conn)} {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
     except BaseException:
         conn.close()
         raise
@@ -247,23 +284,42 @@ class SqliteJobStore(OpenClose):
     async def get(self, job_id: str) -> Job | None:
         return await self._one(f"SELECT {_SELECT} FROM jobs WHERE id = ?", (job_id,))
 
-    async def claim(self, owner: str, lease_seconds: float, instance: str | None = None) -> Job | None:
-        now = time.time()
-        params = {"owner": owner, "expires": now + lease_seconds, "instance": instance, "now": now}
-        return await self._one(_CLAIM_NEXT, params)
+    async def claim(
+        self, owner: str, lease_seconds: float, instance: str | None = None,
+        caps: Mapping[str, int] | None = None,
+    ) -> Job | None:
+        return await self._claim(None, owner, lease_seconds, instance, caps or {})
 
     async def claim_job(
         self, job_id: str, owner: str, lease_seconds: float, instance: str | None = None
     ) -> Job | None:
+        return await self._claim(job_id, owner, lease_seconds, instance, {})
+
+    async def _claim(
+        self, job_id: str | None, owner: str, lease_seconds: float, instance: str | None, caps: Mapping[str, int]
+    ) -> Job | None:
         now = time.time()
-        params = {
-            "id": job_id,
-            "owner": owner,
-            "expires": now + lease_seconds,
-            "instance": instance,
-            "now": now,
-        }
-        return await self._one(_CLAIM_ONE, params)
+        params = {"id": job_id, "owner": owner, "expires": now + lease_seconds, "instance": instance, "now": now}
+
+        def claim(conn: sqlite3.Connection) -> Job | None:
+            conn.execute("BEGIN IMMEDIATE")  # the tenants' counts, the choice and the claim: one step
+            try:
+                if job_id is None:
+                    running = conn.execute(_RUNNING_BY_TENANT).fetchall() if caps else []
+                    capped = [tenant for tenant, n in running if tenant in caps and n >= caps[tenant]]
+                    head = conn.execute(_NEXT_FAIR, {"capped": compact_json(capped)}).fetchall()
+                    params["id"] = head[0][0] if head else None
+                rows = conn.execute(_CLAIM_ONE, params).fetchall()
+                job = _row_to_job(rows[0]) if rows else None
+                if job is not None:
+                    conn.execute(_TAKE_TURN, {"tenant": job.tenant})
+                conn.execute("COMMIT")
+                return job
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        return await self._run(claim)
 
     async def record_prompt(self, job_id: str, attempt: int, prompt_id: str) -> bool:
         params = {"id": job_id, "attempt": attempt, "prompt_id": prompt_id, "now": time.time()}
@@ -346,9 +402,19 @@ class SqliteJobStore(OpenClose):
 
         return await self._run(count)
 
-    async def pending_count(self) -> int:
+    async def pending_count(self, tenant: str | None = None) -> int:
         sql = "SELECT COUNT(*) FROM jobs WHERE state = 'pending'"
-        return int(await self._run(lambda conn: conn.execute(sql).fetchone()[0]))
+        if tenant is None:
+            return int(await self._run(lambda conn: conn.execute(sql).fetchone()[0]))
+        return int(await self._run(lambda conn: conn.execute(f"{sql} AND tenant = ?", (tenant,)).fetchone()[0]))
+
+    async def finished_since(self, since: float) -> tuple[int, float | None]:
+        sql = "SELECT COUNT(*), MIN(finished_at) FROM jobs WHERE finished_at >= ?"
+        count, first = await self._run(lambda conn: conn.execute(sql, (since,)).fetchone())
+        return int(count), first
+
+    async def add_webhook_attempt(self, job_id: str, attempt: dict[str, Any]) -> bool:
+        return await self._update(_ADD_WEBHOOK_ATTEMPT, {"id": job_id, "attempt": compact_json(attempt)})
 
     async def delete(self, job_id: str) -> Job | None:
         return await self._one(_DELETE, (job_id,))
