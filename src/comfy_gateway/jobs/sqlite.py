@@ -305,8 +305,8 @@ class SqliteJobStore(OpenClose):
             conn.execute("BEGIN IMMEDIATE")  # the tenants' counts, the choice and the claim: one step
             try:
                 if job_id is None:
-                    running = conn.execute(_RUNNING_BY_TENANT).fetchall() if caps else []
-                    capped = [tenant for tenant, n in running if tenant in caps and n >= caps[tenant]]
+                    running = dict(conn.execute(_RUNNING_BY_TENANT).fetchall()) if caps else {}
+                    capped = [tenant for tenant, cap in caps.items() if running.get(tenant, 0) >= cap]
                     head = conn.execute(_NEXT_FAIR, {"capped": compact_json(capped)}).fetchall()
                     params["id"] = head[0][0] if head else None
                 rows = conn.execute(_CLAIM_ONE, params).fetchall()
