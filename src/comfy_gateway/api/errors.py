@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import GatewayError, ServiceUnavailable
+from ..errors import GatewayError, ServiceUnavailable, TooManyRequests
 
 
 def _json_safe(errors: list[Any]) -> list[dict[str, Any]]:
@@ -19,7 +19,7 @@ def _json_safe(errors: list[Any]) -> list[dict[str, Any]]:
 
 async def gateway_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, GatewayError)
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, ServiceUnavailable) else None
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, ServiceUnavailable | TooManyRequests) else None
     return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
 
 

@@ -34,6 +34,7 @@ class RedisBackends:
     events: RedisJobEvents
     slots: RedisSlots
     cluster: ClusterMetrics
+    client: Redis
 
 
 async def open_redis_backends(settings: Settings, metrics: JobMetrics,
@@ -61,4 +62,4 @@ async def open_redis_backends(settings: Settings, metrics: JobMetrics,
     stack.push_async_callback(slots.forget)
     cluster = ClusterMetrics(client, prefix, metrics, settings.replica_id, interval_s=2.0)
     stack.push_async_callback(cluster.forget)
-    return RedisBackends(store, blobs, events, slots, cluster)
+    return RedisBackends(store, blobs, events, slots, cluster, client)
