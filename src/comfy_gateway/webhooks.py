@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,20 +20,21 @@ import aiohttp
 
 from .access.destinations import DestinationPolicy, GuardedResolver
 from .access.signing import WebhookSigner, new_message_id
-from .api.views import status_body
+from .background import TaskOwner
 from .errors import DestinationRefused
 from .jobs.model import Job
 from .jobs.store import JobStore
 from .observability.timestamps import iso
-from .tasks import BackgroundTasks
 
 RETRY_DELAYS_S = (1.0, 3.0, 9.0)
 
 
 class WebhookSender:
-    def __init__(self, store: JobStore, tasks: BackgroundTasks, log: Any, *, policy: DestinationPolicy,
-                 signer: WebhookSigner | None, timeout_s: float,
+    def __init__(self, store: JobStore, tasks: TaskOwner, log: Any, *, body: Callable[[Job], dict[str, Any]],
+                 policy: DestinationPolicy, signer: WebhookSigner | None, timeout_s: float,
                  retry_delays_s: tuple[float, ...] = RETRY_DELAYS_S) -> None:
+        """`body` renders a job as the API shows its status (the API layer hands it in)."""
+        self._body = body
         self._store = store
         self._tasks = tasks
         self._log = log
@@ -55,16 +57,14 @@ class WebhookSender:
 
     def job_finished(self, job: Job, ok: bool) -> None:
         url = job.params.get("callback_url")
-        if url:
-            self._tasks.spawn(lambda: self.deliver(url, job.id), f"webhook-{job.id}", restart_delay=None)
+        if url and not self._tasks.closed:
+            self._tasks.spawn(self.deliver(url, job.id), f"webhook-{job.id}")
 
     async def deliver(self, url: str, job_id: str) -> bool:
         job = await self._store.get(job_id)
         if job is None:
             return False
-        body = status_body(job, None)
-        body["result_url"] = f"/api/jobs/{job.id}/result"
-        payload = json.dumps(body).encode()
+        payload = json.dumps(self._body(job)).encode()
         message_id = new_message_id()  # one message: its retries keep the id, as receivers deduplicate on it
         for attempt, delay in enumerate((0.0, *self._retry_delays_s), start=1):
             await asyncio.sleep(delay)

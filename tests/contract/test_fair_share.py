@@ -65,7 +65,7 @@ async def test_a_capped_tenant_is_passed_over_until_its_jobs_end(store: JobStore
     assert await claim_all(store, caps) == ["alice-01"]
     assert await store.requeue("alice-01", 1)
     assert await claim_all(store, caps) == ["alice-01"]  # a retry goes back to its place in the queue
-    assert await store.fail("alice-01", None, {"message": "x"})
+    assert await store.fail("alice-01", 2, {"message": "x"})
     assert await claim_all(store, caps) == ["alice-02"]
 
 

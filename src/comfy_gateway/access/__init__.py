@@ -1,6 +1,6 @@
 """API keys, roles and tenants; admission (queue bounds, rate limits); where webhooks may go."""
 
-from .admission import Admission
+from .quotas import Quotas
 from .destinations import DestinationPolicy, GuardedResolver
 from .keys import KeyFileError, KeyRing
 from .principal import ANONYMOUS, Principal, Role
@@ -8,7 +8,7 @@ from .ratelimit import LocalRateLimiter, RateLimiter, RedisRateLimiter
 from .signing import WebhookSigner, new_message_id
 
 __all__ = [
-    "ANONYMOUS", "Admission", "DestinationPolicy", "GuardedResolver", "KeyFileError", "KeyRing",
-    "LocalRateLimiter", "Principal", "RateLimiter", "RedisRateLimiter", "Role", "WebhookSigner",
+    "ANONYMOUS", "DestinationPolicy", "GuardedResolver", "KeyFileError", "KeyRing",
+    "LocalRateLimiter", "Principal", "Quotas", "RateLimiter", "RedisRateLimiter", "Role", "WebhookSigner",
     "new_message_id",
 ]

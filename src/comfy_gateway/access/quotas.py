@@ -1,4 +1,4 @@
-"""Admission: the queue bounds and the keys' rate limits, answered 429 with an honest Retry-After.
+"""Quotas: the queue bounds and the keys' rate limits, answered 429 with an honest Retry-After.
 
 The wait is estimated from the throughput the store measured over the last minute (jobs that
 finished, on every replica): how long until enough of the queue has drained to make room.
@@ -18,7 +18,7 @@ THROUGHPUT_WINDOW_S = 60.0
 UNKNOWN_RETRY_AFTER_S = 5  # nothing finished lately: nothing to estimate from
 
 
-class Admission:
+class Quotas:
     def __init__(self, store: JobStore, limiter: RateLimiter, *, max_queue_depth: int) -> None:
         self._store = store
         self._limiter = limiter
