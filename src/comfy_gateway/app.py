@@ -12,6 +12,9 @@ from fastapi import FastAPI
 
 from . import __version__
 from .api import breakers, dashboard, errors, jobs, metrics, status, tasks
+from .access import KeyRing, Principal
+from .api.auth import AuthMiddleware
+from .api.cors import JsonCORSMiddleware
 from .api.middleware import RequestContextMiddleware, UploadLimitMiddleware
 from .api.views import webhook_body
 from .gateway import Gateway
@@ -23,10 +26,11 @@ from .settings import Settings
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     prom = PromMetrics()  # made here: the middleware counts requests from the first one
+    keys = KeyRing(settings.api_keys_file)  # read at start (a broken file stops it) and on SIGHUP
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with Gateway(settings, prom=prom, webhook_body=webhook_body) as gateway:
+        async with Gateway(settings, prom=prom, webhook_body=webhook_body, keys=keys) as gateway:
             app.state.gateway = gateway
             app.state.service = gateway.service
             app.state.overview = gateway.overview
@@ -40,9 +44,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.keys = keys
     errors.install(app)
     for module in (tasks, jobs, status, metrics, breakers, dashboard):
         app.include_router(module.router)
     app.add_middleware(UploadLimitMiddleware, max_bytes=settings.max_upload_bytes)
+
+    async def check_rate(caller: Principal) -> None:
+        await app.state.service.check_rate(caller)
+
+    app.add_middleware(AuthMiddleware, keys=keys, metrics_public=settings.metrics_public, check_rate=check_rate)
+    if settings.cors_origin_list:
+        app.add_middleware(JsonCORSMiddleware, allow_origins=settings.cors_origin_list)
     app.add_middleware(RequestContextMiddleware, prom=prom, logger=get_logger("http"))
     return app

@@ -64,6 +64,10 @@ class Unauthorized(GatewayError):
     status_code = 401
     code = "unauthorized"
 
+    def __init__(self, message: str, challenge: str, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.challenge = challenge  # the WWW-Authenticate header
+
 
 class Forbidden(GatewayError):
     status_code = 403
