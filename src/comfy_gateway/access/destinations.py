@@ -48,9 +48,11 @@ def is_public(address: IPAddress) -> bool:
 
 class DestinationPolicy:
     def __init__(self, allow: Sequence[str] = ()) -> None:
-        self._hosts = frozenset(h.lower().rstrip(".") for h in allow if literal_address(h) is None and "/" not in h)
+        """`allow`: WEBHOOK_ALLOW_HOSTS entries, each a host name, an address or a network (10.1.0.0/16)."""
+        names = [h for h in allow if literal_address(h) is None and "/" not in h]
+        self._hosts = frozenset(h.lower().rstrip(".") for h in names)
         self._networks: tuple[IPNetwork, ...] = tuple(
-            ipaddress.ip_network(h.strip("[]"), strict=False) for h in allow if h not in self._hosts)
+            ipaddress.ip_network(h.strip("[]"), strict=False) for h in allow if h not in names)
 
     def allows_host(self, host: str) -> bool:
         return host.lower().rstrip(".") in self._hosts
