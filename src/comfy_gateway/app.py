@@ -11,8 +11,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from . import __version__
-from .api import breakers, dashboard, errors, jobs, metrics, status, tasks
 from .access import KeyRing, Principal
+from .api import breakers, dashboard, errors, jobs, metrics, status, tasks
 from .api.auth import AuthMiddleware
 from .api.cors import JsonCORSMiddleware
 from .api.middleware import RequestContextMiddleware, UploadLimitMiddleware

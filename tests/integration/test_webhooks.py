@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import socket
 from pathlib import Path
 
@@ -118,10 +119,8 @@ class Listener:
         port = self.server.sockets[0].getsockname()[1]
         self.servers = [self.server]
         if socket.has_ipv6:
-            try:
+            with contextlib.suppress(OSError):  # no IPv6 loopback here: [::1] is still refused at submit
                 self.servers.append(await asyncio.start_server(self._accept, "::1", port))
-            except OSError:  # no IPv6 loopback here: [::1] is still refused at submit
-                pass
         return port
 
     async def __aexit__(self, *exc: object) -> None:

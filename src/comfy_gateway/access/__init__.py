@@ -1,9 +1,9 @@
 """API keys, roles and tenants; admission (queue bounds, rate limits); where webhooks may go."""
 
-from .quotas import Quotas
 from .destinations import DestinationPolicy, GuardedResolver
 from .keys import KeyFileError, KeyRing
 from .principal import ANONYMOUS, Principal, Role
+from .quotas import Quotas
 from .ratelimit import LocalRateLimiter, RateLimiter, RedisRateLimiter
 from .signing import WebhookSigner, new_message_id
 

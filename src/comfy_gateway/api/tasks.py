@@ -12,8 +12,8 @@ import structlog
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from ..errors import InvalidInput
 from ..access import Principal
+from ..errors import InvalidInput
 from ..jobs.model import JobState
 from ..service import JobService
 from ..workflows.registry import Workflow
@@ -99,8 +99,8 @@ def _add_seed_routes(name: str) -> None:
     async def sync_or_async(request: Request, service: Service, caller: Caller,
                             async_: AsyncFlag = None, mode: Mode = None, format: Format = None,
                             idempotency_key: IdemKey = None) -> Response:
-        return await run_task(service, service.workflow(name), request, caller, run_async=bool(async_) or mode == "async",
-                              fmt=format, idempotency_key=idempotency_key)
+        return await run_task(service, service.workflow(name), request, caller,
+                              run_async=bool(async_) or mode == "async", fmt=format, idempotency_key=idempotency_key)
 
     async def always_async(request: Request, service: Service, caller: Caller,
                            format: Format = None, idempotency_key: IdemKey = None) -> Response:

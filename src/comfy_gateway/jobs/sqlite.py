@@ -183,7 +183,8 @@ def _connect(path: Path) -> sqlite3.Connection:
         if version > SCHEMA_VERSION:
             raise RuntimeError(f"{path} has job schema {version}; this gateway knows {SCHEMA_VERSION}")
         if version < SCHEMA_VERSION:
-            conn.executescript(f"BEGIN IMMEDIATE; {_upgrade(conn)} {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+            upgrade = _upgrade(conn)
+            conn.executescript(f"BEGIN IMMEDIATE; {upgrade} {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
     except BaseException:
         conn.close()
         raise
