@@ -56,5 +56,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(AuthMiddleware, keys=keys, metrics_public=settings.metrics_public, check_rate=check_rate)
     if settings.cors_origin_list:
         app.add_middleware(JsonCORSMiddleware, allow_origins=settings.cors_origin_list)
-    app.add_middleware(RequestContextMiddleware, prom=prom, logger=get_logger("http"))
+    app.add_middleware(RequestContextMiddleware, prom=prom, logger=get_logger("http"), draining=lambda: _draining(app))
     return app
+
+
+def _draining(app: FastAPI) -> bool:
+    service = getattr(app.state, "service", None)
+    return service is not None and service.admission.draining

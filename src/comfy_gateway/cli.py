@@ -9,6 +9,7 @@ import io
 import ipaddress
 import os
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from pydantic import ValidationError
 from .access import KeyFileError, KeyRing
 from .app import create_app
 from .client_cli import add_commands
+from .http_server import uvicorn_config
 from .observability.logging import configure_logging, get_logger
 from .settings import Settings
 
@@ -38,14 +40,19 @@ def load_settings(**overrides: Any) -> Settings:
 
 
 class GatewayServer(uvicorn.Server):
-    """uvicorn, plus: on SIGTERM/SIGINT stop admitting jobs at once, before connections close."""
+    """uvicorn, plus a drain before it stops listening.
+
+    On SIGTERM/SIGINT the gateway stops admitting jobs at once; then, while the listener still
+    answers (new work gets 503 with Retry-After and `Connection: close`), running jobs get
+    SHUTDOWN_GRACE to finish and their sync requests their results. Only then does uvicorn close the
+    listener and give open answers a moment to be written: one grace period in all."""
 
     def __init__(self, config: uvicorn.Config, app: Any) -> None:
         super().__init__(config)
         self._app = app
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        gateway = getattr(self._app.state, "gateway", None)  # None while the lifespan still starts
+        gateway = getattr(self._app.state, "gateway", None)
         if gateway is not None:
             gateway.begin_drain()
         super().handle_exit(sig, frame)
@@ -97,6 +104,11 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        gateway = getattr(self._app.state, "gateway", None)
+        if gateway is not None and not self.force_exit:
+            await gateway.drain()
+        await super().shutdown(sockets)
 
 
 def make_server(settings: Settings) -> GatewayServer:
@@ -106,10 +118,7 @@ def make_server(settings: Settings) -> GatewayServer:
     except KeyFileError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
-                            timeout_graceful_shutdown=max(1, settings.shutdown_grace // 1000),
-                            lifespan="on")
-    return GatewayServer(config, app)
+    return GatewayServer(uvicorn_config(app, settings), app)
 
 
 def serve(_: argparse.Namespace) -> None:
