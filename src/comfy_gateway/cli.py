@@ -74,6 +74,12 @@ class GatewayServer(uvicorn.Server):
             finally:
                 signal.signal(signal.SIGHUP, previous)
 
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        gateway = getattr(self._app.state, "gateway", None)
+        if gateway is not None and not self.force_exit:
+            await gateway.drain()
+        await super().shutdown(sockets)
+
     def _hangup(self, sig: int, frame: FrameType | None) -> None:
         self._loop.call_soon_threadsafe(reload_keys, self._app.state.keys)  # not inside the signal handler
 
@@ -104,11 +110,6 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        gateway = getattr(self._app.state, "gateway", None)
-        if gateway is not None and not self.force_exit:
-            await gateway.drain()
-        await super().shutdown(sockets)
 
 
 def make_server(settings: Settings) -> GatewayServer:

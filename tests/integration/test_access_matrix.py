@@ -152,3 +152,42 @@ async def test_metrics_public_opens_the_metrics_reads_only(fake_servers, tmp_pat
         jobs = (await gw.client.get("/api/jobs/stats")).status_code
     assert [r.status_code for r in reads] == [200, 200, 200, 200]
     assert save == [401, 403, 200] and jobs == 401
+
+
+async def test_keys_never_reach_the_logs_but_their_names_do(fake_servers, tmp_path):
+    fakes = await fake_servers(1)
+    keys = write_keys(tmp_path / "keys.toml")
+    settings = gateway_settings(tmp_path, hosts_of(fakes), api_keys_file=keys, log_level="debug")
+    async with running_gateway(settings) as gw:
+        job = await submit(gw, "alice")
+        await gw.client.get(f"/api/jobs/{job}/status", headers=auth("bob"))
+        await gw.client.get("/api/jobs/list", headers=auth("admin"))
+        await gw.client.get("/api/workflows", headers={"Authorization": "Bearer not-a-key-of-anyone"})
+    logged = "".join(path.read_text() for path in settings.logs_dir.glob("*.log*"))
+    assert '"api_key": "alice"' in logged.replace('":"', '": "') and "HTTP request" in logged
+    for secret in (*KEYS.values(), "not-a-key-of-anyone"):
+        assert secret not in logged
+
+
+async def test_cors_answers_the_listed_origins_only(fake_servers, tmp_path):
+    fakes = await fake_servers(1)
+    settings = gateway_settings(tmp_path, hosts_of(fakes), cors_origins="https://app.example.com")
+    preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "Authorization"}
+    async with running_gateway(settings) as gw:
+        allowed = await gw.client.options("/api/async/upscale-image",
+                                          headers={"Origin": "https://app.example.com", **preflight})
+        refused = await gw.client.options("/api/async/upscale-image",
+                                          headers={"Origin": "https://evil.example", **preflight})
+        simple = await gw.client.get("/health", headers={"Origin": "https://app.example.com"})
+        other = await gw.client.get("/health", headers={"Origin": "https://evil.example"})
+    assert allowed.status_code == 200 and allowed.headers["access-control-allow-origin"] == "https://app.example.com"
+    assert "Authorization" in allowed.headers["access-control-allow-headers"]
+    assert refused.status_code == 400 and refused.json()["code"] == "cors_refused"
+    assert simple.headers["access-control-allow-origin"] == "https://app.example.com"
+    assert "access-control-allow-origin" not in other.headers and other.status_code == 200
+
+
+def test_cors_origins_must_be_explicit(tmp_path):
+    for bad in ("*", "https://*.example.com", "app.example.com", "https://app.example.com/path"):
+        with pytest.raises(ValueError, match="explicit origin"):
+            gateway_settings(tmp_path, "127.0.0.1:1", cors_origins=bad)

@@ -22,6 +22,7 @@ from ..errors import DestinationRefused
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 MAX_URL_LENGTH = 2000
+RESOLVE_TIMEOUT_S = 5.0  # a name that takes longer to resolve is refused: the submit waits for it
 # Named here because some are not "private" to ipaddress: Alibaba's 100.100.100.200 is shared space,
 # AWS's IPv6 fd00:ec2::254 unique-local; both are caught by is_global too, and listed to be plain.
 METADATA_ADDRESSES = frozenset(map(ipaddress.ip_address, (
@@ -88,8 +89,9 @@ class DestinationPolicy:
     @staticmethod
     async def _resolve(host: str) -> list[IPAddress]:
         try:
-            infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
-        except (OSError, UnicodeError):
+            async with asyncio.timeout(RESOLVE_TIMEOUT_S):
+                infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError, TimeoutError):
             raise DestinationRefused(f"callback_url host {host!r} does not resolve",
                                      parameter="callback_url") from None
         return _addresses(str(info[4][0]) for info in infos)
