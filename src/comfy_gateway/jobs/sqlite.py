@@ -94,14 +94,21 @@ UPDATE jobs SET state = 'processing', attempt = attempt + 1, lease_owner = :owne
 _CLAIM_ONE = f"{_CLAIM_SET} WHERE id = :id AND state = 'pending' RETURNING {_SELECT}"
 # Fair share (see JobStore.claim): each tenant's oldest pending job, best first.
 _RUNNING_BY_TENANT = "SELECT tenant, COUNT(*) FROM jobs WHERE state = 'processing' GROUP BY tenant"
+# The tenants with pending jobs are found one index step each (a skip scan), then each one's oldest
+# pending job, so a claim costs O(tenants x log(queue)), not a pass over the queue.
 _NEXT_FAIR = """
-SELECT id FROM (
-    SELECT id, tenant, priority, created_at, rowid AS seq,
-           ROW_NUMBER() OVER (PARTITION BY tenant ORDER BY created_at, rowid) AS place
-    FROM jobs WHERE state = 'pending'
-) LEFT JOIN tenant_turns USING (tenant)
-WHERE place = 1 AND tenant NOT IN (SELECT value FROM json_each(:capped))
-ORDER BY priority DESC, COALESCE(served, 0), created_at, seq LIMIT 1"""
+WITH RECURSIVE waiting(tenant) AS (
+    SELECT MIN(tenant) FROM jobs INDEXED BY jobs_tenant_queue WHERE state = 'pending'
+    UNION ALL
+    SELECT (SELECT MIN(tenant) FROM jobs INDEXED BY jobs_tenant_queue
+            WHERE state = 'pending' AND tenant > waiting.tenant)
+    FROM waiting WHERE waiting.tenant IS NOT NULL
+), heads(id) AS (
+    SELECT (SELECT id FROM jobs WHERE state = 'pending' AND tenant = waiting.tenant ORDER BY created_at, rowid LIMIT 1)
+    FROM waiting WHERE tenant IS NOT NULL AND tenant NOT IN (SELECT value FROM json_each(:capped))
+)
+SELECT jobs.id FROM heads JOIN jobs ON jobs.id = heads.id LEFT JOIN tenant_turns USING (tenant)
+ORDER BY jobs.priority DESC, COALESCE(served, 0), jobs.created_at, jobs.rowid LIMIT 1"""
 _TAKE_TURN = """
 INSERT INTO tenant_turns (tenant, served) VALUES (:tenant, (SELECT COALESCE(MAX(served), 0) + 1 FROM tenant_turns))
 ON CONFLICT (tenant) DO UPDATE SET served = excluded.served"""
