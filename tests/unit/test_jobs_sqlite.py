@@ -63,3 +63,18 @@ async def test_a_version_2_file_is_upgraded_and_its_jobs_belong_to_the_anonymous
         claimed = await store.claim("w", 30.0, caps={"alice": 0})
         assert claimed is not None and (claimed.id, claimed.tenant, claimed.webhook_deliveries) == (
             "old", "anonymous", [])
+
+
+async def test_the_fair_share_claim_walks_the_tenant_index_not_the_queue(tmp_path: Path) -> None:
+    from comfy_gateway.jobs.sqlite import _NEXT_FAIR
+
+    path = tmp_path / "jobs.db"
+    async with SqliteJobStore(path) as store:
+        await store.create(Job(id="x", type="t", tenant="alice"))
+    conn = sqlite3.connect(path)
+    try:
+        plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {_NEXT_FAIR}", {"capped": "[]"})]
+    finally:
+        conn.close()
+    assert any("jobs_tenant_queue (tenant>?)" in step for step in plan)
+    assert not any(step.startswith("SCAN jobs") or "jobs_state_created" in step for step in plan), plan
