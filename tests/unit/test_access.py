@@ -95,3 +95,19 @@ def test_signatures_verify_with_the_standard_webhooks_library() -> None:
     stamp = int(headers["webhook-timestamp"])
     bare = WebhookSigner(secret.removeprefix("whsec_")).headers("msg_1", body, timestamp=stamp)
     assert bare == headers
+
+
+async def test_a_rate_limiter_whose_redis_is_down_answers_503_not_500() -> None:
+    from redis.asyncio import Redis
+
+    from comfy_gateway.access import RedisRateLimiter
+    from comfy_gateway.errors import StorageError
+    from support.processes import free_port
+
+    client = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=1)
+    try:
+        with pytest.raises(StorageError) as caught:
+            await RedisRateLimiter(client, "cg").take("bob", 60)
+    finally:
+        await client.aclose()
+    assert caught.value.status_code == 503

@@ -9,6 +9,8 @@ from typing import Protocol
 
 from redis.asyncio import Redis
 
+from ..jobs.storage_faults import REDIS_DOWN, converting
+
 
 class RateLimiter(Protocol):
     async def take(self, name: str, per_minute: int) -> float:
@@ -49,6 +51,7 @@ return tostring(wait)
 """
 
 
+@converting(REDIS_DOWN, "the rate limiter (Redis)")  # Redis down: 503 with Retry-After, not a 500
 class RedisRateLimiter:
     """One bucket per key name under `{prefix}:rate:{name}`, shared by every replica."""
 
