@@ -91,7 +91,11 @@ class AuthMiddleware:
         """The caller, or the error that answers it."""
         if not self.keys.enabled:
             return ANONYMOUS
-        rule = rule_for(scope["method"], scope["path"], metrics_public=self.metrics_public)
+        path = scope["path"]
+        root = scope.get("root_path", "")
+        if root and path.startswith(root):  # behind a proxy's prefix, the rules are about the app's own paths
+            path = path[len(root):]
+        rule = rule_for(scope["method"], path, metrics_public=self.metrics_public)
         key = presented_key(Headers(scope=scope))
         principal = self.keys.authenticate(key) if key is not None else None
         if principal is not None:
