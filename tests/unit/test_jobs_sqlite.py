@@ -66,14 +66,14 @@ async def test_a_version_2_file_is_upgraded_and_its_jobs_belong_to_the_anonymous
 
 
 async def test_the_fair_share_claim_walks_the_tenant_index_not_the_queue(tmp_path: Path) -> None:
-    from comfy_gateway.jobs.sqlite import _NEXT_FAIR
+    from comfy_gateway.jobs.sqlite_tenants import NEXT_FAIR
 
     path = tmp_path / "jobs.db"
     async with SqliteJobStore(path) as store:
         await store.create(Job(id="x", type="t", tenant="alice"))
     conn = sqlite3.connect(path)
     try:
-        plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {_NEXT_FAIR}", {"capped": "[]"})]
+        plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {NEXT_FAIR}", {"capped": "[]"})]
     finally:
         conn.close()
     assert any("jobs_tenant_queue (tenant>?)" in step for step in plan)

@@ -27,18 +27,13 @@ import structlog
 from .model import Job, JobState, compact_json
 from .resource import OpenClose, Phase
 from .sqlite_file import DatabaseFile
+from .sqlite_tenants import TENANT_COLUMNS, TENANT_SCHEMA, add_columns, next_fair, take_turn
 from .storage_faults import StorageFaults, converting
 from .store import JobFilter, StoreCounts
 
 _T = TypeVar("_T")
 
 SCHEMA_VERSION = 3  # 2: the idempotency table; 3: tenants (fair share)
-
-# The tenant and priority live in `data` like every other field; these columns only index them.
-_TENANT_COLUMNS = (
-    "tenant TEXT GENERATED ALWAYS AS (COALESCE(json_extract(data, '$.tenant'), 'anonymous')) VIRTUAL",
-    "priority INTEGER GENERATED ALWAYS AS (COALESCE(json_extract(data, '$.priority'), 0)) VIRTUAL",
-)
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS jobs (
@@ -56,8 +51,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     finished_at      REAL,
     progress         REAL NOT NULL DEFAULT 0,
     data             TEXT NOT NULL,
-    {_TENANT_COLUMNS[0]},
-    {_TENANT_COLUMNS[1]}
+    {TENANT_COLUMNS[0]},
+    {TENANT_COLUMNS[1]}
 );
 CREATE INDEX IF NOT EXISTS jobs_state_created ON jobs (state, created_at);
 CREATE INDEX IF NOT EXISTS jobs_type_created ON jobs (type, created_at);
@@ -71,13 +66,7 @@ CREATE TABLE IF NOT EXISTS idempotency (
     expires_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS idempotency_expires ON idempotency (expires_at);
-CREATE INDEX IF NOT EXISTS jobs_tenant_queue ON jobs (tenant, created_at) WHERE state = 'pending';
-CREATE INDEX IF NOT EXISTS jobs_tenant_running ON jobs (tenant) WHERE state = 'processing';
-CREATE TABLE IF NOT EXISTS tenant_turns (
-    tenant TEXT PRIMARY KEY,
-    served INTEGER NOT NULL
-);
-"""
+{TENANT_SCHEMA}"""
 
 _COLUMNS = (
     "id", "type", "state", "created_at", "updated_at", "attempt", "lease_owner", "lease_expires_at",
@@ -96,26 +85,6 @@ UPDATE jobs SET state = 'processing', attempt = attempt + 1, lease_owner = :owne
     started_at = COALESCE(started_at, :now), updated_at = :now
 """
 _CLAIM_ONE = f"{_CLAIM_SET} WHERE id = :id AND state = 'pending' RETURNING {_SELECT}"
-# Fair share (see JobStore.claim): each tenant's oldest pending job, best first.
-_RUNNING_BY_TENANT = "SELECT tenant, COUNT(*) FROM jobs WHERE state = 'processing' GROUP BY tenant"
-# The tenants with pending jobs are found one index step each (a skip scan), then each one's oldest
-# pending job, so a claim costs O(tenants x log(queue)), not a pass over the queue.
-_NEXT_FAIR = """
-WITH RECURSIVE waiting(tenant) AS (
-    SELECT MIN(tenant) FROM jobs INDEXED BY jobs_tenant_queue WHERE state = 'pending'
-    UNION ALL
-    SELECT (SELECT MIN(tenant) FROM jobs INDEXED BY jobs_tenant_queue
-            WHERE state = 'pending' AND tenant > waiting.tenant)
-    FROM waiting WHERE waiting.tenant IS NOT NULL
-), heads(id) AS (
-    SELECT (SELECT id FROM jobs WHERE state = 'pending' AND tenant = waiting.tenant ORDER BY created_at, rowid LIMIT 1)
-    FROM waiting WHERE tenant IS NOT NULL AND tenant NOT IN (SELECT value FROM json_each(:capped))
-)
-SELECT jobs.id FROM heads JOIN jobs ON jobs.id = heads.id LEFT JOIN tenant_turns USING (tenant)
-ORDER BY jobs.priority DESC, COALESCE(served, 0), jobs.created_at, jobs.rowid LIMIT 1"""
-_TAKE_TURN = """
-INSERT INTO tenant_turns (tenant, served) VALUES (:tenant, (SELECT COALESCE(MAX(served), 0) + 1 FROM tenant_turns))
-ON CONFLICT (tenant) DO UPDATE SET served = excluded.served"""
 _ADD_WEBHOOK_ATTEMPT = """
 UPDATE jobs SET data = json_set(data, '$.webhook_deliveries', json_insert(
     COALESCE(json_extract(data, '$.webhook_deliveries'), json('[]')), '$[#]', json(:attempt)))
@@ -176,14 +145,6 @@ def _job_to_row(job: Job) -> tuple[Any, ...]:
     return (*(data[name] for name in _COLUMNS), compact_json({name: data[name] for name in _DATA_FIELDS}))
 
 
-def _upgrade(conn: sqlite3.Connection) -> str:
-    """What an older jobs table needs before the schema script runs (nothing for a new file)."""
-    columns = {row[1] for row in conn.execute("PRAGMA table_xinfo(jobs)")}
-    if not columns or "tenant" in columns:
-        return ""
-    return " ".join(f"ALTER TABLE jobs ADD COLUMN {column};" for column in _TENANT_COLUMNS)
-
-
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, cached_statements=64)
     try:
@@ -194,7 +155,7 @@ def _connect(path: Path) -> sqlite3.Connection:
         if version > SCHEMA_VERSION:
             raise RuntimeError(f"{path} has job schema {version}; this gateway knows {SCHEMA_VERSION}")
         if version < SCHEMA_VERSION:
-            upgrade = _upgrade(conn)
+            upgrade = add_columns(conn)
             conn.executescript(f"BEGIN IMMEDIATE; {upgrade} {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
     except BaseException:
         conn.close()
@@ -326,14 +287,11 @@ class SqliteJobStore(OpenClose):
             conn.execute("BEGIN IMMEDIATE")  # the tenants' counts, the choice and the claim: one step
             try:
                 if job_id is None:
-                    running = dict(conn.execute(_RUNNING_BY_TENANT).fetchall()) if caps else {}
-                    capped = [tenant for tenant, cap in caps.items() if running.get(tenant, 0) >= cap]
-                    head = conn.execute(_NEXT_FAIR, {"capped": compact_json(capped)}).fetchall()
-                    params["id"] = head[0][0] if head else None
+                    params["id"] = next_fair(conn, caps)
                 rows = conn.execute(_CLAIM_ONE, params).fetchall()
                 job = _row_to_job(rows[0]) if rows else None
                 if job is not None:
-                    conn.execute(_TAKE_TURN, {"tenant": job.tenant})
+                    take_turn(conn, job.tenant)
                 conn.execute("COMMIT")
                 return job
             except BaseException:
