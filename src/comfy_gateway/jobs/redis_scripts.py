@@ -218,6 +218,25 @@ redis.call('DEL', key)
 return data
 """
 
+# ARGV: prefix. Jobs filed before tenants existed go into their tenant's queue or running set (at open;
+# idempotent). Returns how many pending jobs were added.
+INDEX_TENANTS = """
+local added = 0
+local pending = redis.call('ZRANGE', K_PENDING, 0, -1, 'WITHSCORES')
+for i = 1, #pending, 2 do
+    local id = pending[i]
+    local tenant = tenant_of(k_job(id))
+    if not redis.call('ZSCORE', k_tqueue(tenant), id) then
+        queue_in(k_job(id), id, pending[i + 1])
+        added = added + 1
+    end
+end
+for _, id in ipairs(redis.call('ZRANGE', K_LEASES, 0, -1)) do
+    running_in(k_job(id), id, redis.call('HGET', k_job(id), 'created_at') or '0')
+end
+return added
+"""
+
 # ARGV: prefix, id, one delivery attempt as JSON (appended to a JSON array kept as text, like history)
 ADD_WEBHOOK_ATTEMPT = """
 local key = k_job(ARGV[2])

@@ -34,6 +34,7 @@ from .redis_scripts import (
     DELETE,
     FENCED_SET,
     FINISH,
+    INDEX_TENANTS,
     LUA_HELPERS,
     REQUEUE,
     TAKE_OVER,
@@ -136,13 +137,14 @@ class RedisJobStore(OpenClose):
         sources = {
             "create": CREATE, "create_once": CREATE_ONCE, "claim": CLAIM, "fenced_set": FENCED_SET, "finish": FINISH,
             "requeue": REQUEUE, "take_over": TAKE_OVER, "delete": DELETE, "counts": COUNTS,
-            "add_webhook_attempt": ADD_WEBHOOK_ATTEMPT,
+            "add_webhook_attempt": ADD_WEBHOOK_ATTEMPT, "index_tenants": INDEX_TENANTS,
         }  # fmt: skip
         self._scripts = {
             name: client.register_script(LUA_KEYS + LUA_HELPERS + body) for name, body in sources.items()
         }
         self._client = client
         self._phase = Phase.OPEN
+        await self._call("index_tenants")  # jobs a gateway without tenants queued get their place
 
     async def close(self) -> None:
         was_open = self._phase is Phase.OPEN
