@@ -13,6 +13,7 @@ import pytest
 from support.gateway import RunningGateway, gateway_settings, hosts_of, running_gateway
 from support.images import png
 from support.keys import KEYS, auth, write_keys
+from support.tally import submit
 
 CALLERS = (None, "alice", "bob", "admin")
 UPLOAD = ("a.png", png(16, 16), "image/png")
@@ -79,10 +80,8 @@ async def gw(fake_servers, tmp_path) -> AsyncIterator[RunningGateway]:
         yield running
 
 
-async def submit(gw: RunningGateway, who: str) -> str:
-    resp = await gw.client.post("/api/async/upscale-image", files={"imageFile": UPLOAD}, headers=auth(who))
-    assert resp.status_code == 202, resp.text
-    job_id: str = resp.json()["job_id"]
+async def finished_job(gw: RunningGateway, who: str) -> str:
+    job_id = await submit(gw.client, headers=auth(who))
     await gw.wait_job(job_id)
     return job_id
 
@@ -95,8 +94,8 @@ def test_every_route_of_the_app_has_a_row():
 
 
 async def test_each_route_answers_each_caller_as_the_table_says(gw: RunningGateway):
-    job = await submit(gw, "alice")
-    deletable = {who: await submit(gw, "alice") for who in CALLERS}
+    job = await finished_job(gw, "alice")
+    deletable = {who: await finished_job(gw, "alice") for who in CALLERS}
     instance = gw.fakes[1].host_port
     got: dict[str, tuple[int, ...]] = {}
     for row in ROWS:
@@ -159,7 +158,7 @@ async def test_keys_never_reach_the_logs_but_their_names_do(fake_servers, tmp_pa
     keys = write_keys(tmp_path / "keys.toml")
     settings = gateway_settings(tmp_path, hosts_of(fakes), api_keys_file=keys, log_level="debug")
     async with running_gateway(settings) as gw:
-        job = await submit(gw, "alice")
+        job = await finished_job(gw, "alice")
         await gw.client.get(f"/api/jobs/{job}/status", headers=auth("bob"))
         await gw.client.get("/api/jobs/list", headers=auth("admin"))
         await gw.client.get("/api/workflows", headers={"Authorization": "Bearer not-a-key-of-anyone"})

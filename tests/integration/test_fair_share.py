@@ -10,11 +10,9 @@ from typing import Any
 import pytest
 
 from support.gateway import gateway_settings, hosts_of, running_gateway
-from support.images import png
 from support.keys import auth, write_keys
 from support.redis import REDIS_URL, connect_redis, drop_prefix
-
-UPLOAD = {"imageFile": ("a.png", png(16, 16), "image/png")}
+from support.tally import submit
 
 
 @pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
@@ -38,13 +36,8 @@ async def test_a_tenant_queueing_after_a_backlog_finishes_before_it(fake_servers
                                 max_jobs_per_instance=1, **store_settings)
     async with running_gateway(settings) as gw:
 
-        async def submit(who: str) -> str:
-            resp = await gw.client.post("/api/async/upscale-image", files=UPLOAD, headers=auth(who))
-            assert resp.status_code == 202, resp.text
-            return str(resp.json()["job_id"])
-
-        alice = [await submit("alice") for _ in range(40)]
-        bob = [await submit("bob") for _ in range(4)]
+        alice = [await submit(gw.client, headers=auth("alice")) for _ in range(40)]
+        bob = [await submit(gw.client, headers=auth("bob")) for _ in range(4)]
         await asyncio.gather(*(gw.wait_job(job_id, timeout=60) for job_id in (*alice, *bob)))
         infos = (await gw.client.get("/api/jobs/list", params={"limit": 100}, headers=auth("admin"))).json()["jobs"]
     finished = {info["job_id"]: info["finished_at"] for info in infos}
