@@ -129,23 +129,36 @@ class Listener:
             await server.wait_closed()
 
 
-async def test_internal_destinations_are_refused_at_submit_without_a_connection(fake_servers, tmp_path):
+async def refused_without_a_connection(fake_servers, tmp_path, urls: list[str]) -> list[dict]:
+    """Submit a job per callback URL; every one must get 422 and leave no job and no connection."""
     fakes = await fake_servers(1)
-    listener = Listener()
-    async with listener as port, running_gateway(gateway_settings(tmp_path, hosts_of(fakes))) as gw:
-        refused = [
-            "http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/hook", f"http://[::1]:{port}/hook",
-            f"http://localhost:{port}/hook", f"http://{loopback_name()}:{port}/hook", f"http://2130706433:{port}/hook",
-            f"http://0x7f.1:{port}/hook", f"http://[::ffff:127.0.0.1]:{port}/hook", "file:///etc/passwd",
-            f"gopher://127.0.0.1:{port}/_", "http://100.100.100.200/", "http://192.168.1.1/", "http://[fd00::1]/",
-        ]
+    async with running_gateway(gateway_settings(tmp_path, hosts_of(fakes))) as gw:
         answers = [await gw.client.post("/api/async/upscale-image", params={"callback_url": url}, files=IMAGE)
-                   for url in refused]
+                   for url in urls]
         listed = (await gw.client.get("/api/jobs/list")).json()
-    assert [a.status_code for a in answers] == [422] * len(refused), [a.text for a in answers]
+    assert [a.status_code for a in answers] == [422] * len(urls), [a.text for a in answers]
     assert all(a.json()["code"] == "destination_refused" for a in answers)
-    assert "WEBHOOK_ALLOW_HOSTS" in answers[4].json()["error"]
     assert listed["count"] == 0  # no job was created for any of them
+    return [a.json() for a in answers]
+
+
+async def test_internal_destinations_are_refused_at_submit_without_a_connection(fake_servers, tmp_path):
+    listener = Listener()
+    async with listener as port:
+        answers = await refused_without_a_connection(fake_servers, tmp_path, [
+            "http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/hook", f"http://[::1]:{port}/hook",
+            f"http://localhost:{port}/hook", f"http://2130706433:{port}/hook", f"http://0x7f.1:{port}/hook",
+            f"http://[::ffff:127.0.0.1]:{port}/hook", "file:///etc/passwd", f"gopher://127.0.0.1:{port}/_",
+            "http://100.100.100.200/", "http://192.168.1.1/", "http://[fd00::1]/",
+        ])
+    assert "WEBHOOK_ALLOW_HOSTS" in answers[3]["error"]
+    assert listener.connections == 0
+
+
+async def test_a_name_that_resolves_to_loopback_is_refused_without_a_connection(fake_servers, tmp_path):
+    listener = Listener()
+    async with listener as port:
+        await refused_without_a_connection(fake_servers, tmp_path, [f"http://{loopback_name()}:{port}/hook"])
     assert listener.connections == 0
 
 
