@@ -113,3 +113,12 @@ async def test_webhook_attempts_are_appended_to_the_job(store: JobStore) -> None
     job = await store.get("alice-00")
     assert job is not None and job.tenant == "alice"
     assert job.webhook_deliveries == [{"attempt": 1, "status": 500}, {"attempt": 2, "status": 204, "ok": True}]
+
+
+async def test_a_retried_job_keeps_its_tenants_turn(store: JobStore) -> None:
+    await queue(store, "alice", 1, T0)
+    await queue(store, "bob", 2, T0 + 10)
+    first = await store.claim("worker-a", LEASE)
+    assert first is not None and first.id == "alice-00"
+    assert await store.requeue("alice-00", first.attempt)  # alice was just served: bob goes next
+    assert await claim_all(store) == ["bob-00", "alice-00", "bob-01"]

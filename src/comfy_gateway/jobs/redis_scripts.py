@@ -179,12 +179,12 @@ else
     history = string.sub(history, 1, -2) .. ',' .. entry .. ']'
 end
 redis.call('ZREM', K_LEASES, id)
+queue_in(key, id, f[3])  -- before running_out: the tenant is never idle in between, its turn is kept
 running_out(key, id)
 move_state(key, id, f[3], 'processing', 'pending')
 set_instance(key, id, f[3], false)
 redis.call('HDEL', key, 'lease_owner', 'lease_expires_at', 'prompt_id')
 redis.call('HSET', key, 'history', history, 'updated_at', ARGV[4], 'progress', '0.0')
-queue_in(key, id, f[3])
 return 1
 """
 
