@@ -127,3 +127,16 @@ def test_rules_by_method_and_path(method: str, path: str, rule: str) -> None:
     assert rule_for(method, path, metrics_public=False).value == rule
     public = rule_for(method, path, metrics_public=True).value
     assert public == ("open" if path in ("/metrics", "/dashboard", "/api/metrics/instances/gpu-1:8188") else rule)
+
+
+def test_the_openapi_document_says_which_operations_need_a_key(tmp_path: Path) -> None:
+    from comfy_gateway.app import create_app
+    from comfy_gateway.settings import Settings
+
+    keys = write_keys(tmp_path / "k.toml")
+    spec = create_app(Settings(_env_file=None, data_dir=tmp_path, api_keys_file=keys)).openapi()  # type: ignore[call-arg]
+    assert set(spec["components"]["securitySchemes"]) == {"bearer", "apiKey"}
+    assert spec["paths"]["/api/jobs/stats"]["get"]["security"] == [{"bearer": []}, {"apiKey": []}]
+    assert spec["paths"]["/api/metrics"]["get"]["security"] and "security" not in spec["paths"]["/health"]["get"]
+    open_spec = create_app(Settings(_env_file=None, data_dir=tmp_path)).openapi()  # type: ignore[call-arg]
+    assert "securitySchemes" not in open_spec.get("components", {})

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from enum import Enum
+from typing import Any
 
 import structlog
 from starlette.datastructures import Headers
@@ -110,3 +111,19 @@ class AuthMiddleware:
             raise Forbidden(f"key {principal.name!r} may not use this route: it needs an admin key")
         await self.check_rate(principal)
         return principal
+
+
+SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer <API key>"},
+    "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+}
+
+
+def document_keys(schema: dict[str, Any], *, metrics_public: bool) -> dict[str, Any]:
+    """The OpenAPI document with the two ways to send a key, on each operation that needs one."""
+    schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            if rule_for(method.upper(), path, metrics_public=metrics_public) is not Rule.OPEN:
+                operation["security"] = [{"bearer": []}, {"apiKey": []}]
+    return schema
