@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import IdempotencyKeyReuse, JobNotFound, MissingAsset, NotFound
+from .access import Principal
+from .errors import IdempotencyKeyReuse, InvalidInput, JobNotFound, MissingAsset, NotFound
 from .jobs.assets import AssetRecord, AssetStore
 from .jobs.blobs import BlobStore
 from .jobs.model import Job, JobState, new_job_id
@@ -63,56 +64,59 @@ class GraphJobs:
         self._blobs = blobs
         self.settings = service.settings
 
-    async def submit(self, graph: Any, *, idempotency_key: str | None, extra_data: dict[str, Any] | None,
-                     metadata: dict[str, str] | None) -> Job:
-        """A new queued job for `graph`. A key already used, by either API, answers 422: keys are
-        single-use, and the key is claimed in the same write that creates the job, so a retry after
-        a lost answer finds it claimed and can never run the graph twice."""
+    async def submit(self, graph: Any, owner: Principal, *, idempotency_key: str | None,
+                     extra_data: dict[str, Any] | None, metadata: dict[str, str] | None) -> Job:
+        """A new queued job of `owner` for `graph`. A key `owner` used already, on either API, answers
+        422: keys are single-use, and the key is claimed in the same write that creates the job, so a
+        retry after a lost answer finds it claimed and can never run the graph twice."""
         self._service.check_admission(sync=False)
         graph = checked_graph(graph)
-        inputs = {asset_id: await self._input_source(asset_id) for asset_id in asset_ids(graph)}
+        inputs = {asset_id: await self._input_source(asset_id, owner) for asset_id in asset_ids(graph)}
         params: dict[str, Any] = {"graph": graph, "inputs": inputs, "metadata": metadata or {}}
         if extra_data:
             params["extra_data"] = extra_data
         job = Job(id=new_job_id(), type=GRAPH_JOB_TYPE, params=params, input_meta={"nodes": len(graph)})
-        named, created = await self._service.submit_job(job, idempotency_key)
+        named, created = await self._service.submit_job(job, owner, idempotency_key)
         if not created:
             raise IdempotencyKeyReuse("this Idempotency-Key was used already; keys are single-use: poll or "
                                       "list your jobs instead of submitting again", job_id=named.id)
         return job
 
-    async def _input_source(self, asset_id: str) -> dict[str, Any]:
+    async def _input_source(self, asset_id: str, owner: Principal) -> dict[str, Any]:
         """Where an input's bytes are, pinned at submit so the job does not depend on the record."""
-        record = await self.assets.get(asset_id)
-        if record is not None:
-            return {"key": record.content_key, "hash": record.hash, "file_path": record.file_path}
         try:
-            found = await self.output(asset_id)
+            found = await self.asset(asset_id, owner)
         except NotFound:
             raise MissingAsset(f"no asset {asset_id[:80]!r}", missing_ids=[asset_id[:80]]) from None
+        if isinstance(found, AssetRecord):
+            return {"key": found.content_key, "hash": found.hash, "file_path": found.file_path}
         out = found.output
         return {"key": out["blob"], "hash": out.get("hash") or out["blob"], "file_path": out["name"]}
 
-    async def get(self, job_id: str) -> Job:
-        return await self._service.get(job_id)
+    async def get(self, job_id: str, viewer: Principal) -> Job:
+        return await self._service.get(job_id, viewer)
 
     async def wait(self, job_id: str, timeout_s: float) -> Job:
         """The job as it is when it finishes or when `timeout_s` has passed, whichever comes first."""
         return await self._service.wait(job_id, timeout_s)
 
-    async def list(self, limit: int, offset: int) -> list[Job]:
-        return list(await self._service.list(JobFilter(type=GRAPH_JOB_TYPE, limit=limit, offset=offset)))
+    async def list(self, viewer: Principal, limit: int, offset: int) -> tuple[list[Job], bool]:
+        """Graph jobs `viewer` may see among `limit` of all, newest first, from `offset`; and whether
+        there may be more."""
+        page = await self._service.list(JobFilter(type=GRAPH_JOB_TYPE, limit=limit, offset=offset))
+        return [job for job in page if viewer.may_see(job)], len(page) == limit
 
-    async def cancel(self, job_id: str) -> Job:
+    async def cancel(self, job_id: str, viewer: Principal) -> Job:
         """Stop the job wherever it is; a job that has finished stays as it is."""
-        return await self._service.cancel(job_id, {"code": CANCELED, "message": "the job was canceled on request"})
+        error = {"code": CANCELED, "message": "the job was canceled on request"}
+        return await self._service.cancel(job_id, viewer, error)
 
-    async def output(self, asset_id: str) -> OutputAsset:
+    async def output(self, asset_id: str, viewer: Principal) -> OutputAsset:
         job_id, _, index = asset_id.rpartition(OUTPUT_ID_SEPARATOR)
         if not job_id or not index.isdigit():
             raise NotFound(f"no asset {asset_id[:80]!r}")
         try:
-            job = await self._service.get(job_id)
+            job = await self._service.get(job_id, viewer)
         except JobNotFound:
             raise NotFound(f"no asset {asset_id[:80]!r}") from None
         outputs = outputs_of(job)
@@ -126,9 +130,20 @@ class GraphJobs:
         except KeyError:
             raise NotFound(f"the bytes of output {found.output['id']} are no longer stored") from None
 
-    async def asset(self, asset_id: str) -> AssetRecord | OutputAsset:
+    async def asset(self, asset_id: str, viewer: Principal) -> AssetRecord | OutputAsset:
+        """An uploaded asset or a job's output, if `viewer` may see it (else 404, as unknown)."""
         record = await self.assets.get(asset_id)
-        return record if record is not None else await self.output(asset_id)
+        if record is None:
+            return await self.output(asset_id, viewer)
+        if not (viewer.is_admin or record.tenant == viewer.name):
+            raise NotFound(f"no asset {asset_id[:80]!r}")
+        return record
+
+    async def delete_asset(self, asset_id: str, viewer: Principal) -> None:
+        """Forget an uploaded asset of `viewer`; a job's output goes only with its job."""
+        if isinstance(await self.asset(asset_id, viewer), OutputAsset):
+            raise InvalidInput("a job's output is removed with its job, not on its own")
+        await self.assets.delete(asset_id)
 
     def accepting(self) -> bool:
         """Whether a job submitted now would be taken and could start."""

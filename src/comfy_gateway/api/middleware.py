@@ -103,7 +103,7 @@ class RequestContextMiddleware:
                 "Unhandled error while answering request", method=scope["method"], path=scope["path"]
             )
             if not response_started:
-                await _send_json(
+                await send_json(
                     send_with_context,
                     500,
                     {"error": "Internal server error", "code": "internal_error", "request_id": request_id},
@@ -179,7 +179,7 @@ class UploadLimitMiddleware:
 
         declared = Headers(scope=scope).get("content-length")
         if declared is not None and declared.strip().isdigit() and int(declared) > self.max_bytes:
-            await _send_json(send, 413, self._error_body(scope))
+            await send_json(send, 413, self._error_body(scope))
             return
 
         received = 0
@@ -203,7 +203,7 @@ class UploadLimitMiddleware:
             if exceeded and not response_started:
                 # The app answered after the cap tripped (maybe with its own 400): say 413 instead.
                 response_started = True
-                await _send_json(send, 413, self._error_body(scope))
+                await send_json(send, 413, self._error_body(scope))
                 return
             if exceeded:
                 return
@@ -216,11 +216,12 @@ class UploadLimitMiddleware:
         except PayloadTooLarge:
             if not response_started:
                 response_started = True
-                await _send_json(send, 413, self._error_body(scope))
+                await send_json(send, 413, self._error_body(scope))
 
 
-async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
+async def send_json(send: Send, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
     payload = json.dumps(body).encode("utf-8")
+    extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
     await send(
         {
             "type": "http.response.start",
@@ -228,6 +229,7 @@ async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(payload)).encode("ascii")),
+                *extra,
             ],
         }
     )

@@ -14,6 +14,7 @@ from starlette.formparsers import MultiPartException
 
 from ...errors import BlobNotFound, InvalidInput, UnsupportedMediaType
 from ...jobs.assets import AssetRecord, checked_hash
+from ..deps import Caller
 from . import errors
 from .deps import Jobs, base_url, json_body
 from .models import ERRORS, AssetBody
@@ -62,22 +63,22 @@ def _content_type(declared: str | None, file_path: str) -> str:
 
 @router.post("/assets", status_code=201, summary="Upload an asset (stored once per content)",
              response_model=None, responses={201: {"model": AssetBody}, 200: {"model": AssetBody}, **ERRORS})
-async def upload_asset(request: Request, jobs: Jobs) -> JSONResponse:
+async def upload_asset(request: Request, jobs: Jobs, caller: Caller) -> JSONResponse:
     data, fields, tags = await _read_form(request)
     file_path = fields["file_path"].strip()[:500]
     if not file_path:
         raise InvalidInput("'file_path' (the asset's name) is required")
     expected = fields.get("expected_hash")
     record, created_new = await jobs.assets.add(
-        data, content_type=_content_type(fields.get("content_type"), file_path), file_path=file_path,
-        tags=tuple(tags[:MAX_TAGS]), expected_hash=checked_hash(expected) if expected else None)
+        data, tenant=caller.name, content_type=_content_type(fields.get("content_type"), file_path),
+        file_path=file_path, tags=tuple(tags[:MAX_TAGS]), expected_hash=checked_hash(expected) if expected else None)
     body = asset_body(record, base_url(request), jobs.settings, created_new=created_new)
     return JSONResponse(body, status_code=201 if created_new else 200)
 
 
 @router.post("/assets/from-hash", status_code=201, summary="A new asset over bytes stored already",
              response_model=None, responses={201: {"model": AssetBody}, **ERRORS})
-async def asset_from_hash(request: Request, jobs: Jobs) -> JSONResponse:
+async def asset_from_hash(request: Request, jobs: Jobs, caller: Caller) -> JSONResponse:
     body = await json_body(request)
     raw_hash, file_path, tags = body.get("hash"), body.get("file_path"), body.get("tags") or []
     if not isinstance(raw_hash, str):
@@ -86,24 +87,24 @@ async def asset_from_hash(request: Request, jobs: Jobs) -> JSONResponse:
         raise InvalidInput("'file_path' is a string and 'tags' a list of strings")
     name = (file_path or "")[:500] or None
     record = await jobs.assets.from_hash(
-        checked_hash(raw_hash), file_path=name,
+        checked_hash(raw_hash), tenant=caller.name, file_path=name,
         content_type=mimetypes.guess_type(name)[0] if name else None,
         tags=tuple(str(t) for t in tags[:MAX_TAGS]))
     return JSONResponse(asset_body(record, base_url(request), jobs.settings, created_new=False), status_code=201)
 
 
 @router.head("/assets/by-hash/{hash_}", summary="Whether bytes with this hash are stored")
-async def head_by_hash(hash_: str, jobs: Jobs) -> Response:
+async def head_by_hash(hash_: str, jobs: Jobs, caller: Caller) -> Response:
     """200 or 404 (a HEAD answer carries the headers of the JSON error, not its body)."""
-    if not await jobs.assets.has_hash(checked_hash(hash_)):
+    if not await jobs.assets.has_hash(checked_hash(hash_), caller.name):
         raise BlobNotFound(f"no stored bytes have the hash {hash_[:80]}")
     return Response(status_code=200)
 
 
 @router.get("/assets/{asset_id}", summary="An asset (an upload or a job output)", response_model=None,
             responses={200: {"model": AssetBody}, **ERRORS})
-async def get_asset(asset_id: str, request: Request, jobs: Jobs) -> dict[str, Any]:
-    found = await jobs.asset(asset_id)
+async def get_asset(asset_id: str, request: Request, jobs: Jobs, caller: Caller) -> dict[str, Any]:
+    found = await jobs.asset(asset_id, caller)
     base, settings = base_url(request), jobs.settings
     if isinstance(found, AssetRecord):
         return asset_body(found, base, settings)
@@ -111,19 +112,17 @@ async def get_asset(asset_id: str, request: Request, jobs: Jobs) -> dict[str, An
 
 
 @router.delete("/assets/{asset_id}", status_code=204, summary="Forget an uploaded asset")
-async def delete_asset(asset_id: str, jobs: Jobs) -> Response:
-    if not await jobs.assets.delete(asset_id):
-        await jobs.output(asset_id)  # a job's output goes with its job: 404 for an unknown id, else refused
-        raise InvalidInput("a job's output is removed with its job, not on its own")
+async def delete_asset(asset_id: str, jobs: Jobs, caller: Caller) -> Response:
+    await jobs.delete_asset(asset_id, caller)
     return Response(status_code=204)
 
 
 @router.get("/assets/{asset_id}/content", summary="An asset's bytes (Range requests answered 206)",
             responses={200: {"content": {"application/octet-stream": {"schema": BINARY}}},
                        206: {"content": {"application/octet-stream": {"schema": BINARY}}}, **ERRORS})
-async def asset_content(asset_id: str, request: Request, jobs: Jobs,
+async def asset_content(asset_id: str, jobs: Jobs, caller: Caller,
                         range_: Annotated[str | None, Header(alias="Range")] = None) -> Response:
-    found = await jobs.asset(asset_id)
+    found = await jobs.asset(asset_id, caller)
     if isinstance(found, AssetRecord):
         data, media = await jobs.assets.content(found), found.content_type
     else:

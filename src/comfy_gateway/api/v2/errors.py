@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 
 from ...errors import (
     BlobNotFound,
+    Forbidden,
     GatewayError,
     HashMismatch,
     IdempotencyKeyReuse,
@@ -21,14 +22,15 @@ from ...errors import (
     MissingAsset,
     NotFound,
     PayloadTooLarge,
-    ServiceUnavailable,
+    TooManyRequests,
+    Unauthorized,
     UnsupportedMediaType,
 )
 
 PREFIX = "/api/v2"
 # Codes the contract defines, kept as the gateway spells them.
 _OWN_CODES = (InvalidWorkflow, MissingAsset, IdempotencyKeyReuse, MetadataInvalid, HashMismatch, BlobNotFound,
-              PayloadTooLarge, UnsupportedMediaType)
+              PayloadTooLarge, UnsupportedMediaType, Unauthorized, Forbidden, TooManyRequests)
 STATUS_CODES = {400: "invalid_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                 405: "method_not_allowed", 409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type",
                 416: "range_not_satisfiable", 422: "invalid_request", 429: "queue_full", 503: "service_unavailable",
@@ -58,9 +60,8 @@ def body_of(exc: GatewayError) -> dict[str, Any]:
     return envelope(code_of(exc), exc.message, details)
 
 
-def gateway_error(exc: GatewayError) -> JSONResponse:
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, ServiceUnavailable) else None
-    return JSONResponse(body_of(exc), status_code=exc.status_code, headers=headers)
+def gateway_error(exc: GatewayError, headers: dict[str, str]) -> JSONResponse:
+    return JSONResponse(body_of(exc), status_code=exc.status_code, headers=headers or None)
 
 
 def http_error(status: int, message: str, headers: dict[str, str] | None = None,

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from ...errors import InvalidInput, InvalidWorkflow, MetadataInvalid
 from ...jobs.model import Job
 from ...workflows.graph import GRAPH_JOB_TYPE
+from ..deps import Caller
 from . import events
 from .deps import Jobs, base_url, json_body
 from .models import ERRORS, JobBody, JobListBody, WorkflowBody
@@ -55,12 +56,12 @@ def checked_extra_data(raw: Any) -> dict[str, Any] | None:
 
 @router.post("/jobs", status_code=201, summary="Run an API-format workflow graph", response_model=None,
              responses={201: {"model": JobBody}, **ERRORS})
-async def create_job(request: Request, jobs: Jobs,
+async def create_job(request: Request, jobs: Jobs, caller: Caller,
                      idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None) -> JSONResponse:
     body = await json_body(request)
     if body.get("webhook_url") is not None or body.get("inputs") is not None:
         raise InvalidWorkflow("'webhook_url' and 'inputs' are reserved and not accepted")
-    job = await jobs.submit(body.get("workflow"), idempotency_key=checked_key(idempotency_key),
+    job = await jobs.submit(body.get("workflow"), caller, idempotency_key=checked_key(idempotency_key),
                             extra_data=checked_extra_data(body.get("extra_data")),
                             metadata=checked_metadata(body.get("metadata")))
     answer = job_body(job, base_url(request), jobs.settings)
@@ -76,7 +77,7 @@ def _matches(job: Job, statuses: set[str] | None, labels: dict[str, str]) -> boo
 
 @router.get("/jobs", summary="Graph jobs, newest first", response_model=None,
             responses={200: {"model": JobListBody}, **ERRORS})
-async def list_jobs(request: Request, jobs: Jobs, limit: Annotated[int, Query(ge=1, le=100)] = 20,
+async def list_jobs(request: Request, jobs: Jobs, caller: Caller, limit: Annotated[int, Query(ge=1, le=100)] = 20,
                     cursor: Annotated[str | None, Query(max_length=12)] = None,
                     status: Annotated[str | None, Query(max_length=200)] = None) -> dict[str, Any]:
     offset = int(cursor) if cursor and cursor.isdigit() else 0
@@ -86,24 +87,24 @@ async def list_jobs(request: Request, jobs: Jobs, limit: Annotated[int, Query(ge
     if statuses and statuses - STATUSES:
         raise InvalidInput(f"unknown status: {sorted(statuses - STATUSES)}", allowed=sorted(STATUSES))
     labels = {k[9:-1]: v for k, v in request.query_params.items() if k.startswith("metadata[") and k.endswith("]")}
-    page = await jobs.list(limit, offset)
+    page, more = await jobs.list(caller, limit, offset)
     base, settings = base_url(request), jobs.settings
     body: dict[str, Any] = {"jobs": [list_item(j, base, settings) for j in page if _matches(j, statuses, labels)]}
-    if len(page) == limit:
+    if more:
         body["next_cursor"] = str(offset + limit)
     return body
 
 
 @router.get("/jobs/{job_id}", summary="One job: status, progress, outputs", response_model=None,
             responses={200: {"model": JobBody}, **ERRORS})
-async def get_job(job_id: str, request: Request, jobs: Jobs) -> dict[str, Any]:
-    return job_body(await jobs.get(job_id), base_url(request), jobs.settings)
+async def get_job(job_id: str, request: Request, jobs: Jobs, caller: Caller) -> dict[str, Any]:
+    return job_body(await jobs.get(job_id, caller), base_url(request), jobs.settings)
 
 
 @router.get("/jobs/{job_id}/workflow", summary="The graph a job runs", response_model=None,
             responses={200: {"model": WorkflowBody}, **ERRORS})
-async def get_job_workflow(job_id: str, jobs: Jobs) -> dict[str, Any]:
-    job = await jobs.get(job_id)
+async def get_job_workflow(job_id: str, jobs: Jobs, caller: Caller) -> dict[str, Any]:
+    job = await jobs.get(job_id, caller)
     if job.type != GRAPH_JOB_TYPE:
         raise InvalidInput(f"job {job_id} runs the named workflow {job.type!r}, not a submitted graph")
     return {"workflow": job.params["graph"], "format": "api"}
@@ -111,15 +112,15 @@ async def get_job_workflow(job_id: str, jobs: Jobs) -> dict[str, Any]:
 
 @router.post("/jobs/{job_id}/cancel", summary="Cancel a job (a finished one stays as it is)", response_model=None,
              responses={200: {"model": JobBody}, **ERRORS})
-async def cancel_job(job_id: str, request: Request, jobs: Jobs) -> dict[str, Any]:
-    return job_body(await jobs.cancel(job_id), base_url(request), jobs.settings)
+async def cancel_job(job_id: str, request: Request, jobs: Jobs, caller: Caller) -> dict[str, Any]:
+    return job_body(await jobs.cancel(job_id, caller), base_url(request), jobs.settings)
 
 
 @router.get("/jobs/{job_id}/events", summary="Live events (SSE); Last-Event-ID resumes",
             responses={200: {"content": {"text/event-stream": {}}}, **ERRORS})
-async def job_events(job_id: str, request: Request, jobs: Jobs,
+async def job_events(job_id: str, request: Request, jobs: Jobs, caller: Caller,
                      last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None) -> StreamingResponse:
-    job = await jobs.get(job_id)  # 404 before the stream starts
+    job = await jobs.get(job_id, caller)  # 404 before the stream starts
     frames = events.stream(jobs, job, base_url(request), jobs.settings, last_event_id)
     return StreamingResponse(frames, media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
