@@ -7,6 +7,7 @@ import asyncio
 import pytest
 from comfy_sdk import AsyncComfy, AsyncJob, IdempotencyKeyReuse, OutputReady, Progress, StatusChange
 
+from comfy_gateway.access import ANONYMOUS
 from support.gateway import RunningGateway
 from support.images import decode, png
 from support.v2 import LOADER, SAVE, fake_holding, input_names, invert_graph
@@ -56,7 +57,7 @@ async def test_run_a_workflow_with_an_uploaded_input_and_save_its_outputs(sdk: A
     assert result.convert("RGB").getpixel((5, 5)) == (245, 55, 195)  # the input, inverted
     assert await output.to_bytes(range=(0, 7)) == b"\x89PNG\r\n\x1a\n"
     # The input went to the one server that ran the job, no other.
-    ran_on = (await v2gw.gateway.service.get(job.id)).instance
+    ran_on = (await v2gw.gateway.service.get(job.id, ANONYMOUS)).instance
     holders = [f.host_port for f in fake_holding(v2gw.fakes, next(iter(input_names(v2gw.fakes, _is_input))))]
     assert holders == [ran_on]
 
@@ -83,7 +84,7 @@ async def test_cancel_a_running_job(sdk: AsyncComfy, v2gw: RunningGateway) -> No
 
     assert job.status == "canceled"
     assert (await job.wait(timeout=5)).status == "canceled"
-    stored = await v2gw.gateway.service.get(job.id)
+    stored = await v2gw.gateway.service.get(job.id, ANONYMOUS)
     fake = next(f for f in v2gw.fakes if f.host_port == stored.instance)
 
     def interrupted() -> bool:  # the prompt was stopped on its server, not left to run
@@ -125,13 +126,13 @@ async def test_an_asset_uploaded_twice_is_stored_once(sdk: AsyncComfy, v2gw: Run
 
 async def test_a_job_whose_server_dies_mid_run_completes_on_the_other(sdk: AsyncComfy, v2gw: RunningGateway) -> None:
     job = await _running_job(sdk, v2gw, service_time=1.5)
-    first = (await v2gw.gateway.service.get(job.id)).instance
+    first = (await v2gw.gateway.service.get(job.id, ANONYMOUS)).instance
     doomed = next(f for f in v2gw.fakes if f.host_port == first)
     await doomed.stop()
 
     done = await asyncio.wait_for(job.result(), timeout=30)
 
-    stored = await v2gw.gateway.service.get(job.id)
+    stored = await v2gw.gateway.service.get(job.id, ANONYMOUS)
     assert done.status == "succeeded" and stored.instance != first and stored.attempt == 2
     assert len(done.get_outputs(SAVE)) == 1
     # Uploaded again to the server the retry landed on.
