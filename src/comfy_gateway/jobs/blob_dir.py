@@ -16,8 +16,11 @@ import hashlib
 import os
 import re
 import tempfile
+from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
+from typing import BinaryIO
 
+from .blobs import CHUNK_BYTES
 from .resource import OpenClose
 
 _SEGMENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
@@ -45,6 +48,31 @@ def _write(path: Path, data: bytes, fsync: bool) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _temp_beside(path: Path) -> tuple[BinaryIO, Path]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    return os.fdopen(fd, "wb"), Path(tmp)
+
+
+def _seal(file: BinaryIO, tmp: Path, path: Path, fsync: bool) -> None:
+    with file:
+        if fsync:
+            file.flush()
+            os.fsync(file.fileno())
+    os.replace(tmp, path)
+
+
+def _discard(file: BinaryIO, tmp: Path) -> None:
+    file.close()
+    tmp.unlink(missing_ok=True)
+
+
+def _open_at(path: Path, start: int) -> BinaryIO:
+    file = path.open("rb")
+    file.seek(start)
+    return file
 
 
 def _unlink(paths: list[Path]) -> None:
@@ -91,3 +119,39 @@ class DirectoryBlobStore(OpenClose):
 
     async def exists(self, key: str) -> bool:
         return await asyncio.to_thread(self.path(key).is_file)
+
+    async def put_stream(self, key: str, chunks: AsyncIterable[bytes]) -> int:
+        path = self.path(key)
+        file, tmp = await asyncio.to_thread(_temp_beside, path)
+        size = 0
+        try:
+            async for chunk in chunks:
+                await asyncio.to_thread(file.write, chunk)
+                size += len(chunk)
+            await asyncio.to_thread(_seal, file, tmp, path, self._fsync)
+        except BaseException:
+            await asyncio.shield(asyncio.to_thread(_discard, file, tmp))
+            raise
+        return size
+
+    async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        path = self.path(key)
+        try:
+            size = (await asyncio.to_thread(path.stat)).st_size
+        except FileNotFoundError as exc:
+            raise KeyError(key) from exc
+        return self._chunks(path, start, size if end is None else min(end, size))
+
+    @staticmethod
+    async def _chunks(path: Path, start: int, end: int) -> AsyncIterator[bytes]:
+        file = await asyncio.to_thread(_open_at, path, start)
+        try:
+            left = end - start
+            while left > 0:
+                chunk = await asyncio.to_thread(file.read, min(CHUNK_BYTES, left))
+                if not chunk:
+                    return
+                left -= len(chunk)
+                yield chunk
+        finally:
+            file.close()
