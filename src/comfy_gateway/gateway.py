@@ -19,8 +19,9 @@ from .dispatch.dispatcher import Dispatcher
 from .dispatch.execution import JobExecution, input_key, prompt_id_for
 from .dispatch.janitor import Janitor
 from .dispatch.slots import LocalSlots, SlotLedger
-from .errors import JobNotFound, ServiceUnavailable
+from .errors import JobNotFound, ResultExpired, ServiceUnavailable
 from .images import ImageInfo
+from .job_outputs import JobOutputs
 from .jobs.blob_cache import CachedBlobStore
 from .jobs.blobs import BlobStore
 from .jobs.events import JobEvents, LocalJobEvents
@@ -74,6 +75,9 @@ class Gateway:
             skip_auto_headers=("Origin",)))
         self.cluster: ClusterMetrics | None = None  # the cluster view, with JOB_STORE=redis
         self.store, self.blobs, self.events, self.slots = await self._open_backends()
+        self.results = await self._open_results()
+        self.outputs = JobOutputs(self.store, self.results, url_ttl_s=s.result_url_ttl // 1000,
+                                  redirect=s.result_redirect)
         self.pool = await self._stack.enter_async_context(InstancePool(
             s.instance_hosts, base_url=s.base_url, session=self.session,
             max_connections=s.max_connections_per_instance,
@@ -81,15 +85,17 @@ class Gateway:
         self.health = HealthChecker(self.pool, interval_s=s.health_check_interval / 1000,
                                     timeout_s=s.health_check_timeout / 1000, on_probe=self._probed)
         self.execution = JobExecution(store=self.store, blobs=self.blobs, registry=self.registry,
-                                      outputs_dir=s.outputs_dir if s.output_files else None)
+                                      outputs_dir=s.outputs_dir if s.output_files else None,
+                                      results=self.results, result_ttl_s=s.result_ttl_s)
         self.dispatcher = Dispatcher(
             store=self.store, blobs=self.blobs, slots=self.slots, pool=self.pool, execution=self.execution,
             events=self.events, telemetry=self.telemetry, health=self.health, owner=s.replica_id,
             lease_s=s.lease_s, job_timeout_s=s.job_timeout_s, max_attempts=s.max_attempts,
             sweep_s=s.job_processing_interval / 1000)
         self.janitor = Janitor(store=self.store, blobs=self.blobs, dispatcher=self.dispatcher,
-                               retention_s=s.job_cleanup_interval / 1000, queue_timeout_s=s.queue_timeout_s,
-                               interval_s=min(s.job_cleanup_interval / 1000, 5.0), log=self.log)
+                               retention_s=s.job_retention_s, queue_timeout_s=s.queue_timeout_s,
+                               interval_s=min(s.job_cleanup_interval / 1000, 5.0), log=self.log,
+                               results=self.results, result_ttl_s=s.result_ttl_s)
         self.webhooks = WebhookSender(self.session, self.store, self._tasks, get_logger("webhooks"))
         self.telemetry.finished_listeners.append(self.webhooks.job_finished)
         self.events.on_work(self.dispatcher.notify)
@@ -128,6 +134,17 @@ class Gateway:
         events = LocalJobEvents()
         self._stack.push_async_callback(events.close)
         return store, blobs, events, LocalSlots(s.max_jobs_per_instance, s.max_concurrent_jobs)
+
+    async def _open_results(self) -> BlobStore:
+        """Where output files go: the blob store, or the S3 bucket of RESULT_STORE=s3."""
+        s = self.settings
+        if s.result_store != "s3":
+            return self.blobs
+        from .jobs.blob_s3 import S3BlobStore
+
+        assert s.s3_bucket is not None  # checked by Settings
+        return await self._stack.enter_async_context(
+            S3BlobStore(s.s3_bucket, s.s3_prefix, endpoint_url=s.s3_endpoint_url))
 
     async def _recover(self) -> None:
         """Jobs a previous process left processing are re-attached to their prompt or queued again."""
@@ -279,6 +296,8 @@ class Gateway:
 
     async def result_bytes(self, job: Job) -> bytes:
         assert job.result_blob is not None
+        if job.expired():
+            raise ResultExpired(f"the result of job {job.id} expired and was deleted", job_id=job.id)
         try:
             return await self.blobs.get(job.result_blob)
         except KeyError:

@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import GatewayError, ServiceUnavailable
+from ..errors import GatewayError, RangeNotSatisfiable, ServiceUnavailable
 
 
 def _json_safe(errors: list[Any]) -> list[dict[str, Any]]:
@@ -20,6 +20,8 @@ def _json_safe(errors: list[Any]) -> list[dict[str, Any]]:
 async def gateway_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, GatewayError)
     headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, ServiceUnavailable) else None
+    if isinstance(exc, RangeNotSatisfiable):
+        headers = {"Content-Range": f"bytes */{exc.size}"}
     return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
 
 

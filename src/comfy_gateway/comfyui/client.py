@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import mimetypes
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, NoReturn
 
 import aiohttp
@@ -200,7 +200,7 @@ class ComfyClient:
         chunks = [chunk async for chunk in self.view_stream(ref)]
         return b"".join(chunks)
 
-    async def view_stream(self, ref: ImageRef) -> AsyncIterator[bytes]:
+    async def view_stream(self, ref: ImageRef) -> AsyncGenerator[bytes, None]:
         """The bytes of one file, in chunks as they arrive.
 
         The response is released when the iterator ends; wrap it in `contextlib.aclosing` when

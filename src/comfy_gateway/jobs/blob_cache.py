@@ -4,7 +4,7 @@ A job's input is read back by the dispatcher a few milliseconds after it was wri
 result by the sync request waiting for it: both usually come from here instead of the disk or
 Redis. Blobs never change once written (keys are per job and per attempt), so the cache needs no
 invalidation beyond deletes. Oldest entries go first once `max_bytes` is reached. Streamed blobs
-(outputs of any size) pass through uncached, and no entry over a quarter of `max_bytes` is kept.
+(output files of any size) pass through uncached: only `put` fills the cache.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class CachedBlobStore(OpenClose):
         await self.inner.close()
 
     def _remember(self, key: str, data: bytes) -> None:
-        if len(data) > self.max_bytes // 4:
+        if len(data) > self.max_bytes:
             return
         self._forget(key)
         self._entries[key] = data

@@ -7,7 +7,7 @@ chunks (`put_stream`, `read`), so a 300 MB video never sits in the gateway's mem
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 CHUNK_BYTES = 256 * 1024  # what one read of a stream hands on
 
@@ -35,3 +35,11 @@ class BlobStore(Protocol):
         """The bytes `[start, end)` of a blob (to its end when `end` is None), in chunks.
 
         Raises KeyError, before any chunk, when the blob does not exist."""
+
+
+@runtime_checkable
+class PresigningStore(Protocol):
+    """A store whose blobs clients can fetch directly (S3): downloads may go there instead."""
+
+    async def presign(self, key: str, ttl_seconds: int, content_type: str | None = None,
+                      filename: str | None = None) -> str: ...

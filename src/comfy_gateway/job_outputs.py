@@ -1,0 +1,62 @@
+"""Reading a job's outputs: the one place the API (v1 and v2 alike) gets them from.
+
+    job = await outputs.readable(job_id)      # 404 unknown, 409 not finished, 410 expired
+    for index, output in enumerate(job.outputs): await outputs.direct_url(output)
+    output = outputs.pick(job, n)             # 404 when there is no output n
+    chunks = await outputs.read(job, output, start, end)
+
+`direct_url` is a presigned URL of the result store (RESULT_STORE=s3) or None when the bytes are
+only served through the gateway. A failed job is readable and has no outputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from .errors import JobNotFinished, JobNotFound, NotFound, ResultExpired
+from .jobs.blobs import BlobStore, PresigningStore
+from .jobs.model import Job
+from .jobs.outputs import Output
+from .jobs.store import JobStore
+
+
+def _expired(job: Job) -> ResultExpired:
+    return ResultExpired(f"the results of job {job.id} expired and were deleted", job_id=job.id,
+                         expired_at=job.expires_at)
+
+
+class JobOutputs:
+    def __init__(self, store: JobStore, results: BlobStore, *, url_ttl_s: int, redirect: bool) -> None:
+        self.store = store
+        self.results = results
+        self.url_ttl_s = url_ttl_s
+        self.redirect = redirect  # downloads go to the direct URL when there is one
+
+    async def readable(self, job_id: str) -> Job:
+        job = await self.store.get(job_id)
+        if job is None:
+            raise JobNotFound(f"job {job_id} not found", job_id=job_id)
+        if not job.state.finished:
+            raise JobNotFinished(f"job {job_id} is {job.state.value}; its outputs are not ready",
+                                 job_id=job_id, status=job.state.value, progress_percentage=int(job.progress))
+        if job.expired():
+            raise _expired(job)
+        return job
+
+    @staticmethod
+    def pick(job: Job, index: int) -> Output:
+        if not 0 <= index < len(job.outputs):
+            raise NotFound(f"job {job.id} has no output {index} (it has {len(job.outputs)})", job_id=job.id)
+        return job.outputs[index]
+
+    async def direct_url(self, output: Output) -> str | None:
+        if not isinstance(self.results, PresigningStore):
+            return None
+        return await self.results.presign(output.key, self.url_ttl_s, output.content_type, output.filename)
+
+    async def read(self, job: Job, output: Output, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """The bytes `[start, end)` of one output, in chunks (410 if they were deleted meanwhile)."""
+        try:
+            return await self.results.read(output.key, start, end)
+        except KeyError:
+            raise _expired(job) from None
