@@ -1,47 +1,44 @@
-"""Reading a job's outputs: the one place the API (v1 and v2 alike) gets them from.
+"""Reading a job's outputs, for every API surface (v1 and v2 alike), through `JobService`:
 
-    job = await outputs.readable(job_id)      # 404 unknown, 409 not finished, 410 expired
-    for index, output in enumerate(job.outputs): await outputs.direct_url(output)
-    output = outputs.pick(job, n)             # 404 when there is no output n
-    chunks = await outputs.read(job, output, start, end)
+    job = await service.readable_outputs(job_id)   # 404 unknown, 409 not finished, 410 expired
+    for index, output in enumerate(job.outputs):    # Output records (jobs/outputs.py), in /history order
+        url = await service.outputs.direct_url(output)
+    output = service.outputs.pick(job, n)           # 404 when there is no output n
+    chunks = await service.outputs.read(job, output, start, end)
 
-`direct_url` is a presigned URL of the result store (RESULT_STORE=s3) or None when the bytes are
-only served through the gateway. A failed job is readable and has no outputs.
+`direct_url` is a presigned URL of the result store (RESULT_STORE=s3), or None when the bytes are
+served by the gateway only. A failed job is readable and has no outputs.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from .errors import JobNotFinished, JobNotFound, NotFound, ResultExpired
+from .errors import JobNotFinished, NotFound, ResultExpired
 from .jobs.blobs import BlobStore, PresigningStore
 from .jobs.model import Job
 from .jobs.outputs import Output
-from .jobs.store import JobStore
 
 
-def _expired(job: Job) -> ResultExpired:
+def result_expired(job: Job) -> ResultExpired:
     return ResultExpired(f"the results of job {job.id} expired and were deleted", job_id=job.id,
                          expired_at=job.expires_at)
 
 
 class JobOutputs:
-    def __init__(self, store: JobStore, results: BlobStore, *, url_ttl_s: int, redirect: bool) -> None:
-        self.store = store
+    def __init__(self, results: BlobStore, *, url_ttl_s: int, redirect: bool) -> None:
         self.results = results
         self.url_ttl_s = url_ttl_s
         self.redirect = redirect  # downloads go to the direct URL when there is one
 
-    async def readable(self, job_id: str) -> Job:
-        job = await self.store.get(job_id)
-        if job is None:
-            raise JobNotFound(f"job {job_id} not found", job_id=job_id)
+    @staticmethod
+    def check_readable(job: Job) -> None:
+        """409 while the job runs or waits, 410 once its results expired."""
         if not job.state.finished:
-            raise JobNotFinished(f"job {job_id} is {job.state.value}; its outputs are not ready",
-                                 job_id=job_id, status=job.state.value, progress_percentage=int(job.progress))
+            raise JobNotFinished(f"job {job.id} is {job.state.value}; its outputs are not ready",
+                                 job_id=job.id, status=job.state.value, progress_percentage=int(job.progress))
         if job.expired():
-            raise _expired(job)
-        return job
+            raise result_expired(job)
 
     @staticmethod
     def pick(job: Job, index: int) -> Output:
@@ -59,4 +56,4 @@ class JobOutputs:
         try:
             return await self.results.read(output.key, start, end)
         except KeyError:
-            raise _expired(job) from None
+            raise result_expired(job) from None

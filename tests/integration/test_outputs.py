@@ -179,7 +179,7 @@ async def test_an_expired_result_is_gone_and_cleanup_deletes_its_files(start: St
         overrides.update(result_store="s3", s3_bucket=await create_bucket(endpoint), s3_endpoint_url=endpoint)
     gw = await start(**overrides)
     job_id = await run_mixed(gw)
-    job = await gw.gateway.get(job_id)
+    job = await gw.service.get(job_id)
     assert job.expires_at is not None and job.finished_at is not None
     assert job.expires_at == pytest.approx(job.finished_at + 1.0, abs=0.5)
     keys = [output.key for output in job.outputs]

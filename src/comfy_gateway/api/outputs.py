@@ -9,20 +9,18 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
-from ..gateway import Gateway
 from ..job_outputs import JobOutputs
 from ..jobs.model import Job
 from ..jobs.outputs import Output
-from .deps import get_gateway
+from .deps import Service
 from .models import ErrorBody, JobOutputsBody
 from .ranges import byte_range
 from .views import iso
 
 router = APIRouter(prefix="/api/jobs", tags=["outputs"])
-GW = Annotated[Gateway, Depends(get_gateway)]
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (404, 409, 410)}
 Index = Annotated[int, Path(ge=0, le=100_000)]
 
@@ -30,10 +28,6 @@ Index = Annotated[int, Path(ge=0, le=100_000)]
 def _disposition(filename: str) -> str:
     plain = filename.encode("ascii", "replace").decode().replace('"', "_").replace("\\", "_")
     return f"inline; filename=\"{plain}\"; filename*=UTF-8''{quote(filename)}"
-
-
-def _outputs(gateway: Gateway) -> JobOutputs:
-    return gateway.outputs
 
 
 async def _entry(outputs: JobOutputs, request: Request, job: Job, index: int, output: Output) -> dict[str, Any]:
@@ -45,10 +39,10 @@ async def _entry(outputs: JobOutputs, request: Request, job: Job, index: int, ou
 
 
 @router.get("/{job_id}/outputs", response_model=JobOutputsBody, responses=ERRORS)
-async def job_outputs(job_id: str, request: Request, gateway: GW) -> dict[str, Any]:
+async def job_outputs(job_id: str, request: Request, service: Service) -> dict[str, Any]:
     """Every output file of the job, in the order ComfyUI's /history lists them."""
-    outputs = _outputs(gateway)
-    job = await outputs.readable(job_id)
+    outputs = service.outputs
+    job = await service.readable_outputs(job_id)
     entries = [await _entry(outputs, request, job, n, output) for n, output in enumerate(job.outputs)]
     return {"job_id": job.id, "status": job.state.value, "expires_at": iso(job.expires_at),
             "count": len(entries), "outputs": entries}
@@ -57,9 +51,9 @@ async def job_outputs(job_id: str, request: Request, gateway: GW) -> dict[str, A
 @router.get("/{job_id}/outputs/{index}", name="job_output",
             responses={**ERRORS, 416: {"model": ErrorBody}, 307: {"description": "to a presigned URL"},
                        200: {"content": {"application/octet-stream": {}}}, 206: {"description": "one range"}})
-async def job_output(job_id: str, index: Index, request: Request, gateway: GW) -> Response:
-    outputs = _outputs(gateway)
-    job = await outputs.readable(job_id)
+async def job_output(job_id: str, index: Index, request: Request, service: Service) -> Response:
+    outputs = service.outputs
+    job = await service.readable_outputs(job_id)
     output = outputs.pick(job, index)
     if outputs.redirect and (direct := await outputs.direct_url(output)) is not None:
         return RedirectResponse(direct, status_code=307)
