@@ -23,6 +23,7 @@ from .views import iso
 router = APIRouter(prefix="/api/jobs", tags=["outputs"])
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (404, 409, 410)}
 Index = Annotated[int, Path(ge=0, le=100_000)]
+BINARY = {"type": "string", "format": "binary"}
 
 
 def _disposition(filename: str) -> str:
@@ -50,7 +51,8 @@ async def job_outputs(job_id: str, request: Request, service: Service) -> dict[s
 
 @router.get("/{job_id}/outputs/{index}", name="job_output",
             responses={**ERRORS, 416: {"model": ErrorBody}, 307: {"description": "to a presigned URL"},
-                       200: {"content": {"application/octet-stream": {}}}, 206: {"description": "one range"}})
+                       200: {"content": {"application/octet-stream": {"schema": BINARY}}, "description": "the file"},
+                       206: {"content": {"application/octet-stream": {"schema": BINARY}}, "description": "one range"}})
 async def job_output(job_id: str, index: Index, request: Request, service: Service) -> Response:
     outputs = service.outputs
     job = await service.readable_outputs(job_id)
