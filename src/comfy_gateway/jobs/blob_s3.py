@@ -106,7 +106,7 @@ class S3BlobStore(OpenClose):
         async for chunk in iterator:
             buffer += chunk
             if len(buffer) >= self._part_bytes:
-                return await self._multipart(key, buffer, iterator)
+                return await self._multipart(key, buffer, iterator)  # takes over the buffer
         await self.put(key, bytes(buffer))
         return len(buffer)
 
@@ -127,9 +127,10 @@ class S3BlobStore(OpenClose):
             async for chunk in rest:
                 buffer += chunk
                 if len(buffer) >= self._part_bytes:
-                    size += len(buffer)
-                    await send(bytes(buffer))
-                    buffer.clear()
+                    part = bytes(buffer)
+                    buffer.clear()  # before the upload: one copy of the part in memory, not two
+                    size += len(part)
+                    await send(part)
             if buffer or not parts:
                 size += len(buffer)
                 await send(bytes(buffer))
