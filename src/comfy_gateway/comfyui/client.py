@@ -204,14 +204,15 @@ class ComfyClient:
         """The bytes of one file, in chunks as they arrive.
 
         The response is released when the iterator ends; wrap it in `contextlib.aclosing` when
-        the loop may stop early.
+        the loop may stop early. Outputs can be of any size, so the `view` timeout bounds each
+        wait for data, not the whole transfer (the job's deadline bounds that).
         """
         params = {"filename": ref.filename, "subfolder": ref.subfolder, "type": ref.type}
         try:
             async with self._session.get(
                 self._base.join(URL("view")),
                 params=params,
-                timeout=self._timeout(self.timeouts.view),
+                timeout=aiohttp.ClientTimeout(sock_connect=self.timeouts.connect, sock_read=self.timeouts.view),
             ) as resp:
                 if resp.status == 404:
                     raise UpstreamError("output file not found", instance=self.name, filename=ref.filename)
