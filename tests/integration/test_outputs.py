@@ -194,3 +194,22 @@ async def test_an_expired_result_is_gone_and_cleanup_deletes_its_files(start: St
     assert not await gw.gateway.blobs.exists(job.result_blob or "")
     assert (await gw.client.get(f"/api/jobs/{job_id}/status")).json()["status"] == "completed"  # the row stays
     assert (await gw.gateway.janitor.sweep())["expired_results"] == 0  # done once
+
+
+async def test_animations_and_audio_are_outputs_too(start: Start) -> None:
+    gw = await start()
+    resp = await gw.client.post("/api/run/animated-outputs?async=true",
+                                files={"imageFile": ("a.png", png(32, 32), "image/png")})
+    job_id = resp.json()["job_id"]
+    assert (await gw.wait_job(job_id))["status"] == "completed"
+    outputs = (await gw.client.get(f"/api/jobs/{job_id}/outputs")).json()["outputs"]
+    assert [(o["node_id"], o["kind"], o["content_type"]) for o in outputs] == [
+        ("4", "images", "image/webp"), ("5", "gifs", "image/gif"), ("6", "images", "image/png"),
+        ("8", "audio", "audio/x-wav")]
+    for output in outputs:
+        data = (await gw.client.get(output["url"])).content
+        assert len(data) == output["size"] and hashlib.sha256(data).hexdigest() == output["sha256"]
+    gif = (await gw.client.get(outputs[1]["url"])).content
+    webp = (await gw.client.get(outputs[0]["url"])).content
+    assert gif[:6] == b"GIF89a" and b"ANIM" in webp
+    assert outputs[3]["subfolder"] == "audio" and outputs[3]["size"] == 44 + 8000  # header + 0.5 s of 16 bit
