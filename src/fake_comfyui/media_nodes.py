@@ -64,7 +64,7 @@ def _save_animated_webp(inputs: Mapping[str, Any], ctx: NodeContext) -> NodeOutp
 
 def _write_mp4(path: Path, frames: list[Image.Image], fps: float) -> None:
     try:
-        import imageio_ffmpeg
+        import imageio_ffmpeg  # type: ignore[import-untyped]
     except ImportError as exc:  # an optional dependency of the fake (the `dev` extra)
         raise NodeExecutionError("imageio-ffmpeg is not installed", "ModuleNotFoundError") from exc
     width, height = frames[0].size

@@ -7,14 +7,13 @@ With RESULT_STORE=s3 the listed URLs are presigned (valid RESULT_URL_TTL) and a 
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
 from ..job_outputs import JobOutputs
 from ..jobs.model import Job
-from ..jobs.outputs import Output
+from ..jobs.outputs import Output, content_disposition
 from .deps import Service
 from .models import ErrorBody, JobOutputsBody
 from .ranges import byte_range
@@ -24,11 +23,6 @@ router = APIRouter(prefix="/api/jobs", tags=["outputs"])
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (404, 409, 410)}
 Index = Annotated[int, Path(ge=0, le=100_000)]
 BINARY = {"type": "string", "format": "binary"}
-
-
-def _disposition(filename: str) -> str:
-    plain = filename.encode("ascii", "replace").decode().replace('"', "_").replace("\\", "_")
-    return f"inline; filename=\"{plain}\"; filename*=UTF-8''{quote(filename)}"
 
 
 async def _entry(outputs: JobOutputs, request: Request, job: Job, index: int, output: Output) -> dict[str, Any]:
@@ -61,7 +55,7 @@ async def job_output(job_id: str, index: Index, request: Request, service: Servi
         return RedirectResponse(direct, status_code=307)
     etag = f'"{output.sha256}"'
     headers = {"ETag": etag, "Accept-Ranges": "bytes", "Cache-Control": "private, max-age=3600",
-               "Content-Disposition": _disposition(output.filename)}
+               "Content-Disposition": content_disposition(output.filename)}
     if etag in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers)
     wanted = request.headers.get("range")

@@ -19,6 +19,7 @@ from aiobotocore.session import get_session
 from botocore.exceptions import ClientError
 
 from .blobs import CHUNK_BYTES
+from .outputs import content_disposition
 from .resource import OpenClose, Phase
 
 if TYPE_CHECKING:
@@ -165,7 +166,7 @@ class S3BlobStore(OpenClose):
         if content_type:
             params["ResponseContentType"] = content_type
         if filename:
-            params["ResponseContentDisposition"] = f'inline; filename="{filename}"'
+            params["ResponseContentDisposition"] = content_disposition(filename)
         return await self._s3.generate_presigned_url("get_object", Params=params, ExpiresIn=ttl_seconds)
 
 

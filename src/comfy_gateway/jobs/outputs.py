@@ -12,6 +12,7 @@ import mimetypes
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import asdict, dataclass
 from typing import Any
+from urllib.parse import quote
 
 # Types the standard table may lack on a slim system; ComfyUI registers the same ones.
 _EXTRA_TYPES = {".webp": "image/webp", ".webm": "video/webm", ".mkv": "video/x-matroska", ".flac": "audio/flac",
@@ -49,6 +50,12 @@ def content_type_of(filename: str) -> str:
     suffix = filename[filename.rfind("."):].lower() if "." in filename else ""
     guessed = _EXTRA_TYPES.get(suffix) or mimetypes.guess_type(filename)[0] or "application/octet-stream"
     return TEXT_TYPE if guessed == "text/plain" else guessed
+
+
+def content_disposition(filename: str) -> str:
+    """`inline` with the file's name, safe for any name ComfyUI may have given (RFC 6266)."""
+    plain = filename.encode("ascii", "replace").decode().replace('"', "_").replace("\\", "_")
+    return f"inline; filename=\"{plain}\"; filename*=UTF-8''{quote(filename)}"
 
 
 class Digest:
