@@ -107,6 +107,12 @@ async def test_every_output_is_listed_and_downloads_byte_exact(start: Start) -> 
     assert first.headers["etag"] == f'"{outputs[0]["sha256"]}"' and first.headers["accept-ranges"] == "bytes"
     cached = await gw.client.get(f"/api/jobs/{job_id}/outputs/0", headers={"If-None-Match": first.headers["etag"]})
     assert cached.status_code == 304 and cached.content == b""
+    head = await gw.client.head(f"/api/jobs/{job_id}/outputs/3", headers={"Range": "bytes=-10"})
+    assert head.status_code == 206 and head.content == b"" and head.headers["content-length"] == "10"
+    size = outputs[3]["size"]
+    assert head.headers["content-range"] == f"bytes {size - 10}-{size - 1}/{size}"
+    stale = await gw.client.get(f"/api/jobs/{job_id}/outputs/0", headers={"Range": "bytes=0-3", "If-Range": '"old"'})
+    assert stale.status_code == 200 and stale.content == expected[0]  # changed since: the whole file
     result = (await gw.client.get(f"/api/jobs/{job_id}/result")).json()  # the seed's shape, first image
     assert result["status"] == "completed" and result["result"]["image_base64"].startswith("data:image/png;base64,")
 

@@ -43,6 +43,7 @@ async def job_outputs(job_id: str, request: Request, service: Service) -> dict[s
             "count": len(entries), "outputs": entries}
 
 
+@router.head("/{job_id}/outputs/{index}", include_in_schema=False)  # the GET's headers, no body
 @router.get("/{job_id}/outputs/{index}", name="job_output",
             responses={**ERRORS, 416: {"model": ErrorBody}, 307: {"description": "to a presigned URL"},
                        200: {"content": {"application/octet-stream": {"schema": BINARY}}, "description": "the file"},
@@ -62,9 +63,11 @@ async def job_output(job_id: str, index: Index, request: Request, service: Servi
     if_range = request.headers.get("if-range")
     selected = byte_range(wanted, output.size) if if_range in (None, etag) else None
     start, end = selected or (0, output.size)
-    chunks = await outputs.read(job, output, start, end)
     headers["Content-Length"] = str(end - start)
     if selected is not None:
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{output.size}"
-    return StreamingResponse(chunks, status_code=206 if selected else 200, media_type=output.content_type,
-                             headers=headers)
+    status = 206 if selected else 200
+    if request.method == "HEAD":
+        return Response(status_code=status, media_type=output.content_type, headers=headers)
+    chunks = await outputs.read(job, output, start, end)
+    return StreamingResponse(chunks, status_code=status, media_type=output.content_type, headers=headers)
