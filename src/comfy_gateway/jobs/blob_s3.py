@@ -4,7 +4,8 @@ Keys go under `prefix`. Credentials and region come the standard AWS way (AWS_AC
 AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_DEFAULT_REGION, profiles, instance roles), read by
 botocore. A stream is uploaded in parts of `part_bytes` (one plain PUT when it is smaller), so the
 gateway holds at most one part of it; reads ask for ranges. `presign` makes a GET URL a client can
-fetch the object with directly. The bucket must exist: `open` checks it.
+fetch the object with directly. The bucket must exist: `open` checks it. Errors of the store
+(unreachable, denied, ...) raise StorageError, as the other stores' do.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from typing import TYPE_CHECKING
 from aiobotocore.config import AioConfig
 from aiobotocore.response import StreamingBody
 from aiobotocore.session import get_session
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from .blobs import CHUNK_BYTES
 from .outputs import content_disposition
 from .resource import OpenClose, Phase
+from .storage_faults import converting
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
@@ -34,6 +36,7 @@ def _missing(exc: ClientError) -> bool:
     return str(exc.response.get("Error", {}).get("Code")) in _MISSING
 
 
+@converting((ClientError, BotoCoreError, OSError), "the result store (S3)")
 class S3BlobStore(OpenClose):
     def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str | None = None,
                  region: str | None = None, part_bytes: int = PART_BYTES) -> None:
