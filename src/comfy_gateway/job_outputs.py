@@ -2,16 +2,19 @@
 
     job = await service.readable_outputs(job_id)   # 404 unknown, 409 not finished, 410 expired
     for index, output in enumerate(job.outputs):    # Output records (jobs/outputs.py), in /history order
-        url = await service.outputs.direct_url(output)
+        url = await service.outputs.direct_url(job, output)
     output = service.outputs.pick(job, n)           # 404 when there is no output n
     chunks = await service.outputs.read(job, output, start, end)
 
-`direct_url` is a presigned URL of the result store (RESULT_STORE=s3), or None when the bytes are
-served by the gateway only. A failed job is readable and has no outputs.
+`direct_url` is a presigned URL of the result store (RESULT_STORE=s3), valid RESULT_URL_TTL but
+never past the job's `expires_at`, or None when the bytes are served by the gateway only. A failed
+job is readable and has no outputs.
 """
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import AsyncIterator
 
 from .errors import JobNotFinished, NotFound, ResultExpired
@@ -46,10 +49,13 @@ class JobOutputs:
             raise NotFound(f"job {job.id} has no output {index} (it has {len(job.outputs)})", job_id=job.id)
         return job.outputs[index]
 
-    async def direct_url(self, output: Output) -> str | None:
+    async def direct_url(self, job: Job, output: Output) -> str | None:
         if not isinstance(self.results, PresigningStore):
             return None
-        return await self.results.presign(output.key, self.url_ttl_s, output.content_type, output.filename)
+        ttl = self.url_ttl_s
+        if job.expires_at is not None:
+            ttl = max(1, min(ttl, math.ceil(job.expires_at - time.time())))
+        return await self.results.presign(output.key, ttl, output.content_type, output.filename)
 
     async def read(self, job: Job, output: Output, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         """The bytes `[start, end)` of one output, in chunks (410 if they were deleted meanwhile)."""

@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -154,7 +155,9 @@ async def test_s3_outputs_download_through_presigned_urls(start: Start, s3_endpo
     async with httpx.AsyncClient() as outside:  # a client of the bucket, not of the gateway
         for output, data in zip(outputs, expected, strict=True):
             assert output["url"].startswith(f"{s3_endpoint}/{bucket}/results/outputs/")
-            assert "X-Amz-Signature=" in output["url"] and "X-Amz-Expires=3600" in output["url"]
+            query = parse_qs(urlsplit(output["url"]).query)
+            # valid RESULT_URL_TTL (an hour), but not past the job's expiry (JOB_CLEANUP_INTERVAL: 600 s)
+            assert query["X-Amz-Signature"] and 500 < int(query["X-Amz-Expires"][0]) <= 600
             await check_download(outside, output["url"], data, output["content_type"])
     redirect = await gw.client.get(f"/api/jobs/{job_id}/outputs/3")
     assert redirect.status_code == 307 and redirect.headers["location"].startswith(f"{s3_endpoint}/{bucket}/")

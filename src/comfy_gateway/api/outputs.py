@@ -27,7 +27,7 @@ BINARY = {"type": "string", "format": "binary"}
 
 async def _entry(outputs: JobOutputs, request: Request, job: Job, index: int, output: Output) -> dict[str, Any]:
     gateway_url = str(request.url_for("job_output", job_id=job.id, index=index))
-    direct = await outputs.direct_url(output)
+    direct = await outputs.direct_url(job, output)
     return {"index": index, "node_id": output.node_id, "kind": output.kind, "filename": output.filename,
             "subfolder": output.subfolder, "content_type": output.content_type, "size": output.size,
             "sha256": output.sha256, "url": direct or gateway_url, "gateway_url": gateway_url}
@@ -52,7 +52,7 @@ async def job_output(job_id: str, index: Index, request: Request, service: Servi
     outputs = service.outputs
     job = await service.readable_outputs(job_id)
     output = outputs.pick(job, index)
-    if outputs.redirect and (direct := await outputs.direct_url(output)) is not None:
+    if outputs.redirect and (direct := await outputs.direct_url(job, output)) is not None:
         return RedirectResponse(direct, status_code=307)
     etag = f'"{output.sha256}"'
     headers = {"ETag": etag, "Accept-Ranges": "bytes", "Cache-Control": "private, max-age=3600",
