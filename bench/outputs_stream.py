@@ -194,8 +194,11 @@ def section(figures: dict[str, Any]) -> str:
         start,
         f"## outputs_stream: one {figures['output_bytes'] / MB:.0f} MB output through the gateway ({figures['store']})",
         "",
-        "`python bench/outputs_stream.py`: a WAV output of the fake's `long-audio` workflow streams from /view into "
-        "the result store, then out to a client; the gateway's RSS is sampled every 20 ms.",
+        f"`python bench/outputs_stream.py --store {figures['store']}`: a WAV output of the fake's `long-audio` "
+        "workflow streams from /view into the result store, then out to a client; the gateway's RSS is sampled "
+        "every 20 ms." + (" The store is a moto S3 server (its own process); RESULT_REDIRECT=false, so the "
+                          "download passes through the gateway, and the disk figure reads a copy of it."
+                          if figures["store"] == "s3" else ""),
         "",
         "| figure | value |",
         "|---|---|",
