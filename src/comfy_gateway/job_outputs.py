@@ -21,11 +21,13 @@ from .errors import JobNotFinished, NotFound, ResultExpired
 from .jobs.blobs import BlobStore, PresigningStore
 from .jobs.model import Job
 from .jobs.outputs import Output
+from .observability.timestamps import iso
 
 
 def result_expired(job: Job) -> ResultExpired:
+    expired_at = None if job.expires_at is None else iso(job.expires_at)
     return ResultExpired(f"the results of job {job.id} expired and were deleted", job_id=job.id,
-                         expired_at=job.expires_at)
+                         expired_at=expired_at)
 
 
 class JobOutputs:

@@ -198,6 +198,7 @@ async def test_an_expired_result_is_gone_and_cleanup_deletes_its_files(start: St
         resp = await gw.client.get(f"/api/jobs/{job_id}/{path}")
         assert resp.status_code == 410, (path, resp.text)
         assert resp.json()["code"] == "result_expired" and "expired" in resp.json()["error"]
+        assert resp.json()["expired_at"].endswith("Z")
     assert (await gw.gateway.janitor.sweep())["expired_results"] == 1
     assert not any([await gw.gateway.results.exists(key) for key in keys])
     assert not await gw.gateway.blobs.exists(job.result_blob or "")
