@@ -152,7 +152,7 @@ class JobExecution:
         await self.blobs.put(key, data)
         if self.outputs_dir is not None:
             await asyncio.to_thread(self._write_output, job.id, fmt, data)
-        outputs = await self.collector.collect(instance.client, job, result.history)
+        outputs = await self.collector.collect(instance.client, job, result.history, {refs[0]: png})
         expires_at = None if self.result_ttl_s is None else time.time() + self.result_ttl_s
         return Outcome(key, {"content_type": OUTPUT_MIME[fmt], "format": fmt, "size_bytes": len(data),
                              "width": width, "height": height, "prompt_id": result.prompt_id},

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 from ..comfyui.client import ComfyClient
+from ..comfyui.models import ImageRef
 from ..comfyui.outputs import OutputItem, output_items
 from ..jobs.blobs import BlobStore
 from ..jobs.model import Job
@@ -26,11 +27,14 @@ class OutputCollector:
     def __init__(self, store: BlobStore) -> None:
         self.store = store
 
-    async def collect(self, client: ComfyClient, job: Job, entry: dict[str, Any]) -> list[Output]:
+    async def collect(self, client: ComfyClient, job: Job, entry: dict[str, Any],
+                      fetched: Mapping[ImageRef, bytes] | None = None) -> list[Output]:
+        """Store every output of the entry; files in `fetched` (already read whole) are not fetched again."""
         stored: list[Output] = []
         try:
             for index, item in enumerate(output_items(entry)):
-                stored.append(await self._store(client, output_key(job.id, job.attempt, index), item))
+                key = output_key(job.id, job.attempt, index)
+                stored.append(await self._store(client, key, item, fetched or {}))
         except BaseException:
             await asyncio.shield(self.discard(stored))
             raise
@@ -40,12 +44,14 @@ class OutputCollector:
         if outputs:
             await self.store.delete(*(o.key for o in outputs))
 
-    async def _store(self, client: ComfyClient, key: str, item: OutputItem) -> Output:
+    async def _store(self, client: ComfyClient, key: str, item: OutputItem,
+                     fetched: Mapping[ImageRef, bytes]) -> Output:
         digest = Digest()
         if item.ref is not None:
             filename, subfolder = item.ref.filename, item.ref.subfolder
             content_type = content_type_of(filename)
-            chunks = client.view_stream(item.ref)
+            known = fetched.get(item.ref)
+            chunks = client.view_stream(item.ref) if known is None else _one_chunk(known)
         else:
             filename, subfolder = f"{item.kind}_{item.node_id}_{item.position}.txt", ""
             content_type = TEXT_TYPE
