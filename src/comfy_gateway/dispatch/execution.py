@@ -145,6 +145,20 @@ class JobExecution:
             raise WorkflowFailed(f"the workflow produced no image at node {workflow.result_node}",
                                  instance=instance.name, prompt_id=result.prompt_id)
         png = await instance.client.view(refs[0])
+        # Every output is stored while the result is made: the two writes overlap.
+        collecting = asyncio.ensure_future(
+            self.collector.collect(instance.client, job, result.history, {refs[0]: png}))
+        try:
+            key, meta = await self._keep_result(job, png, result.prompt_id)
+        except BaseException:
+            await asyncio.shield(self._abandon(collecting))
+            raise
+        outputs = await collecting
+        expires_at = None if self.result_ttl_s is None else time.time() + self.result_ttl_s
+        return Outcome(key, meta, outputs, expires_at)
+
+    async def _keep_result(self, job: Job, png: bytes, prompt_id: str) -> tuple[str, dict[str, Any]]:
+        """The job's `result` (its first image, in the format asked for): stored, and described."""
         fmt = job.params.get("format", "png")
         data = await asyncio.to_thread(convert_image, png, fmt) if fmt != "png" else strip_png_text(png)
         width, height = image_size(data)  # the header only: microseconds
@@ -152,11 +166,15 @@ class JobExecution:
         await self.blobs.put(key, data)
         if self.outputs_dir is not None:
             await asyncio.to_thread(self._write_output, job.id, fmt, data)
-        outputs = await self.collector.collect(instance.client, job, result.history, {refs[0]: png})
-        expires_at = None if self.result_ttl_s is None else time.time() + self.result_ttl_s
-        return Outcome(key, {"content_type": OUTPUT_MIME[fmt], "format": fmt, "size_bytes": len(data),
-                             "width": width, "height": height, "prompt_id": result.prompt_id},
-                       outputs, expires_at)
+        return key, {"content_type": OUTPUT_MIME[fmt], "format": fmt, "size_bytes": len(data),
+                     "width": width, "height": height, "prompt_id": prompt_id}
+
+    async def _abandon(self, collecting: asyncio.Future[list[Output]]) -> None:
+        """Stop a collection whose job failed: what it stored goes."""
+        collecting.cancel()
+        await asyncio.wait([collecting])
+        if not collecting.cancelled() and collecting.exception() is None:
+            await self.collector.discard(collecting.result())
 
     async def discard(self, outcome: Outcome) -> None:
         """Drop what an abandoned attempt stored: its result is not the job's."""

@@ -7,6 +7,7 @@ numbered by their place in `Job.outputs` (0, 1, ...), in the order /history list
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import mimetypes
 from collections.abc import AsyncIterable, AsyncIterator
@@ -18,6 +19,7 @@ from urllib.parse import quote
 _EXTRA_TYPES = {".webp": "image/webp", ".webm": "video/webm", ".mkv": "video/x-matroska", ".flac": "audio/flac",
                 ".opus": "audio/opus", ".mp4": "video/mp4", ".txt": "text/plain"}
 TEXT_TYPE = "text/plain; charset=utf-8"
+BIG_CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +69,10 @@ class Digest:
 
     async def measured(self, chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
         async for chunk in chunks:
-            self._hash.update(chunk)
+            if len(chunk) > BIG_CHUNK:  # hashlib lets go of the GIL: the event loop goes on meanwhile
+                await asyncio.to_thread(self._hash.update, chunk)
+            else:
+                self._hash.update(chunk)
             self.size += len(chunk)
             yield chunk
 
