@@ -51,23 +51,35 @@ def _write(path: Path, data: bytes, fsync: bool) -> None:
         raise
 
 
-def _temp_beside(path: Path) -> tuple[BinaryIO, Path]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    return os.fdopen(fd, "wb"), Path(tmp)
+class _PartFile:
+    """A blob being written: a temporary file beside its place, created with the first bytes and
+    renamed into place by `seal` (one thread hop per chunk, one to finish)."""
 
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.tmp: Path | None = None
+        self.file: BinaryIO | None = None
 
-def _seal(file: BinaryIO, tmp: Path, path: Path, fsync: bool) -> None:
-    with file:
-        if fsync:
-            file.flush()
-            os.fsync(file.fileno())
-    os.replace(tmp, path)
+    def write(self, chunk: bytes) -> None:
+        if self.file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+            self.file, self.tmp = os.fdopen(fd, "wb"), Path(tmp)
+        self.file.write(chunk)
 
+    def seal(self, fsync: bool) -> None:
+        self.write(b"")  # an empty blob is a file too
+        assert self.file is not None and self.tmp is not None
+        with self.file:
+            if fsync:
+                self.file.flush()
+                os.fsync(self.file.fileno())
+        os.replace(self.tmp, self.path)
 
-def _discard(file: BinaryIO, tmp: Path) -> None:
-    file.close()
-    tmp.unlink(missing_ok=True)
+    def discard(self) -> None:
+        if self.file is not None and self.tmp is not None:
+            self.file.close()
+            self.tmp.unlink(missing_ok=True)
 
 
 def _open_at(path: Path, start: int) -> BinaryIO:
@@ -124,16 +136,15 @@ class DirectoryBlobStore(OpenClose):
         return await asyncio.to_thread(self.path(key).is_file)
 
     async def put_stream(self, key: str, chunks: AsyncIterable[bytes]) -> int:
-        path = self.path(key)
-        file, tmp = await asyncio.to_thread(_temp_beside, path)
+        part = _PartFile(self.path(key))
         size = 0
         try:
             async for chunk in chunks:
-                await asyncio.to_thread(file.write, chunk)
+                await asyncio.to_thread(part.write, chunk)
                 size += len(chunk)
-            await asyncio.to_thread(_seal, file, tmp, path, self._fsync)
+            await asyncio.to_thread(part.seal, self._fsync)
         except BaseException:
-            await asyncio.shield(asyncio.to_thread(_discard, file, tmp))
+            await asyncio.shield(asyncio.to_thread(part.discard))
             raise
         return size
 
