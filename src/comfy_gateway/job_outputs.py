@@ -1,6 +1,6 @@
 """Reading a job's outputs, for every API surface (v1 and v2 alike), through `JobService`:
 
-    job = await service.readable_outputs(job_id)   # 404 unknown, 409 not finished, 410 expired
+    job = await service.readable_outputs(job_id, caller)  # 404 unknown, 409 not finished, 410 expired
     for index, output in enumerate(job.outputs):    # Output records (jobs/outputs.py), in /history order
         url = await service.outputs.direct_url(job, output)
     output = service.outputs.pick(job, n)           # 404 when there is no output n

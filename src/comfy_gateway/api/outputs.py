@@ -14,7 +14,7 @@ from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from ..job_outputs import JobOutputs
 from ..jobs.model import Job
 from ..jobs.outputs import Output, content_disposition
-from .deps import Service
+from .deps import Caller, Service
 from .models import ErrorBody, JobOutputsBody
 from .ranges import byte_range
 from .views import iso
@@ -34,10 +34,10 @@ async def _entry(outputs: JobOutputs, request: Request, job: Job, index: int, ou
 
 
 @router.get("/{job_id}/outputs", response_model=JobOutputsBody, responses=ERRORS)
-async def job_outputs(job_id: str, request: Request, service: Service) -> dict[str, Any]:
+async def job_outputs(job_id: str, request: Request, service: Service, caller: Caller) -> dict[str, Any]:
     """Every output file of the job, in the order ComfyUI's /history lists them."""
     outputs = service.outputs
-    job = await service.readable_outputs(job_id)
+    job = await service.readable_outputs(job_id, caller)
     entries = [await _entry(outputs, request, job, n, output) for n, output in enumerate(job.outputs)]
     return {"job_id": job.id, "status": job.state.value, "expires_at": iso(job.expires_at),
             "count": len(entries), "outputs": entries}
@@ -48,9 +48,9 @@ async def job_outputs(job_id: str, request: Request, service: Service) -> dict[s
             responses={**ERRORS, 416: {"model": ErrorBody}, 307: {"description": "to a presigned URL"},
                        200: {"content": {"application/octet-stream": {"schema": BINARY}}, "description": "the file"},
                        206: {"content": {"application/octet-stream": {"schema": BINARY}}, "description": "one range"}})
-async def job_output(job_id: str, index: Index, request: Request, service: Service) -> Response:
+async def job_output(job_id: str, index: Index, request: Request, service: Service, caller: Caller) -> Response:
     outputs = service.outputs
-    job = await service.readable_outputs(job_id)
+    job = await service.readable_outputs(job_id, caller)
     output = outputs.pick(job, index)
     if outputs.redirect and (direct := await outputs.direct_url(job, output)) is not None:
         return RedirectResponse(direct, status_code=307)
