@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
+from comfy_gateway.access import ANONYMOUS
 from support.gateway import RunningGateway, gateway_settings, hosts_of, running_gateway
 from support.images import png
 from support.s3 import create_bucket, object_keys
@@ -188,7 +189,7 @@ async def test_an_expired_result_is_gone_and_cleanup_deletes_its_files(start: St
         overrides.update(result_store="s3", s3_bucket=await create_bucket(endpoint), s3_endpoint_url=endpoint)
     gw = await start(**overrides)
     job_id = await run_mixed(gw)
-    job = await gw.service.get(job_id)
+    job = await gw.service.get(job_id, ANONYMOUS)
     assert job.expires_at is not None and job.finished_at is not None
     assert job.expires_at == pytest.approx(job.finished_at + 1.0, abs=0.5)
     keys = [output.key for output in job.outputs]
