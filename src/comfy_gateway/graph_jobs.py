@@ -7,14 +7,15 @@ Idempotency-Key, cancellation, and the job's outputs as assets.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 from .access import Principal
 from .errors import IdempotencyKeyReuse, InvalidInput, JobNotFound, MissingAsset, NotFound
 from .jobs.assets import AssetRecord, AssetStore
-from .jobs.blobs import BlobStore
 from .jobs.model import Job, JobState, new_job_id
+from .jobs.outputs import Output
 from .jobs.store import JobFilter
 from .service import JobService
 from .workflows.graph import GRAPH_JOB_TYPE, asset_ids, checked_graph
@@ -34,34 +35,37 @@ def output_id(job_id: str, index: int) -> str:
     return f"{job_id}{OUTPUT_ID_SEPARATOR}{index}"
 
 
+# The kind of an output as /history lists it, in the contract's words (anything else: a file).
+OUTPUT_TYPES = {"images": "image", "gifs": "video", "videos": "video", "video": "video", "audio": "audio",
+                "text": "text", "latents": "latent"}
+
+
 def outputs_of(job: Job) -> list[dict[str, Any]]:
-    """A finished job's files, each with its asset id (a task job's one result, a graph job's all)."""
+    """A completed job's files as v2 outputs, each with its asset id (its place in `job.outputs`).
+
+    The stored digest is SHA-256, not the contract's blake3: `hash` is null, as the contract allows."""
     if job.state is not JobState.COMPLETED:
         return []
-    listed = job.result_meta.get("outputs")
-    if listed is None and job.result_blob:
-        meta = job.result_meta
-        listed = [{"node_id": "result", "name": f"result.{meta.get('format', 'png')}", "type": "image",
-                   "blob": job.result_blob, "content_type": meta.get("content_type", "image/png"),
-                   "size_bytes": meta.get("size_bytes", 0), "hash": None}]
-    return [{**out, "id": output_id(job.id, n)} for n, out in enumerate(listed or [])]
+    return [{"node_id": out.node_id, "name": out.filename, "type": OUTPUT_TYPES.get(out.kind, "file"),
+             "content_type": out.content_type, "size_bytes": out.size, "id": output_id(job.id, n), "hash": None}
+            for n, out in enumerate(job.outputs)]
 
 
 @dataclass(frozen=True)
 class OutputAsset:
-    """A job's output seen as an asset."""
+    """A job's output seen as an asset: the job, the v2 view of the output, and its record."""
 
     job: Job
     output: dict[str, Any]
+    record: Output
 
 
 class GraphJobs:
     """Graph jobs through the JobService; their input and output assets."""
 
-    def __init__(self, *, service: JobService, assets: AssetStore, blobs: BlobStore) -> None:
+    def __init__(self, *, service: JobService, assets: AssetStore) -> None:
         self._service = service
         self.assets = assets
-        self._blobs = blobs
         self.settings = service.settings
 
     async def submit(self, graph: Any, owner: Principal, *, idempotency_key: str | None,
@@ -90,8 +94,8 @@ class GraphJobs:
             raise MissingAsset(f"no asset {asset_id[:80]!r}", missing_ids=[asset_id[:80]]) from None
         if isinstance(found, AssetRecord):
             return {"key": found.content_key, "hash": found.hash, "file_path": found.file_path}
-        out = found.output
-        return {"key": out["blob"], "hash": out.get("hash") or out["blob"], "file_path": out["name"]}
+        out = found.record  # in the result store, which may not be the blob store
+        return {"key": out.key, "hash": out.sha256, "file_path": out.filename, "results": True}
 
     async def get(self, job_id: str, viewer: Principal) -> Job:
         return await self._service.get(job_id, viewer)
@@ -122,13 +126,12 @@ class GraphJobs:
         outputs = outputs_of(job)
         if int(index) >= len(outputs):
             raise NotFound(f"no asset {asset_id[:80]!r}")
-        return OutputAsset(job, outputs[int(index)])
+        return OutputAsset(job, outputs[int(index)], job.outputs[int(index)])
 
-    async def output_bytes(self, found: OutputAsset) -> bytes:
-        try:
-            return await self._blobs.get(found.output["blob"])
-        except KeyError:
-            raise NotFound(f"the bytes of output {found.output['id']} are no longer stored") from None
+    async def output_chunks(self, found: OutputAsset, start: int, end: int) -> AsyncIterator[bytes]:
+        """Bytes `[start, end)` of the output (410 once its job's results expired)."""
+        self._service.outputs.check_readable(found.job)
+        return await self._service.outputs.read(found.job, found.record, start, end)
 
     async def asset(self, asset_id: str, viewer: Principal) -> AssetRecord | OutputAsset:
         """An uploaded asset or a job's output, if `viewer` may see it (else 404, as unknown)."""

@@ -1,10 +1,9 @@
-"""The v2 pieces that need no server: graph rendering, byte ranges, the event timeline and its ids."""
+"""The v2 pieces that need no server: graph rendering, the event timeline and its ids, status words."""
 
 from __future__ import annotations
 
 import pytest
 
-from comfy_gateway.api.v2.assets import byte_range
 from comfy_gateway.api.v2.events import resume_point, timeline
 from comfy_gateway.api.v2.views import v2_status
 from comfy_gateway.errors import MissingAsset
@@ -30,14 +29,6 @@ def test_references_are_replaced_wherever_they_are_and_save_prefixes_made_unique
 def test_a_reference_without_an_id_is_a_missing_asset() -> None:
     with pytest.raises(MissingAsset):
         asset_ids({"1": {"class_type": "LoadImage", "inputs": {"image": {"__type": "core/ASSET", "info": {}}}}})
-
-
-@pytest.mark.parametrize(("header", "expected"), [
-    ("bytes=0-3", (0, 3)), ("bytes=5-", (5, 9)), ("bytes=-4", (6, 9)), ("bytes=8-20", (8, 9)),
-    ("bytes=10-", None), ("bytes=4-2", None), ("bytes=-", None), ("items=0-1", None), ("bytes=0-1,3-4", None),
-])
-def test_byte_ranges_of_ten_bytes(header: str, expected: tuple[int, int] | None) -> None:
-    assert byte_range(header, 10) == expected
 
 
 def test_the_timeline_of_a_retried_job_only_grows() -> None:

@@ -10,7 +10,7 @@ import base64
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +20,12 @@ from ..errors import WorkflowFailed
 from ..images import OUTPUT_MIME, convert_image, image_size, strip_png_text
 from ..jobs.blobs import BlobStore
 from ..jobs.model import Job
+from ..jobs.outputs import Output
 from ..jobs.store import JobStore
 from ..workflows.graph import GRAPH_JOB_TYPE
 from ..workflows.registry import Workflow, WorkflowRegistry
 from .graph_run import GraphRun
+from .outputs import OutputCollector
 
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 
@@ -50,6 +52,8 @@ def input_key(job_id: str) -> str:
 class Outcome:
     blob: str
     meta: dict[str, Any]
+    outputs: list[Output] = field(default_factory=list)
+    expires_at: float | None = None
 
 
 class ProgressReporter:
@@ -87,12 +91,14 @@ class ProgressReporter:
 
 class JobExecution:
     def __init__(self, *, store: JobStore, blobs: BlobStore, registry: WorkflowRegistry,
-                 outputs_dir: Path | None) -> None:
+                 outputs_dir: Path | None, results: BlobStore | None = None, result_ttl_s: float | None = None) -> None:
         self.store = store
         self.blobs = blobs
         self.registry = registry
         self.outputs_dir = outputs_dir
-        self.graphs = GraphRun(blobs)
+        self.collector = OutputCollector(results or blobs)  # where every output file goes
+        self.result_ttl_s = result_ttl_s
+        self.graphs = GraphRun(blobs, results or blobs)
 
     def workflow_of(self, job: Job) -> Workflow:
         workflow = self.registry.get(job.type)
@@ -108,21 +114,10 @@ class JobExecution:
                                        name=f"record-prompt-{job.id}")
         try:
             if job.type == GRAPH_JOB_TYPE:
-                return Outcome(*await self.graphs.run(job, instance, on_progress))
-            workflow = self.workflow_of(job)
-            image = await self.blobs.get(job.input_blob or input_key(job.id))
-            if workflow.input_mode == "upload":
-                ext = EXTENSIONS.get(job.input_meta.get("content_type", ""), "png")
-                ref = await instance.client.upload_image(image, f"cg_{job.id}.{ext}", overwrite=True)
-                value = f"{ref.subfolder}/{ref.filename}" if ref.subfolder else ref.filename
+                workflow, result = None, await self.graphs.run(job, instance, on_progress)
             else:
-                value = base64.b64encode(image).decode("ascii")
-            del image
-            graph = workflow.render(value, run_tag=f"{job.id[:8]}_{job.attempt}",
-                                    params=job.params.get("workflow", {}))
-            result = await run_prompt(instance.client, instance.hub, graph, prompt_id=job.prompt_id,
-                                      extra_data={"gateway_job": job.id, "attempt": job.attempt},
-                                      on_progress=on_progress)
+                workflow = self.workflow_of(job)
+                result = await self._run_workflow(job, instance, workflow, on_progress)
         finally:
             await asyncio.wait([recorded])  # our own cancellation still propagates from here
             if not recorded.cancelled():
@@ -130,22 +125,53 @@ class JobExecution:
         recorded.result()  # a store that cannot record the prompt fails the attempt
         return await self.collect(job, instance, workflow, result)
 
+    async def _run_workflow(self, job: Job, instance: Instance, workflow: Workflow,
+                            on_progress: Callable[[float], None]) -> RunResult:
+        assert job.prompt_id is not None
+        image = await self.blobs.get(job.input_blob or input_key(job.id))
+        if workflow.input_mode == "upload":
+            ext = EXTENSIONS.get(job.input_meta.get("content_type", ""), "png")
+            ref = await instance.client.upload_image(image, f"cg_{job.id}.{ext}", overwrite=True)
+            value = f"{ref.subfolder}/{ref.filename}" if ref.subfolder else ref.filename
+        else:
+            value = base64.b64encode(image).decode("ascii")
+        del image
+        graph = workflow.render(value, run_tag=f"{job.id[:8]}_{job.attempt}", params=job.params.get("workflow", {}))
+        return await run_prompt(instance.client, instance.hub, graph, prompt_id=job.prompt_id,
+                                extra_data={"gateway_job": job.id, "attempt": job.attempt}, on_progress=on_progress)
+
     async def reattach(self, job: Job, instance: Instance, on_progress: Callable[[float], None]) -> Outcome:
         """Follow a prompt an earlier process submitted (restart or lease take-over)."""
-        if job.type == GRAPH_JOB_TYPE:
-            return Outcome(*await self.graphs.reattach(job, instance, on_progress))
-        workflow = self.workflow_of(job)
         assert job.prompt_id is not None
+        workflow = None if job.type == GRAPH_JOB_TYPE else self.workflow_of(job)
         result = await attach(instance.client, instance.hub, job.prompt_id,
-                              total_nodes=workflow.node_count, on_progress=on_progress)
+                              total_nodes=workflow.node_count if workflow else None, on_progress=on_progress)
         return await self.collect(job, instance, workflow, result)
 
-    async def collect(self, job: Job, instance: Instance, workflow: Workflow, result: RunResult) -> Outcome:
+    async def collect(self, job: Job, instance: Instance, workflow: Workflow | None, result: RunResult) -> Outcome:
+        """The attempt's outputs, stored; a named workflow's job also gets its `result` image."""
+        expires_at = None if self.result_ttl_s is None else time.time() + self.result_ttl_s
+        if workflow is None:  # a submitted graph: every output, no single result
+            outputs = await self.collector.collect(instance.client, job, result.history)
+            return Outcome("", {"prompt_id": result.prompt_id}, outputs, expires_at)
         refs = outputs_of(result.history, workflow.result_node)
         if not refs:
             raise WorkflowFailed(f"the workflow produced no image at node {workflow.result_node}",
                                  instance=instance.name, prompt_id=result.prompt_id)
         png = await instance.client.view(refs[0])
+        # Every output is stored while the result is made: the two writes overlap.
+        collecting = asyncio.ensure_future(
+            self.collector.collect(instance.client, job, result.history, {refs[0]: png}))
+        try:
+            key, meta = await self._keep_result(job, png, result.prompt_id)
+        except BaseException:
+            await asyncio.shield(self._abandon(collecting))
+            raise
+        outputs = await collecting
+        return Outcome(key, meta, outputs, expires_at)
+
+    async def _keep_result(self, job: Job, png: bytes, prompt_id: str) -> tuple[str, dict[str, Any]]:
+        """The job's `result` (its first image, in the format asked for): stored, and described."""
         fmt = job.params.get("format", "png")
         data = await asyncio.to_thread(convert_image, png, fmt) if fmt != "png" else strip_png_text(png)
         width, height = image_size(data)  # the header only: microseconds
@@ -153,8 +179,20 @@ class JobExecution:
         await self.blobs.put(key, data)
         if self.outputs_dir is not None:
             await asyncio.to_thread(self._write_output, job.id, fmt, data)
-        return Outcome(key, {"content_type": OUTPUT_MIME[fmt], "format": fmt, "size_bytes": len(data),
-                             "width": width, "height": height, "prompt_id": result.prompt_id})
+        return key, {"content_type": OUTPUT_MIME[fmt], "format": fmt, "size_bytes": len(data),
+                     "width": width, "height": height, "prompt_id": prompt_id}
+
+    async def _abandon(self, collecting: asyncio.Future[list[Output]]) -> None:
+        """Stop a collection whose job failed: what it stored goes."""
+        collecting.cancel()
+        await asyncio.wait([collecting])
+        if not collecting.cancelled() and collecting.exception() is None:
+            await self.collector.discard(collecting.result())
+
+    async def discard(self, outcome: Outcome) -> None:
+        """Drop what an abandoned attempt stored: its result is not the job's."""
+        await self.blobs.delete(outcome.blob)
+        await self.collector.discard(outcome.outputs)
 
     def _write_output(self, job_id: str, fmt: str, data: bytes) -> None:
         assert self.outputs_dir is not None

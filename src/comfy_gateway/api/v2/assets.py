@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import mimetypes
-import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
@@ -15,13 +14,12 @@ from starlette.formparsers import MultiPartException
 from ...errors import BlobNotFound, InvalidInput, UnsupportedMediaType
 from ...jobs.assets import AssetRecord, checked_hash
 from ..deps import Caller
-from . import errors
+from ..ranges import byte_range
 from .deps import Jobs, base_url, json_body
 from .models import ERRORS, AssetBody
 from .views import PREFIX, asset_body, output_asset_body
 
 router = APIRouter(prefix=PREFIX, tags=["v2"])
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 MAX_TAGS = 32
 BINARY = {"type": "string", "format": "binary"}
 
@@ -124,29 +122,17 @@ async def asset_content(asset_id: str, jobs: Jobs, caller: Caller,
                         range_: Annotated[str | None, Header(alias="Range")] = None) -> Response:
     found = await jobs.asset(asset_id, caller)
     if isinstance(found, AssetRecord):
-        data, media = await jobs.assets.content(found), found.content_type
+        data = await jobs.assets.content(found)
+        size, media = len(data), found.content_type
     else:
-        data, media = await jobs.output_bytes(found), found.output["content_type"]
-    headers = {"Accept-Ranges": "bytes"}
-    if range_ is None:
-        return Response(data, media_type=media, headers=headers)
-    span = byte_range(range_, len(data))
-    if span is None:
-        return errors.http_error(416, f"range {range_[:80]!r} is outside the {len(data)} bytes",
-                                 headers={"Content-Range": f"bytes */{len(data)}"})
-    first, last = span
-    headers["Content-Range"] = f"bytes {first}-{last}/{len(data)}"
-    return Response(data[first:last + 1], status_code=206, media_type=media, headers=headers)
-
-
-def byte_range(header: str, size: int) -> tuple[int, int] | None:
-    """The first and last byte of a single `bytes=` range within `size` bytes, or None."""
-    match = _RANGE.fullmatch(header.strip())
-    if match is None or (not match[1] and not match[2]):
-        return None
-    if not match[1]:  # the last n bytes
-        first, last = max(0, size - int(match[2])), size - 1
-    else:
-        first, last = int(match[1]), min(size - 1, int(match[2])) if match[2] else size - 1
-    return (first, last) if first <= last < size else None
-
+        size, media = found.record.size, found.record.content_type
+    selected = byte_range(range_, size)
+    start, end = selected or (0, size)
+    headers = {"Accept-Ranges": "bytes", "Content-Length": str(end - start)}
+    if selected is not None:
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+    status = 206 if selected else 200
+    if isinstance(found, AssetRecord):
+        return Response(data[start:end], status_code=status, media_type=media, headers=headers)
+    return StreamingResponse(await jobs.output_chunks(found, start, end), status_code=status, media_type=media,
+                             headers=headers)

@@ -36,7 +36,10 @@ def v2_status(job: Job) -> str:
 
 
 def expires_at(job: Job, settings: Settings) -> float:
-    """When the janitor may remove the job: its retention after it ends (or at the latest it can end)."""
+    """When its outputs go (RESULT_TTL), else when the janitor may remove it: its retention after it
+    ends (or after the latest it can end)."""
+    if job.expires_at is not None:
+        return job.expires_at
     retention = settings.job_cleanup_interval / 1000
     if job.finished_at is not None:
         return job.finished_at + retention
