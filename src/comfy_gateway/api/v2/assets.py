@@ -8,13 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException
-from starlette.formparsers import MultiPartException
 
 from ...errors import BlobNotFound, InvalidInput, UnsupportedMediaType
 from ...jobs.assets import AssetRecord, checked_hash
 from ..deps import Caller
 from ..ranges import byte_range
+from ..uploads import parsed_form
 from .deps import Jobs, base_url, json_body
 from .models import ERRORS, AssetBody
 from .views import PREFIX, asset_body, output_asset_body
@@ -28,14 +27,7 @@ async def _read_form(request: Request) -> tuple[bytes, dict[str, str], list[str]
     """The file's bytes, the text fields (`file_path` defaults to the file's name) and the tags."""
     if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
         raise UnsupportedMediaType("send the asset as multipart/form-data with a 'file' part")
-    try:
-        form = await request.form(max_files=1, max_fields=MAX_TAGS + 8)
-    except MultiPartException as exc:
-        raise InvalidInput(f"malformed multipart body: {exc.message}") from None
-    except HTTPException as exc:  # Starlette reports a MultiPartException as a 400 HTTPException
-        if exc.status_code != 400:
-            raise
-        raise InvalidInput(f"malformed multipart body: {exc.detail}") from None
+    form = await parsed_form(request, max_files=1, max_fields=MAX_TAGS + 8)
     try:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
