@@ -4,9 +4,18 @@ GatewayError
 ├── InvalidInput                 400  the request is wrong (missing file, bad parameter)
 │   ├── UnsupportedMediaType     415  a file that is not an image we accept
 │   └── PayloadTooLarge          413  upload or pixel count over the configured cap
+│   └── DestinationRefused       422  a callback_url the webhook policy does not allow
+├── Unauthorized                 401  no API key, or an unknown one
+├── Forbidden                    403  a key without the role the route needs
+├── TooManyRequests              429  over a limit; Retry-After says when to come back
+│   ├── QueueFull                     MAX_QUEUE_DEPTH, or the key's max_queued_jobs
+│   └── RateLimited                   the key's requests_per_minute
 ├── NotFound                     404  an unknown job, workflow or instance
 │   └── JobNotFound
 ├── JobNotFinished               409  a result asked for before the job ended
+├── Gone                         410  something that existed and is no more
+│   └── ResultExpired                 a result or output past RESULT_TTL
+├── RangeNotSatisfiable          416  a Range header outside the file, malformed, or several ranges
 ├── ServiceUnavailable           503  no healthy server, or the gateway is draining
 │   └── StorageError             503  the job store or blob storage failed (database gone, Redis down)
 │       └── InsufficientStorage  507  the disk is full
@@ -51,6 +60,42 @@ class PayloadTooLarge(InvalidInput):
     code = "payload_too_large"
 
 
+class DestinationRefused(InvalidInput):
+    status_code = 422
+    code = "destination_refused"
+
+
+class Unauthorized(GatewayError):
+    status_code = 401
+    code = "unauthorized"
+
+    def __init__(self, message: str, challenge: str, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.challenge = challenge  # the WWW-Authenticate header
+
+
+class Forbidden(GatewayError):
+    status_code = 403
+    code = "forbidden"
+
+
+class TooManyRequests(GatewayError):
+    status_code = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, retry_after: int, **details: Any) -> None:
+        super().__init__(message, retry_after=retry_after, **details)
+        self.retry_after = retry_after
+
+
+class QueueFull(TooManyRequests):
+    code = "queue_full"
+
+
+class RateLimited(TooManyRequests):
+    code = "rate_limited"
+
+
 class NotFound(GatewayError):
     status_code = 404
     code = "not_found"
@@ -63,6 +108,24 @@ class JobNotFound(NotFound):
 class JobNotFinished(GatewayError):
     status_code = 409
     code = "job_not_finished"
+
+
+class Gone(GatewayError):
+    status_code = 410
+    code = "gone"
+
+
+class ResultExpired(Gone):
+    code = "result_expired"
+
+
+class RangeNotSatisfiable(GatewayError):
+    status_code = 416
+    code = "range_not_satisfiable"
+
+    def __init__(self, message: str, size: int, **details: Any) -> None:
+        super().__init__(message, size=size, **details)
+        self.size = size  # for `Content-Range: bytes */size`
 
 
 class ServiceUnavailable(GatewayError):

@@ -17,15 +17,17 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from .model import Job, JobState, compact_json
+from .outputs import Output
 from .redis_keys import LUA_KEYS, RedisKeys
 from .redis_scripts import (
+    ADD_WEBHOOK_ATTEMPT,
     CLAIM,
     COUNTS,
     CREATE,
@@ -33,6 +35,7 @@ from .redis_scripts import (
     DELETE,
     FENCED_SET,
     FINISH,
+    INDEX_TENANTS,
     LUA_HELPERS,
     REQUEUE,
     TAKE_OVER,
@@ -41,11 +44,15 @@ from .resource import OpenClose, Phase
 from .storage_faults import REDIS_DOWN, StorageFaults, converting
 from .store import JobFilter, StoreCounts
 
-_STR_FIELDS = frozenset({"id", "type", "lease_owner", "instance", "prompt_id", "input_blob", "result_blob"})
-_FLOAT_FIELDS = frozenset(
-    {"created_at", "updated_at", "lease_expires_at", "started_at", "finished_at", "progress"}
+_STR_FIELDS = frozenset(
+    {"id", "type", "lease_owner", "instance", "prompt_id", "input_blob", "result_blob", "tenant"}
 )
-_JSON_FIELDS = frozenset({"params", "input_meta", "result_meta", "error", "history"})
+_INT_FIELDS = frozenset({"attempt", "priority"})
+_FLOAT_FIELDS = frozenset(
+    {"created_at", "updated_at", "lease_expires_at", "started_at", "finished_at", "progress", "expires_at"}
+)
+_JSON_FIELDS = frozenset({"params", "input_meta", "result_meta", "error", "history", "webhook_deliveries",
+                          "outputs"})
 _LIST_PAGE = 200
 
 
@@ -93,7 +100,7 @@ def _decode(raw: dict[Any, Any] | Sequence[Any] | None) -> Job | None:
             values[name] = json.loads(text)
         elif name in _FLOAT_FIELDS:
             values[name] = float(text)
-        elif name == "attempt":
+        elif name in _INT_FIELDS:
             values[name] = int(text)
         elif name == "state":
             values[name] = JobState(text)
@@ -132,12 +139,14 @@ class RedisJobStore(OpenClose):
         sources = {
             "create": CREATE, "create_once": CREATE_ONCE, "claim": CLAIM, "fenced_set": FENCED_SET, "finish": FINISH,
             "requeue": REQUEUE, "take_over": TAKE_OVER, "delete": DELETE, "counts": COUNTS,
+            "add_webhook_attempt": ADD_WEBHOOK_ATTEMPT, "index_tenants": INDEX_TENANTS,
         }  # fmt: skip
         self._scripts = {
             name: client.register_script(LUA_KEYS + LUA_HELPERS + body) for name, body in sources.items()
         }
         self._client = client
         self._phase = Phase.OPEN
+        await self._call("index_tenants")  # jobs a gateway without tenants queued get their place
 
     async def close(self) -> None:
         was_open = self._phase is Phase.OPEN
@@ -187,20 +196,24 @@ class RedisJobStore(OpenClose):
         return _decode(await self._redis.hgetall(self._keys.job(job_id)))
 
     async def _claim(
-        self, owner: str, lease_seconds: float, instance: str | None, *job_id: str
+        self, owner: str, lease_seconds: float, instance: str | None, job_id: str, caps: Mapping[str, int]
     ) -> Job | None:
         now = time.time()
         has_instance = "0" if instance is None else "1"
-        args = (_num(now), owner, _num(now + lease_seconds), has_instance, instance or "", *job_id)
+        args = (_num(now), owner, _num(now + lease_seconds), has_instance, instance or "", job_id,
+                compact_json(dict(caps)) if caps else "{}")
         return _decode(await self._call("claim", *args))
 
-    async def claim(self, owner: str, lease_seconds: float, instance: str | None = None) -> Job | None:
-        return await self._claim(owner, lease_seconds, instance)
+    async def claim(
+        self, owner: str, lease_seconds: float, instance: str | None = None,
+        caps: Mapping[str, int] | None = None,
+    ) -> Job | None:
+        return await self._claim(owner, lease_seconds, instance, "", caps or {})
 
     async def claim_job(
         self, job_id: str, owner: str, lease_seconds: float, instance: str | None = None
     ) -> Job | None:
-        return await self._claim(owner, lease_seconds, instance, job_id)
+        return await self._claim(owner, lease_seconds, instance, job_id, {})
 
     async def _fenced_set(
         self, job_id: str, attempt: int, *fields: str, owner: str | None = None, lease: str = ""
@@ -222,9 +235,13 @@ class RedisJobStore(OpenClose):
         )
 
     async def complete(
-        self, job_id: str, attempt: int, result_blob: str, result_meta: dict[str, Any]
+        self, job_id: str, attempt: int, result_blob: str, result_meta: dict[str, Any],
+        outputs: Sequence[Output] = (), expires_at: float | None = None,
     ) -> bool:
-        fields = ("result_blob", result_blob, "result_meta", compact_json(result_meta), "progress", "100.0")
+        fields: tuple[str, ...] = ("result_blob", result_blob, "result_meta", compact_json(result_meta),
+                                   "progress", "100.0", "outputs", compact_json([o.to_dict() for o in outputs]))
+        if expires_at is not None:
+            fields += ("expires_at", _num(expires_at))
         args = (job_id, str(attempt), JobState.COMPLETED.value, _num(time.time()), *fields)
         return bool(await self._call("finish", *args))
 
@@ -291,17 +308,29 @@ class RedisJobStore(OpenClose):
         by_state = dict(zip(states, map(int, state_counts), strict=True))
         return StoreCounts(int(total), by_state, _pairs(by_type), _pairs(by_instance))
 
-    async def pending_count(self) -> int:
-        return int(await self._redis.zcard(self._keys.pending))
+    async def pending_count(self, tenant: str | None = None) -> int:
+        key = self._keys.pending if tenant is None else self._keys.tenant_queue(tenant)
+        return int(await self._redis.zcard(key))
+
+    async def finished_since(self, since: float) -> tuple[int, float | None]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zcount(self._keys.finished, _num(since), "+inf")
+            pipe.zrangebyscore(self._keys.finished, _num(since), "+inf", start=0, num=1, withscores=True)
+            count, first = await pipe.execute()
+        return int(count), (float(first[0][1]) if first else None)
+
+    async def add_webhook_attempt(self, job_id: str, attempt: dict[str, Any]) -> bool:
+        return bool(await self._call("add_webhook_attempt", job_id, compact_json(attempt)))
 
     async def delete(self, job_id: str) -> Job | None:
         return _decode(await self._call("delete", job_id))
 
-    async def finished_before(self, cutoff: float, limit: int = 500) -> Sequence[Job]:
+    async def finished_before(self, cutoff: float, limit: int = 500, since: float = 0.0) -> Sequence[Job]:
         if limit <= 0:
             return []
         below = f"({_num(cutoff)}"  # exclusive
-        ids = await self._redis.zrangebyscore(self._keys.finished, "-inf", below, start=0, num=limit)
+        ids = await self._redis.zrangebyscore(self._keys.finished, _num(since) if since > 0 else "-inf", below,
+                                              start=0, num=limit)
         return [job for job in await self._fetch(ids) if job.state.finished]
 
     async def unfinished(self) -> Sequence[Job]:

@@ -7,11 +7,12 @@ No SQL or Redis detail belongs here; `tests/contract/` holds the one suite every
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .model import Job, JobState
+from .outputs import Output
 
 
 @dataclass(frozen=True)
@@ -47,10 +48,17 @@ class JobStore(Protocol):
 
     async def get(self, job_id: str) -> Job | None: ...
 
-    async def claim(self, owner: str, lease_seconds: float, instance: str | None = None) -> Job | None:
-        """Atomically take the oldest pending job: processing, attempt + 1, leased to `owner`.
+    async def claim(
+        self, owner: str, lease_seconds: float, instance: str | None = None,
+        caps: Mapping[str, int] | None = None,
+    ) -> Job | None:
+        """Atomically take the next pending job in fair-share order: processing, attempt + 1, leased to `owner`.
 
-        `instance` is recorded as the server the attempt will run on."""
+        Fair share: of each tenant only its oldest pending job is a candidate; the candidate of the
+        highest `priority` wins, among equals the tenant served longest ago (never served: first),
+        then the oldest job. A tenant with `caps[tenant]` processing jobs or more is passed over, so
+        its limit holds for every worker of the store. `instance` is recorded as the server the
+        attempt will run on."""
 
     async def claim_job(
         self, job_id: str, owner: str, lease_seconds: float, instance: str | None = None
@@ -65,9 +73,10 @@ class JobStore(Protocol):
     async def renew_lease(self, job_id: str, attempt: int, owner: str, lease_seconds: float) -> bool: ...
 
     async def complete(
-        self, job_id: str, attempt: int, result_blob: str, result_meta: dict[str, Any]
+        self, job_id: str, attempt: int, result_blob: str, result_meta: dict[str, Any],
+        outputs: Sequence[Output] = (), expires_at: float | None = None,
     ) -> bool:
-        """processing -> completed, only for the current attempt."""
+        """processing -> completed, only for the current attempt; `outputs` and `expires_at` are kept."""
 
     async def fail(self, job_id: str, attempt: int | None, error: dict[str, Any]) -> bool:
         """-> failed, only for the current attempt of a processing job; `attempt=None` fails a job
@@ -92,13 +101,21 @@ class JobStore(Protocol):
 
     async def counts(self) -> StoreCounts: ...
 
-    async def pending_count(self) -> int: ...
+    async def pending_count(self, tenant: str | None = None) -> int:
+        """Pending jobs, of the whole store or of one tenant."""
+
+    async def finished_since(self, since: float) -> tuple[int, float | None]:
+        """How many jobs finished at `since` or later, and when the first of them did (throughput)."""
+
+    async def add_webhook_attempt(self, job_id: str, attempt: dict[str, Any]) -> bool:
+        """Append one webhook delivery attempt to the job's `webhook_deliveries` (False: no such job)."""
 
     async def delete(self, job_id: str) -> Job | None:
         """Remove a job; returns what was removed so the caller can drop its blobs."""
 
-    async def finished_before(self, cutoff: float, limit: int = 500) -> Sequence[Job]:
-        """Completed or failed jobs whose `finished_at` is older than `cutoff`."""
+    async def finished_before(self, cutoff: float, limit: int = 500, since: float = 0.0) -> Sequence[Job]:
+        """Completed or failed jobs whose `finished_at` is older than `cutoff` (and not before `since`),
+        oldest first."""
 
     async def unfinished(self) -> Sequence[Job]:
         """Every pending or processing job (start-up recovery)."""
