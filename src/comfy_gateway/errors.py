@@ -7,6 +7,7 @@ GatewayError
 ├── NotFound                     404  an unknown job, workflow or instance
 │   └── JobNotFound
 ├── JobNotFinished               409  a result asked for before the job ended
+├── NoCapableServer              422  no configured server has the nodes or models the workflow needs
 ├── ServiceUnavailable           503  no healthy server, or the gateway is draining
 └── UpstreamError                     something went wrong at a ComfyUI server
     ├── UpstreamUnavailable           refused, reset, timeout, 5xx, socket lost and no history: retry elsewhere
@@ -61,6 +62,13 @@ class JobNotFound(NotFound):
 class JobNotFinished(GatewayError):
     status_code = 409
     code = "job_not_finished"
+
+
+class NoCapableServer(GatewayError):
+    """Every configured server lacks a node class or model file the job needs: it could never run."""
+
+    status_code = 422
+    code = "no_capable_server"
 
 
 class ServiceUnavailable(GatewayError):

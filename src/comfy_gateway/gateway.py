@@ -16,8 +16,10 @@ from .comfyui.breaker import BreakerState
 from .comfyui.health import HealthChecker
 from .comfyui.instance import Instance, InstancePool
 from .dispatch.dispatcher import Dispatcher
+from .dispatch.estimates import ServiceEstimates
 from .dispatch.execution import JobExecution, input_key, prompt_id_for
 from .dispatch.janitor import Janitor
+from .dispatch.placement import Placement
 from .dispatch.slots import LocalSlots, SlotLedger
 from .errors import JobNotFound, ServiceUnavailable
 from .images import ImageInfo
@@ -25,7 +27,7 @@ from .jobs.blob_cache import CachedBlobStore
 from .jobs.blobs import BlobStore
 from .jobs.events import JobEvents, LocalJobEvents
 from .jobs.model import Job, JobState, new_job_id
-from .jobs.store import JobStore
+from .jobs.store import JobFilter, JobStore
 from .observability.job_metrics import JobMetrics
 from .observability.logging import get_logger
 from .observability.prometheus import PromMetrics
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
     from .scaleout.cluster_metrics import ClusterMetrics
 
 STRANDED_GRACE_S = 3.0
+ETA_LOOKAHEAD = 1000  # pending jobs ahead that an estimate places one by one
 
 
 class Gateway:
@@ -79,12 +82,22 @@ class Gateway:
             max_connections=s.max_connections_per_instance,
             on_breaker_change=self._breaker_changed, on_reconnect=self._socket_reconnected))
         self.health = HealthChecker(self.pool, interval_s=s.health_check_interval / 1000,
-                                    timeout_s=s.health_check_timeout / 1000, on_probe=self._probed)
+                                    timeout_s=s.health_check_timeout / 1000, on_probe=self._probed,
+                                    capabilities_s=s.capabilities_refresh_s,
+                                    on_capabilities=lambda inst: self.dispatcher.notify())
+        estimates = ServiceEstimates(
+            prior_s={name: float(wf.estimated_seconds[0]) for name in self.registry.names()
+                     if (wf := self.registry.get(name)) is not None},
+            default_prior_s=10.0, switch_prior_s=s.model_switch_cost_s)
+        self.placement = Placement(pool=self.pool, registry=self.registry, estimates=estimates,
+                                   strategy=s.placement, per_instance=s.max_jobs_per_instance,
+                                   total=s.max_concurrent_jobs)
         self.execution = JobExecution(store=self.store, blobs=self.blobs, registry=self.registry,
                                       outputs_dir=s.outputs_dir if s.output_files else None)
         self.dispatcher = Dispatcher(
             store=self.store, blobs=self.blobs, slots=self.slots, pool=self.pool, execution=self.execution,
-            events=self.events, telemetry=self.telemetry, health=self.health, owner=s.replica_id,
+            events=self.events, telemetry=self.telemetry, health=self.health, placement=self.placement,
+            owner=s.replica_id,
             lease_s=s.lease_s, job_timeout_s=s.job_timeout_s, max_attempts=s.max_attempts,
             sweep_s=s.job_processing_interval / 1000)
         self.janitor = Janitor(store=self.store, blobs=self.blobs, dispatcher=self.dispatcher,
@@ -200,6 +213,7 @@ class Gateway:
     async def submit(self, job_type: str, data: bytes, info: ImageInfo, params: dict[str, Any],
                      idempotency_key: str | None = None) -> tuple[Job, bool]:
         """The job for this request, and whether it is new (False: the idempotency key named one)."""
+        self.placement.check_runnable(job_type, params.get("workflow"))
         job = Job(id=new_job_id(), type=job_type, params=params, input_meta=info.as_meta())
         job.input_blob = input_key(job.id)
         await self.blobs.put(job.input_blob, data)
@@ -277,6 +291,19 @@ class Gateway:
         await self.events.publish_finished(job_id)
         return await self.get(job_id)
 
+    async def estimated_seconds(self, job: Job) -> float | None:
+        """Seconds until `job` should be done: from its placement once it runs; while it waits, by
+        placing the jobs ahead of it the way the dispatcher would."""
+        if job.state.finished:
+            return 0.0
+        if job.state is JobState.PROCESSING:
+            expected = (job.placement or {}).get("expected_finish_at")
+            return None if expected is None else max(0.0, float(expected) - time.time())
+        pending = await self.store.list(JobFilter(state=JobState.PENDING, limit=ETA_LOOKAHEAD))
+        ahead = sorted((j for j in pending if (j.created_at, j.id) < (job.created_at, job.id)),
+                       key=lambda j: j.created_at)
+        return self.placement.finish_in(job, ahead, await self.slots.usage())
+
     async def result_bytes(self, job: Job) -> bytes:
         assert job.result_blob is not None
         try:
@@ -323,7 +350,8 @@ class Gateway:
             view["active_jobs"] = usage.get(name, 0)
             inst = self.pool.get(name)
             if inst is not None:
-                view.update(healthy=inst.is_healthy, circuit_breaker=inst.breaker.state.value)
+                view.update(healthy=inst.is_healthy, circuit_breaker=inst.breaker.state.value,
+                            **self.placement.describe(inst))
         return views
 
     async def refresh_gauges(self) -> None:

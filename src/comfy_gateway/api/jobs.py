@@ -93,7 +93,8 @@ async def cleanup(gateway: GW) -> dict[str, Any]:
 @router.get("/{job_id}/status", response_model=JobStatusBody, responses=NOT_FOUND)
 async def job_status(job_id: str, gateway: GW) -> dict[str, Any]:
     job = await gateway.get(job_id)
-    return status_body(job, gateway.metrics.average_processing_seconds(job.type))
+    return status_body(job, gateway.metrics.average_processing_seconds(job.type),
+                       estimate_s=await gateway.estimated_seconds(job))
 
 
 @router.get("/{job_id}/result", response_model=JobResultBody,

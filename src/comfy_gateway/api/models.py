@@ -23,6 +23,8 @@ class AsyncAccepted(BaseModel):
     status: str
     message: str
     estimated_completion_time: str
+    estimated_completion_seconds: float | None = Field(
+        None, description="seconds until the job should be done, from the measured service times")
     status_url: str
     result_url: str
 
@@ -74,6 +76,7 @@ class JobInfoBody(BaseModel):
     error: dict[str, Any] | None
     attempts_history: list[dict[str, Any]]
     lease_owner: str | None
+    placement: dict[str, Any] | None = Field(None, description="where the current attempt runs and why")
 
 
 class JobListBody(BaseModel):

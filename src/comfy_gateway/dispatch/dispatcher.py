@@ -2,6 +2,8 @@
 
 It sleeps until something can change the answer to "can a job start now?": a new job, a freed slot,
 a server that recovered. JOB_PROCESSING_INTERVAL is only a safety sweep, never the pace of work.
+Which jobs to claim and where each goes is placement's answer (placement.py); the store only
+hands out the next job, in its own order, of the types asked for.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from ..jobs.events import JobEvents
 from ..jobs.model import Job
 from ..jobs.store import JobStore
 from .execution import JobExecution, Outcome, ProgressReporter, prompt_id_for
+from .placement import Choice, Placement, Plan
 from .slots import SlotLedger
 
 StopReason = Literal["deleted", "shutdown", "lease_lost"]
@@ -62,7 +65,7 @@ class Dispatcher:
     def __init__(
         self, *, store: JobStore, blobs: BlobStore, slots: SlotLedger, pool: InstancePool,
         execution: JobExecution, events: JobEvents, telemetry: Telemetry, health: HealthChecker | None,
-        owner: str, lease_s: float, job_timeout_s: float, max_attempts: int, sweep_s: float,
+        placement: Placement, owner: str, lease_s: float, job_timeout_s: float, max_attempts: int, sweep_s: float,
     ) -> None:
         self.store = store
         self.blobs = blobs
@@ -72,6 +75,7 @@ class Dispatcher:
         self.events = events
         self.telemetry = telemetry
         self.health = health
+        self.placement = placement
         self.owner = owner
         self.lease_s = lease_s
         self.job_timeout_s = job_timeout_s
@@ -98,52 +102,56 @@ class Dispatcher:
                     await self._wake.wait()
 
     async def _fill(self) -> None:
-        """Start jobs while there is a pending job, a healthy server and a free slot."""
+        """Start jobs while there is a pending job and a free server that should run it now."""
         while not self.draining:
-            candidates = self.pool.available()
-            if not candidates:
+            available = self.pool.available()
+            if not available:
                 return
-            name = await self._acquire(candidates)
-            if name is None:
+            usage = await self.slots.usage()
+            plan = self.placement.plan(available, usage)
+            if not plan.free or plan.types == frozenset():
                 return
-            try:
-                job = await self.store.claim(self.owner, self.lease_s, instance=name)
-            except BaseException:
-                await self.slots.release(name)
-                raise
+            job = await self.store.claim(self.owner, self.lease_s, types=plan.types)
             if job is None:
-                await self.slots.release(name)
                 return
-            self._retry_from.pop(job.id, None)
-            instance = self.pool.get(name)
-            assert instance is not None
-            self.start(job, instance, reattach=False)
+            if not await self._place(job, plan, usage):
+                return
 
-    async def _acquire(self, candidates: list[str]) -> str | None:
-        """A slot, away from the servers that jobs waiting for a retry just failed on, if one is free."""
+    async def _place(self, job: Job, plan: Plan, usage: dict[str, int]) -> bool:
+        """Start the claimed `job` on the best free server that can run it and still has a slot."""
         now = time.monotonic()
         for job_id, (_, at) in list(self._retry_from.items()):
             if now - at > RETRY_AVOID_S:
                 del self._retry_from[job_id]
-        avoid = {name for name, _ in self._retry_from.values()}
-        others = [c for c in candidates if c not in avoid]
-        if avoid and others:
-            name = await self.slots.acquire(others)
-            if name is not None:
-                return name
-        return await self.slots.acquire(candidates)
+        failed_on = self._retry_from.pop(job.id, (None, 0.0))[0]
+        for choice in self.placement.rank(job, plan.free, usage, avoid=failed_on):
+            if await self.slots.acquire([choice.instance]) is not None:
+                instance = self.pool.get(choice.instance)
+                assert instance is not None
+                self.placement.sent(job, choice)
+                self.start(job, instance, reattach=False, placement=choice)
+                return True
+        # Rare: the free slots went to another replica meanwhile, or the job's own parameters name a
+        # model no free server has. It waits again for the next freed slot.
+        await self.store.requeue(job.id, job.attempt, {"message": "no free server could take the job",
+                                                       "code": "not_placed"})
+        return False
 
-    def start(self, job: Job, instance: Instance, *, reattach: bool) -> None:
+    def start(self, job: Job, instance: Instance, *, reattach: bool, placement: Choice | None = None) -> None:
         """Run `job` (already claimed, its slot on `instance` already taken) in its own task."""
-        task = asyncio.create_task(self._run(job, instance, reattach), name=f"job-{job.id}")
+        task = asyncio.create_task(self._run(job, instance, reattach, placement), name=f"job-{job.id}")
         self.running[job.id] = RunningJob(job, instance.name, task)
 
     # --- one attempt ---
 
-    async def _run(self, job: Job, instance: Instance, reattach: bool) -> None:
+    async def _run(self, job: Job, instance: Instance, reattach: bool, placement: Choice | None) -> None:
         self.telemetry.job_started(job, instance.name)
         progress = ProgressReporter(self.store, job)
+        completed = False
         try:
+            if placement is not None:
+                job.instance, job.placement = instance.name, placement.as_dict()
+                await self.store.record_placement(job.id, job.attempt, instance.name, job.placement)
             try:
                 async with asyncio.timeout(self._time_left(job)):
                     work = self.execution.reattach if reattach else self.execution.run
@@ -155,7 +163,7 @@ class Dispatcher:
                     "code": "job_timed_out", "instance": instance.name})
             else:
                 instance.breaker.record_success()
-                await self._finish_completed(job, instance, outcome)
+                completed = await self._finish_completed(job, instance, outcome)
         except asyncio.CancelledError:
             reason = self.running[job.id].stop_reason if job.id in self.running else None
             self.telemetry.job_released(job, instance.name)
@@ -176,6 +184,7 @@ class Dispatcher:
             await self._finish_failed(job, instance, error_of(exc, instance=instance.name))
         finally:
             self.running.pop(job.id, None)
+            self.placement.ended(job.id, instance.name, completed=completed)
             await asyncio.shield(self._release(instance.name))
 
     async def _release(self, instance: str) -> None:
@@ -207,14 +216,16 @@ class Dispatcher:
         error["message"] = f"no ComfyUI server could run the job in {job.attempt} attempts; last: {exc.message}"
         await self._finish_failed(job, instance, error)
 
-    async def _finish_completed(self, job: Job, instance: Instance, outcome: Outcome) -> None:
+    async def _finish_completed(self, job: Job, instance: Instance, outcome: Outcome) -> bool:
         job.result_meta = outcome.meta
         if await self.store.complete(job.id, job.attempt, outcome.blob, outcome.meta):
             self.telemetry.job_finished(job, instance.name, True, None)
             await self.events.publish_finished(job.id)
-        else:  # this attempt was abandoned (lease lost or job deleted): its result is not the job's
-            self.telemetry.job_released(job, instance.name)
-            await self.blobs.delete(outcome.blob)
+            return True
+        # this attempt was abandoned (lease lost or job deleted): its result is not the job's
+        self.telemetry.job_released(job, instance.name)
+        await self.blobs.delete(outcome.blob)
+        return False
 
     async def _finish_failed(self, job: Job, instance: Instance | None, error: dict[str, Any]) -> None:
         if await self.store.fail(job.id, job.attempt, error):

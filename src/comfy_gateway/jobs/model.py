@@ -67,6 +67,7 @@ class Job:
     result_meta: dict[str, Any] = field(default_factory=dict)
     error: dict[str, Any] | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    placement: dict[str, Any] | None = None  # where the current attempt runs and why (dispatch/placement.py)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -21,6 +21,21 @@ local function set_instance(key, id, created, new)
         redis.call('HDEL', key, 'instance')
     end
 end
+-- The oldest job of `queue` whose type is in `types`, a JSON list ('' or nil: any type).
+local function first_of_types(queue, types)
+    if not types or types == '' then return redis.call('ZRANGE', queue, 0, 0)[1] end
+    local wanted = {}
+    for _, name in ipairs(cjson.decode(types)) do wanted[name] = true end
+    local start = 0
+    while true do
+        local page = redis.call('ZRANGE', queue, start, start + 99)
+        if #page == 0 then return nil end
+        for _, id in ipairs(page) do
+            if wanted[redis.call('HGET', k_job(id), 'type')] then return id end
+        end
+        start = start + 100
+    end
+end
 local function move_state(key, id, created, old, new)
     redis.call('ZREM', k_state(old), id)
     redis.call('ZADD', k_state(new), created, id)
@@ -54,13 +69,13 @@ end
 return 1
 """
 
-# ARGV: prefix, now, owner, lease expiry, has instance ('1'/'0'), instance, [job id]
+# ARGV: prefix, now, owner, lease expiry, has instance ('1'/'0'), instance, job id or '' (the next one),
+# job types the next one may have as a JSON list or '' (any)
 CLAIM = """
 local id = ARGV[7]
-if not id then
-    local head = redis.call('ZRANGE', K_PENDING, 0, 0)
-    if #head == 0 then return false end
-    id = head[1]
+if id == '' then
+    id = first_of_types(K_PENDING, ARGV[8])
+    if not id then return false end
 end
 local key = k_job(id)
 local f = redis.call('HMGET', key, 'state', 'created_at', 'started_at')
@@ -74,6 +89,17 @@ if not f[3] then redis.call('HSET', key, 'started_at', ARGV[2]) end
 set_instance(key, id, f[2], ARGV[5] == '1' and ARGV[6])
 redis.call('ZADD', K_LEASES, ARGV[4], id)
 return redis.call('HGETALL', key)
+"""
+
+# ARGV: prefix, id, attempt, instance, placement as JSON, now
+PLACE = """
+local id = ARGV[2]
+local key = k_job(id)
+local f = redis.call('HMGET', key, 'state', 'attempt', 'created_at')
+if f[1] ~= 'processing' or f[2] ~= ARGV[3] then return 0 end
+set_instance(key, id, f[3], ARGV[4])
+redis.call('HSET', key, 'placement', ARGV[5], 'updated_at', ARGV[6])
+return 1
 """
 
 # ARGV: prefix, id, attempt, check owner ('1'/'0'), owner, new lease expiry or '', field/value pairs...

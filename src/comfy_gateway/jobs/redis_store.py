@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
@@ -34,6 +34,7 @@ from .redis_scripts import (
     FENCED_SET,
     FINISH,
     LUA_HELPERS,
+    PLACE,
     REQUEUE,
     TAKE_OVER,
 )
@@ -44,7 +45,7 @@ _STR_FIELDS = frozenset({"id", "type", "lease_owner", "instance", "prompt_id", "
 _FLOAT_FIELDS = frozenset(
     {"created_at", "updated_at", "lease_expires_at", "started_at", "finished_at", "progress"}
 )
-_JSON_FIELDS = frozenset({"params", "input_meta", "result_meta", "error", "history"})
+_JSON_FIELDS = frozenset({"params", "input_meta", "result_meta", "error", "history", "placement"})
 _LIST_PAGE = 200
 
 
@@ -129,6 +130,7 @@ class RedisJobStore(OpenClose):
         sources = {
             "create": CREATE, "create_once": CREATE_ONCE, "claim": CLAIM, "fenced_set": FENCED_SET, "finish": FINISH,
             "requeue": REQUEUE, "take_over": TAKE_OVER, "delete": DELETE, "counts": COUNTS,
+            "place": PLACE,
         }  # fmt: skip
         self._scripts = {
             name: client.register_script(LUA_KEYS + LUA_HELPERS + body) for name, body in sources.items()
@@ -184,15 +186,19 @@ class RedisJobStore(OpenClose):
         return _decode(await self._redis.hgetall(self._keys.job(job_id)))
 
     async def _claim(
-        self, owner: str, lease_seconds: float, instance: str | None, *job_id: str
+        self, owner: str, lease_seconds: float, instance: str | None, job_id: str = "", types: str = ""
     ) -> Job | None:
         now = time.time()
         has_instance = "0" if instance is None else "1"
-        args = (_num(now), owner, _num(now + lease_seconds), has_instance, instance or "", *job_id)
+        args = (_num(now), owner, _num(now + lease_seconds), has_instance, instance or "", job_id, types)
         return _decode(await self._call("claim", *args))
 
-    async def claim(self, owner: str, lease_seconds: float, instance: str | None = None) -> Job | None:
-        return await self._claim(owner, lease_seconds, instance)
+    async def claim(
+        self, owner: str, lease_seconds: float, instance: str | None = None,
+        types: Collection[str] | None = None,
+    ) -> Job | None:
+        return await self._claim(owner, lease_seconds, instance,
+                                 types="" if types is None else compact_json(sorted(types)))
 
     async def claim_job(
         self, job_id: str, owner: str, lease_seconds: float, instance: str | None = None
@@ -208,6 +214,10 @@ class RedisJobStore(OpenClose):
 
     async def record_prompt(self, job_id: str, attempt: int, prompt_id: str) -> bool:
         return await self._fenced_set(job_id, attempt, "prompt_id", prompt_id)
+
+    async def record_placement(self, job_id: str, attempt: int, instance: str, placement: dict[str, Any]) -> bool:
+        args = (job_id, str(attempt), instance, compact_json(placement), _num(time.time()))
+        return bool(await self._call("place", *args))
 
     async def set_progress(self, job_id: str, attempt: int, progress: float) -> bool:
         return await self._fenced_set(job_id, attempt, "progress", _num(progress))

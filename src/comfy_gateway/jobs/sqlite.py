@@ -17,7 +17,7 @@ import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -66,7 +66,8 @@ _COLUMNS = (
     "instance", "prompt_id", "started_at", "finished_at", "progress",
 )  # fmt: skip
 # The rest of the Job lives in the JSON column `data`.
-_DATA_FIELDS = ("params", "input_blob", "input_meta", "result_blob", "result_meta", "error", "history")
+_DATA_FIELDS = ("params", "input_blob", "input_meta", "result_blob", "result_meta", "error", "history",
+                "placement")
 _SELECT = ", ".join((*_COLUMNS, "data"))
 
 _INSERT = f"INSERT INTO jobs ({_SELECT}) VALUES ({', '.join('?' * (len(_COLUMNS) + 1))})"
@@ -76,13 +77,19 @@ UPDATE jobs SET state = 'processing', attempt = attempt + 1, lease_owner = :owne
     lease_expires_at = :expires, instance = :instance, progress = 0.0,
     started_at = COALESCE(started_at, :now), updated_at = :now
 """
+# `types`: NULL, or a JSON list of the job types that may be taken
 _CLAIM_NEXT = f"""{_CLAIM_SET}
-WHERE id = (SELECT id FROM jobs WHERE state = 'pending' ORDER BY created_at, rowid LIMIT 1)
+WHERE id = (SELECT id FROM jobs WHERE state = 'pending'
+            AND (:types IS NULL OR type IN (SELECT value FROM json_each(:types)))
+            ORDER BY created_at, rowid LIMIT 1)
 RETURNING {_SELECT}"""
 _CLAIM_ONE = f"{_CLAIM_SET} WHERE id = :id AND state = 'pending' RETURNING {_SELECT}"
 
 _FENCE = "WHERE id = :id AND state = 'processing' AND attempt = :attempt"
 _RECORD_PROMPT = f"UPDATE jobs SET prompt_id = :prompt_id, updated_at = :now {_FENCE}"
+_RECORD_PLACEMENT = f"""
+UPDATE jobs SET instance = :instance, updated_at = :now, data = json_set(data, '$.placement', json(:placement))
+{_FENCE}"""
 _SET_PROGRESS = f"UPDATE jobs SET progress = :progress, updated_at = :now {_FENCE}"
 _RENEW = f"UPDATE jobs SET lease_expires_at = :expires, updated_at = :now {_FENCE} AND lease_owner = :owner"
 _COMPLETE = f"""
@@ -247,9 +254,13 @@ class SqliteJobStore(OpenClose):
     async def get(self, job_id: str) -> Job | None:
         return await self._one(f"SELECT {_SELECT} FROM jobs WHERE id = ?", (job_id,))
 
-    async def claim(self, owner: str, lease_seconds: float, instance: str | None = None) -> Job | None:
+    async def claim(
+        self, owner: str, lease_seconds: float, instance: str | None = None,
+        types: Collection[str] | None = None,
+    ) -> Job | None:
         now = time.time()
-        params = {"owner": owner, "expires": now + lease_seconds, "instance": instance, "now": now}
+        params = {"owner": owner, "expires": now + lease_seconds, "instance": instance, "now": now,
+                  "types": None if types is None else compact_json(sorted(types))}
         return await self._one(_CLAIM_NEXT, params)
 
     async def claim_job(
@@ -268,6 +279,11 @@ class SqliteJobStore(OpenClose):
     async def record_prompt(self, job_id: str, attempt: int, prompt_id: str) -> bool:
         params = {"id": job_id, "attempt": attempt, "prompt_id": prompt_id, "now": time.time()}
         return await self._update(_RECORD_PROMPT, params)
+
+    async def record_placement(self, job_id: str, attempt: int, instance: str, placement: dict[str, Any]) -> bool:
+        params = {"id": job_id, "attempt": attempt, "instance": instance, "placement": compact_json(placement),
+                  "now": time.time()}
+        return await self._update(_RECORD_PLACEMENT, params)
 
     async def set_progress(self, job_id: str, attempt: int, progress: float) -> bool:
         params = {"id": job_id, "attempt": attempt, "progress": float(progress), "now": time.time()}

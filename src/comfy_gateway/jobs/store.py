@@ -7,7 +7,7 @@ No SQL or Redis detail belongs here; `tests/contract/` holds the one suite every
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -47,10 +47,14 @@ class JobStore(Protocol):
 
     async def get(self, job_id: str) -> Job | None: ...
 
-    async def claim(self, owner: str, lease_seconds: float, instance: str | None = None) -> Job | None:
+    async def claim(
+        self, owner: str, lease_seconds: float, instance: str | None = None,
+        types: Collection[str] | None = None,
+    ) -> Job | None:
         """Atomically take the oldest pending job: processing, attempt + 1, leased to `owner`.
 
-        `instance` is recorded as the server the attempt will run on."""
+        `instance` is recorded as the server the attempt will run on. With `types`, only a job of one
+        of these types is taken (those the free servers should run now); None takes any."""
 
     async def claim_job(
         self, job_id: str, owner: str, lease_seconds: float, instance: str | None = None
@@ -59,6 +63,9 @@ class JobStore(Protocol):
 
     async def record_prompt(self, job_id: str, attempt: int, prompt_id: str) -> bool:
         """Remember the ComfyUI prompt id of this attempt (set before the prompt is posted)."""
+
+    async def record_placement(self, job_id: str, attempt: int, instance: str, placement: dict[str, Any]) -> bool:
+        """The server this attempt runs on and why (`Job.placement`), chosen after the claim."""
 
     async def set_progress(self, job_id: str, attempt: int, progress: float) -> bool: ...
 

@@ -1,0 +1,71 @@
+"""The work this replica has sent to each server and not seen end: how much is queued ahead there.
+
+A ComfyUI server runs its prompts one at a time, in the order they came. So the job at the head of
+a server's queue started when it was sent or when the job before it ended, whichever was later;
+that interval, measured when the job ends, is the service-time sample the estimates learn from.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Sent:
+    job_id: str
+    workflow: str
+    expected_s: float
+    cold: bool
+    sent_at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class Ended:
+    """A job that left its server's queue: how long it held the server, and whether it was cold."""
+
+    workflow: str
+    held_s: float
+    cold: bool
+
+
+@dataclass
+class ServerQueue:
+    jobs: list[Sent] = field(default_factory=list)
+    last_end: float = 0.0  # monotonic time the previous job here ended
+
+    def ahead_s(self, now: float) -> float:
+        """Expected seconds until the server gets to a job sent now."""
+        total = 0.0
+        for index, job in enumerate(self.jobs):
+            if index == 0:  # under way: what is left of it
+                total += max(0.0, job.expected_s - (now - max(job.sent_at, self.last_end)))
+            else:
+                total += job.expected_s
+        return total
+
+
+class Backlog:
+    def __init__(self) -> None:
+        self._queues: dict[str, ServerQueue] = {}
+
+    def queue(self, server: str) -> ServerQueue:
+        return self._queues.setdefault(server, ServerQueue())
+
+    def sent(self, server: str, job: Sent) -> None:
+        self.queue(server).jobs.append(job)
+
+    def ended(self, server: str, job_id: str) -> Ended | None:
+        """Take `job_id` off the server's queue; what it measured, if this replica had sent it."""
+        queue = self.queue(server)
+        now = time.monotonic()
+        found = next((j for j in queue.jobs if j.job_id == job_id), None)
+        ended = None
+        if found is not None:
+            queue.jobs.remove(found)
+            ended = Ended(found.workflow, now - max(found.sent_at, queue.last_end), found.cold)
+        queue.last_end = now
+        return ended
+
+    def local_count(self, server: str) -> int:
+        return len(self.queue(server).jobs)
