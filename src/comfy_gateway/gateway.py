@@ -292,17 +292,15 @@ class Gateway:
         return await self.get(job_id)
 
     async def estimated_seconds(self, job: Job) -> float | None:
-        """Seconds until `job` should be done: from its placement once it runs; while it waits, by
-        placing the jobs ahead of it the way the dispatcher would."""
+        """Seconds until `job` should be done (see `Placement.estimate`)."""
         if job.state.finished:
             return 0.0
-        if job.state is JobState.PROCESSING:
-            expected = (job.placement or {}).get("expected_finish_at")
-            return None if expected is None else max(0.0, float(expected) - time.time())
-        pending = await self.store.list(JobFilter(state=JobState.PENDING, limit=ETA_LOOKAHEAD))
-        ahead = sorted((j for j in pending if (j.created_at, j.id) < (job.created_at, job.id)),
-                       key=lambda j: j.created_at)
-        return self.placement.finish_in(job, ahead, await self.slots.usage())
+        ahead: list[Job] = []
+        if job.state is JobState.PENDING:
+            pending = await self.store.list(JobFilter(state=JobState.PENDING, limit=ETA_LOOKAHEAD))
+            ahead = sorted((j for j in pending if (j.created_at, j.id) < (job.created_at, job.id)),
+                           key=lambda j: j.created_at)
+        return self.placement.estimate(job, ahead, await self.slots.usage())
 
     async def result_bytes(self, job: Job) -> bytes:
         assert job.result_blob is not None

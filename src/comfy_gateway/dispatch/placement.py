@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from ..comfyui.instance import Instance, InstancePool
 from ..errors import NoCapableServer
-from ..jobs.model import Job
+from ..jobs.model import Job, JobState
 from ..workflows.needs import Needs
 from ..workflows.registry import WorkflowRegistry
 from .backlog import Backlog, Sent
@@ -183,17 +183,29 @@ class Placement:
         if ended is not None and completed:
             self.estimates.observe(ended.workflow, instance, ended.held_s, cold=ended.cold)
 
-    # --- estimated completion of a job still pending ---
+    # --- estimated completion ---
 
-    def finish_in(self, job: Job, ahead: Sequence[Job], usage: Mapping[str, int]) -> float | None:
-        """Seconds until `job` should be done, placing the jobs `ahead` of it first as the dispatcher
-        would. None when no server that could run it is up."""
+    def estimate(self, job: Job, ahead: Sequence[Job], usage: Mapping[str, int]) -> float | None:
+        """Seconds until the unfinished `job` should be done: from its server's queue when this
+        replica sent it; from its recorded placement when another one did; while it waits, by placing
+        the pending jobs `ahead` of it first, as the dispatcher would."""
+        sent = self.backlog.until_end(job.id)
+        if sent is not None:
+            return sent
+        expected = (job.placement or {}).get("expected_finish_at")
+        if job.state is JobState.PROCESSING:
+            return None if expected is None else max(0.0, float(expected) - time.time())
+        return self._finish_in(job, ahead, usage)
+
+    def _finish_in(self, job: Job, ahead: Sequence[Job], usage: Mapping[str, int]) -> float | None:
+        """None when no server that could run the job is up."""
         now = time.monotonic()
         servers = self.pool.available()
         free_at = {n: self._choice(job.type, None, n, usage, now).ahead_s for n in servers}
         warm = {n: self.pool.get(n).warm_models for n in servers}  # type: ignore[union-attr]
         finish: float | None = None
-        for item in [*ahead, job]:
+        # A job read as pending may have been placed since: it is counted in its server's queue.
+        for item in [*(j for j in ahead if j.id not in self.backlog), job]:
             needs = self.job_needs(item)
             keys = needs.warm_keys if needs is not None else frozenset()
             best: tuple[float, float, str] | None = None
