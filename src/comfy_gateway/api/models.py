@@ -23,8 +23,6 @@ class AsyncAccepted(BaseModel):
     status: str
     message: str
     estimated_completion_time: str
-    estimated_completion_seconds: float | None = Field(
-        None, description="seconds until the job should be done, from the measured service times")
     status_url: str
     result_url: str
 

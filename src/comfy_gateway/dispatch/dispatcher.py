@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from ..background import TaskOwner, cancel_and_wait
 from ..comfyui.health import HealthChecker
 from ..comfyui.instance import Instance, InstancePool
 from ..errors import GatewayError, UpstreamUnavailable, WorkflowFailed, WorkflowRejected
@@ -83,7 +84,7 @@ class Dispatcher:
         self.sweep_s = sweep_s
         self.running: dict[str, RunningJob] = {}
         self.draining = False
-        self.started_at = time.time()
+        self._jobs = TaskOwner(telemetry.log_exception)
         self._wake = asyncio.Event()
         # job id -> (server it just failed on, when): its retry should go elsewhere if it can.
         self._retry_from: dict[str, tuple[str, float]] = {}
@@ -139,7 +140,7 @@ class Dispatcher:
 
     def start(self, job: Job, instance: Instance, *, reattach: bool, placement: Choice | None = None) -> None:
         """Run `job` (already claimed, its slot on `instance` already taken) in its own task."""
-        task = asyncio.create_task(self._run(job, instance, reattach, placement), name=f"job-{job.id}")
+        task = self._jobs.spawn(self._run(job, instance, reattach, placement), name=f"job-{job.id}")
         self.running[job.id] = RunningJob(job, instance.name, task)
 
     # --- one attempt ---
@@ -148,15 +149,18 @@ class Dispatcher:
         self.telemetry.job_started(job, instance.name)
         progress = ProgressReporter(self.store, job)
         completed = False
+        deadline = asyncio.timeout(self._time_left(job))
         try:
             if placement is not None:
                 job.instance, job.placement = instance.name, placement.as_dict()
                 await self.store.record_placement(job.id, job.attempt, instance.name, job.placement)
             try:
-                async with asyncio.timeout(self._time_left(job)):
+                async with deadline:
                     work = self.execution.reattach if reattach else self.execution.run
                     outcome = await work(job, instance, progress)
             except TimeoutError:
+                if not deadline.expired():  # some other timeout inside the attempt: not the job's deadline
+                    raise
                 await self.interrupt_prompt(job, instance)
                 await self._finish_failed(job, instance, {
                     "message": f"job exceeded JOB_TIMEOUT of {self.job_timeout_s:g} s; its prompt was interrupted",
@@ -185,6 +189,7 @@ class Dispatcher:
         finally:
             self.running.pop(job.id, None)
             self.placement.ended(job.id, instance.name, completed=completed)
+            await progress.aclose()
             await asyncio.shield(self._release(instance.name))
 
     async def _release(self, instance: str) -> None:
@@ -241,9 +246,7 @@ class Dispatcher:
         if running is None:
             return False
         running.stop_reason = reason
-        running.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await running.task
+        await cancel_and_wait(running.task)
         return True
 
     async def renew_leases(self) -> None:
@@ -265,6 +268,10 @@ class Dispatcher:
         for job_id in left:
             await self.stop_job(job_id, "shutdown")
         return len(left)
+
+    async def aclose(self) -> None:
+        """Stop whatever job task is still running (after `drain`, none should be)."""
+        await self._jobs.aclose()
 
     # --- adopting jobs whose worker is gone ---
 
