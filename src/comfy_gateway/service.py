@@ -204,9 +204,9 @@ class JobService:
     async def wait_sync(self, job_id: str) -> Job:
         """A sync request's wait: until its job ends, unless the job cannot start.
 
-        A job still pending while no server is available (for STRANDED_GRACE_S) or while the gateway
-        drains is withdrawn (failed with a 503 reason), so the client does not hang and a later run
-        cannot surprise it. Woken by the job's own event; once a second it looks at the pool, and
+        A job still pending while no server that can run it is available (for STRANDED_GRACE_S) or
+        while the gateway drains is withdrawn (failed with a 503 reason), so the client does not hang
+        and a later run cannot surprise it. Woken by the job's own event; once a second it looks at the pool, and
         reads the job only when the pool gives a reason to."""
         deadline = time.monotonic() + self.sync_wait_limit()
         stranded_since: float | None = None
@@ -215,7 +215,7 @@ class JobService:
             job = await self.get(job_id)
             while not job.state.finished and time.monotonic() < deadline and not self.admission.stopped.is_set():
                 woken = await _set_within(event, min(1.0, deadline - time.monotonic()), self.admission.stopped)
-                stranded = self.admission.stranded()
+                stranded = self.admission.stranded() or not self._placement.can_start(job)
                 if woken or stranded:
                     job = await self.get(job_id)
                 if job.state is not JobState.PENDING or not stranded:

@@ -112,6 +112,10 @@ class Placement:
             raise NoCapableServer(f"no configured ComfyUI server can run {job_type!r}: missing {', '.join(missing)}",
                                   missing=missing, servers=lacking)
 
+    def can_start(self, job: Job) -> bool:
+        """Whether a server that is up can run `job` (else it waits for one to recover)."""
+        return bool(self._capable(self.job_needs(job), self.pool.available()))
+
     def _capable(self, needs: Needs | None, names: Iterable[str]) -> list[str]:
         found = [self.pool.get(name) for name in names]
         return [i.name for i in found if i is not None and (needs is None or not self.lacks(i, needs))]
