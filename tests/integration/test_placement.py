@@ -119,3 +119,20 @@ async def test_eta_of_queued_jobs_is_within_30_percent(fake_servers, tmp_path: P
         for job_id, seconds in actual.items():
             assert abs(predicted[job_id] - seconds) <= 0.3 * seconds, (predicted[job_id], seconds)
         assert texts[0] == "1-2 seconds" and texts[-1] != texts[0]  # the seed's string, from the same estimate
+
+
+async def test_a_server_not_read_yet_that_lacks_the_node_hands_its_jobs_on(fake_servers, tmp_path: Path) -> None:
+    (able,) = await fake_servers(1)
+    (lacking,) = await fake_servers(1, without_nodes=["InspyrenetRembg"])
+    settings = gateway_settings(tmp_path, hosts_of([able, lacking]), health_check_interval=60_000)
+    async with running_gateway(settings) as gw:
+        await capabilities_known(gw)
+        unknown = gw.gateway.pool.get(lacking.host_port)
+        assert unknown is not None
+        unknown.capabilities = None  # as if its /object_info had not been read yet
+        ids = await asyncio.gather(*(submit(gw.client, "remove-background") for _ in range(6)))
+        await asyncio.gather(*(gw.wait_job(job_id) for job_id in ids))
+        result = await tally(gw.client, ids)
+        assert result.completed == 6, result.line()
+        assert lacking.stats()["prompts_rejected"] >= 1  # it was tried, refused the graph, and was read again
+        assert unknown.capabilities is not None and "InspyrenetRembg" not in unknown.capabilities.node_classes

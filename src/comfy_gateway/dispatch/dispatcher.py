@@ -182,7 +182,11 @@ class Dispatcher:
             await self._retry_or_fail(job, instance, exc)
         except (WorkflowRejected, WorkflowFailed) as exc:
             instance.breaker.record_success()  # the server works; the workflow or its input does not
-            await self._finish_failed(job, instance, error_of(exc, instance=instance.name))
+            if isinstance(exc, WorkflowRejected) and await self._lacks_what_it_needs(job, instance):
+                await self._retry_or_fail(job, instance, UpstreamUnavailable(
+                    f"{instance.name} lacks what the workflow needs ({exc.message})", instance=instance.name))
+            else:
+                await self._finish_failed(job, instance, error_of(exc, instance=instance.name))
         except Exception as exc:
             self.telemetry.log_exception("job crashed", job_id=job.id, instance=instance.name)
             await self._finish_failed(job, instance, error_of(exc, instance=instance.name))
@@ -191,6 +195,14 @@ class Dispatcher:
             self.placement.ended(job.id, instance.name, completed=completed)
             await progress.aclose()
             await asyncio.shield(self._release(instance.name))
+
+    async def _lacks_what_it_needs(self, job: Job, instance: Instance) -> bool:
+        """After a refused graph, read what the server has (it may not have been read yet, or have
+        changed): True if it lacks a node or model `job` needs, so another server should run it."""
+        if self.health is not None:
+            await self.health.read_capabilities(instance)
+        needs = self.placement.job_needs(job)
+        return needs is not None and bool(self.placement.lacks(instance, needs))
 
     async def _release(self, instance: str) -> None:
         await self.slots.release(instance)
