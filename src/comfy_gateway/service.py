@@ -28,7 +28,7 @@ from .settings import Settings
 from .workflows.registry import Workflow, WorkflowRegistry
 
 STRANDED_GRACE_S = 3.0
-ETA_LOOKAHEAD = 1000  # pending jobs ahead that an estimate places one by one
+ETA_SAMPLE = 50  # pending jobs ahead that an estimate places one by one
 
 
 async def _set_within(event: asyncio.Event, seconds: float, also: asyncio.Event | None = None) -> bool:
@@ -162,15 +162,21 @@ class JobService:
         return await self._store.pending_count()
 
     async def estimated_seconds(self, job: Job) -> float | None:
-        """Seconds until `job` should be done (see `Placement.estimate`)."""
+        """Seconds until `job` should be done (see `Placement.estimate`).
+
+        Of the jobs pending ahead of a pending one, the newest ETA_SAMPLE are read; the older rest
+        is only counted (reading a long queue on every request would cost more than it tells)."""
         if job.state.finished:
             return 0.0
         ahead: list[Job] = []
+        unseen = 0
         if job.state is JobState.PENDING:
-            pending = await self._store.list(JobFilter(state=JobState.PENDING, limit=ETA_LOOKAHEAD))
-            ahead = sorted((j for j in pending if (j.created_at, j.id) < (job.created_at, job.id)),
+            sample = await self._store.list(JobFilter(state=JobState.PENDING, limit=ETA_SAMPLE))
+            ahead = sorted((j for j in sample if (j.created_at, j.id) < (job.created_at, job.id)),
                            key=lambda j: j.created_at)
-        return self._placement.estimate(job, ahead, await self._slots.usage())
+            if len(sample) == ETA_SAMPLE:
+                unseen = max(0, await self._store.pending_count() - len(sample) - 1)
+        return self._placement.estimate(job, ahead, unseen, await self._slots.usage())
 
     def average_seconds(self, job_type: str) -> float | None:
         """How long a job of this type took on average (successful jobs), if any ran yet."""

@@ -142,3 +142,17 @@ async def test_only_servers_that_have_the_node_are_used_and_none_is_refused(pool
     assert refused.value.details["missing"] == ["node InspyrenetRembg"]
     assert set(refused.value.details["servers"]) == {"a:1", "b:1"}
     assert placement.plan(["a:1", "b:1"], {}).types == set()  # nothing here can run on them
+
+
+async def test_a_pending_job_waits_for_those_ahead_and_the_unseen_older_ones(pool: InstancePool) -> None:
+    placement = placement_on(pool)  # every service time 0.3 s, two idle servers
+    job = Job(id="last", type="upscale-image")
+    assert placement.estimate(job, [], 0, {}) == pytest.approx(0.3 + 1.0)  # its model is not loaded yet
+    for inst in pool:
+        inst.prompt_sent(frozenset({"4x_NMKD-Siax_200k.pth"}))
+    ahead = [Job(id=f"a{i}", type="upscale-image") for i in range(3)]
+    assert placement.estimate(job, ahead, 0, {}) == pytest.approx(0.6)  # two rounds on two servers
+    assert placement.estimate(job, ahead, 10, {}) == pytest.approx(10 * 0.3 / 2 + 0.6)
+    for inst in pool:
+        inst.breaker.trip(60)
+    assert placement.estimate(job, ahead, 0, {}) is None  # no server is up

@@ -22,12 +22,13 @@ from typing import Any, Literal
 from ..comfyui.instance import Instance, InstancePool
 from ..errors import NoCapableServer
 from ..jobs.model import Job, JobState
-from ..workflows.needs import Needs
+from ..workflows.needs import Needs, is_model_input
 from ..workflows.registry import WorkflowRegistry
 from .backlog import Backlog, Sent
 from .estimates import ServiceEstimates
 
 Strategy = Literal["affinity", "least_loaded"]
+NEEDS_CACHE = 1024  # (workflow, model parameters) whose needs are kept
 # Model inputs shown in each server's capability summary beside those the workflows use.
 WELL_KNOWN_MODEL_INPUTS = (("CheckpointLoaderSimple", "ckpt_name"), ("UpscaleModelLoader", "model_name"),
                            ("LoraLoader", "lora_name"), ("VAELoader", "vae_name"))
@@ -77,7 +78,7 @@ class Placement:
         self.per_instance = per_instance
         self.total = total
         self.backlog = Backlog()
-        self._default_needs: dict[str, Needs] = {}
+        self._needs: dict[tuple[str, tuple[tuple[str, str], ...]], Needs] = {}
         self._turn = itertools.count()
 
     # --- what a job needs and who has it ---
@@ -86,11 +87,15 @@ class Placement:
         workflow = self.registry.get(job_type)
         if workflow is None:
             return None
-        if params:
-            return workflow.needs(params)
-        if job_type not in self._default_needs:
-            self._default_needs[job_type] = workflow.needs()
-        return self._default_needs[job_type]
+        # Only a parameter that names a model file changes what a run needs.
+        chosen = {k: v for k, v in (params or {}).items()
+                  if k in workflow.parameters and is_model_input(workflow.parameters[k].input)}
+        key = (job_type, tuple(sorted((k, str(v)) for k, v in chosen.items())))
+        if key not in self._needs:
+            if len(self._needs) >= NEEDS_CACHE:
+                self._needs.clear()
+            self._needs[key] = workflow.needs(chosen)
+        return self._needs[key]
 
     def job_needs(self, job: Job) -> Needs | None:
         return self.needs(job.type, job.params.get("workflow"))
@@ -189,23 +194,27 @@ class Placement:
 
     # --- estimated completion ---
 
-    def estimate(self, job: Job, ahead: Sequence[Job], usage: Mapping[str, int]) -> float | None:
+    def estimate(self, job: Job, ahead: Sequence[Job], unseen: int, usage: Mapping[str, int]) -> float | None:
         """Seconds until the unfinished `job` should be done: from its server's queue when this
         replica sent it; from its recorded placement when another one did; while it waits, by placing
-        the pending jobs `ahead` of it first, as the dispatcher would."""
+        the pending jobs `ahead` of it first, as the dispatcher would, after `unseen` older ones
+        (counted, not read: taken to be like those ahead, spread over the servers)."""
         sent = self.backlog.until_end(job.id)
         if sent is not None:
             return sent
         expected = (job.placement or {}).get("expected_finish_at")
         if job.state is JobState.PROCESSING:
             return None if expected is None else max(0.0, float(expected) - time.time())
-        return self._finish_in(job, ahead, usage)
+        return self._finish_in(job, ahead, unseen, usage)
 
-    def _finish_in(self, job: Job, ahead: Sequence[Job], usage: Mapping[str, int]) -> float | None:
+    def _finish_in(self, job: Job, ahead: Sequence[Job], unseen: int, usage: Mapping[str, int]) -> float | None:
         """None when no server that could run the job is up."""
         now = time.monotonic()
         servers = self.pool.available()
-        free_at = {n: self._choice(job.type, None, n, usage, now).ahead_s for n in servers}
+        mix = [j.type for j in ahead] or [job.type]
+        backlog = unseen * sum(self.estimates.service(t, n) for t in mix for n in servers) / max(
+            1, len(mix) * len(servers) ** 2)  # the unseen jobs' work, shared by the servers
+        free_at = {n: self._choice(job.type, None, n, usage, now).ahead_s + backlog for n in servers}
         warm = {n: self.pool.get(n).warm_models for n in servers}  # type: ignore[union-attr]
         finish: float | None = None
         # A job read as pending may have been placed since: it is counted in its server's queue.
