@@ -170,12 +170,13 @@ class JobService:
             return 0.0
         ahead: list[Job] = []
         unseen = 0
-        if job.state is JobState.PENDING:
-            sample = await self._store.list(JobFilter(state=JobState.PENDING, limit=ETA_SAMPLE))
-            ahead = sorted((j for j in sample if (j.created_at, j.id) < (job.created_at, job.id)),
-                           key=lambda j: j.created_at)
-            if len(sample) == ETA_SAMPLE:
-                unseen = max(0, await self._store.pending_count() - len(sample) - 1)
+        if job.state is JobState.PENDING and not self._placement.placed_here(job.id):
+            pending = await self._store.pending_count()
+            if pending > 1:  # more than the job itself
+                sample = await self._store.list(JobFilter(state=JobState.PENDING, limit=ETA_SAMPLE))
+                ahead = sorted((j for j in sample if (j.created_at, j.id) < (job.created_at, job.id)),
+                               key=lambda j: j.created_at)
+                unseen = max(0, pending - len(sample) - 1) if len(sample) == ETA_SAMPLE else 0
         return self._placement.estimate(job, ahead, unseen, await self._slots.usage())
 
     def average_seconds(self, job_type: str) -> float | None:

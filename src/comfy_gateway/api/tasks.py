@@ -75,8 +75,8 @@ async def run_task(service: JobService, workflow: Workflow, request: Request, *,
     del upload
     replayed = {} if created else {idempotency.REPLAYED_HEADER: "true"}
     if run_async:
-        pending = await service.pending_count()
         seconds = await service.estimated_seconds(job)
+        pending = 0 if seconds is not None else await service.pending_count()
         body = AsyncAccepted(
             job_id=job.id, status=job.state.value,
             message="Job submitted successfully. Poll status_url for progress and result_url for the image.",

@@ -194,6 +194,10 @@ class Placement:
 
     # --- estimated completion ---
 
+    def placed_here(self, job_id: str) -> bool:
+        """Whether this replica sent the job to a server and has not seen it end yet."""
+        return job_id in self.backlog
+
     def estimate(self, job: Job, ahead: Sequence[Job], unseen: int, usage: Mapping[str, int]) -> float | None:
         """Seconds until the unfinished `job` should be done: from its server's queue when this
         replica sent it; from its recorded placement when another one did; while it waits, by placing
