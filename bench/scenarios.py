@@ -724,7 +724,7 @@ def _placement_runs(cfg: Config, res: Result, strategy: str, n: int) -> None:
                 res.add(f"{strategy}_loads", f"{strategy}: model loads per job", "", r["loads_per_job"])
                 res.add(f"{strategy}_errors", f"{strategy}: failed jobs", "", r["errors"])
                 if r["eta_errors"]:
-                    res.add(f"{strategy}_eta_p50", f"{strategy}: ETA error |predicted − actual| ÷ actual, p50", "",
+                    res.add(f"{strategy}_eta_p50", f"{strategy}: ETA error, abs(predicted − actual) ÷ actual, p50", "",
                             load.percentile(r["eta_errors"], 50))
                     res.add(f"{strategy}_eta_p90", f"{strategy}: ETA error, p90", "",
                             load.percentile(r["eta_errors"], 90))
