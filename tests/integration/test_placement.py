@@ -40,7 +40,8 @@ async def test_jobs_avoid_the_server_without_their_node(fake_servers, tmp_path: 
         assert info["placement"]["instance"] == info["comfyui_instance"] != lacking.host_port
         assert info["placement"]["reason"].endswith("ahead") and "warm" in json.dumps(info["placement"])
 
-        views = (await gw.client.get("/api/metrics/instances")).json()["instances"]
+        views = {name: view["placement"] for name, view in
+                 (await gw.client.get("/api/metrics/instances")).json()["instances"].items()}
         summary = views[lacking.host_port]["capabilities"]
         assert summary["workflows"]["remove-background"] == "missing node InspyrenetRembg"
         assert summary["workflows"]["upscale-image"] == "ok"
