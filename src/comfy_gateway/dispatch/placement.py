@@ -219,7 +219,7 @@ class Placement:
         backlog = unseen * sum(self.estimates.service(t, n) for t in mix for n in servers) / max(
             1, len(mix) * len(servers) ** 2)  # the unseen jobs' work, shared by the servers
         free_at = {n: self._choice(job.type, None, n, usage, now).ahead_s + backlog for n in servers}
-        warm = {n: self.pool.get(n).warm_models for n in servers}  # type: ignore[union-attr]
+        warm = {i.name: i.warm_models for i in self.pool if i.name in free_at}
         finish: float | None = None
         # A job read as pending may have been placed since: it is counted in its server's queue.
         for item in [*(j for j in ahead if j.id not in self.backlog), job]:
