@@ -144,6 +144,17 @@ async def test_only_servers_that_have_the_node_are_used_and_none_is_refused(pool
     assert placement.plan(["a:1", "b:1"], {}).types == set()  # nothing here can run on them
 
 
+async def test_a_job_can_start_only_while_a_server_that_can_run_it_is_up(pool: InstancePool) -> None:
+    placement = placement_on(pool)
+    a, b = pool.get("a:1"), pool.get("b:1")
+    assert a is not None and b is not None
+    a.capabilities = Capabilities(frozenset({"ETN_LoadImageBase64", "SaveImage"}))
+    job = Job(id="j", type="remove-background")
+    assert placement.can_start(job)  # b, not read yet, may have the node
+    b.breaker.trip(60)
+    assert not placement.can_start(job)  # a is up but lacks InspyrenetRembg: a sync request is withdrawn
+
+
 async def test_a_pending_job_waits_for_those_ahead_and_the_unseen_older_ones(pool: InstancePool) -> None:
     placement = placement_on(pool)  # every service time 0.3 s, two idle servers
     job = Job(id="last", type="upscale-image")
