@@ -17,7 +17,7 @@ from typing import Any
 ComboOptions = Mapping[tuple[str, str], frozenset[str]]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # one reading of one server: compared (and hashed) by identity
 class Capabilities:
     node_classes: frozenset[str]
     combos: ComboOptions = field(default_factory=dict)

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ..comfyui.capabilities import Capabilities
 from ..comfyui.instance import Instance, InstancePool
 from ..errors import NoCapableServer
 from ..jobs.model import Job, JobState
@@ -28,7 +29,7 @@ from .backlog import Backlog, Sent
 from .estimates import ServiceEstimates
 
 Strategy = Literal["affinity", "least_loaded"]
-NEEDS_CACHE = 1024  # (workflow, model parameters) whose needs are kept
+NEEDS_CACHE = 1024  # entries kept of each cache: needs per (workflow, model parameters), what a server lacks
 # Model inputs shown in each server's capability summary beside those the workflows use.
 WELL_KNOWN_MODEL_INPUTS = (("CheckpointLoaderSimple", "ckpt_name"), ("UpscaleModelLoader", "model_name"),
                            ("LoraLoader", "lora_name"), ("VAELoader", "vae_name"))
@@ -79,6 +80,7 @@ class Placement:
         self.total = total
         self.backlog = Backlog()
         self._needs: dict[tuple[str, tuple[tuple[str, str], ...]], Needs] = {}
+        self._lacking: dict[tuple[Capabilities, Needs], list[str]] = {}
         self._turn = itertools.count()
 
     # --- what a job needs and who has it ---
@@ -100,11 +102,17 @@ class Placement:
     def job_needs(self, job: Job) -> Needs | None:
         return self.needs(job.type, job.params.get("workflow"))
 
-    @staticmethod
-    def lacks(instance: Instance, needs: Needs) -> list[str]:
+    def lacks(self, instance: Instance, needs: Needs) -> list[str]:
         """What the server lacks for these needs; nothing while its capabilities are unknown."""
         known = instance.capabilities
-        return [] if known is None else known.missing(needs.node_classes, needs.models)
+        if known is None:
+            return []
+        key = (known, needs)  # asked for every server and job type at each dispatch: kept
+        if key not in self._lacking:
+            if len(self._lacking) >= NEEDS_CACHE:
+                self._lacking.clear()
+            self._lacking[key] = known.missing(needs.node_classes, needs.models)
+        return self._lacking[key]
 
     def check_runnable(self, job_type: str, params: Mapping[str, Any] | None) -> None:
         """Refuse (422) a job that no configured server can run, naming what is missing and where."""
