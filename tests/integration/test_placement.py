@@ -137,3 +137,45 @@ async def test_a_server_not_read_yet_that_lacks_the_node_hands_its_jobs_on(fake_
         assert result.completed == 6, result.line()
         assert lacking.stats()["prompts_rejected"] >= 1  # it was tried, refused the graph, and was read again
         assert unknown.capabilities is not None and "InspyrenetRembg" not in unknown.capabilities.node_classes
+
+
+def _write_model_choice_workflow(folder: Path) -> None:
+    folder.mkdir(exist_ok=True)
+    graph = {
+        "1": {"class_type": "ETN_LoadImageBase64", "inputs": {"image": ""}},
+        "2": {"class_type": "UpscaleModelLoader", "inputs": {"model_name": "4x_NMKD-Siax_200k.pth"}},
+        "3": {"class_type": "ImageUpscaleWithModel", "inputs": {"upscale_model": ["2", 0], "image": ["1", 0]}},
+        "4": {"class_type": "SaveImage", "inputs": {"filename_prefix": "x", "images": ["3", 0]}},
+    }
+    params = {"model": {"node": "2", "input": "model_name", "choices": ["4x_NMKD-Siax_200k.pth", "rare.pth"]}}
+    (folder / "upscale-choice.json").write_text(json.dumps(
+        {"name": "upscale-choice", "input": {"node": "1"}, "result": {"node": "4"}, "parameters": params,
+         "graph": graph}))
+
+
+async def test_a_model_chosen_by_parameter_waits_for_the_server_that_has_it(fake_servers, tmp_path: Path) -> None:
+    (common,) = await fake_servers(1, models=["4x_NMKD-Siax_200k.pth"])
+    (rare,) = await fake_servers(1, service_time=0.2, models=["4x_NMKD-Siax_200k.pth", "rare.pth"])
+    _write_model_choice_workflow(tmp_path / "wf")
+    settings = gateway_settings(tmp_path, hosts_of([common, rare]), workflows_dir=tmp_path / "wf",
+                                max_jobs_per_instance=1, max_attempts=1)
+    async with running_gateway(settings) as gw:
+        await capabilities_known(gw)
+
+        async def run(model: str) -> str:
+            resp = await gw.client.post(f"/api/run/upscale-choice?async=true&model={model}",
+                                        files={"imageFile": ("in.png", png(), "image/png")})
+            assert resp.status_code == 202, resp.text
+            return str(resp.json()["job_id"])
+
+        ids = [await run("rare.pth") for _ in range(4)]
+        await asyncio.gather(*(gw.wait_job(job_id, timeout=30) for job_id in ids))
+        result = await tally(gw.client, ids)
+        assert result.completed == 4, (result.line(), result.failed_codes())
+        assert common.stats()["prompts_received"] == 0 and rare.stats()["prompts_received"] == 4
+        infos = [(await gw.client.get(f"/api/jobs/{job_id}/info")).json() for job_id in ids]
+        given_back = [h for i in infos for h in i["attempts_history"] if h["error"]["code"] == "not_placed"]
+        assert given_back  # claimed while only the other server was free: handed back, not failed
+        assert len(given_back) <= 3 * len(ids)  # once per freed slot at most, not once per wake-up
+        common_job = await run("4x_NMKD-Siax_200k.pth")
+        assert (await gw.wait_job(common_job))["status"] == "completed"

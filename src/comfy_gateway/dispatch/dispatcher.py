@@ -28,6 +28,7 @@ from .slots import SlotLedger
 
 StopReason = Literal["deleted", "shutdown", "lease_lost"]
 RETRY_AVOID_S = 10.0
+NOT_PLACED = "not_placed"  # the code of an attempt given back unstarted: no free server could take it
 
 
 class Telemetry(Protocol):
@@ -88,6 +89,7 @@ class Dispatcher:
         self._wake = asyncio.Event()
         # job id -> (server it just failed on, when): its retry should go elsewhere if it can.
         self._retry_from: dict[str, tuple[str, float]] = {}
+        self._unplaced: set[str] = set()  # job types not claimed until a slot is freed (see _place)
 
     # --- the loop ---
 
@@ -98,9 +100,11 @@ class Dispatcher:
         while True:
             self._wake.clear()
             await self._fill()
-            with contextlib.suppress(TimeoutError):
+            try:
                 async with asyncio.timeout(self.sweep_s):
                     await self._wake.wait()
+            except TimeoutError:
+                self._unplaced.clear()  # the safety sweep also tries the types left waiting again
 
     async def _fill(self) -> None:
         """Start jobs while there is a pending job and a free server that should run it now."""
@@ -109,7 +113,7 @@ class Dispatcher:
             if not available:
                 return
             usage = await self.slots.usage()
-            plan = self.placement.plan(available, usage)
+            plan = self.placement.plan(available, usage, waiting=self._unplaced)
             if not plan.free or plan.types == frozenset():
                 return
             job = await self.store.claim(self.owner, self.lease_s, types=plan.types)
@@ -133,9 +137,11 @@ class Dispatcher:
                 self.start(job, instance, reattach=False, placement=choice)
                 return True
         # Rare: the free slots went to another replica meanwhile, or the job's own parameters name a
-        # model no free server has. It waits again for the next freed slot.
+        # model no free server has. It waits again, and its type with it, until a slot is freed; the
+        # attempt is not counted against MAX_ATTEMPTS.
         await self.store.requeue(job.id, job.attempt, {"message": "no free server could take the job",
-                                                       "code": "not_placed"})
+                                                       "code": NOT_PLACED})
+        self._unplaced.add(job.type)
         return False
 
     def start(self, job: Job, instance: Instance, *, reattach: bool, placement: Choice | None = None) -> None:
@@ -212,6 +218,7 @@ class Dispatcher:
 
     async def _release(self, instance: str) -> None:
         await self.slots.release(instance)
+        self._unplaced.clear()  # the freed slot may be one that a job waiting unplaced can use
         self.notify()
         await self.events.announce_work()
 
@@ -229,14 +236,15 @@ class Dispatcher:
 
     async def _retry_or_fail(self, job: Job, instance: Instance, exc: UpstreamUnavailable) -> None:
         error = error_of(exc, instance=instance.name, attempt=job.attempt)
-        if job.attempt < self.max_attempts:
+        ran = job.attempt - sum(1 for h in job.history if (h.get("error") or {}).get("code") == NOT_PLACED)
+        if ran < self.max_attempts:
             if await self.store.requeue(job.id, job.attempt, error):
                 self._retry_from[job.id] = (instance.name, time.monotonic())
                 self.telemetry.job_retried(job, instance.name, error)
             else:
                 self.telemetry.job_released(job, instance.name)
             return
-        error["message"] = f"no ComfyUI server could run the job in {job.attempt} attempts; last: {exc.message}"
+        error["message"] = f"no ComfyUI server could run the job in {ran} attempts; last: {exc.message}"
         await self._finish_failed(job, instance, error)
 
     async def _finish_completed(self, job: Job, instance: Instance, outcome: Outcome) -> bool:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -159,7 +159,9 @@ class Placement:
 
     # --- the dispatcher's questions ---
 
-    def plan(self, available: Sequence[str], usage: Mapping[str, int]) -> Plan:
+    def plan(self, available: Sequence[str], usage: Mapping[str, int],
+             waiting: Collection[str] = ()) -> Plan:
+        """`waiting`: job types not to claim now whatever the servers (see Dispatcher._place)."""
         if sum(usage.values()) >= self.total:
             return Plan((), frozenset())
         free = tuple(n for n in available if usage.get(n, 0) < self.per_instance)
@@ -168,7 +170,7 @@ class Placement:
         now = time.monotonic()
         names = self.registry.names()
         eligible = set()
-        for job_type in names:
+        for job_type in (n for n in names if n not in waiting):
             needs = self.needs(job_type)
             capable = self._capable(needs, available)
             capable_free = [c for c in capable if c in free]
