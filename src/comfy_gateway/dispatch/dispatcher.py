@@ -29,6 +29,7 @@ from .slots import SlotLedger
 StopReason = Literal["deleted", "shutdown", "lease_lost"]
 RETRY_AVOID_S = 10.0
 NOT_PLACED = "not_placed"  # the code of an attempt given back unstarted: no free server could take it
+RECHECK_S = 10.0  # a refused graph reads the server's capabilities again when they are older than this
 
 
 class Telemetry(Protocol):
@@ -211,7 +212,8 @@ class Dispatcher:
     async def _lacks_what_it_needs(self, job: Job, instance: Instance) -> bool:
         """After a refused graph, read what the server has (it may not have been read yet, or have
         changed): True if it lacks a node or model `job` needs, so another server should run it."""
-        if self.health is not None:
+        known = instance.capabilities
+        if self.health is not None and (known is None or time.time() - known.fetched_at > RECHECK_S):
             await self.health.read_capabilities(instance)
         needs = self.placement.job_needs(job)
         return needs is not None and bool(self.placement.lacks(instance, needs))
