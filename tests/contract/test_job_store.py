@@ -138,6 +138,17 @@ async def test_claim_of_types_takes_the_oldest_job_of_those_types_only(store: Jo
     assert rest is not None and rest.id == "job-0"
 
 
+async def test_claim_of_types_keeps_the_fair_order_among_jobs_of_those_types(store: JobStore) -> None:
+    await store.create(make_job("a-rembg", T0, "rembg", tenant="a"))
+    await store.create(make_job("a-up", T0 + 1, "upscale", tenant="a"))
+    await store.create(make_job("a-up-2", T0 + 2, "upscale", tenant="a"))
+    await store.create(make_job("b-up", T0 + 3, "upscale", tenant="b"))
+    taken = [await store.claim("worker-a", LEASE, types={"upscale"}) for _ in range(3)]
+    # each tenant's oldest upscale job competes; a was served first, so b's comes next
+    assert [job.id for job in taken if job is not None] == ["a-up", "b-up", "a-up-2"]
+    assert await store.claim("worker-a", LEASE, types={"upscale"}) is None
+
+
 async def test_record_placement_sets_the_instance_and_is_fenced(store: JobStore) -> None:
     await add_jobs(store, 1)
     job = await store.claim("worker-a", LEASE)

@@ -123,5 +123,7 @@ def info_body(job: Job) -> dict[str, Any]:
         "processing_time_seconds": job.processing_seconds, "queue_wait_seconds": job.queue_wait_seconds,
         "progress_percentage": int(job.progress), "params": job.params, "input": job.input_meta,
         "result": job.result_meta or None, "error": job.error, "attempts_history": job.history,
-        "lease_owner": job.lease_owner, "placement": job.placement,
+        "lease_owner": job.lease_owner,
+        "tenant": job.tenant, "priority": job.priority, "webhook_deliveries": job.webhook_deliveries,
+        "placement": job.placement,
     }

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -69,6 +70,7 @@ class Dispatcher:
         self, *, store: JobStore, blobs: BlobStore, slots: SlotLedger, pool: InstancePool,
         execution: JobExecution, events: JobEvents, telemetry: Telemetry, health: HealthChecker | None,
         placement: Placement, owner: str, lease_s: float, job_timeout_s: float, max_attempts: int, sweep_s: float,
+        tenant_caps: Callable[[], Mapping[str, int]] = dict,
     ) -> None:
         self.store = store
         self.blobs = blobs
@@ -84,6 +86,7 @@ class Dispatcher:
         self.job_timeout_s = job_timeout_s
         self.max_attempts = max_attempts
         self.sweep_s = sweep_s
+        self.tenant_caps = tenant_caps  # tenant -> most jobs it may run at once (read per claim: keys reload)
         self.running: dict[str, RunningJob] = {}
         self.draining = False
         self._jobs = TaskOwner(telemetry.log_exception)
@@ -117,7 +120,7 @@ class Dispatcher:
             plan = self.placement.plan(available, usage, waiting=self._unplaced)
             if not plan.free or plan.types == frozenset():
                 return
-            job = await self.store.claim(self.owner, self.lease_s, types=plan.types)
+            job = await self.store.claim(self.owner, self.lease_s, caps=self.tenant_caps(), types=plan.types)
             if job is None:
                 return
             if not await self._place(job, plan, usage):

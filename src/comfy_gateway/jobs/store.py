@@ -7,7 +7,7 @@ No SQL or Redis detail belongs here; `tests/contract/` holds the one suite every
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -49,12 +49,16 @@ class JobStore(Protocol):
 
     async def claim(
         self, owner: str, lease_seconds: float, instance: str | None = None,
-        types: Collection[str] | None = None,
+        caps: Mapping[str, int] | None = None, types: Collection[str] | None = None,
     ) -> Job | None:
-        """Atomically take the oldest pending job: processing, attempt + 1, leased to `owner`.
+        """Atomically take the next pending job in fair-share order: processing, attempt + 1, leased to `owner`.
 
-        `instance` is recorded as the server the attempt will run on. With `types`, only a job of one
-        of these types is taken (those the free servers should run now); None takes any."""
+        Fair share: of each tenant only its oldest pending job is a candidate; the candidate of the
+        highest `priority` wins, among equals the tenant served longest ago (never served: first),
+        then the oldest job. A tenant with `caps[tenant]` processing jobs or more is passed over, so
+        its limit holds for every worker of the store. `instance` is recorded as the server the
+        attempt will run on. With `types`, only jobs of these types are candidates (those the free
+        servers should run now: each tenant's oldest job of one of them); None: any type."""
 
     async def claim_job(
         self, job_id: str, owner: str, lease_seconds: float, instance: str | None = None
@@ -99,7 +103,14 @@ class JobStore(Protocol):
 
     async def counts(self) -> StoreCounts: ...
 
-    async def pending_count(self) -> int: ...
+    async def pending_count(self, tenant: str | None = None) -> int:
+        """Pending jobs, of the whole store or of one tenant."""
+
+    async def finished_since(self, since: float) -> tuple[int, float | None]:
+        """How many jobs finished at `since` or later, and when the first of them did (throughput)."""
+
+    async def add_webhook_attempt(self, job_id: str, attempt: dict[str, Any]) -> bool:
+        """Append one webhook delivery attempt to the job's `webhook_deliveries` (False: no such job)."""
 
     async def delete(self, job_id: str) -> Job | None:
         """Remove a job; returns what was removed so the caller can drop its blobs."""
