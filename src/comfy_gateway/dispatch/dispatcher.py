@@ -30,6 +30,7 @@ from .slots import SlotLedger
 StopReason = Literal["deleted", "shutdown", "lease_lost"]
 RETRY_AVOID_S = 10.0
 NOT_PLACED = "not_placed"  # the code of an attempt given back unstarted: no free server could take it
+UNPLACED_WAIT_S = 1.0  # how long a type waits after one of its jobs could not be placed
 RECHECK_S = 10.0  # a refused graph reads the server's capabilities again when they are older than this
 
 
@@ -93,7 +94,7 @@ class Dispatcher:
         self._wake = asyncio.Event()
         # job id -> (server it just failed on, when): its retry should go elsewhere if it can.
         self._retry_from: dict[str, tuple[str, float]] = {}
-        self._unplaced: set[str] = set()  # job types not claimed until a slot is freed (see _place)
+        self._unplaced: dict[str, float] = {}  # job type -> until when it is not claimed (see _place)
 
     # --- the loop ---
 
@@ -104,48 +105,63 @@ class Dispatcher:
         while True:
             self._wake.clear()
             await self._fill()
-            try:
+            with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.sweep_s):
                     await self._wake.wait()
-            except TimeoutError:
-                self._unplaced.clear()  # the safety sweep also tries the types left waiting again
 
     async def _fill(self) -> None:
-        """Start jobs while there is a pending job and a free server that should run it now."""
+        """Start jobs while there is a pending job and a free server that should run it now.
+
+        A slot is taken before the claim, so that replicas woken by the same freed slot do not all
+        claim a job for it; placement may then move the job to a better free server."""
         while not self.draining:
             available = self.pool.available()
             if not available:
                 return
             usage = await self.slots.usage()
-            plan = self.placement.plan(available, usage, waiting=self._unplaced)
+            now = time.monotonic()
+            waiting = {job_type for job_type, until in self._unplaced.items() if until > now}
+            plan = self.placement.plan(available, usage, waiting=waiting)
             if not plan.free or plan.types == frozenset():
                 return
-            job = await self.store.claim(self.owner, self.lease_s, caps=self.tenant_caps(), types=plan.types)
-            if job is None:
+            reserved = await self.slots.acquire(list(plan.free))
+            if reserved is None:
                 return
-            if not await self._place(job, plan, usage):
+            try:
+                job = await self.store.claim(self.owner, self.lease_s, caps=self.tenant_caps(), types=plan.types)
+            except BaseException:
+                await self.slots.release(reserved)
+                raise
+            if job is None:
+                await self.slots.release(reserved)
+                return
+            if not await self._place(job, plan, usage, reserved):
                 return
 
-    async def _place(self, job: Job, plan: Plan, usage: dict[str, int]) -> bool:
-        """Start the claimed `job` on the best free server that can run it and still has a slot."""
+    async def _place(self, job: Job, plan: Plan, usage: dict[str, int], reserved: str) -> bool:
+        """Start the claimed `job` on the best free server that can run it: the one whose slot is
+        `reserved`, or a better one that still has a slot."""
         now = time.monotonic()
         for job_id, (_, at) in list(self._retry_from.items()):
             if now - at > RETRY_AVOID_S:
                 del self._retry_from[job_id]
         failed_on = self._retry_from.pop(job.id, (None, 0.0))[0]
         for choice in self.placement.rank(job, plan.free, usage, avoid=failed_on):
-            if await self.slots.acquire([choice.instance]) is not None:
+            if choice.instance == reserved or await self.slots.acquire([choice.instance]) is not None:
+                if choice.instance != reserved:
+                    await self.slots.release(reserved)
                 instance = self.pool.get(choice.instance)
                 assert instance is not None
                 self.placement.sent(job, choice)
                 self.start(job, instance, reattach=False, placement=choice)
                 return True
-        # Rare: the free slots went to another replica meanwhile, or the job's own parameters name a
-        # model no free server has. It waits again, and its type with it, until a slot is freed; the
-        # attempt is not counted against MAX_ATTEMPTS.
+        # Rare: the job's own parameters name a model that no free server has. It waits again, and
+        # its type with it for a while (or until a slot is freed here); the attempt is not counted
+        # against MAX_ATTEMPTS.
+        await self.slots.release(reserved)
         await self.store.requeue(job.id, job.attempt, {"message": "no free server could take the job",
                                                        "code": NOT_PLACED})
-        self._unplaced.add(job.type)
+        self._unplaced[job.type] = now + UNPLACED_WAIT_S
         return False
 
     def start(self, job: Job, instance: Instance, *, reattach: bool, placement: Choice | None = None) -> None:
