@@ -12,13 +12,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from .access import Principal
-from .errors import IdempotencyKeyReuse, InvalidInput, JobNotFound, MissingAsset, NotFound
+from .errors import (
+    IdempotencyKeyReuse,
+    InvalidInput,
+    InvalidWorkflow,
+    JobNotFound,
+    MissingAsset,
+    NoCapableServer,
+    NotFound,
+)
 from .jobs.assets import AssetRecord, AssetStore
 from .jobs.model import Job, JobState, new_job_id
 from .jobs.outputs import Output
 from .jobs.store import JobFilter
 from .service import JobService
 from .workflows.graph import GRAPH_JOB_TYPE, asset_ids, checked_graph
+from .workflows.needs import node_errors
 
 CANCELED = "canceled"
 OUTPUT_ID_SEPARATOR = "."
@@ -75,6 +84,7 @@ class GraphJobs:
         retry after a lost answer finds it claimed and can never run the graph twice."""
         self._service.check_admission(sync=False)
         graph = checked_graph(graph)
+        self._check_runnable(graph)
         inputs = {asset_id: await self._input_source(asset_id, owner) for asset_id in asset_ids(graph)}
         params: dict[str, Any] = {"graph": graph, "inputs": inputs, "metadata": metadata or {}}
         if extra_data:
@@ -85,6 +95,17 @@ class GraphJobs:
             raise IdempotencyKeyReuse("this Idempotency-Key was used already; keys are single-use: poll or "
                                       "list your jobs instead of submitting again", job_id=named.id)
         return job
+
+    def _check_runnable(self, graph: dict[str, Any]) -> None:
+        """The contract's answer for a graph no server can run: 422 `invalid_workflow`, per node."""
+        try:
+            self._service.check_runnable(GRAPH_JOB_TYPE, graph)
+        except NoCapableServer as exc:
+            missing, servers = exc.details.get("missing") or [], exc.details.get("servers") or {}
+            # The nodes to blame: what every server lacks, else (each lacks something else) all of it.
+            everywhere = set.intersection(*(set(lacks) for lacks in servers.values())) if servers else set()
+            raise InvalidWorkflow(exc.message, node_errors=node_errors(graph, everywhere or set(missing)),
+                                  missing=missing, servers=servers) from None
 
     async def _input_source(self, asset_id: str, owner: Principal) -> dict[str, Any]:
         """Where an input's bytes are, pinned at submit so the job does not depend on the record."""

@@ -131,6 +131,11 @@ class JobService:
     def check_admission(self, sync: bool) -> None:
         self.admission.check(sync)
 
+    def check_runnable(self, job_type: str, params: dict[str, Any] | None) -> None:
+        """422 (NoCapableServer) when no configured server has what the job needs; a server whose
+        capabilities were not read yet counts as able to run anything."""
+        self._placement.check_runnable(job_type, params)
+
     async def check_rate(self, caller: Principal) -> None:
         """One request of `caller` against its requests_per_minute (429 past it)."""
         await self._quotas.check_rate(caller)
@@ -145,7 +150,7 @@ class JobService:
 
         The job is `owner`'s: its tenant and priority; past a queue bound, 429; 422 when no
         configured server can run it."""
-        self._placement.check_runnable(job_type, params.get("workflow"))
+        self.check_runnable(job_type, params.get("workflow"))
         await self._quotas.check_queue(owner)
         job = Job(id=new_job_id(), type=job_type, params=params, input_meta=info.as_meta(),
                   tenant=owner.name, priority=owner.priority)
