@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .access import Principal
+from .background import TaskOwner
 from .errors import (
     IdempotencyKeyReuse,
     InvalidInput,
@@ -72,8 +73,9 @@ class OutputAsset:
 class GraphJobs:
     """Graph jobs through the JobService; their input and output assets."""
 
-    def __init__(self, *, service: JobService, assets: AssetStore) -> None:
+    def __init__(self, *, service: JobService, assets: AssetStore, tasks: TaskOwner) -> None:
         self._service = service
+        self._tasks = tasks  # the interrupts of canceled running jobs
         self.assets = assets
         self.settings = service.settings
 
@@ -132,8 +134,16 @@ class GraphJobs:
         return [job for job in page if viewer.may_see(job)], len(page) == limit
 
     async def cancel(self, job_id: str, viewer: Principal) -> Job:
-        """Stop the job wherever it is; a job that has finished stays as it is."""
+        """Stop the job wherever it is; a job that has finished stays as it is.
+
+        A queued job is canceled at once. A running one is `canceling` (recorded on the job, so
+        every replica and its event stream show it) while its prompt is interrupted in the
+        background, and then canceled."""
         error = {"code": CANCELED, "message": "the job was canceled on request"}
+        job = await self._service.get(job_id, viewer)
+        if await self._service.mark_canceling(job):
+            self._tasks.spawn(self._service.cancel(job_id, viewer, error), name=f"cancel-{job_id}")
+            return job
         return await self._service.cancel(job_id, viewer, error)
 
     async def output(self, asset_id: str, viewer: Principal) -> OutputAsset:

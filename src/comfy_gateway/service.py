@@ -319,6 +319,14 @@ class JobService:
         latest = await self._job(job_id)
         return latest if latest.state.finished else await self.cancel(job_id, viewer, error)  # it moved on
 
+    async def mark_canceling(self, job: Job) -> bool:
+        """Record that a cancel of the running `job` was asked (False: it is not running that attempt
+        any more); `cancel` then ends it."""
+        if job.state is not JobState.PROCESSING or not await self._store.mark_canceling(job.id, job.attempt):
+            return False
+        job.canceling_at = time.time()
+        return True
+
     async def delete(self, job_id: str, viewer: Principal) -> Job:
         """Stop the job if it runs (here or on another replica), then remove it and its blobs."""
         job = await self.get(job_id, viewer)

@@ -164,6 +164,23 @@ async def test_record_placement_sets_the_instance_and_is_fenced(store: JobStore)
     assert not await store.record_placement(job.id, job.attempt, "gpu-3", placement)
 
 
+async def test_mark_canceling_is_kept_and_fenced(store: JobStore) -> None:
+    await add_jobs(store, 2)
+    waiting = (await store.get("job-001"))
+    job = await claimed(store, "job-000")
+    assert waiting is not None and not await store.mark_canceling(waiting.id, 0)  # not running
+    assert not await store.mark_canceling(job.id, job.attempt + 1)
+    before = time.time()
+    assert await store.mark_canceling(job.id, job.attempt)
+    stored = await store.get(job.id)
+    assert stored is not None and stored.canceling_at is not None and stored.canceling_at >= before - 1
+    assert stored.state is JobState.PROCESSING
+    assert await store.fail(job.id, job.attempt, {"message": "canceled", "code": "canceled"})
+    assert not await store.mark_canceling(job.id, job.attempt)
+    failed = await store.get(job.id)
+    assert failed is not None and failed.canceling_at == stored.canceling_at
+
+
 async def test_concurrent_claims_take_each_job_exactly_once(make_store: JobStoreFactory) -> None:
     first, second = make_store(), make_store()  # two replicas on one backing store
     await first.open()

@@ -78,6 +78,7 @@ class Job:
     outputs: list[Output] = field(default_factory=list)  # every file of every output node, in order
     expires_at: float | None = None  # when its result and outputs go (set when it completes)
     placement: dict[str, Any] | None = None  # where the current attempt runs and why (dispatch/placement.py)
+    canceling_at: float | None = None  # when a cancel of the running job was asked (it ends canceled)
 
     def __post_init__(self) -> None:
         # The stores hand back the outputs as the dicts they wrote.

@@ -50,7 +50,8 @@ _STR_FIELDS = frozenset(
 )
 _INT_FIELDS = frozenset({"attempt", "priority"})
 _FLOAT_FIELDS = frozenset(
-    {"created_at", "updated_at", "lease_expires_at", "started_at", "finished_at", "progress", "expires_at"}
+    {"created_at", "updated_at", "lease_expires_at", "started_at", "finished_at", "progress", "expires_at",
+     "canceling_at"}
 )
 _JSON_FIELDS = frozenset({"params", "input_meta", "result_meta", "error", "history", "webhook_deliveries",
                           "outputs", "placement"})
@@ -234,6 +235,9 @@ class RedisJobStore(OpenClose):
 
     async def set_progress(self, job_id: str, attempt: int, progress: float) -> bool:
         return await self._fenced_set(job_id, attempt, "progress", _num(progress))
+
+    async def mark_canceling(self, job_id: str, attempt: int) -> bool:
+        return await self._fenced_set(job_id, attempt, "canceling_at", _num(time.time()))
 
     async def renew_lease(self, job_id: str, attempt: int, owner: str, lease_seconds: float) -> bool:
         expires = _num(time.time() + lease_seconds)

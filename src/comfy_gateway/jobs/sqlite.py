@@ -75,7 +75,7 @@ _COLUMNS = (
 )  # fmt: skip
 # The rest of the Job lives in the JSON column `data`.
 _DATA_FIELDS = ("params", "input_blob", "input_meta", "result_blob", "result_meta", "error", "history",
-                "tenant", "priority", "webhook_deliveries", "outputs", "expires_at", "placement")
+                "tenant", "priority", "webhook_deliveries", "outputs", "expires_at", "placement", "canceling_at")
 _SELECT = ", ".join((*_COLUMNS, "data"))
 
 _INSERT = f"INSERT INTO jobs ({_SELECT}) VALUES ({', '.join('?' * (len(_COLUMNS) + 1))})"
@@ -97,6 +97,7 @@ _RECORD_PLACEMENT = f"""
 UPDATE jobs SET instance = :instance, updated_at = :now, data = json_set(data, '$.placement', json(:placement))
 {_FENCE}"""
 _SET_PROGRESS = f"UPDATE jobs SET progress = :progress, updated_at = :now {_FENCE}"
+_MARK_CANCELING = f"UPDATE jobs SET updated_at = :now, data = json_set(data, '$.canceling_at', json(:at)) {_FENCE}"
 _RENEW = f"UPDATE jobs SET lease_expires_at = :expires, updated_at = :now {_FENCE} AND lease_owner = :owner"
 _COMPLETE = f"""
 UPDATE jobs SET state = 'completed', finished_at = :now, updated_at = :now, progress = 100.0,
@@ -318,6 +319,10 @@ class SqliteJobStore(OpenClose):
     async def set_progress(self, job_id: str, attempt: int, progress: float) -> bool:
         params = {"id": job_id, "attempt": attempt, "progress": float(progress), "now": time.time()}
         return await self._update(_SET_PROGRESS, params)
+
+    async def mark_canceling(self, job_id: str, attempt: int) -> bool:
+        now = time.time()
+        return await self._update(_MARK_CANCELING, {"id": job_id, "attempt": attempt, "now": now, "at": repr(now)})
 
     async def renew_lease(self, job_id: str, attempt: int, owner: str, lease_seconds: float) -> bool:
         now = time.time()

@@ -74,6 +74,9 @@ class JobStore(Protocol):
 
     async def set_progress(self, job_id: str, attempt: int, progress: float) -> bool: ...
 
+    async def mark_canceling(self, job_id: str, attempt: int) -> bool:
+        """Remember (`Job.canceling_at`) that a cancel of this attempt was asked while it runs."""
+
     async def renew_lease(self, job_id: str, attempt: int, owner: str, lease_seconds: float) -> bool: ...
 
     async def complete(

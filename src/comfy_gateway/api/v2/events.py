@@ -40,6 +40,8 @@ def timeline(job: Job, base: str, settings: Settings) -> list[Event]:
     requeued_at = int(job.history[-1].get("attempt", 0)) if job.history else 0
     if job.state is JobState.PROCESSING or (job.state.finished and job.attempt > requeued_at):
         events.append(_status("running"))
+        if job.canceling_at is not None and job.state is not JobState.COMPLETED:
+            events.append(_status("canceling"))  # asked while it ran: it ends canceled
     if job.state is JobState.COMPLETED:
         events += [("output", output_body(job, out, base, settings)) for out in outputs_of(job)]
     if job.state.finished:

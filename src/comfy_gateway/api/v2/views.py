@@ -26,7 +26,7 @@ def v2_status(job: Job) -> str:
     if job.state is JobState.PENDING:
         return "queued"
     if job.state is JobState.PROCESSING:
-        return "running"
+        return "running" if job.canceling_at is None else "canceling"
     if job.state is JobState.COMPLETED:
         return "succeeded"
     code = (job.error or {}).get("code")
