@@ -123,6 +123,9 @@ class GraphJobs:
     async def get(self, job_id: str, viewer: Principal) -> Job:
         return await self._service.get(job_id, viewer)
 
+    async def queue_position(self, job: Job) -> int | None:
+        return await self._service.queue_position(job)
+
     async def wait(self, job_id: str, timeout_s: float) -> Job:
         """The job as it is when it finishes or when `timeout_s` has passed, whichever comes first."""
         return await self._service.wait(job_id, timeout_s)

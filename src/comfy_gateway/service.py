@@ -207,6 +207,10 @@ class JobService:
     async def pending_count(self) -> int:
         return await self._store.pending_count()
 
+    async def queue_position(self, job: Job) -> int | None:
+        """Where a pending job stands in this gateway's queue (see `JobStore.queue_position`)."""
+        return await self._store.queue_position(job.id) if job.state is JobState.PENDING else None
+
     async def estimated_seconds(self, job: Job) -> float | None:
         """Seconds until `job` should be done (see `Placement.estimate`).
 

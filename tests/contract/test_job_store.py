@@ -164,6 +164,17 @@ async def test_record_placement_sets_the_instance_and_is_fenced(store: JobStore)
     assert not await store.record_placement(job.id, job.attempt, "gpu-3", placement)
 
 
+async def test_queue_position_counts_the_pending_jobs_created_before(store: JobStore) -> None:
+    jobs = await add_jobs(store, 4)
+    await store.create(make_job("job-tie", T0 + 2))  # created with job-002: the id decides
+    assert [await store.queue_position(j.id) for j in jobs] == [1, 2, 3, 5]
+    assert await store.queue_position("job-tie") == 4
+    await claimed(store, "job-000")
+    assert await store.queue_position("job-000") is None
+    assert [await store.queue_position(j.id) for j in jobs[1:]] == [1, 2, 4]
+    assert await store.queue_position("no-such-job") is None
+
+
 async def test_mark_canceling_is_kept_and_fenced(store: JobStore) -> None:
     await add_jobs(store, 2)
     waiting = (await store.get("job-001"))

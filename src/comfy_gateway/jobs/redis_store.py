@@ -323,6 +323,10 @@ class RedisJobStore(OpenClose):
         key = self._keys.pending if tenant is None else self._keys.tenant_queue(tenant)
         return int(await self._redis.zcard(key))
 
+    async def queue_position(self, job_id: str) -> int | None:
+        rank = await self._redis.zrank(self._keys.pending, job_id)  # ordered by created_at, then id
+        return None if rank is None else int(rank) + 1
+
     async def finished_since(self, since: float) -> tuple[int, float | None]:
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.zcount(self._keys.finished, _num(since), "+inf")

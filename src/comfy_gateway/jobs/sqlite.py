@@ -405,6 +405,14 @@ class SqliteJobStore(OpenClose):
             return int(await self._run(lambda conn: conn.execute(sql).fetchone()[0]))
         return int(await self._run(lambda conn: conn.execute(f"{sql} AND tenant = ?", (tenant,)).fetchone()[0]))
 
+    async def queue_position(self, job_id: str) -> int | None:
+        sql = ("SELECT COUNT(*) FROM jobs AS ahead,"
+               " (SELECT created_at, id FROM jobs WHERE id = ? AND state = 'pending') AS me"
+               " WHERE ahead.state = 'pending' AND (ahead.created_at < me.created_at"
+               " OR (ahead.created_at = me.created_at AND ahead.id <= me.id))")
+        count = int(await self._run(lambda conn: conn.execute(sql, (job_id,)).fetchone()[0]))
+        return count or None
+
     async def finished_since(self, since: float) -> tuple[int, float | None]:
         sql = "SELECT COUNT(*), MIN(finished_at) FROM jobs WHERE finished_at >= ?"
         count, first = await self._run(lambda conn: conn.execute(sql, (since,)).fetchone())

@@ -111,6 +111,10 @@ class JobStore(Protocol):
     async def pending_count(self, tenant: str | None = None) -> int:
         """Pending jobs, of the whole store or of one tenant."""
 
+    async def queue_position(self, job_id: str) -> int | None:
+        """1 + the pending jobs ahead of this one in creation order (created_at, then id); None when
+        it is not pending. The claim's fair share may take it sooner or later than that."""
+
     async def finished_since(self, since: float) -> tuple[int, float | None]:
         """How many jobs finished at `since` or later, and when the first of them did (throughput)."""
 

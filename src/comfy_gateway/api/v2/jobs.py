@@ -64,7 +64,7 @@ async def create_job(request: Request, jobs: Jobs, caller: Caller,
     job = await jobs.submit(body.get("workflow"), caller, idempotency_key=checked_key(idempotency_key),
                             extra_data=checked_extra_data(body.get("extra_data")),
                             metadata=checked_metadata(body.get("metadata")))
-    answer = job_body(job, base_url(request), jobs.settings)
+    answer = job_body(job, base_url(request), jobs.settings, await jobs.queue_position(job))
     return JSONResponse(answer, status_code=201, headers={"Location": answer["urls"]["self"]})
 
 
@@ -89,7 +89,8 @@ async def list_jobs(request: Request, jobs: Jobs, caller: Caller, limit: Annotat
     labels = {k[9:-1]: v for k, v in request.query_params.items() if k.startswith("metadata[") and k.endswith("]")}
     page, more = await jobs.list(caller, limit, offset)
     base, settings = base_url(request), jobs.settings
-    body: dict[str, Any] = {"jobs": [list_item(j, base, settings) for j in page if _matches(j, statuses, labels)]}
+    body: dict[str, Any] = {"jobs": [list_item(j, base, settings, await jobs.queue_position(j))
+                                     for j in page if _matches(j, statuses, labels)]}
     if more:
         body["next_cursor"] = str(offset + limit)
     return body
@@ -98,7 +99,8 @@ async def list_jobs(request: Request, jobs: Jobs, caller: Caller, limit: Annotat
 @router.get("/jobs/{job_id}", summary="One job: status, progress, outputs", response_model=None,
             responses={200: {"model": JobBody}, **ERRORS})
 async def get_job(job_id: str, request: Request, jobs: Jobs, caller: Caller) -> dict[str, Any]:
-    return job_body(await jobs.get(job_id, caller), base_url(request), jobs.settings)
+    job = await jobs.get(job_id, caller)
+    return job_body(job, base_url(request), jobs.settings, await jobs.queue_position(job))
 
 
 @router.get("/jobs/{job_id}/workflow", summary="The graph a job runs", response_model=None,
@@ -113,7 +115,8 @@ async def get_job_workflow(job_id: str, jobs: Jobs, caller: Caller) -> dict[str,
 @router.post("/jobs/{job_id}/cancel", summary="Cancel a job (a finished one stays as it is)", response_model=None,
              responses={200: {"model": JobBody}, **ERRORS})
 async def cancel_job(job_id: str, request: Request, jobs: Jobs, caller: Caller) -> dict[str, Any]:
-    return job_body(await jobs.cancel(job_id, caller), base_url(request), jobs.settings)
+    job = await jobs.cancel(job_id, caller)
+    return job_body(job, base_url(request), jobs.settings, await jobs.queue_position(job))
 
 
 @router.get("/jobs/{job_id}/events", summary="Live events (SSE); Last-Event-ID resumes",
