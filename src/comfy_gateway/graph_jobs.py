@@ -22,7 +22,7 @@ from .errors import (
     NoCapableServer,
     NotFound,
 )
-from .jobs.assets import AssetRecord, AssetStore
+from .jobs.assets import HASH_PREFIX, AssetRecord, AssetStore
 from .jobs.model import Job, JobState, new_job_id
 from .jobs.outputs import Output
 from .jobs.store import JobFilter
@@ -50,15 +50,19 @@ OUTPUT_TYPES = {"images": "image", "gifs": "video", "videos": "video", "video": 
                 "text": "text", "latents": "latent"}
 
 
-def outputs_of(job: Job) -> list[dict[str, Any]]:
-    """A completed job's files as v2 outputs, each with its asset id (its place in `job.outputs`).
+def content_hash_of(output: Output) -> str | None:
+    """The contract's `blake3:<hex>`, computed as the output streamed into storage (null for an output
+    stored before the gateway kept it, as the contract allows)."""
+    return None if output.blake3 is None else HASH_PREFIX + output.blake3
 
-    The stored digest is SHA-256, not the contract's blake3: `hash` is null, as the contract allows."""
+
+def outputs_of(job: Job) -> list[dict[str, Any]]:
+    """A completed job's files as v2 outputs, each with its asset id (its place in `job.outputs`)."""
     if job.state is not JobState.COMPLETED:
         return []
     return [{"node_id": out.node_id, "name": out.filename, "type": OUTPUT_TYPES.get(out.kind, "file"),
-             "content_type": out.content_type, "size_bytes": out.size, "id": output_id(job.id, n), "hash": None}
-            for n, out in enumerate(job.outputs)]
+             "content_type": out.content_type, "size_bytes": out.size, "id": output_id(job.id, n),
+             "hash": content_hash_of(out)} for n, out in enumerate(job.outputs)]
 
 
 @dataclass(frozen=True)
@@ -118,7 +122,7 @@ class GraphJobs:
         if isinstance(found, AssetRecord):
             return {"key": found.content_key, "hash": found.hash, "file_path": found.file_path}
         out = found.record  # in the result store, which may not be the blob store
-        return {"key": out.key, "hash": out.sha256, "file_path": out.filename, "results": True}
+        return {"key": out.key, "hash": content_hash_of(out) or out.sha256, "file_path": out.filename, "results": True}
 
     async def get(self, job_id: str, viewer: Principal) -> Job:
         return await self._service.get(job_id, viewer)
