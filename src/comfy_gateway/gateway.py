@@ -223,7 +223,7 @@ class Gateway:
     async def get(self, job_id: str) -> Job:
         job = await self.store.get(job_id)
         if job is None:
-            raise JobNotFound(f"job {job_id} not found", job_id=job_id)
+            raise JobNotFound("Job not found", job_id=job_id)
         return job
 
     async def wait(self, job_id: str, timeout_s: float) -> Job:

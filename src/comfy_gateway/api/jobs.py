@@ -8,41 +8,41 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from ..errors import JobNotFinished, JobNotFound
+from ..errors import JobNotFound
 from ..gateway import Gateway
 from ..jobs.model import Job, JobState
 from ..jobs.store import JobFilter
 from .deps import get_gateway
+from .metrics_views import job_manager_stats, processor_seed_stats
 from .models import (
-    ErrorBody,
+    CleanupBody,
+    DeletedBody,
     JobInfoBody,
     JobListBody,
+    JobNotCompletedBody,
+    JobNotFoundBody,
     JobResultBody,
     JobStatsBody,
     JobStatusBody,
-    MessageBody,
     ProcessorStatsBody,
 )
-from .views import failure_response, image_response, info_body, iso, json_with_data_uri, status_body, wants_image
+from .views import image_response, info_body, json_with_data_uri, not_finished, result_body, status_body, wants_image
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 GW = Annotated[Gateway, Depends(get_gateway)]
-NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": JobNotFoundBody}}
 PROGRESS_INTERVAL_S = 0.25  # how often a running job's progress is written, and so re-read
 
 
 @router.get("/stats", response_model=JobStatsBody)
-async def job_stats(gateway: GW) -> dict[str, Any]:
-    counts = await gateway.store.counts()
-    by_status = {state.value: counts.by_state.get(state.value, 0) for state in JobState}
-    return {"total_jobs": counts.total, "by_status": by_status, "by_type": counts.by_type,
-            "by_instance": counts.by_instance, "timestamp": iso(time.time())}
+async def job_stats(gateway: GW) -> JSONResponse:
+    return JSONResponse(job_manager_stats(await gateway.store.counts(), time.time()))
 
 
 @router.get("/processor/stats", response_model=ProcessorStatsBody)
-async def processor_stats(gateway: GW) -> dict[str, Any]:
+async def processor_stats(gateway: GW) -> JSONResponse:
     s = gateway.settings
     usage = await gateway.slots.usage()
     running = gateway.dispatcher.running
@@ -56,9 +56,9 @@ async def processor_stats(gateway: GW) -> dict[str, Any]:
             "circuit_breaker": inst.breaker.state.value,
             "running_here": sorted(j for j, r in running.items() if r.instance == inst.name),
         }
-    return {
+    return JSONResponse({
+        **processor_seed_stats(s, usage, running=not gateway.dispatcher.draining),
         "processor_running": not gateway.dispatcher.draining,
-        "active_jobs": sum(usage.values()),
         "active_jobs_this_replica": len(running),
         "pending_jobs": await gateway.store.pending_count(),
         "max_concurrent_jobs": s.max_concurrent_jobs,
@@ -66,53 +66,48 @@ async def processor_stats(gateway: GW) -> dict[str, Any]:
         "instances": instances,
         "replica": s.replica_id,
         "dispatch": "event-driven",
-        "safety_sweep_interval_ms": s.job_processing_interval,
-    }
+    })
 
 
 @router.get("/list", response_model=JobListBody)
 async def list_jobs(
     gateway: GW,
-    status: Annotated[JobState | None, Query()] = None,
+    status: Annotated[str | None, Query(max_length=20, description="pending, processing, completed or failed")] = None,
     type: Annotated[str | None, Query(max_length=200)] = None,
     instance: Annotated[str | None, Query(max_length=300)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
-) -> dict[str, Any]:
-    jobs = await gateway.store.list(JobFilter(state=status, type=type, instance=instance, limit=limit, offset=offset))
-    return {"jobs": [info_body(j) for j in jobs], "count": len(jobs),
-            "filters": {"status": status.value if status else None, "type": type, "instance": instance}}
+) -> JSONResponse:
+    state = JobState(status) if status in set(JobState) else None
+    # As the original: an empty value is no filter, an unknown status matches no job.
+    jobs = [] if status and state is None else await gateway.store.list(
+        JobFilter(state=state, type=type or None, instance=instance or None, limit=limit, offset=offset))
+    return JSONResponse({"jobs": [info_body(j) for j in jobs], "total": len(jobs), "count": len(jobs),
+                         "filters": {"status": status or None, "type": type or None, "instance": instance or None}})
 
 
-@router.post("/cleanup", response_model=MessageBody, response_model_exclude_none=True)
-async def cleanup(gateway: GW) -> dict[str, Any]:
+@router.post("/cleanup", response_model=CleanupBody)
+async def cleanup(gateway: GW) -> JSONResponse:
     removed = await gateway.janitor.cleanup_finished()
-    return {"message": f"removed {removed} finished job(s) older than the retention", "removed": removed}
+    return JSONResponse({"message": f"Cleaned up {removed} expired jobs", "cleanedCount": removed, "removed": removed})
 
 
 @router.get("/{job_id}/status", response_model=JobStatusBody, responses=NOT_FOUND)
-async def job_status(job_id: str, gateway: GW) -> dict[str, Any]:
+async def job_status(job_id: str, gateway: GW) -> JSONResponse:
     job = await gateway.get(job_id)
-    return status_body(job, gateway.metrics.average_processing_seconds(job.type))
+    return JSONResponse(status_body(job, gateway.metrics.average_processing_seconds(job.type)))
 
 
 @router.get("/{job_id}/result", response_model=JobResultBody,
-            responses={**NOT_FOUND, 409: {"model": ErrorBody}, 200: {"content": {"image/png": {}}}})
+            responses={**NOT_FOUND, 409: {"model": JobNotCompletedBody}, 200: {"content": {"image/png": {}}}})
 async def job_result(job_id: str, request: Request, gateway: GW) -> Response:
     job = await gateway.get(job_id)
-    if job.state is JobState.FAILED:
-        return failure_response(job)
     if job.state is not JobState.COMPLETED:
-        raise JobNotFinished(f"job {job_id} is {job.state.value}; its result is not ready",
-                             job_id=job_id, status=job.state.value, progress_percentage=int(job.progress))
+        raise not_finished(job)
     data = await gateway.result_bytes(job)
     if wants_image(request):
         return image_response(job, data)
-    meta = job.result_meta
-    return json_with_data_uri({"job_id": job.id, "status": "completed", "result": {
-        "image_base64": "", "prompt_id": meta.get("prompt_id"),
-        "content_type": meta["content_type"], "width": meta.get("width"), "height": meta.get("height")}},
-        ("result", "image_base64"), meta["content_type"], data)
+    return json_with_data_uri(result_body(job), ("result", "image_base64"), job.result_meta["content_type"], data)
 
 
 @router.get("/{job_id}/events", responses={**NOT_FOUND, 200: {"content": {"text/event-stream": {}}}})
@@ -141,12 +136,12 @@ async def job_events(job_id: str, gateway: GW) -> StreamingResponse:
 
 
 @router.get("/{job_id}/info", response_model=JobInfoBody, responses=NOT_FOUND)
-async def job_info(job_id: str, gateway: GW) -> dict[str, Any]:
-    return info_body(await gateway.get(job_id))
+async def job_info(job_id: str, gateway: GW) -> JSONResponse:
+    return JSONResponse(info_body(await gateway.get(job_id)))
 
 
-@router.delete("/{job_id}", response_model=MessageBody, response_model_exclude_none=True, responses=NOT_FOUND)
-async def delete_job(job_id: str, gateway: GW) -> dict[str, Any]:
+@router.delete("/{job_id}", response_model=DeletedBody, responses=NOT_FOUND)
+async def delete_job(job_id: str, gateway: GW) -> JSONResponse:
     job = await gateway.delete(job_id)
-    what = "cancelled and deleted" if job.state is JobState.PROCESSING else "deleted"
-    return {"message": f"job {what}", "job_id": job_id}
+    return JSONResponse({"message": "Job deleted successfully", "job_id": job_id,
+                         "cancelled": job.state is JobState.PROCESSING})

@@ -36,6 +36,7 @@ class Upload:
     data: bytes
     info: ImageInfo
     fields: dict[str, str]
+    filename: str = ""
 
 
 async def read_upload(request: Request, max_pixels: int) -> Upload:
@@ -63,6 +64,7 @@ async def read_upload(request: Request, max_pixels: int) -> Upload:
             hint = f"; got a file in {other[0]!r}" if other else ""
             raise InvalidInput(f"the multipart field {FIELD!r} with an image file is required{hint}", field=FIELD)
         data = await upload.read()
+        filename = upload.filename or ""
         fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
     finally:
         await form.close()
@@ -71,4 +73,4 @@ async def read_upload(request: Request, max_pixels: int) -> Upload:
         info = inspect_image(data, max_pixels)
     else:
         info = await asyncio.to_thread(inspect_image, data, max_pixels)
-    return Upload(data, info, fields)
+    return Upload(data, info, fields, filename)

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .formats import pct2, pct_n
 from .timestamps import iso
 
 UNASSIGNED = "unassigned"  # errors_by_instance key for jobs that failed before reaching a server
@@ -144,7 +145,7 @@ def merge_states(snapshots: Iterable[dict[str, Any]]) -> dict[str, Any]:
         "instances": {name: instance_view(name, s, time.time()) for name, s in sorted(merged.instances.items())},
         "errors": {
             "total_errors": totals.failed,
-            "error_rate": rate(totals.failed, totals.total),
+            "error_rate": pct_n(totals.failed, totals.total),
             "errors_by_type": dict(merged.errors_by_type),
             "errors_by_instance": dict(merged.errors_by_instance),
         },
@@ -195,5 +196,5 @@ def to_ms(value: float) -> int:
 
 
 def rate(part: int, whole: int) -> str:
-    return f"{part / whole * 100:.1f}%" if whole else "0.0%"
+    return pct2(part, whole)
 
