@@ -61,7 +61,7 @@ async def test_completed_and_failed_jobs_are_posted_to_their_callback(fake_serve
     assert (first["job_id"], first["status"], first["result_url"]) == (
         ok["job_id"], "completed", f"/api/jobs/{ok['job_id']}/result")
     assert (second["job_id"], second["status"]) == (bad["job_id"], "failed")
-    assert "boom" in second["error"]["message"]
+    assert "boom" in second["error"] and second["error_details"]["code"] == "workflow_failed"
     assert len(receiver.bodies) == 2  # the job without a callback sent nothing
     assert rejected.status_code == 400 and "callback_url" in rejected.json()["error"]
 
