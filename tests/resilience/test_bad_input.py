@@ -48,8 +48,9 @@ def assert_error(resp: httpx.Response, statuses: set[int] | int, *words: str) ->
     assert resp.headers.get("x-request-id"), "no X-Request-ID"
     body = resp.json()
     assert isinstance(body.get("error"), str) and body["error"], body
+    text = f"{body['error']} {body.get('details') or ''}".lower()  # the original's words, then ours
     for word in words:
-        assert word.lower() in body["error"].lower(), (word, body["error"])
+        assert word.lower() in text, (word, body)
     return body
 
 
