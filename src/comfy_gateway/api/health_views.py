@@ -8,12 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..comfyui.instance import Instance
 from ..jobs.model import JobState
 from ..jobs.store import StoreCounts
 from ..observability.formats import epoch_ms, num, pct2, pct_n, whole
 from ..observability.job_metrics import MetricsReading
 from ..observability.timestamps import iso
+from ..overview import InstanceSnapshot
 from . import breaker_views
 from .metrics_views import average_ms, instance_id, percentiles, system
 
@@ -26,19 +26,18 @@ class Snapshot:
     """What the health views read, gathered once per request."""
 
     reading: MetricsReading
-    pool: tuple[Instance, ...]
-    usage: dict[str, int]
+    pool: tuple[InstanceSnapshot, ...]
     processor_running: bool
     admitting: bool
     max_concurrent_jobs: int
 
     @property
     def healthy(self) -> int:
-        return sum(1 for i in self.pool if i.is_healthy)
+        return sum(1 for i in self.pool if i.healthy)
 
     @property
     def active_jobs(self) -> int:
-        return sum(self.usage.values())
+        return sum(i.active_jobs for i in self.pool)
 
 
 def assess(snap: Snapshot, *, error_rate_rule: bool) -> tuple[str, list[str]]:
@@ -63,21 +62,21 @@ def assess(snap: Snapshot, *, error_rate_rule: bool) -> tuple[str, list[str]]:
     return status, issues
 
 
-def _instance_entry(position: int, instance: Instance, active: int) -> dict[str, Any]:
-    ours = instance.snapshot()
+def _instance_entry(position: int, snap: InstanceSnapshot) -> dict[str, Any]:
+    ours = dict(snap.detail)
     breaker = {k: v for k, v in ours.pop("circuit_breaker").items() if k not in ("state", "consecutive_failures")}
     ours.pop("last_check_at")  # the same moment as `last_health_check`
-    return {"id": instance_id(position), "host": instance.name, "is_healthy": instance.is_healthy,
-            "last_health_check": epoch_ms(instance.last_check_at),
-            "circuit_breaker": {**breaker_views.brief(instance.breaker), **breaker},
-            "active_jobs": active, **ours}
+    return {"id": instance_id(position), "host": snap.name, "is_healthy": snap.healthy,
+            "last_health_check": epoch_ms(snap.last_check_at),
+            "circuit_breaker": {**breaker_views.brief(snap.figures), **breaker},
+            "active_jobs": snap.active_jobs, **ours}
 
 
-def _connections(pool: tuple[Instance, ...]) -> dict[str, Any]:
+def _connections(pool: tuple[InstanceSnapshot, ...]) -> dict[str, Any]:
     """The WebSocket pools: every open socket takes any number of prompts, so none is ever queued for."""
-    stats = {i.name: {"host": i.name, "total": i.hub.sockets_open, "connected": i.hub.sockets_open,
-                      "available": i.hub.sockets_open, "queued": 0, "totalUses": len(i.hub.client_ids_used)}
-             for i in pool if i.hub.client_ids_used}
+    stats = {i.name: {"host": i.name, "total": i.sockets_open, "connected": i.sockets_open,
+                      "available": i.sockets_open, "queued": 0, "totalUses": i.sockets_opened}
+             for i in pool if i.sockets_opened}
     return {"total_pools": len(stats), "pool_stats": stats}
 
 
@@ -99,7 +98,7 @@ def health(snap: Snapshot, counts: StoreCounts) -> dict[str, Any]:
                    "started_at": up["system_start_time"], "session_started_at": up["session_start_time"]},
         "comfyui_instances": {
             "total": len(snap.pool), "healthy": snap.healthy, "unhealthy": len(snap.pool) - snap.healthy,
-            "instances": [_instance_entry(n, i, snap.usage.get(i.name, 0)) for n, i in enumerate(snap.pool, start=1)]},
+            "instances": [_instance_entry(n, i) for n, i in enumerate(snap.pool, start=1)]},
         "job_processing": {
             "processor_running": snap.processor_running, "active_jobs": snap.active_jobs,
             "max_concurrent_jobs": snap.max_concurrent_jobs, "total_jobs_in_memory": counts.total,
@@ -129,6 +128,7 @@ def basic_metrics(snap: Snapshot) -> dict[str, Any]:
     """/status/metrics: the dashboard view, the inner figures in snake_case."""
     reading, t = snap.reading, snap.reading.counts.totals
     up, points = system(reading), percentiles(reading)
+    active = {i.name: i.active_jobs for i in snap.pool}
     return {
         "timestamp": iso(reading.now),
         "system": {"uptime_hours": up["total_uptime_hours"], "session_uptime_hours": up["session_uptime_hours"],
@@ -141,7 +141,7 @@ def basic_metrics(snap: Snapshot) -> dict[str, Any]:
                         "average_processing_time_seconds": num(average_ms(t) / 1000),
                         "min_processing_time_ms": points["min_ms"], "max_processing_time_ms": points["max_ms"],
                         "p50_processing_time_ms": points["p50_ms"], "p95_processing_time_ms": points["p95_ms"]},
-        "instances": {host: {**_tally_view(tally), "current_active_jobs": snap.usage.get(host, 0)}
+        "instances": {host: {**_tally_view(tally), "current_active_jobs": active.get(host, 0)}
                       for host, tally in sorted(reading.counts.instances.items())},
         "job_types": {name: _tally_view(tally) for name, tally in sorted(reading.counts.by_type.items())},
     }

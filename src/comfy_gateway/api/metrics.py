@@ -4,16 +4,17 @@ Every body holds the original's keys (SEED-API.md §9) with the gateway's own fi
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
 from ..errors import NotFound
-from ..gateway import Gateway
 from ..observability.timestamps import iso
+from ..overview import Overview
+from ..service import JobService
 from . import metrics_views as seed
-from .deps import get_gateway
+from .deps import Ops, Service
 from .metrics_models import (
     ErrorsBody,
     InstanceMetricsBody,
@@ -27,88 +28,85 @@ from .metrics_models import (
 )
 
 router = APIRouter(tags=["metrics"])
-GW = Annotated[Gateway, Depends(get_gateway)]
 
 
-async def _seed_metrics(gateway: Gateway) -> dict[str, Any]:
+async def _seed_metrics(ops: Overview, service: JobService) -> dict[str, Any]:
     """§9.4's `metrics` object: getStats plus the load balancer, processor, job manager and utilization."""
-    reading = gateway.metrics.reading()
-    usage = await gateway.slots.usage()
-    return {**seed.stats(reading), "load_balancer": seed.load_balancer(gateway.pool, usage),
-            "job_processor": seed.processor_seed_stats(gateway.settings, usage,
-                                                       running=not gateway.dispatcher.draining),
-            "job_manager": seed.job_manager_seed(await gateway.store.counts()),
+    reading = ops.metrics.reading()
+    snaps = await ops.instances()
+    return {**seed.stats(reading), "load_balancer": seed.load_balancer(snaps),
+            "job_processor": seed.processor_seed_stats(service.settings, seed.usage_of(snaps),
+                                                       running=ops.processor_running),
+            "job_manager": seed.job_manager_seed(await service.counts()),
             "instance_utilization": seed.instance_utilization(reading)}
 
 
 @router.get("/api/metrics", response_model=MetricsBody)
-async def all_metrics(gateway: GW) -> JSONResponse:
-    ours = await gateway.metrics_summary()
-    return JSONResponse({"timestamp": ours.pop("timestamp"), "metrics": await _seed_metrics(gateway), **ours})
+async def all_metrics(ops: Ops, service: Service) -> JSONResponse:
+    ours = await ops.metrics_summary()
+    return JSONResponse({"timestamp": ours.pop("timestamp"), "metrics": await _seed_metrics(ops, service), **ours})
 
 
 @router.get("/api/metrics/performance", response_model=PerformanceBody)
-async def performance(gateway: GW) -> JSONResponse:
-    reading = gateway.metrics.reading()
+async def performance(ops: Ops) -> JSONResponse:
+    reading = ops.metrics.reading()
     return JSONResponse({"timestamp": iso(reading.now), "performance": seed.performance(reading),
-                         **gateway.metrics.performance()})
+                         **ops.metrics.performance()})
 
 
 @router.get("/api/metrics/errors", response_model=ErrorsBody)
-async def errors(gateway: GW) -> JSONResponse:
-    reading = gateway.metrics.reading()
-    return JSONResponse({"timestamp": iso(reading.now), "errors": seed.errors_report(reading),
-                         **gateway.metrics.errors()})
+async def errors(ops: Ops) -> JSONResponse:
+    reading = ops.metrics.reading()
+    return JSONResponse({"timestamp": iso(reading.now), "errors": seed.errors_report(reading), **ops.metrics.errors()})
 
 
 @router.get("/api/metrics/instances", response_model=InstancesBody)
-async def instances(gateway: GW) -> JSONResponse:
-    reading = gateway.metrics.reading()
-    views = await gateway.instance_views(gateway.metrics.instances())
+async def instances(ops: Ops) -> JSONResponse:
+    reading = ops.metrics.reading()
+    views = await ops.instance_views(ops.metrics.instances())
     merged = {name: {**seed.inst_stats(seed.tally_of(reading, name)), **view} for name, view in views.items()}
     return JSONResponse({"timestamp": iso(reading.now), "instances": merged,
                          "utilization": seed.instance_utilization(reading),
-                         "load_balancer": seed.load_balancer(gateway.pool, await gateway.slots.usage()),
-                         "count": len(views)})
+                         "load_balancer": seed.load_balancer(await ops.instances()), "count": len(views)})
 
 
 @router.get("/api/metrics/instances/{instance}", response_model=InstanceMetricsBody,
             responses={404: {"model": InstanceNotFoundBody}})
-async def one_instance(instance: str, gateway: GW) -> JSONResponse:
-    reading = gateway.metrics.reading()
-    views = await gateway.instance_views(gateway.metrics.instances())
+async def one_instance(instance: str, ops: Ops) -> JSONResponse:
+    reading = ops.metrics.reading()
+    views = await ops.instance_views(ops.metrics.instances())
     if instance not in views:
         raise NotFound("Instance not found", available_instances=sorted(views),
                        details=f"no server or metrics named {instance!r}")
     view = views[instance]
-    metrics = seed.one_instance(reading, gateway.pool.get(instance), instance, view["active_jobs"])
-    return JSONResponse({"timestamp": iso(reading.now), "instance": instance, "metrics": metrics,
-                         **view})
+    snap = next((s for s in await ops.instances() if s.name == instance), None)
+    return JSONResponse({"timestamp": iso(reading.now), "instance": instance,
+                         "metrics": seed.one_instance(reading, snap, instance, view["active_jobs"]), **view})
 
 
 @router.post("/api/metrics/save", response_model=MetricsSavedBody, responses={500: {"model": MetricsSaveFailedBody}})
-async def save(gateway: GW) -> JSONResponse:
+async def save(ops: Ops) -> JSONResponse:
     try:
-        await gateway.metrics.asave()  # fsync off the event loop
+        await ops.metrics.asave()  # fsync off the event loop
     except OSError as exc:  # already logged and shown by the persistence status
         return JSONResponse({"error": "Failed to force save metrics", "details": str(exc),
-                             "code": "metrics_save_failed", "persistence": gateway.metrics.persistence_status()},
+                             "code": "metrics_save_failed", "persistence": ops.metrics.persistence_status()},
                             status_code=500)
-    reading = gateway.metrics.reading()
+    reading = ops.metrics.reading()
     return JSONResponse({"message": "Metrics saved successfully", "timestamp": iso(reading.now),
-                         "file_path": str(reading.file_path), "persistence": gateway.metrics.persistence_status()})
+                         "file_path": str(reading.file_path), "persistence": ops.metrics.persistence_status()})
 
 
 @router.get("/api/metrics/persistence", response_model=PersistenceBody)
-async def persistence(gateway: GW) -> JSONResponse:
-    reading = gateway.metrics.reading()
+async def persistence(ops: Ops, service: Service) -> JSONResponse:
+    reading = ops.metrics.reading()
     return JSONResponse({"timestamp": iso(reading.now),
-                         "persistence": seed.persistence(reading, gateway.settings.metrics_save_interval),
-                         **gateway.metrics.persistence_status()})
+                         "persistence": seed.persistence(reading, service.settings.metrics_save_interval),
+                         **ops.metrics.persistence_status()})
 
 
 @router.get("/metrics", include_in_schema=False)
-async def prometheus(gateway: GW) -> Response:
-    await gateway.refresh_gauges()
-    body, content_type = gateway.prom.render()
+async def prometheus(ops: Ops) -> Response:
+    await ops.refresh_gauges()
+    body, content_type = ops.prom.render()
     return Response(body, media_type=content_type)

@@ -6,16 +6,16 @@ and these shape them, key for key, with the original's casing, units and number 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..comfyui.instance import Instance
 from ..jobs.model import JobState
 from ..jobs.store import StoreCounts
 from ..observability.formats import num, pct2, pct_n, whole
 from ..observability.job_counts import UNASSIGNED, Tally, percentile
 from ..observability.job_metrics import MetricsReading
 from ..observability.timestamps import iso
+from ..overview import InstanceSnapshot
 from ..settings import Settings
 
 RECENT_ERRORS_SHOWN = 10
@@ -111,14 +111,16 @@ def instance_utilization(reading: MetricsReading) -> dict[str, Any]:
             for host, t in sorted(instances.items())}
 
 
-def load_balancer(pool: Iterable[Instance], usage: Mapping[str, int]) -> dict[str, Any]:
+def load_balancer(snaps: Sequence[InstanceSnapshot]) -> dict[str, Any]:
     """§9.3, keyed by the original's instance ids."""
-    members = list(pool)
-    return {"totalInstances": len(members), "healthyInstances": sum(1 for i in members if i.is_healthy),
-            "totalActiveJobs": sum(usage.get(i.name, 0) for i in members),
-            "instances": {instance_id(n): {"host": i.name, "activeJobs": usage.get(i.name, 0),
-                                           "isHealthy": i.is_healthy}
-                          for n, i in enumerate(members, start=1)}}
+    return {"totalInstances": len(snaps), "healthyInstances": sum(1 for i in snaps if i.healthy),
+            "totalActiveJobs": sum(i.active_jobs for i in snaps),
+            "instances": {instance_id(n): {"host": i.name, "activeJobs": i.active_jobs, "isHealthy": i.healthy}
+                          for n, i in enumerate(snaps, start=1)}}
+
+
+def usage_of(snaps: Sequence[InstanceSnapshot]) -> dict[str, int]:
+    return {snap.name: snap.active_jobs for snap in snaps}
 
 
 def stats(reading: MetricsReading) -> dict[str, Any]:
@@ -160,7 +162,7 @@ def tally_of(reading: MetricsReading, name: str) -> Tally:
     return reading.counts.instances.get(name) or Tally()
 
 
-def one_instance(reading: MetricsReading, instance: Instance | None, name: str, active: int) -> dict[str, Any]:
+def one_instance(reading: MetricsReading, snap: InstanceSnapshot | None, name: str, active: int) -> dict[str, Any]:
     """The `metrics` object of /api/metrics/instances/{instance}."""
     return {**inst_stats(tally_of(reading, name)), "current_active_jobs": active,
-            "is_healthy": instance is not None and instance.is_healthy}
+            "is_healthy": snap is not None and snap.healthy}

@@ -5,38 +5,35 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from ..gateway import Gateway
+from ..overview import Overview
 from . import health_views
-from .deps import get_gateway
+from .deps import Ops, Service
 from .health_models import BasicMetricsBody, HealthBody, QuickStatusBody
 
 router = APIRouter(tags=["health"])
-GW = Annotated[Gateway, Depends(get_gateway)]
 
 
-async def snapshot(gateway: Gateway) -> health_views.Snapshot:
-    return health_views.Snapshot(
-        reading=gateway.metrics.reading(), pool=tuple(gateway.pool), usage=dict(await gateway.slots.usage()),
-        processor_running=not gateway.dispatcher.draining, admitting=gateway.admitting,
-        max_concurrent_jobs=gateway.settings.max_concurrent_jobs)
+async def snapshot(ops: Overview, max_concurrent_jobs: int) -> health_views.Snapshot:
+    return health_views.Snapshot(reading=ops.metrics.reading(), pool=tuple(await ops.instances()),
+                                 processor_running=ops.processor_running, admitting=ops.admitting,
+                                 max_concurrent_jobs=max_concurrent_jobs)
 
 
 @router.get("/health", responses={200: {"model": HealthBody}, 503: {"model": HealthBody}})
-async def health(gateway: GW) -> JSONResponse:
-    body = health_views.health(await snapshot(gateway), await gateway.store.counts())
+async def health(ops: Ops, service: Service) -> JSONResponse:
+    snap = await snapshot(ops, service.settings.max_concurrent_jobs)
+    body = health_views.health(snap, await service.counts())
     return JSONResponse(body, status_code=200 if body["status"] == "healthy" else 503)
 
 
 @router.get("/status", response_model=QuickStatusBody)
-async def quick_status(gateway: GW) -> JSONResponse:
-    return JSONResponse(health_views.quick_status(await snapshot(gateway)))
+async def quick_status(ops: Ops, service: Service) -> JSONResponse:
+    return JSONResponse(health_views.quick_status(await snapshot(ops, service.settings.max_concurrent_jobs)))
 
 
 @router.get("/status/metrics", response_model=BasicMetricsBody)
-async def status_metrics(gateway: GW) -> JSONResponse:
-    return JSONResponse(health_views.basic_metrics(await snapshot(gateway)))
+async def status_metrics(ops: Ops, service: Service) -> JSONResponse:
+    return JSONResponse(health_views.basic_metrics(await snapshot(ops, service.settings.max_concurrent_jobs)))

@@ -205,6 +205,13 @@ def _timeline(job: Job) -> dict[str, Any]:
     return times
 
 
+def webhook_body(job: Job) -> dict[str, Any]:
+    """What a job's callback_url receives: its status, plus where to fetch the result."""
+    body = status_body(job, None)
+    body["result_url"] = f"/api/jobs/{job.id}/result"
+    return body
+
+
 def info_body(job: Job) -> dict[str, Any]:
     """The original's sanitised job (camelCase, epoch ms, no image data), then the gateway's own fields."""
     result = None

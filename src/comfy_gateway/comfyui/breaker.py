@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import StrEnum
 
 WINDOW_S = 60.0  # the span the request and error counts of a breaker cover
@@ -23,6 +24,19 @@ class BreakerState(StrEnum):
     CLOSED = "closed"
     HALF_OPEN = "half_open"
     OPEN = "open"
+
+
+@dataclass(frozen=True)
+class BreakerFigures:
+    """A breaker at one moment, as the operators' views show it."""
+
+    state: BreakerState
+    failures: int  # consecutive, towards opening
+    successes: int  # towards closing a half-open breaker
+    requests: int  # in the last WINDOW_S seconds
+    errors: int
+    retry_in_s: float  # while open: until the next try
+    reset_timeout_s: float  # the wait the next opening would impose
 
 
 class RequestWindow:
@@ -85,15 +99,11 @@ class CircuitBreaker:
     def retry_in(self) -> float:
         return max(0.0, self._open_until - self._clock()) if self._state is BreakerState.OPEN else 0.0
 
-    @property
-    def failures(self) -> int:
-        """Consecutive failures counted towards opening."""
-        return self._failures
-
-    @property
-    def successes(self) -> int:
-        """Successes counted towards closing a half-open breaker."""
-        return self._successes
+    def figures(self) -> BreakerFigures:
+        requests, errors = self.window.counts()
+        return BreakerFigures(state=self.state, failures=self._failures, successes=self._successes,
+                              requests=requests, errors=errors, retry_in_s=self.retry_in,
+                              reset_timeout_s=self.reset_timeout_s)
 
     @property
     def reset_timeout_s(self) -> float:
