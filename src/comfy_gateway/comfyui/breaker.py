@@ -108,7 +108,7 @@ class CircuitBreaker:
     @property
     def reset_timeout_s(self) -> float:
         """The wait the next opening would impose (the backoff grows with each opening)."""
-        return min(self.max_backoff, self.base_backoff * (2 ** self._openings))
+        return float(min(self.max_backoff, self.base_backoff * 2.0 ** self._openings))
 
     def allows_requests(self) -> bool:
         return self.state is not BreakerState.OPEN

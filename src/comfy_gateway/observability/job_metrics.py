@@ -41,7 +41,6 @@ from .job_counts import (
     InstanceTally,
     Tally,
     instance_view,
-    iso,
     merge_states,
     percentiles,
     rate,
@@ -50,6 +49,7 @@ from .job_counts import (
 )
 from .json_file import read_json, write_json_atomic
 from .logging import get_logger
+from .timestamps import iso
 
 STATE_VERSION = 1
 RECENT_ERRORS = 100
