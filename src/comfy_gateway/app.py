@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from . import __version__
 from .api import breakers, dashboard, errors, jobs, metrics, status, tasks
@@ -18,6 +19,9 @@ from .gateway import Gateway
 from .observability.logging import get_logger
 from .observability.prometheus import PromMetrics
 from .settings import Settings
+
+CORS_METHODS = ["GET", "POST", "PUT", "DELETE", "OPTIONS"]
+CORS_HEADERS = ["Content-Type", "Authorization", "X-Request-ID", "Idempotency-Key"]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -45,6 +49,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     app.add_middleware(UploadLimitMiddleware, max_bytes=settings.max_upload_bytes)
     app.add_middleware(RequestContextMiddleware, prom=prom, logger=get_logger("http"), draining=lambda: _draining(app))
+    # Outermost, as in the original: a preflight is answered before the request is logged.
+    app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origin_list, allow_credentials=True,
+                       allow_methods=CORS_METHODS, allow_headers=CORS_HEADERS, expose_headers=["X-Request-ID"])
     return app
 
 

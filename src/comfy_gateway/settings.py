@@ -68,6 +68,14 @@ class Settings(BaseSettings):
     keep_alive_timeout: int = Field(5_000, ge=1_000, description="ms an idle keep-alive connection stays open")
     max_connections: int = Field(900, ge=1, description="open connections past this get 503 (stay below ulimit -n)")
 
+    # --- browsers (CORS), as the original middleware allowed them ---
+    cors_origins: str = Field("https://signmaster.com,http://signdroid.signmaster.local,http://signdroid.smdev.local",
+                              description="comma-separated origins browsers may call from (empty: none)")
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
+
     @field_validator("comfyui_hosts", "comfyui_host_1", "comfyui_host_2", "comfyui_host")
     @classmethod
     def _strip(cls, value: str | None) -> str | None:

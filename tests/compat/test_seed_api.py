@@ -177,3 +177,19 @@ def test_the_checks_refuse_what_the_original_never_sends():
     bad = {"rate": "98.5%", "total": 3.0, "at": "2026-12-01T07:07:21.939+00:00", "byType": {"a": "1"}, "gone": 1}
     found = problems_of(bad, shape)
     assert len(found) == 6, found  # float total, one-decimal rate, offset time, string count, extra key, order
+
+
+async def test_browsers_of_the_original_origins_are_allowed_and_see_the_request_id(fake_servers, tmp_path):
+    fakes = await fake_servers(1)
+    async with running_gateway(gateway_settings(tmp_path, hosts_of(fakes))) as gw:
+        origin = {"Origin": "https://signmaster.com"}
+        preflight = await gw.client.options("/api/async/upscale-image", headers={
+            **origin, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "X-Request-ID"})
+        allowed = await gw.client.get("/status", headers=origin)
+        other = await gw.client.get("/status", headers={"Origin": "https://elsewhere.example"})
+    assert preflight.status_code == 200 and preflight.headers["access-control-allow-origin"] == origin["Origin"]
+    assert "POST" in preflight.headers["access-control-allow-methods"]
+    assert allowed.headers["access-control-allow-origin"] == origin["Origin"]
+    assert allowed.headers["access-control-allow-credentials"] == "true"
+    assert allowed.headers["access-control-expose-headers"] == "X-Request-ID"
+    assert other.status_code == 200 and "access-control-allow-origin" not in other.headers  # not a 500

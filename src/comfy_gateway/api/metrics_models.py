@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
-from .models import ErrorBody, Iso, OpenBody, Pct2, PctN
+from .models import ErrorBody, Iso, JobManagerFigures, OpenBody, Pct2, PctN, ProcessorFigures
 
 
 class InstStats(OpenBody):
@@ -87,22 +87,6 @@ class LoadBalancer(OpenBody):
     healthyInstances: int
     totalActiveJobs: int
     instances: dict[str, BalancedInstance]
-
-
-class ProcessorFigures(OpenBody):
-    isRunning: bool
-    activeJobs: int
-    maxConcurrentJobs: int
-    instanceJobCounts: dict[str, int]
-    processingInterval: int
-    maxJobsPerInstance: int
-
-
-class JobManagerFigures(OpenBody):
-    total: int
-    byStatus: dict[str, int]
-    byType: dict[str, int]
-    byInstance: dict[str, int]
 
 
 class Stats(OpenBody):

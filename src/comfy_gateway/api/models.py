@@ -151,23 +151,33 @@ class JobListBody(OpenBody):
     filters: dict[str, str | None]
 
 
-class JobStatsBody(OpenBody):
+class JobManagerFigures(OpenBody):
+    """The original's job manager statistics (§7.1)."""
+
     total: int
     byStatus: dict[str, int]
     byType: dict[str, int]
     byInstance: dict[str, int]
+
+
+class JobStatsBody(JobManagerFigures):
     total_jobs: int
     by_status: dict[str, int]
     timestamp: Iso
 
 
-class ProcessorStatsBody(OpenBody):
+class ProcessorFigures(OpenBody):
+    """The original's job processor statistics (§7.2)."""
+
     isRunning: bool
     activeJobs: int
     maxConcurrentJobs: int
     instanceJobCounts: dict[str, int]
     processingInterval: int = Field(description="ms")
     maxJobsPerInstance: int
+
+
+class ProcessorStatsBody(ProcessorFigures):
     processor_running: bool
     active_jobs_this_replica: int
     pending_jobs: int
