@@ -31,6 +31,7 @@ ACCEPTED = {"job_id": "uuid", "status": ("pending",),
 ACCEPTED_CROP = merged(ACCEPTED, {"crop": "bool"})
 NO_FILE = {"error": ("No image file provided.",)}
 BAD_FORMAT = {"error": ("Invalid format",), "details": ("Format must be one of: PNG, JPEG, WEBP",)}
+SYNC_FAILED = {"error": "str", "details": "str"}  # the original answered 500; the gateway a specific 5xx
 
 # §5.1
 STATUS_COMMON = {"job_id": "uuid", "status": STATES, "type": "str", "created_time": "iso", "updated_time": "iso",
@@ -55,6 +56,7 @@ RESULT = {"job_id": "uuid", "status": ("completed",), "type": "str", "completed_
           "processing_time_seconds": "int", "result": {"image_base64": "datauri", "prompt_id": "str"}}
 NOT_COMPLETED = {"error": ("Job not completed",), "status": ("pending", "processing"), "message": "str",
                  "status_url": "str"}
+NOT_COMPLETED_FAILED = merged(NOT_COMPLETED, {"status": ("failed",), "message": ("Job failed to process",)})
 
 # §2.4, §7
 DATA = {"imageSize": "int", "mimeType": "str", "originalFilename": "str", "format": FORMATS, "submittedAt": "iso",

@@ -37,10 +37,12 @@ class Row:
     query: str = ""
     body: str | None = None  # IMAGE, or None
     form: dict[str, str] = field(default_factory=dict)
+    fail: bool = False  # the server fails the prompt this row causes
 
 
 TABLE = [
-    # §3, §4: the task endpoints.
+    # §3, §4: the task endpoints (the failing one first, while no other job is queued).
+    Row(SUBMIT, "POST", "/api/upscale-image", 502, s.SYNC_FAILED, body=IMAGE, fail=True),
     Row(SUBMIT, "POST", "/api/remove-background", 200, s.SYNC_CROP, body=IMAGE),
     Row(SUBMIT, "POST", "/api/upscale-image", 200, s.SYNC, body=IMAGE, form={"format": "jpeg"}),
     Row(SUBMIT, "POST", "/api/upscale-remove-bg", 200, s.SYNC, body=IMAGE, query="?format=webp"),
@@ -62,6 +64,7 @@ TABLE = [
     Row(HELD, "GET", "/api/jobs/{job_id}/result", 200, s.RESULT, {"job_id": "completed"}),
     Row(HELD, "GET", "/api/jobs/{job_id}/result", 409, s.NOT_COMPLETED, {"job_id": "pending"}),
     Row(HELD, "GET", "/api/jobs/{job_id}/result", 409, s.NOT_COMPLETED, {"job_id": "processing"}),
+    Row(HELD, "GET", "/api/jobs/{job_id}/result", 409, s.NOT_COMPLETED_FAILED, {"job_id": "failed"}),
     Row(HELD, "GET", "/api/jobs/{job_id}/result", 404, s.JOB_NOT_FOUND, {"job_id": "unknown"}),
     # §7: the admin views of jobs.
     Row(HELD, "GET", "/api/jobs/stats", 200, s.JOB_STATS),
@@ -120,6 +123,8 @@ async def run_stage(gw: RunningGateway, stage: str, names: dict[str, str]) -> li
     spec = gw.app.openapi()
     problems: list[str] = []
     for row in (r for r in TABLE if r.stage == stage):
+        if row.fail:
+            gw.fakes[0].fail_next(1, message="the node broke")
         resp = await call(gw.client, row, names)
         where = f"{row.method} {row.route}{row.query} {row.args or ''}"
         if resp.status_code != row.status:
