@@ -53,6 +53,7 @@ async def processor_stats(service: Service, ops: Ops) -> JSONResponse:
     return JSONResponse({
         **processor_seed_stats(s, usage_of(snaps), running=ops.processor_running),
         "processor_running": ops.processor_running,
+        "active_jobs": sum(snap.active_jobs for snap in snaps),
         "active_jobs_this_replica": ops.running_here,
         "pending_jobs": await service.pending_count(),
         "max_concurrent_jobs": s.max_concurrent_jobs,

@@ -179,6 +179,7 @@ class ProcessorFigures(OpenBody):
 
 class ProcessorStatsBody(ProcessorFigures):
     processor_running: bool
+    active_jobs: int
     active_jobs_this_replica: int
     pending_jobs: int
     max_concurrent_jobs: int
