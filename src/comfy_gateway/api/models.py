@@ -136,6 +136,9 @@ class JobInfoBody(OpenBody):
     comfyui_instance: str | None
     prompt_id: str | None
     created_at: Iso
+    started_at: Iso | None
+    finished_at: Iso | None
+    processing_time_seconds: float | None
     queue_wait_seconds: float | None
     progress_percentage: int
     params: dict[str, Any]

@@ -216,15 +216,16 @@ def info_body(job: Job) -> dict[str, Any]:
     """The original's sanitised job (camelCase, epoch ms, no image data), then the gateway's own fields."""
     result = None
     if job.state is JobState.COMPLETED:
-        extra = {k: v for k, v in job.result_meta.items() if k != "prompt_id"}
-        result = {"promptId": job.result_meta.get("prompt_id"), "base64_size": REMOVED, **extra}
+        result = {"promptId": job.result_meta.get("prompt_id"), "base64_size": REMOVED, **job.result_meta}
     return {
         "id": job.id, "type": job.type, "status": job.state.value, "data": _input_data(job),
         "createdTime": epoch_ms(job.created_at), "updatedTime": epoch_ms(job.updated_at),
         "comfyuiInstance": job.instance, "result": result, "error": error_message(job), **_timeline(job),
         "job_id": job.id, "attempt": job.attempt, "comfyui_instance": job.instance,
         "prompt_id": job.prompt_id or job.result_meta.get("prompt_id"), "created_at": iso(job.created_at),
-        "queue_wait_seconds": job.queue_wait_seconds, "progress_percentage": int(job.progress),
+        "started_at": iso(job.started_at), "finished_at": iso(job.finished_at),
+        "processing_time_seconds": job.processing_seconds, "queue_wait_seconds": job.queue_wait_seconds,
+        "progress_percentage": int(job.progress),
         "params": job.params, "input": job.input_meta, "attempts_history": job.history,
         "lease_owner": job.lease_owner,
     }
