@@ -16,7 +16,7 @@ from .dispatch.dispatcher import Dispatcher
 from .dispatch.slots import SlotLedger
 from .errors import NotFound
 from .jobs.store import JobStore
-from .observability.job_metrics import JobMetrics
+from .observability.job_metrics import JobMetrics, MetricsReading
 from .observability.prometheus import PromMetrics
 from .service import Admission
 
@@ -113,6 +113,10 @@ class Overview:
         active = sum(view["active_jobs"] for view in summary["instances"].values())
         summary["queue"] = {"pending_jobs": await self._store.pending_count(), "active_jobs": active}
         return summary
+
+    async def reading(self) -> MetricsReading:
+        """The metrics figures: the whole cluster's with JOB_STORE=redis, else this gateway's."""
+        return self.metrics.reading() if self._cluster is None else await self._cluster.merged_reading()
 
     async def refresh_gauges(self) -> None:
         """Point-in-time gauges are read when Prometheus scrapes, not kept up to date by hand."""

@@ -32,7 +32,7 @@ router = APIRouter(tags=["metrics"])
 
 async def _seed_metrics(ops: Overview, service: JobService) -> dict[str, Any]:
     """§9.4's `metrics` object: getStats plus the load balancer, processor, job manager and utilization."""
-    reading = ops.metrics.reading()
+    reading = await ops.reading()
     snaps = await ops.instances()
     return {**seed.stats(reading), "load_balancer": seed.load_balancer(snaps),
             "job_processor": seed.processor_seed_stats(service.settings, seed.usage_of(snaps),
@@ -49,20 +49,20 @@ async def all_metrics(ops: Ops, service: Service) -> JSONResponse:
 
 @router.get("/api/metrics/performance", response_model=PerformanceBody)
 async def performance(ops: Ops) -> JSONResponse:
-    reading = ops.metrics.reading()
+    reading = await ops.reading()
     return JSONResponse({"timestamp": iso(reading.now), "performance": seed.performance(reading),
                          **ops.metrics.performance()})
 
 
 @router.get("/api/metrics/errors", response_model=ErrorsBody)
 async def errors(ops: Ops) -> JSONResponse:
-    reading = ops.metrics.reading()
+    reading = await ops.reading()
     return JSONResponse({"timestamp": iso(reading.now), "errors": seed.errors_report(reading), **ops.metrics.errors()})
 
 
 @router.get("/api/metrics/instances", response_model=InstancesBody)
 async def instances(ops: Ops) -> JSONResponse:
-    reading = ops.metrics.reading()
+    reading = await ops.reading()
     views = await ops.instance_views(ops.metrics.instances())
     merged = {name: {**seed.inst_stats(seed.tally_of(reading, name)), **view} for name, view in views.items()}
     return JSONResponse({"timestamp": iso(reading.now), "instances": merged,
@@ -73,7 +73,7 @@ async def instances(ops: Ops) -> JSONResponse:
 @router.get("/api/metrics/instances/{instance}", response_model=InstanceMetricsBody,
             responses={404: {"model": InstanceNotFoundBody}})
 async def one_instance(instance: str, ops: Ops) -> JSONResponse:
-    reading = ops.metrics.reading()
+    reading = await ops.reading()
     views = await ops.instance_views(ops.metrics.instances())
     if instance not in views:
         raise NotFound("Instance not found", available_instances=sorted(views),

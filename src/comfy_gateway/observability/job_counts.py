@@ -12,10 +12,11 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .formats import pct2, pct_n
+from .formats import num, pct2, pct_n
 from .timestamps import iso
 
 UNASSIGNED = "unassigned"  # errors_by_instance key for jobs that failed before reaching a server
+MIN_RATE_WINDOW_S = 60.0  # jobs per hour counts at least a minute, so a fresh gateway reports no absurd rate
 
 
 @dataclass
@@ -104,15 +105,27 @@ class Counts:
         )
 
 
-def merge_states(snapshots: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """Sum several replicas' `export_state()` into one totals view (jobs, instances, errors)."""
+@dataclass
+class Merged:
+    """Several replicas' counters summed, with their recent samples and errors pooled."""
+
+    counts: Counts
+    replicas: list[str]
+    processing_ms: list[float]  # the successful durations of every replica's sample
+    recent_errors: list[dict[str, Any]]  # oldest first
+
+
+def merge_counts(snapshots: Iterable[dict[str, Any]]) -> Merged:
+    """Sum several replicas' `export_state()`."""
     merged: Counts | None = None
     replicas: list[str] = []
     processing: list[float] = []
+    errors: list[dict[str, Any]] = []
     for snap in snapshots:
         counts = Counts.from_dict(snap)
         replicas.append(str(snap.get("replica", "")))
         processing.extend(float(v) for v in snap.get("samples", {}).get("processing_ms", []))
+        errors.extend(dict(e) for e in snap.get("recent_errors", []))
         if merged is None:
             merged = counts
             continue
@@ -124,8 +137,14 @@ def merge_states(snapshots: Iterable[dict[str, Any]]) -> dict[str, Any]:
             merged.instances.setdefault(name, InstanceTally()).add(inst)
         merged.errors_by_type.update(counts.errors_by_type)
         merged.errors_by_instance.update(counts.errors_by_instance)
-    if merged is None:
-        merged = Counts(metrics_started_at=0.0)
+    errors.sort(key=lambda e: str(e.get("timestamp", "")))
+    return Merged(merged or Counts(metrics_started_at=0.0), replicas, processing, errors)
+
+
+def merge_states(snapshots: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Sum several replicas' `export_state()` into one totals view (jobs, instances, errors)."""
+    pooled = merge_counts(snapshots)
+    merged, replicas, processing = pooled.counts, pooled.replicas, pooled.processing_ms
     totals = merged.totals
     ordered = sorted(processing)
     return {
@@ -150,6 +169,10 @@ def merge_states(snapshots: Iterable[dict[str, Any]]) -> dict[str, Any]:
             "errors_by_instance": dict(merged.errors_by_instance),
         },
     }
+
+
+def jobs_per_hour(total: int, since: float, now: float) -> int | float:
+    return num(total / (max(MIN_RATE_WINDOW_S, now - since) / 3600), 2)
 
 
 def type_view(t: Tally) -> dict[str, Any]:

@@ -41,6 +41,7 @@ from .job_counts import (
     InstanceTally,
     Tally,
     instance_view,
+    jobs_per_hour,
     merge_states,
     percentiles,
     rate,
@@ -53,7 +54,6 @@ from .timestamps import iso
 
 STATE_VERSION = 1
 RECENT_ERRORS = 100
-_MIN_RATE_WINDOW_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -238,9 +238,8 @@ class JobMetrics:
             return None
         return tally.processing_ms_sum / tally.processing_count / 1000
 
-    def _jobs_per_hour(self, now: float) -> float:
-        window_s = max(_MIN_RATE_WINDOW_S, now - self._counts.metrics_started_at)
-        return num(self._counts.totals.total / (window_s / 3600), 2)
+    def _jobs_per_hour(self, now: float) -> int | float:
+        return jobs_per_hour(self._counts.totals.total, self._counts.metrics_started_at, now)
 
     # ---- persistence ----------------------------------------------------------------------------
 
