@@ -14,8 +14,8 @@ from .comfyui.breaker import BreakerFigures, BreakerState, CircuitBreaker
 from .comfyui.instance import InstancePool
 from .dispatch.dispatcher import Dispatcher
 from .dispatch.slots import SlotLedger
-from .errors import NotFound
-from .jobs.store import JobStore
+from .errors import NotFound, StorageError
+from .jobs.store import JobStore, StoreCounts
 from .observability.job_metrics import JobMetrics, MetricsReading
 from .observability.prometheus import PromMetrics
 from .service import Admission
@@ -72,13 +72,35 @@ class Overview:
     def instance_count(self) -> int:
         return len(self._pool)
 
+    def storage_problem(self) -> dict[str, str] | None:
+        """The job store's or blob storage's current fault, if any: {"error", "code"}."""
+        error = self._admission.storage.current()
+        return None if error is None else {"error": error.message, "code": error.code}
+
+    async def job_counts(self) -> StoreCounts:
+        """The jobs the store holds; none while it does not answer (the fault is then in `storage_problem`)."""
+        try:
+            return await self._store.counts()
+        except StorageError as exc:
+            self._admission.storage.failed(exc)
+            return StoreCounts()
+
     async def pending_count(self) -> int:
-        return await self._store.pending_count()
+        """Jobs waiting; 0 while the store does not answer (the fault is then in `storage_problem`)."""
+        try:
+            return await self._store.pending_count()
+        except StorageError as exc:
+            self._admission.storage.failed(exc)
+            return 0
 
     # --- the servers ---
 
     async def instances(self) -> list[InstanceSnapshot]:
-        usage = await self._slots.usage()
+        try:
+            usage = await self._slots.usage()
+        except StorageError as exc:  # health still answers, with the storage named as the problem
+            self._admission.storage.failed(exc)
+            usage = {}
         running = self._dispatcher.running
         return [InstanceSnapshot(
             name=inst.name, healthy=inst.is_healthy, breaker=inst.breaker.state,

@@ -78,6 +78,12 @@ class HealthPerformance(OpenBody):
     jobs_per_hour: float
 
 
+class StorageHealth(OpenBody):
+    ok: bool = Field(description="false while the job store or blob storage fails")
+    error: str | None = None
+    code: str | None = Field(None, description="store_unavailable | insufficient_storage")
+
+
 class HealthBody(OpenBody):
     status: str = Field(description="healthy | degraded | critical")
     timestamp: Iso
@@ -88,6 +94,7 @@ class HealthBody(OpenBody):
     performance: HealthPerformance
     issues: list[str]
     last_health_check: Iso
+    storage: StorageHealth
 
 
 class QuickStatusBody(OpenBody):

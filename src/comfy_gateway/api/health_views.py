@@ -30,6 +30,7 @@ class Snapshot:
     processor_running: bool
     admitting: bool
     max_concurrent_jobs: int
+    storage_problem: dict[str, str] | None  # {"error", "code"} while the job store or blobs fail
 
     @property
     def healthy(self) -> int:
@@ -55,6 +56,9 @@ def assess(snap: Snapshot, *, error_rate_rule: bool) -> tuple[str, list[str]]:
     if not (snap.processor_running and snap.admitting):
         status = "critical"
         issues.append("Job processor not running")
+    if snap.storage_problem is not None:
+        status = "critical"
+        issues.append(f"Job storage failing: {snap.storage_problem['error']}")
     jobs = snap.reading.counts.totals
     if error_rate_rule and jobs.total > HIGH_ERROR_MIN_JOBS and jobs.failed * 100 > HIGH_ERROR_RATE_PCT * jobs.total:
         status = "degraded" if status == "healthy" else status
@@ -108,6 +112,7 @@ def health(snap: Snapshot, counts: StoreCounts) -> dict[str, Any]:
         "performance": _performance(snap.reading),
         "issues": issues,
         "last_health_check": now,
+        "storage": {"ok": snap.storage_problem is None, **(snap.storage_problem or {})},
     }
 
 

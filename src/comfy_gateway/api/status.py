@@ -19,15 +19,17 @@ router = APIRouter(tags=["health"])
 async def snapshot(ops: Overview, max_concurrent_jobs: int, *, cluster: bool = False) -> health_views.Snapshot:
     """`cluster`: the figures of every replica (a Redis round trip), else this one's (cheap, for probes)."""
     reading = await ops.reading() if cluster else ops.metrics.reading()
-    return health_views.Snapshot(reading=reading, pool=tuple(await ops.instances()),
-                                 processor_running=ops.processor_running, admitting=ops.admitting,
-                                 max_concurrent_jobs=max_concurrent_jobs)
+    pool = tuple(await ops.instances())  # first: a store fault it meets is then in storage_problem
+    return health_views.Snapshot(reading=reading, pool=pool, processor_running=ops.processor_running,
+                                 admitting=ops.admitting, max_concurrent_jobs=max_concurrent_jobs,
+                                 storage_problem=ops.storage_problem())
 
 
 @router.get("/health", responses={200: {"model": HealthBody}, 503: {"model": HealthBody}})
 async def health(ops: Ops, service: Service) -> JSONResponse:
+    counts = await ops.job_counts()
     snap = await snapshot(ops, service.settings.max_concurrent_jobs)
-    body = health_views.health(snap, await service.counts())
+    body = health_views.health(snap, counts)
     return JSONResponse(body, status_code=200 if body["status"] == "healthy" else 503)
 
 
