@@ -29,7 +29,7 @@ FAILURE_STATUS = {
 }
 
 
-# The original's fixed per-type estimates, in seconds (status endpoint), and its 202 display strings.
+# The original's fixed per-type estimates in seconds (the status endpoint's fallback before any job ran).
 SEED_ESTIMATE_S = {"remove-background": 45, "upscale-image": 60, "upscale-remove-bg": 90}
 DEFAULT_ESTIMATE_S = 30
 REMOVED = "[removed - use result endpoint]"  # stands where the original held image data
