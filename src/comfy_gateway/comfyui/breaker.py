@@ -40,25 +40,30 @@ class BreakerFigures:
 
 
 class RequestWindow:
-    """Outcomes of the last WINDOW_S seconds: how many requests a breaker saw, how many failed."""
+    """Outcomes of the last WINDOW_S seconds: how many requests a breaker saw, how many failed.
+
+    Counted as they come and go, so reading the figures costs the same however busy the server is."""
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock
         self._outcomes: deque[tuple[float, bool]] = deque()
+        self._errors = 0
 
     def add(self, ok: bool) -> None:
         self._outcomes.append((self._clock(), ok))
+        self._errors += not ok
         self._prune()
 
     def counts(self) -> tuple[int, int]:
         """(requests, errors) in the window."""
         self._prune()
-        return len(self._outcomes), sum(1 for _, ok in self._outcomes if not ok)
+        return len(self._outcomes), self._errors
 
     def _prune(self) -> None:
         horizon = self._clock() - WINDOW_S
         while self._outcomes and self._outcomes[0][0] < horizon:
-            self._outcomes.popleft()
+            _, ok = self._outcomes.popleft()
+            self._errors -= not ok
 
 
 class CircuitBreaker:
