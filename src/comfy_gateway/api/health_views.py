@@ -11,6 +11,7 @@ from typing import Any
 from ..jobs.model import JobState
 from ..jobs.store import StoreCounts
 from ..observability.formats import epoch_ms, num, pct2, pct_n, whole
+from ..observability.job_counts import Tally
 from ..observability.job_metrics import MetricsReading
 from ..observability.timestamps import iso
 from ..overview import InstanceSnapshot
@@ -124,7 +125,7 @@ def quick_status(snap: Snapshot) -> dict[str, Any]:
             "uptime_hours": system(snap.reading)["total_uptime_hours"], "processor_running": snap.processor_running}
 
 
-def _tally_view(t: Any) -> dict[str, Any]:
+def _tally_view(t: Tally) -> dict[str, Any]:
     return {"total_jobs": t.total, "completed_jobs": t.successful, "failed_jobs": t.failed,
             "success_rate": pct2(t.successful, t.total), "average_processing_time_ms": whole(average_ms(t))}
 
