@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from ..errors import JobNotFound
 from ..jobs.model import Job, JobState
 from ..jobs.store import JobFilter
-from .deps import Ops, Service
+from .deps import Caller, Ops, Service
 from .metrics_views import job_manager_stats, processor_seed_stats, usage_of
 from .models import (
     CleanupBody,
@@ -88,15 +88,15 @@ async def cleanup(service: Service) -> JSONResponse:
 
 
 @router.get("/{job_id}/status", response_model=JobStatusBody, responses=NOT_FOUND)
-async def job_status(job_id: str, service: Service) -> JSONResponse:
-    job = await service.get(job_id)
+async def job_status(job_id: str, service: Service, caller: Caller) -> JSONResponse:
+    job = await service.get(job_id, caller)
     return JSONResponse(status_body(job, service.average_seconds(job.type)))
 
 
 @router.get("/{job_id}/result", response_model=JobResultBody,
             responses={**NOT_FOUND, 409: {"model": JobNotCompletedBody}, 200: {"content": {"image/png": {}}}})
-async def job_result(job_id: str, request: Request, service: Service) -> Response:
-    job = await service.get(job_id)
+async def job_result(job_id: str, request: Request, service: Service, caller: Caller) -> Response:
+    job = await service.get(job_id, caller)
     if job.state is not JobState.COMPLETED:
         raise not_finished(job)
     data = await service.result_bytes(job)
@@ -106,9 +106,9 @@ async def job_result(job_id: str, request: Request, service: Service) -> Respons
 
 
 @router.get("/{job_id}/events", responses={**NOT_FOUND, 200: {"content": {"text/event-stream": {}}}})
-async def job_events(job_id: str, service: Service) -> StreamingResponse:
+async def job_events(job_id: str, service: Service, caller: Caller) -> StreamingResponse:
     """Live status as server-sent events: one `status` event per change, the last one when it ends."""
-    job = await service.get(job_id)  # 404 before the stream starts
+    job = await service.get(job_id, caller)  # 404 before the stream starts
 
     async def stream() -> AsyncIterator[str]:
         last: dict[str, Any] | None = None
@@ -131,12 +131,12 @@ async def job_events(job_id: str, service: Service) -> StreamingResponse:
 
 
 @router.get("/{job_id}/info", response_model=JobInfoBody, responses=NOT_FOUND)
-async def job_info(job_id: str, service: Service) -> JSONResponse:
-    return JSONResponse(info_body(await service.get(job_id)))
+async def job_info(job_id: str, service: Service, caller: Caller) -> JSONResponse:
+    return JSONResponse(info_body(await service.get(job_id, caller)))
 
 
 @router.delete("/{job_id}", response_model=DeletedBody, responses=NOT_FOUND)
-async def delete_job(job_id: str, service: Service) -> JSONResponse:
-    job = await service.delete(job_id)
+async def delete_job(job_id: str, service: Service, caller: Caller) -> JSONResponse:
+    job = await service.delete(job_id, caller)
     return JSONResponse({"message": "Job deleted successfully", "job_id": job_id,
                          "cancelled": job.state is JobState.PROCESSING})
