@@ -90,7 +90,8 @@ async def cleanup(service: Service) -> JSONResponse:
 @router.get("/{job_id}/status", response_model=JobStatusBody, responses=NOT_FOUND)
 async def job_status(job_id: str, service: Service, caller: Caller) -> JSONResponse:
     job = await service.get(job_id, caller)
-    return JSONResponse(status_body(job, service.average_seconds(job.type)))
+    return JSONResponse(status_body(job, service.average_seconds(job.type),
+                                    estimate_s=await service.estimated_seconds(job)))
 
 
 @router.get("/{job_id}/result", response_model=JobResultBody,

@@ -76,6 +76,7 @@ class JobStatusBody(OpenBody):
     error: str | None = Field(None, description="failed only")
     failed_time: Iso | None = Field(None, description="failed only")
     error_details: dict[str, Any] | None = Field(None, description="failed only: the reason, with its code")
+    eta_seconds: float = Field(description="seconds until the job is expected to end, to a tenth")
     attempt: int
     created_at: Iso
     queue_position: int | None = None
@@ -148,6 +149,7 @@ class JobInfoBody(OpenBody):
     tenant: str
     priority: int
     webhook_deliveries: list[dict[str, Any]]  # one entry per delivery attempt of its callback_url
+    placement: dict[str, Any] | None = Field(None, description="where the current attempt runs and why")
 
 
 class JobListBody(OpenBody):

@@ -6,6 +6,7 @@ operator adds. Sync and async share one path: a sync request is an async job plu
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 import structlog
@@ -65,7 +66,10 @@ def _crop(fields: dict[str, str], query_crop: str | None) -> bool:
     return fields.get("crop", query_crop) != "false"
 
 
-def _estimate(service: JobService, workflow: Workflow, pending: int) -> str:
+def _estimate(service: JobService, workflow: Workflow, pending: int, seconds: float | None) -> str:
+    """The seed's display string: a range around the estimate, or the manifest's range per round."""
+    if seconds is not None:
+        return f"{max(1, math.floor(seconds * 0.8))}-{max(2, math.ceil(seconds * 1.25))} seconds"
     low, high = workflow.estimated_seconds
     rounds = 1 + pending // max(1, service.settings.max_concurrent_jobs)
     return f"{low * rounds}-{high * rounds} seconds"
@@ -96,8 +100,9 @@ async def run_task(service: JobService, workflow: Workflow, request: Request, ca
     del upload
     replayed = {} if created else {idempotency.REPLAYED_HEADER: "true"}
     if run_async:
-        pending = await service.pending_count()
-        body = accepted_body(job, _estimate(service, workflow, pending))
+        seconds = await service.estimated_seconds(job)
+        pending = 0 if seconds is not None else await service.pending_count()
+        body = accepted_body(job, _estimate(service, workflow, pending, seconds))
         return JSONResponse(body, status_code=202, headers={"Location": body["status_url"], **replayed})
     job = await service.wait_sync(job.id)
     if not job.state.finished and service.admission.stopped.is_set():

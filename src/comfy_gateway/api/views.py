@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, Response
 
 from ..errors import JobNotFinished
 from ..jobs.model import Job, JobState
-from ..observability.formats import epoch_ms
+from ..observability.formats import epoch_ms, num
 from ..observability.timestamps import iso as iso_ms
 
 # The HTTP status a failed job answers with, by the code of its error.
@@ -149,35 +149,41 @@ def estimate_seconds(job: Job, average_s: float | None) -> int:
     return round(average_s) if average_s is not None else SEED_ESTIMATE_S.get(job.type, DEFAULT_ESTIMATE_S)
 
 
-def remaining_seconds(job: Job, average_s: float | None) -> int:
+def eta_seconds(job: Job, average_s: float | None, estimate_s: float | None = None) -> float:
+    """Seconds until the job is expected to end (0 once it has)."""
     if job.state.finished:
-        return 0
+        return 0.0
+    if estimate_s is not None:  # from the measured service times and the queue ahead
+        return estimate_s
     started = job.processing_seconds
     if job.state is JobState.PROCESSING and started is not None and job.progress >= 5:
-        return round(started * (100 - job.progress) / job.progress)
-    return max(0, estimate_seconds(job, average_s) - round(started or 0.0))
+        return started * (100 - job.progress) / job.progress
+    return max(0.0, estimate_seconds(job, average_s) - (started or 0.0))
 
 
-def status_body(job: Job, average_s: float | None, queue_position: int | None = None) -> dict[str, Any]:
+def status_body(job: Job, average_s: float | None, queue_position: int | None = None,
+                estimate_s: float | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {
         "job_id": job.id, "status": job.state.value, "type": job.type,
         "created_time": iso(job.created_at), "updated_time": iso(job.updated_at),
         "processing_time_seconds": elapsed_seconds(job), "comfyui_instance": job.instance,
         "message": STATUS_MESSAGES[job.state],
     }
+    eta = eta_seconds(job, average_s, estimate_s)
     if job.state is JobState.PENDING:
-        body["estimated_completion_time_seconds"] = estimate_seconds(job, average_s)
+        body["estimated_completion_time_seconds"] = round(eta)
     elif job.state is JobState.PROCESSING:
         if job.prompt_id:
             body["prompt_id"] = job.prompt_id
-        body["estimated_remaining_time_seconds"] = remaining_seconds(job, average_s)
+        body["estimated_remaining_time_seconds"] = round(eta)
     elif job.state is JobState.COMPLETED:
         body.update(completed_time=iso(end_time(job)), result_url=f"/api/jobs/{job.id}/result")
     else:
         body.update(error=error_message(job), failed_time=iso(end_time(job)), error_details=job.error)
     body["progress_percentage"] = 100 if job.state is JobState.COMPLETED else int(job.progress)
-    body.setdefault("estimated_remaining_time_seconds", remaining_seconds(job, average_s))
-    body.update(attempt=job.attempt, created_at=iso(job.created_at), queue_position=queue_position)
+    body.setdefault("estimated_remaining_time_seconds", round(eta))
+    body.update(eta_seconds=num(eta, 1), attempt=job.attempt, created_at=iso(job.created_at),
+                queue_position=queue_position)
     return body
 
 
@@ -229,4 +235,5 @@ def info_body(job: Job) -> dict[str, Any]:
         "params": job.params, "input": job.input_meta, "attempts_history": job.history,
         "lease_owner": job.lease_owner,
         "tenant": job.tenant, "priority": job.priority, "webhook_deliveries": job.webhook_deliveries,
+        "placement": job.placement,
     }
