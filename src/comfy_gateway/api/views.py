@@ -13,6 +13,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
 from ..errors import JobNotFinished
+from ..graph_jobs import shown_params
 from ..jobs.model import Job, JobState
 from ..observability.formats import epoch_ms, num
 from ..observability.timestamps import iso as iso_ms
@@ -232,7 +233,7 @@ def info_body(job: Job) -> dict[str, Any]:
         "started_at": iso(job.started_at), "finished_at": iso(job.finished_at),
         "processing_time_seconds": job.processing_seconds, "queue_wait_seconds": job.queue_wait_seconds,
         "progress_percentage": int(job.progress),
-        "params": job.params, "input": job.input_meta, "attempts_history": job.history,
+        "params": shown_params(job.params), "input": job.input_meta, "attempts_history": job.history,
         "lease_owner": job.lease_owner,
         "tenant": job.tenant, "priority": job.priority, "webhook_deliveries": job.webhook_deliveries,
         "placement": job.placement,
