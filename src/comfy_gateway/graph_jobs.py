@@ -14,6 +14,7 @@ from typing import Any
 from .access import Principal
 from .background import TaskOwner
 from .errors import (
+    HashMismatch,
     IdempotencyKeyReuse,
     InvalidInput,
     InvalidWorkflow,
@@ -134,11 +135,30 @@ class GraphJobs:
         """The job as it is when it finishes or when `timeout_s` has passed, whichever comes first."""
         return await self._service.wait(job_id, timeout_s)
 
-    async def list(self, viewer: Principal, limit: int, offset: int) -> tuple[list[Job], bool]:
-        """Graph jobs `viewer` may see among `limit` of all, newest first, from `offset`; and whether
-        there may be more."""
-        page = await self._service.list(JobFilter(type=GRAPH_JOB_TYPE, limit=limit, offset=offset))
-        return [job for job in page if viewer.may_see(job)], len(page) == limit
+    async def list(self, viewer: Principal, limit: int,
+                   before: tuple[float, str] | None) -> tuple[list[Job], tuple[float, str] | None]:
+        """Graph jobs `viewer` may see among `limit` of all, newest first, after the key `before`; and
+        the key to go on from (None: no more)."""
+        page = await self._service.list(JobFilter(type=GRAPH_JOB_TYPE, limit=limit, before=before))
+        last = (page[-1].created_at, page[-1].id) if len(page) == limit else None
+        return [job for job in page if viewer.may_see(job)], last
+
+    async def add_asset(self, data: bytes, owner: Principal, *, idempotency_key: str | None, content_type: str,
+                        file_path: str, tags: tuple[str, ...], expected_hash: str | None) -> tuple[AssetRecord, bool]:
+        """A new asset of `owner` (see `AssetStore.add`). An Idempotency-Key is single-use, as for
+        jobs: a reused one answers 422. Its key is given back only when the upload certainly minted
+        nothing (the hash did not match); after an unknown outcome it stays taken."""
+        key = None if idempotency_key is None else f"asset:{owner.name}/{idempotency_key}"
+        if key is not None and not await self._service.claim_key(key):
+            raise IdempotencyKeyReuse("this Idempotency-Key was used already; keys are single-use: look the "
+                                      "asset up by its hash instead of uploading again")
+        try:
+            return await self.assets.add(data, tenant=owner.name, content_type=content_type, file_path=file_path,
+                                         tags=tags, expected_hash=expected_hash)
+        except HashMismatch:
+            if key is not None:
+                await self._service.release_key(key)
+            raise
 
     async def cancel(self, job_id: str, viewer: Principal) -> Job:
         """Stop the job wherever it is; a job that has finished stays as it is.

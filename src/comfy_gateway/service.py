@@ -172,6 +172,13 @@ class JobService:
         job.tenant, job.priority = owner.name, owner.priority
         return await self._enqueue(job, owner, idempotency_key)
 
+    async def claim_key(self, key: str) -> bool:
+        """Take an idempotency key that names no job (an asset upload's) for IDEMPOTENCY_TTL."""
+        return await self._store.claim_key(key, self.settings.idempotency_ttl / 1000)
+
+    async def release_key(self, key: str) -> None:
+        await self._store.release_key(key)
+
     async def _enqueue(self, job: Job, owner: Principal, idempotency_key: str | None) -> tuple[Job, bool]:
         """The key is claimed in the same write that creates the job, so a retry never makes two."""
         if idempotency_key is None:

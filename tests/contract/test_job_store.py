@@ -164,6 +164,32 @@ async def test_record_placement_sets_the_instance_and_is_fenced(store: JobStore)
     assert not await store.record_placement(job.id, job.attempt, "gpu-3", placement)
 
 
+async def test_list_pages_by_key_so_new_jobs_do_not_shift_them(store: JobStore) -> None:
+    await add_jobs(store, 5)
+    await store.create(make_job("job-tie", T0 + 2))  # created with job-002: the id orders them
+    first = await store.list(JobFilter(type="upscale", limit=3))
+    assert [j.id for j in first] == ["job-004", "job-003", "job-tie"]
+    await store.create(make_job("job-new", T0 + 100))  # a new job: the next page is the same
+    last = first[-1]
+    second = await store.list(JobFilter(type="upscale", limit=3, before=(last.created_at, last.id)))
+    assert [j.id for j in second] == ["job-002", "job-001", "job-000"]
+    both = await store.list(JobFilter(type="upscale", state=JobState.PENDING, limit=2, before=(T0 + 2, "job-tie")))
+    assert [j.id for j in both] == ["job-002", "job-001"]
+    everything = await store.list(JobFilter(limit=10, before=(T0 + 3, "job-003")))
+    assert [j.id for j in everything] == ["job-tie", "job-002", "job-001", "job-000"]
+
+
+async def test_a_key_is_claimed_once_until_released_or_expired(store: JobStore) -> None:
+    assert await store.claim_key("asset:t/k1", 30)
+    assert not await store.claim_key("asset:t/k1", 30)
+    await store.release_key("asset:t/k1")
+    assert await store.claim_key("asset:t/k1", 30)
+    assert await store.claim_key("asset:t/short", 0.05)
+    await asyncio.sleep(0.2)
+    assert await store.claim_key("asset:t/short", 30)  # expired: free again
+    assert await store.claim_key("asset:u/k1", 30)  # another key
+
+
 async def test_queue_position_counts_the_pending_jobs_created_before(store: JobStore) -> None:
     jobs = await add_jobs(store, 4)
     await store.create(make_job("job-tie", T0 + 2))  # created with job-002: the id decides

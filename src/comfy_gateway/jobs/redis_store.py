@@ -276,6 +276,13 @@ class RedisJobStore(OpenClose):
         args = (job_id, str(attempt), _num(now), owner, _num(now + lease_seconds))
         return _decode(await self._call("take_over", *args))
 
+    async def claim_key(self, key: str, ttl_seconds: float) -> bool:
+        ttl_ms = max(1, int(ttl_seconds * 1000))
+        return bool(await self._redis.set(self._keys.idempotency(key), "", nx=True, px=ttl_ms))
+
+    async def release_key(self, key: str) -> None:
+        await self._redis.delete(self._keys.idempotency(key))
+
     async def list(self, flt: JobFilter) -> Sequence[Job]:
         if flt.limit <= 0:
             return []
@@ -293,9 +300,13 @@ class RedisJobStore(OpenClose):
                 (flt.state is None or job.state == flt.state)
                 and (flt.type is None or job.type == flt.type)
                 and (flt.instance is None or job.instance == flt.instance)
+                and (flt.before is None or (job.created_at, job.id) < flt.before)
             )
 
         redis = self._redis
+        if len(indexes) <= 2 and flt.before is not None:  # its index from the key on
+            ids = await self._ids_before(indexes[-1], flt.before, offset + flt.limit)
+            return [job for job in await self._fetch(ids[offset:]) if matches(job)]
         if len(indexes) <= 2:  # at most one filter: its index answers exactly
             ids = await redis.zrevrange(indexes[-1], offset, offset + flt.limit - 1)
             return [job for job in await self._fetch(ids) if matches(job)]
@@ -312,6 +323,14 @@ class RedisJobStore(OpenClose):
             found += [job for job in await self._fetch(ids) if matches(job)]
             start += _LIST_PAGE
         return found[offset:wanted]
+
+    async def _ids_before(self, index: str, before: tuple[float, str], count: int) -> list[Any]:
+        """The first `count` ids of `index`, newest first, after (created_at, id) `before`: the ids a
+        zset holds under one score come in reverse order of their names, as the list wants them."""
+        created, before_id = before
+        ties = int(await self._redis.zcount(index, created, created))
+        raw = await self._redis.zrevrangebyscore(index, created, "-inf", start=0, num=count + ties, withscores=True)
+        return [member for member, score in raw if score < created or _text(member) < before_id][:count]
 
     async def counts(self) -> StoreCounts:
         states = [state.value for state in JobState]

@@ -221,7 +221,7 @@ class SqliteJobStore(OpenClose):
         self._conn = self._file.check(self._conn)
         return fn(self._conn)
 
-    async def _update(self, sql: str, params: dict[str, Any]) -> bool:
+    async def _update(self, sql: str, params: dict[str, Any] | Sequence[Any]) -> bool:
         return await self._run(lambda conn: conn.execute(sql, params).rowcount == 1)
 
     async def _one(self, sql: str, params: dict[str, Any] | Sequence[Any]) -> Job | None:
@@ -268,6 +268,15 @@ class SqliteJobStore(OpenClose):
                 raise
 
         return await self._run(create)
+
+    async def claim_key(self, key: str, ttl_seconds: float) -> bool:
+        now = time.time()
+        sql = ("INSERT INTO idempotency VALUES (?, '', ?) ON CONFLICT (key) DO UPDATE SET job_id = '',"
+               " expires_at = excluded.expires_at WHERE idempotency.expires_at <= ?")
+        return await self._update(sql, (key, now + ttl_seconds, now))
+
+    async def release_key(self, key: str) -> None:
+        await self._run(lambda conn: conn.execute("DELETE FROM idempotency WHERE key = ?", (key,)))
 
     async def get(self, job_id: str) -> Job | None:
         return await self._one(f"SELECT {_SELECT} FROM jobs WHERE id = ?", (job_id,))
@@ -377,8 +386,11 @@ class SqliteJobStore(OpenClose):
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value.value if isinstance(value, JobState) else value)
+        if flt.before is not None:
+            where.append("(created_at < ? OR (created_at = ? AND id < ?))")
+            params += [flt.before[0], flt.before[0], flt.before[1]]
         clause = f"WHERE {' AND '.join(where)}" if where else ""
-        sql = f"SELECT {_SELECT} FROM jobs {clause} ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?"
+        sql = f"SELECT {_SELECT} FROM jobs {clause} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
         return await self._many(sql, (*params, max(flt.limit, 0), max(flt.offset, 0)))
 
     async def counts(self) -> StoreCounts:

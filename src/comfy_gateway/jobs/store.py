@@ -22,6 +22,9 @@ class JobFilter:
     instance: str | None = None
     limit: int = 100
     offset: int = 0
+    # Keyset paging: only jobs listed after this (created_at, id), the last of the page before, so
+    # jobs created meanwhile do not shift the pages.
+    before: tuple[float, str] | None = None
 
 
 @dataclass
@@ -45,6 +48,13 @@ class JobStore(Protocol):
 
         Atomic: of two calls with one key, one creates and the other gets that job back.
         Returns (the job the key names, whether it was created now). A key lives `ttl_seconds`."""
+
+    async def claim_key(self, key: str, ttl_seconds: float) -> bool:
+        """Take an idempotency `key` that names no job (an asset upload's): True once, until it
+        expires or is released; atomic across every user of the store."""
+
+    async def release_key(self, key: str) -> None:
+        """Give back a key taken by `claim_key` (its request certainly did nothing)."""
 
     async def get(self, job_id: str) -> Job | None: ...
 
@@ -104,7 +114,7 @@ class JobStore(Protocol):
         The instance and prompt id are kept, so the new owner can re-attach to the prompt."""
 
     async def list(self, flt: JobFilter) -> Sequence[Job]:
-        """Newest first."""
+        """Newest first: by created_at, then id, both descending."""
 
     async def counts(self) -> StoreCounts: ...
 
