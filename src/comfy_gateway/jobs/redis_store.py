@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
@@ -324,12 +324,13 @@ class RedisJobStore(OpenClose):
             start += _LIST_PAGE
         return found[offset:wanted]
 
-    async def _ids_before(self, index: str, before: tuple[float, str], count: int) -> list[Any]:
+    async def _ids_before(self, index: str, before: tuple[float, str], count: int) -> Sequence[Any]:
         """The first `count` ids of `index`, newest first, after (created_at, id) `before`: the ids a
         zset holds under one score come in reverse order of their names, as the list wants them."""
         created, before_id = before
         ties = int(await self._redis.zcount(index, created, created))
-        raw = await self._redis.zrevrangebyscore(index, created, "-inf", start=0, num=count + ties, withscores=True)
+        raw = cast(Sequence[tuple[Any, float]], await self._redis.zrevrangebyscore(
+            index, created, "-inf", start=0, num=count + ties, withscores=True))
         return [member for member, score in raw if score < created or _text(member) < before_id][:count]
 
     async def counts(self) -> StoreCounts:
@@ -343,8 +344,8 @@ class RedisJobStore(OpenClose):
         return int(await self._redis.zcard(key))
 
     async def queue_position(self, job_id: str) -> int | None:
-        rank = await self._redis.zrank(self._keys.pending, job_id)  # ordered by created_at, then id
-        return None if rank is None else int(rank) + 1
+        rank = await self._redis.zrank(self._keys.pending, job_id)  # by created_at, then id
+        return None if rank is None else int(cast(int, rank)) + 1
 
     async def finished_since(self, since: float) -> tuple[int, float | None]:
         async with self._redis.pipeline(transaction=False) as pipe:

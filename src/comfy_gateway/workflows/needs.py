@@ -66,7 +66,7 @@ def node_errors(graph: Mapping[str, Any], missing: Collection[str]) -> dict[str,
         errors = [{"field": "class_type", "reason": "missing_node_type", "message": f"node {cls}"}] \
             if f"node {cls}" in missing else []
         for name, value in (node.get("inputs") or {}).items():
-            wanted = f"model {ModelRef(cls, name, value)}" if isinstance(value, str) else None
+            wanted = f"model {ModelRef(cls, name, value)}" if isinstance(value, str) else ""
             if wanted in missing:
                 errors.append({"field": name, "reason": "value_not_in_list", "message": wanted})
         if errors:
