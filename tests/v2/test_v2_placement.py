@@ -87,7 +87,8 @@ async def test_a_model_no_server_offers_is_refused_and_one_that_some_server_has_
             ids.append(created.json()["id"])
         for job_id in ids:
             await gw.gateway.service.wait(job_id, 20)
-            assert (await gw.client.get(f"/api/v2/jobs/{job_id}")).json()["status"] == "succeeded"
+            body = (await gw.client.get(f"/api/v2/jobs/{job_id}")).json()
+            assert body["status"] == "succeeded", body["error"]
         assert without.stats()["prompts_received"] == 0
         assert with_invert.stats()["prompts_received"] == 4
 
