@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from . import __version__
-from .api import breakers, dashboard, errors, jobs, metrics, status, tasks
+from .api import breakers, dashboard, errors, jobs, metrics, previews, status, tasks
 from .api.middleware import RequestContextMiddleware, UploadLimitMiddleware
 from .gateway import Gateway
 from .observability.logging import configure_logging, get_logger
@@ -38,6 +38,8 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     errors.install(app)
     for module in (tasks, jobs, status, metrics, breakers, dashboard):
         app.include_router(module.router)
+    app.include_router(previews.router)
+    app.mount(dashboard.STATIC_PATH, dashboard.static_files, name="dashboard-static")
     app.add_middleware(UploadLimitMiddleware, max_bytes=settings.max_upload_bytes)
     app.add_middleware(RequestContextMiddleware, prom=gateway.prom, logger=get_logger("http"))
     return app

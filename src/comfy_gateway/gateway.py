@@ -284,6 +284,12 @@ class Gateway:
         except KeyError:
             raise JobNotFound(f"the result of job {job.id} is no longer stored", job_id=job.id) from None
 
+    async def input_bytes(self, job: Job) -> bytes:
+        try:
+            return await self.blobs.get(job.input_blob or input_key(job.id))
+        except KeyError:
+            raise JobNotFound(f"the input of job {job.id} is no longer stored", job_id=job.id) from None
+
     async def delete(self, job_id: str) -> Job:
         job = await self.get(job_id)
         if not await self.dispatcher.stop_job(job_id, "deleted") and job.state is JobState.PROCESSING:

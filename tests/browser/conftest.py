@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from support.browser import artifacts_dir, chromium, chromium_missing
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    missing = chromium_missing()
+    if missing:
+        pytest.skip(missing)
+    with chromium() as driver:
+        yield driver
+
+
+@pytest.fixture
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return artifacts_dir(tmp_path_factory.getbasetemp() / "artifacts")

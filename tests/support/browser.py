@@ -1,0 +1,53 @@
+"""A real headless Chromium (Debian's chromium + chromedriver) driven through Selenium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1400,1100",
+         "--disable-dev-shm-usage")
+
+
+def chromium_missing() -> str | None:
+    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.path.exists(path)]
+    return f"not installed: {', '.join(missing)} (apt-get install chromium chromium-driver)" if missing else None
+
+
+@contextmanager
+def chromium() -> Iterator[Any]:
+    """A fresh browser with its own profile; its console log is readable with get_log("browser")."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="chromium-profile-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (*FLAGS, f"--user-data-dir={profile}"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def console_errors(driver: Any) -> list[dict[str, Any]]:
+    return [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+
+
+def artifacts_dir(default: Path) -> Path:
+    """Where screenshots go: $ARTIFACTS when set (CI keeps it), else under the test's basetemp."""
+    folder = Path(os.environ.get("ARTIFACTS") or default)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
