@@ -51,3 +51,14 @@ def artifacts_dir(default: Path) -> Path:
     folder = Path(os.environ.get("ARTIFACTS") or default)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def svg_to_png(driver: Any, svg: Path, png: Path) -> Path:
+    """The picture an SVG file draws, as Chromium renders it, cropped to the picture."""
+    from selenium.webdriver.common.by import By
+
+    page = svg.with_suffix(".html")
+    page.write_text(f'<html><body style="margin:0"><img src="{svg.name}"></body></html>', encoding="utf-8")
+    driver.get(page.resolve().as_uri())
+    driver.find_element(By.TAG_NAME, "img").screenshot(str(png))
+    return png

@@ -1,0 +1,110 @@
+"""A batch: every input sent as a job, N at a time, each result written to its own file.
+
+Inputs whose output already exists are skipped, so a batch stopped half way picks up where it
+left off. A result is written under a temporary name and renamed, so a file that exists is whole."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import aiohttp
+
+from .http import FINISHED, GatewayClient, RequestFailed
+from .inputs import BatchItem
+from .progress import BatchProgress
+
+CANCEL_TIMEOUT_S = 5.0
+
+
+class Outcome(enum.Enum):
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    item: BatchItem
+    outcome: Outcome
+    detail: str = ""
+    seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    task: str
+    params: Mapping[str, str]
+    concurrency: int
+
+
+async def run_batch(client: GatewayClient, items: list[BatchItem], options: BatchOptions,
+                    progress: BatchProgress) -> list[ItemResult]:
+    """One result per item, in the items' order."""
+    limit = asyncio.Semaphore(max(1, options.concurrency))
+
+    async def one(item: BatchItem) -> ItemResult:
+        async with limit:
+            return await _run_item(client, item, options, progress)
+
+    todo = [item for item in items if not item.output.exists()]
+    async with asyncio.TaskGroup() as group:
+        tasks = {item: group.create_task(one(item)) for item in todo}
+    return [tasks[item].result() if item in tasks else ItemResult(item, Outcome.SKIPPED, "already done")
+            for item in items]
+
+
+async def _run_item(client: GatewayClient, item: BatchItem, options: BatchOptions,
+                    progress: BatchProgress) -> ItemResult:
+    name = item.source.name
+    started = time.monotonic()
+    progress.started(name)
+    job_id: str | None = None
+    try:
+        image = await asyncio.to_thread(item.source.read_bytes)
+        job_id = await client.submit(image, name, options.task, options.params)
+        last = await _follow(client, job_id, name, progress)
+        if last.get("status") != "completed":
+            raise RequestFailed(_error_text(last))
+        await asyncio.to_thread(_write_whole, item, await client.result(job_id))
+    except (RequestFailed, aiohttp.ClientError, OSError) as exc:
+        progress.finished(name, False, str(exc))
+        return ItemResult(item, Outcome.FAILED, str(exc), time.monotonic() - started)
+    except asyncio.CancelledError:
+        if job_id is not None:  # interrupted: don't leave the server working for nobody
+            with contextlib.suppress(Exception):
+                await asyncio.shield(asyncio.wait_for(client.cancel(job_id), CANCEL_TIMEOUT_S))
+        raise
+    seconds = time.monotonic() - started
+    progress.finished(name, True, f"{item.output.name} in {seconds:.1f} s")
+    return ItemResult(item, Outcome.DONE, seconds=seconds)
+
+
+async def _follow(client: GatewayClient, job_id: str, name: str, progress: BatchProgress) -> dict[str, object]:
+    """The job's final status, following its event stream (re-opened if it drops early)."""
+    last: dict[str, object] = {}
+    while last.get("status") not in FINISHED:
+        async for body in client.events(job_id):
+            last = body
+            where = f" on {body['comfyui_instance']}" if body.get("comfyui_instance") else ""
+            progress.update(name, float(body.get("progress_percentage") or 0), f"{body['status']}{where}")
+    return last
+
+
+def _error_text(status: Mapping[str, object]) -> str:
+    error = status.get("error")
+    if isinstance(error, dict) and error.get("message"):
+        return str(error["message"])
+    return f"job ended {status.get('status')}"
+
+
+def _write_whole(item: BatchItem, data: bytes) -> None:
+    item.output.parent.mkdir(parents=True, exist_ok=True)
+    partial = item.output.with_name(f".{item.output.name}.partial")
+    partial.write_bytes(data)
+    os.replace(partial, item.output)
