@@ -1,4 +1,7 @@
-"""create_app(settings) -> FastAPI. The lifespan opens one Gateway and closes it on shutdown."""
+"""create_app(settings) -> FastAPI. The lifespan builds one Gateway and closes it on shutdown.
+
+Logging is the caller's to configure (the CLI does, from LOG_LEVEL), so building an app has no
+side effect on the process."""
 
 from __future__ import annotations
 
@@ -10,20 +13,23 @@ from fastapi import FastAPI
 from . import __version__
 from .api import breakers, dashboard, errors, jobs, metrics, previews, status, tasks
 from .api.middleware import RequestContextMiddleware, UploadLimitMiddleware
+from .api.views import webhook_body
 from .gateway import Gateway
-from .observability.logging import configure_logging, get_logger
+from .observability.logging import get_logger
+from .observability.prometheus import PromMetrics
 from .settings import Settings
 
 
-def create_app(settings: Settings | None = None, *, configure_logs: bool = True) -> FastAPI:
+def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    if configure_logs:
-        configure_logging(settings.log_level, settings.logs_dir)
-    gateway = Gateway(settings)
+    prom = PromMetrics()  # made here: the middleware counts requests from the first one
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with gateway:
+        async with Gateway(settings, prom=prom, webhook_body=webhook_body) as gateway:
+            app.state.gateway = gateway
+            app.state.service = gateway.service
+            app.state.overview = gateway.overview
             yield
 
     app = FastAPI(
@@ -33,7 +39,6 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
                     "jobs that survive restarts, health, metrics.",
         lifespan=lifespan,
     )
-    app.state.gateway = gateway
     app.state.settings = settings
     errors.install(app)
     for module in (tasks, jobs, status, metrics, breakers, dashboard):
@@ -41,5 +46,5 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     app.include_router(previews.router)
     app.mount(dashboard.STATIC_PATH, dashboard.static_files, name="dashboard-static")
     app.add_middleware(UploadLimitMiddleware, max_bytes=settings.max_upload_bytes)
-    app.add_middleware(RequestContextMiddleware, prom=gateway.prom, logger=get_logger("http"))
+    app.add_middleware(RequestContextMiddleware, prom=prom, logger=get_logger("http"))
     return app

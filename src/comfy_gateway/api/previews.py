@@ -5,30 +5,32 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from ..errors import JobNotFinished
-from ..gateway import Gateway
 from ..images import thumbnail
 from ..jobs.model import JobState
-from .deps import get_gateway
+from .deps import Service
 from .models import ErrorBody
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
-GW = Annotated[Gateway, Depends(get_gateway)]
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (404, 409)}
 
 
-@router.get("/{job_id}/preview/{which}", responses={**ERRORS, 200: {"content": {"image/webp": {}}}})
-async def preview(job_id: str, which: Literal["input", "result"], gateway: GW,
+BINARY = {"schema": {"type": "string", "format": "binary"}}
+
+
+@router.get("/{job_id}/preview/{which}", response_class=Response,
+            responses={**ERRORS, 200: {"content": {"image/webp": BINARY}, "description": "a WEBP preview"}})
+async def preview(job_id: str, which: Literal["input", "result"], service: Service,
                   size: Annotated[int, Query(ge=16, le=1024)] = 160) -> Response:
     """The job's input or result scaled down to at most `size` pixels a side, as WEBP."""
-    job = await gateway.get(job_id)
+    job = await service.get(job_id)
     if which == "input":
-        data = await gateway.input_bytes(job)
+        data = await service.input_bytes(job)
     elif job.state is JobState.COMPLETED and job.result_blob:
-        data = await gateway.result_bytes(job)
+        data = await service.result_bytes(job)
     else:
         raise JobNotFinished(f"job {job_id} is {job.state.value}; it has no result to preview",
                              job_id=job_id, status=job.state.value)
