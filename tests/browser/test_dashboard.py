@@ -45,8 +45,7 @@ def try_it(driver: Any, url: str, image: Path, artifacts: Path) -> dict[str, Any
     driver.execute_script(WATCH_PROGRESS)
     driver.find_element(By.ID, "run").click()
     wait.until(lambda d: "has-result" in d.find_element(By.ID, "try").get_attribute("class"))
-    result_thumb = "#jobs-body tr[data-status=completed] img[data-which=result]"
-    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, result_thumb))
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#jobs-body img[data-which=result]")) == 5)
     wait.until(lambda d: d.execute_script(
         "return [...document.querySelectorAll('#jobs-body img.thumb')].every(i => i.complete && i.naturalWidth)"))
     driver.save_screenshot(str(artifacts / "dashboard-result.png"))
@@ -55,18 +54,31 @@ def try_it(driver: Any, url: str, image: Path, artifacts: Path) -> dict[str, Any
         return {seen: window.progressSeen, width: after.naturalWidth, height: after.naturalHeight,
                 download: link.download, href: link.href, size: document.getElementById('result-size').textContent,
                 bar: document.getElementById('bar').style.width,
-                thumb: document.querySelector('#jobs-body img[data-which=result]').naturalWidth};
+                thumb: document.querySelector('#jobs-body img[data-which=result]').naturalWidth,
+                rows: document.querySelectorAll('#jobs-body tr').length,
+                sparklines: document.querySelectorAll('#pool-cards svg.sparkline polyline').length};
     """)
 
 
+async def earlier_jobs(gw: Any, fakes: list[Any]) -> None:
+    """A few finished jobs first, so the table, the sparklines and the charts have something to show."""
+    for workflow in ("upscale-image", "remove-background", "upscale-image", "remove-background"):
+        resp = await gw.client.post(f"/api/{workflow}", files={"imageFile": ("s.png", scene(90, 60), "image/png")})
+        assert resp.status_code == 200
+    for fake in fakes:
+        fake.set_service_time(3.0)  # slow enough from here on to watch the bar move
+
+
 async def test_try_it_shows_progress_to_100_and_the_result_at_its_size(fake_servers, tmp_path, browser, artifacts):
-    fakes = await fake_servers(2, service_time=3.0)
+    fakes = await fake_servers(2, service_time=0.2)
     image = tmp_path / "photo.png"
     image.write_bytes(scene(120, 80))
     async with running_gateway(gateway_settings(tmp_path, hosts_of(fakes))) as gw:
+        await earlier_jobs(gw, fakes)
         seen = await asyncio.to_thread(try_it, browser, gw.url, image, artifacts)
         jobs = (await gw.client.get("/api/jobs/list")).json()["jobs"]
-    assert [j["params"]["workflow"]["scale_by"] for j in jobs] == [0.75]
+    assert jobs[0]["params"]["workflow"]["scale_by"] == 0.75  # the typed parameter from the form
+    assert seen["rows"] == 5 and seen["sparklines"] >= 1
     assert (seen["width"], seen["height"]) == (360, 240)
     assert seen["size"] == "120×80 → 360×240 px"
     assert seen["seen"][-1] == 100 and seen["bar"] == "100%"

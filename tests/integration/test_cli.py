@@ -6,7 +6,10 @@ import asyncio
 import json
 import subprocess
 import sys
+import threading
 from pathlib import Path
+
+import pexpect
 
 from support.gateway import gateway_settings, hosts_of, running_gateway
 from support.images import decode, png
@@ -58,3 +61,26 @@ async def test_status_says_when_the_gateway_cannot_be_reached():
     shown = await run_cli("status", "--url", "http://127.0.0.1:9")
     assert shown.returncode == 1
     assert "cannot reach http://127.0.0.1:9" in shown.stdout
+
+
+
+async def test_status_watch_redraws_until_interrupted(fake_servers, tmp_path):
+    fakes = await fake_servers(1)
+    first_drawn = threading.Event()
+
+    def watch(url: str) -> int | None:
+        child = pexpect.spawn(CLI, ["status", "--watch", "0.3", "--url", url], encoding="utf-8",
+                              dimensions=(30, 120), timeout=30)
+        child.expect(r"done 0, failed 0")
+        first_drawn.set()
+        child.expect(r"done 1, failed 0")  # the job finished while it watched
+        child.sendintr()
+        child.expect(pexpect.EOF)
+        child.close()
+        return child.exitstatus
+
+    async with running_gateway(gateway_settings(tmp_path, hosts_of(fakes))) as gw:
+        watching = asyncio.create_task(asyncio.to_thread(watch, gw.url))
+        assert await asyncio.to_thread(first_drawn.wait, 30)
+        await gw.client.post("/api/upscale-image", files={"imageFile": ("a.png", png(), "image/png")})
+        assert await watching == 0
