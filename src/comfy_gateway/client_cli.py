@@ -7,8 +7,9 @@ import asyncio
 import json
 import os
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from rich.console import Console
 
@@ -49,17 +50,27 @@ async def _submit(args: argparse.Namespace, console: Console) -> int:
     return EXIT_FAILED if any(r.outcome is Outcome.FAILED for r in results) else 0
 
 
-def submit(args: argparse.Namespace) -> None:
-    console = Console()
+def _exit_with(console: Console, main: Coroutine[Any, Any, int], interrupted: tuple[int, str]) -> NoReturn:
+    """Run a command's coroutine and exit with its code; Ctrl-C exits with `interrupted`'s code and note."""
     try:
-        code = asyncio.run(_submit(args, console))
+        code = asyncio.run(main)
     except BadInputs as exc:
         console.print(f"[red]error:[/] {exc}")
         code = EXIT_USAGE
+    except RequestFailed as exc:
+        console.print(f"[red]error:[/] {exc}")
+        code = EXIT_FAILED
     except KeyboardInterrupt:
-        console.print("[yellow]interrupted:[/] finished results are kept; run the same command again to resume")
-        code = EXIT_INTERRUPTED
+        code, note = interrupted
+        if note:
+            console.print(note)
     sys.exit(code)
+
+
+def submit(args: argparse.Namespace) -> None:
+    console = Console()
+    _exit_with(console, _submit(args, console), (EXIT_INTERRUPTED, "[yellow]interrupted:[/] finished results "
+                                                 "are kept; run the same command again to resume"))
 
 
 async def _status(args: argparse.Namespace, console: Console) -> int:
@@ -69,14 +80,7 @@ async def _status(args: argparse.Namespace, console: Console) -> int:
 
 def status(args: argparse.Namespace) -> None:
     console = Console()
-    try:
-        code = asyncio.run(_status(args, console))
-    except RequestFailed as exc:
-        console.print(f"[red]error:[/] {exc}")
-        code = EXIT_FAILED
-    except KeyboardInterrupt:
-        code = 0  # --watch ends with Ctrl-C
-    sys.exit(code)
+    _exit_with(console, _status(args, console), (0, ""))  # --watch ends with Ctrl-C
 
 
 async def _jobs(args: argparse.Namespace) -> int:
