@@ -46,5 +46,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(previews.router)
     app.mount(dashboard.STATIC_PATH, dashboard.static_files, name="dashboard-static")
     app.add_middleware(UploadLimitMiddleware, max_bytes=settings.max_upload_bytes)
-    app.add_middleware(RequestContextMiddleware, prom=prom, logger=get_logger("http"))
+    app.add_middleware(RequestContextMiddleware, prom=prom, logger=get_logger("http"), draining=lambda: _draining(app))
     return app
+
+
+def _draining(app: FastAPI) -> bool:
+    service = getattr(app.state, "service", None)
+    return service is not None and service.admission.draining
