@@ -8,16 +8,19 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ready
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from support.browser import console_errors
+from support.browser import console_errors, sent_requests
 from support.gateway import gateway_settings, hosts_of, running_gateway
 from support.images import png, scene
 from support.waiting import eventually
 
+API_KEY = "dashboard-test-key"
 # Records every value the progress bar shows, so a quick job's steps are not missed between polls.
 WATCH_PROGRESS = """
 window.progressSeen = [];
@@ -41,15 +44,21 @@ def try_it(driver: Any, url: str, image: Path, artifacts: Path) -> dict[str, Any
     scale = driver.find_element(By.ID, "param-scale_by")
     scale.clear()
     scale.send_keys("0.75")  # the fake's 4x model, then 0.75: three times the input
+    key = driver.find_element(By.ID, "api-key")
+    key.send_keys(API_KEY)
+    key.send_keys(Keys.TAB)  # `change`: kept for the session, used from the next request on
     driver.find_element(By.ID, "file").send_keys(str(image))
     driver.execute_script(WATCH_PROGRESS)
+    sent_requests(driver)  # forget what the page loaded before the key was set
     driver.find_element(By.ID, "run").click()
     wait.until(lambda d: "has-result" in d.find_element(By.ID, "try").get_attribute("class"))
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#jobs-body img[data-which=result]")) == 5)
     wait.until(lambda d: d.execute_script(
         "return [...document.querySelectorAll('#jobs-body img.thumb')].every(i => i.complete && i.naturalWidth)"))
     driver.save_screenshot(str(artifacts / "dashboard-result.png"))
-    return driver.execute_script("""
+    keyed = {urlsplit(r["url"]).path: {k.lower(): v for k, v in r["headers"].items()}.get("x-api-key")
+             for r in sent_requests(driver) if "/api/" in r["url"]}
+    return keyed, driver.execute_script("""
         const after = document.getElementById('after'), link = document.getElementById('download');
         return {seen: window.progressSeen, width: after.naturalWidth, height: after.naturalHeight,
                 download: link.download, href: link.href, size: document.getElementById('result-size').textContent,
@@ -75,7 +84,7 @@ async def test_try_it_shows_progress_to_100_and_the_result_at_its_size(fake_serv
     image.write_bytes(scene(120, 80))
     async with running_gateway(gateway_settings(tmp_path, hosts_of(fakes))) as gw:
         await earlier_jobs(gw, fakes)
-        seen = await asyncio.to_thread(try_it, browser, gw.url, image, artifacts)
+        keyed, seen = await asyncio.to_thread(try_it, browser, gw.url, image, artifacts)
         jobs = (await gw.client.get("/api/jobs/list")).json()["jobs"]
     assert jobs[0]["params"]["workflow"]["scale_by"] == 0.75  # the typed parameter from the form
     assert seen["rows"] == 5 and seen["sparklines"] >= 1
@@ -87,6 +96,24 @@ async def test_try_it_shows_progress_to_100_and_the_result_at_its_size(fake_serv
     assert seen["thumb"] == 64  # the result's preview, scaled down on the gateway
     assert console_errors(browser) == []
     assert (artifacts / "dashboard-result.png").stat().st_size > 10_000
+    # the key goes with every call, the event stream and the images included (no EventSource, no <img src>)
+    job_id = jobs[0]["job_id"]
+    for path in ("/api/run/upscale-remove-bg", f"/api/jobs/{job_id}/events", f"/api/jobs/{job_id}/result",
+                 f"/api/jobs/{job_id}/preview/result", "/api/jobs/list"):
+        assert keyed.get(path) == API_KEY, (path, keyed)
+
+
+# The page's own timeline code on a job that failed once, was placed by a reason, then finished.
+TIMELINE_OF_A_RETRIED_JOB = """
+const done = arguments[arguments.length - 1];
+import('/dashboard/static/js/jobs.js').then((m) => done(m.timelineOf({
+  job_id: 'j1', type: 'upscale-image', status: 'completed', attempt: 2, comfyui_instance: 'gpu-2',
+  created_at: '2026-01-01T10:00:00.000Z', started_at: '2026-01-01T10:00:01.000Z',
+  finished_at: '2026-01-01T10:00:09.000Z', queue_wait_seconds: 1.0, processing_time_seconds: 8.0,
+  progress_percentage: 100, placement_reason: 'model already loaded on gpu-2',
+  attempts_history: [{attempt: 1, instance: 'gpu-1', at: 1767261603.5, error: {message: 'socket lost'}}],
+})));
+"""
 
 
 def cancel_from_table(driver: Any, url: str, job_id: str, artifacts: Path) -> dict[str, Any]:
@@ -97,9 +124,18 @@ def cancel_from_table(driver: Any, url: str, job_id: str, artifacts: Path) -> di
     steps = [li.get_attribute("data-step") for li in driver.find_elements(By.CSS_SELECTOR, "#timeline li")]
     driver.save_screenshot(str(artifacts / "dashboard-timeline.png"))
     driver.find_element(By.ID, "dialog-close").click()
-    driver.find_element(By.CSS_SELECTOR, f"{row} button.cancel").click()
+    status_filter = Select(driver.find_element(By.CSS_SELECTOR, "#jobs select[name=status]"))
+    status_filter.select_by_value("completed")
+    wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, row))  # filtered out: it is still running
+    status_filter.select_by_value("")
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, f"{row} button.cancel"))[0].click()
     wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, row))
-    return {"steps": steps}
+    card = "#pool-cards .server"
+    driver.find_element(By.CSS_SELECTOR, f"{card} button.open-breaker").click()
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, f"{card} .badge.open"))  # as the gateway reports it
+    driver.find_element(By.CSS_SELECTOR, f"{card} button.close-breaker").click()
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, f"{card} .badge.closed"))
+    return {"steps": steps, "retried": driver.execute_async_script(TIMELINE_OF_A_RETRIED_JOB)}
 
 
 async def test_a_running_job_is_cancelled_from_the_table(fake_servers, tmp_path, browser, artifacts):
@@ -111,7 +147,13 @@ async def test_a_running_job_is_cancelled_from_the_table(fake_servers, tmp_path,
         await eventually(lambda: fakes[0].stats()["prompts_received"] == 1, what="the prompt to reach the server")
         seen = await asyncio.to_thread(cancel_from_table, browser, gw.url, job_id, artifacts)
         gone = await gw.client.get(f"/api/jobs/{job_id}/status")
+        breakers = (await gw.client.get("/api/circuit-breakers")).json()["circuit_breakers"]
         await eventually(lambda: fakes[0].stats()["interrupted"] == 1, what="the prompt interrupted")
     assert seen["steps"] == ["queued", "dispatched", "running"]
+    retried = [(step["step"], step["detail"]) for step in seen["retried"]]
+    assert retried == [("queued", "type upscale-image"), ("dispatched", "to gpu-1 after 1.00 s queued"),
+                       ("attempt 1 failed", "on gpu-1: socket lost"), ("attempt 2", "on gpu-2"),
+                       ("placement", "model already loaded on gpu-2"), ("done", "in 8.00 s")]
+    assert [b["state"] for b in breakers.values()] == ["closed"]  # opened from its card, then closed again
     assert gone.status_code == 404
     assert console_errors(browser) == []

@@ -15,14 +15,19 @@ function fromEpoch(at) {
 // The steps of a job's life, oldest first: [{step, at, detail, state}].
 export function timelineOf(job) {
   const steps = [{ step: "queued", at: job.created_at, detail: `type ${job.type}` }];
-  for (const attempt of job.attempts_history || []) {
+  const failures = job.attempts_history || [];
+  if (job.started_at) {  // the first claim: a retried job went to the server of its first attempt
+    const first = failures.length ? failures[0].instance : job.comfyui_instance;
+    const waited = job.queue_wait_seconds == null ? "" : ` after ${job.queue_wait_seconds.toFixed(2)} s queued`;
+    steps.push({ step: "dispatched", at: job.started_at, detail: `to ${first || "?"}${waited}` });
+  }
+  for (const attempt of failures) {
     const reason = (attempt.error && (attempt.error.message || attempt.error.code)) || "";
     steps.push({ step: `attempt ${attempt.attempt} failed`, at: fromEpoch(attempt.at),
       detail: `on ${attempt.instance || "?"}: ${reason}`, state: "failed" });
   }
-  if (job.started_at) {
-    const waited = job.queue_wait_seconds == null ? "" : ` after ${job.queue_wait_seconds.toFixed(2)} s queued`;
-    steps.push({ step: "dispatched", at: job.started_at, detail: `to ${job.comfyui_instance || "?"}${waited}` });
+  if (failures.length && job.comfyui_instance) {
+    steps.push({ step: `attempt ${job.attempt}`, at: null, detail: `on ${job.comfyui_instance}` });
   }
   if (placementOf(job)) steps.push({ step: "placement", at: null, detail: String(placementOf(job)) });
   if (job.status === "processing") {

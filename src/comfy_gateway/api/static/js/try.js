@@ -60,12 +60,13 @@ export class TryPanel {
     this.workflows = new Map(workflows.map((wf) => [wf.name, wf]));
     select.replaceChildren(...workflows.map((wf) =>
       h("option", { value: wf.name, title: wf.description, selected: wf.name === chosen }, wf.name)));
-    this.showParams(select.value);
+    if ($("#params", this.root).dataset.workflow !== select.value) this.showParams(select.value);  // keep typed values
   }
 
   showParams(name) {
     const wf = this.workflows.get(name);
     const box = $("#params", this.root);
+    box.dataset.workflow = name;
     box.replaceChildren(...Object.entries(wf ? wf.parameters : {}).map(([n, p]) => paramInput(n, p)));
     $("#workflow-description", this.root).textContent = wf ? wf.description : "";
   }
