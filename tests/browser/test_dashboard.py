@@ -116,6 +116,18 @@ import('/dashboard/static/js/jobs.js').then((m) => done(m.timelineOf({
 """
 
 
+# The page's chart code on jobs finished 30 s, 90 s and 20 min ago (the last one is out of the window).
+BUCKETS = """
+const done = arguments[arguments.length - 1];
+const now = Date.parse('2026-01-01T10:15:00.000Z');
+const job = (agoS, tookS, status) => ({status, finished_at: new Date(now - agoS * 1000).toISOString(),
+                                       created_at: new Date(now - (agoS + tookS) * 1000).toISOString()});
+import('/dashboard/static/js/charts.js').then((m) => done(m.minuteBuckets(
+  [job(30, 2, 'completed'), job(35, 4, 'completed'), job(40, 9, 'failed'), job(90, 6, 'completed'),
+   job(1200, 1, 'completed')], now).map((b) => [b.count, b.p95])));
+"""
+
+
 def cancel_from_table(driver: Any, url: str, job_id: str, artifacts: Path) -> dict[str, Any]:
     wait = open_dashboard(driver, url)
     row = f"#jobs-body tr[data-job='{job_id}']"
@@ -135,7 +147,8 @@ def cancel_from_table(driver: Any, url: str, job_id: str, artifacts: Path) -> di
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, f"{card} .badge.open"))  # as the gateway reports it
     driver.find_element(By.CSS_SELECTOR, f"{card} button.close-breaker").click()
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, f"{card} .badge.closed"))
-    return {"steps": steps, "retried": driver.execute_async_script(TIMELINE_OF_A_RETRIED_JOB)}
+    return {"steps": steps, "retried": driver.execute_async_script(TIMELINE_OF_A_RETRIED_JOB),
+            "buckets": driver.execute_async_script(BUCKETS)}
 
 
 async def test_a_running_job_is_cancelled_from_the_table(fake_servers, tmp_path, browser, artifacts):
@@ -154,6 +167,8 @@ async def test_a_running_job_is_cancelled_from_the_table(fake_servers, tmp_path,
     assert retried == [("queued", "type upscale-image"), ("dispatched", "to gpu-1 after 1.00 s queued"),
                        ("attempt 1 failed", "on gpu-1: socket lost"), ("attempt 2", "on gpu-2"),
                        ("placement", "model already loaded on gpu-2"), ("done", "in 8.00 s")]
+    # 15 minutes, oldest first: the newest minute has 3 jobs (p95 over the 2 that succeeded), the one before 1
+    assert seen["buckets"] == [[0, 0]] * 13 + [[1, 6], [3, 4]]
     assert [b["state"] for b in breakers.values()] == ["closed"]  # opened from its card, then closed again
     assert gone.status_code == 404
     assert console_errors(browser) == []

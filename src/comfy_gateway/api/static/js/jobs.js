@@ -85,6 +85,7 @@ export class JobsPanel {
     const f = this.filters();
     const shown = jobs.filter((j) => this.matches(j, f)).slice(0, SHOWN);
     this.body.replaceChildren(...shown.map((job) => this.row(job)));
+    this.forgetThumbs(new Set(shown.map((j) => j.job_id)));
     $("#jobs-count", this.root).textContent = `${shown.length} shown`;
     const open = this.openJob && jobs.find((j) => j.job_id === this.openJob);
     if (open) this.showTimeline(open);
@@ -113,6 +114,15 @@ export class JobsPanel {
     }
     this.thumbs.get(key).then((url) => { if (url) img.src = url; });
     return img;
+  }
+
+  // Object URLs hold their image until revoked: keep only those of the rows on screen.
+  forgetThumbs(shownIds) {
+    for (const [key, pending] of this.thumbs) {
+      if (shownIds.has(key.split("/")[0])) continue;
+      this.thumbs.delete(key);
+      pending.then((url) => url && URL.revokeObjectURL(url));
+    }
   }
 
   async open(jobId) {
