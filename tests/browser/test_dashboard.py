@@ -128,6 +128,19 @@ import('/dashboard/static/js/charts.js').then((m) => done(m.minuteBuckets(
 """
 
 
+# A server card when the gateway knows the server's warm models, VRAM and queue (placement's fields).
+CARD_WITH_PLACEMENT = """
+const done = arguments[arguments.length - 1];
+import('/dashboard/static/js/pool.js').then((m) => {
+  const box = document.createElement('div');
+  new m.PoolPanel(box, document.createElement('div'), () => {}).render({'gpu-1': {
+    healthy: true, circuit_breaker: 'closed', active_jobs: 1, total_jobs: 7, queued_here: 2,
+    warm_models: ['4x_NMKD-Siax_200k.pth'], vram: {total_bytes: 24 * 1024 ** 3, free_bytes: 6 * 1024 ** 3}}}, 0, []);
+  done(box.innerText.replace(/\\s+/g, ' ').trim());
+});
+"""
+
+
 def cancel_from_table(driver: Any, url: str, job_id: str, artifacts: Path) -> dict[str, Any]:
     wait = open_dashboard(driver, url)
     row = f"#jobs-body tr[data-job='{job_id}']"
@@ -148,7 +161,7 @@ def cancel_from_table(driver: Any, url: str, job_id: str, artifacts: Path) -> di
     driver.find_element(By.CSS_SELECTOR, f"{card} button.close-breaker").click()
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, f"{card} .badge.closed"))
     return {"steps": steps, "retried": driver.execute_async_script(TIMELINE_OF_A_RETRIED_JOB),
-            "buckets": driver.execute_async_script(BUCKETS)}
+            "buckets": driver.execute_async_script(BUCKETS), "card": driver.execute_async_script(CARD_WITH_PLACEMENT)}
 
 
 async def test_a_running_job_is_cancelled_from_the_table(fake_servers, tmp_path, browser, artifacts):
@@ -169,6 +182,8 @@ async def test_a_running_job_is_cancelled_from_the_table(fake_servers, tmp_path,
                        ("placement", "model already loaded on gpu-2"), ("done", "in 8.00 s")]
     # 15 minutes, oldest first: the newest minute has 3 jobs (p95 over the 2 that succeeded), the one before 1
     assert seen["buckets"] == [[0, 0]] * 13 + [[1, 6], [3, 4]]
+    for shown in ("running 1", "queued 2", "done 7", "warm: 4x_NMKD-Siax_200k.pth", "VRAM", "6.0 GiB free"):
+        assert shown in seen["card"], seen["card"]
     assert [b["state"] for b in breakers.values()] == ["closed"]  # opened from its card, then closed again
     assert gone.status_code == 404
     assert console_errors(browser) == []

@@ -8,8 +8,8 @@ const GIB = 1024 ** 3;
 
 function vramLine(view) {
   const vram = view.vram || {};
-  const free = vram.free ?? view.vram_free ?? view.vram_free_bytes;
-  const total = vram.total ?? view.vram_total ?? view.vram_total_bytes;
+  const free = vram.free_bytes;
+  const total = vram.total_bytes;
   if (free === undefined || !total) return null;
   const used = Math.max(0, total - free);
   return h("div", { class: "vram", title: `${(used / GIB).toFixed(1)} of ${(total / GIB).toFixed(1)} GiB used` },
@@ -19,7 +19,7 @@ function vramLine(view) {
 }
 
 function warmModels(view) {
-  const models = view.warm_models || view.loaded_models || view.models_loaded;
+  const models = view.warm_models;
   if (!Array.isArray(models) || !models.length) return null;
   return h("div", { class: "models" }, "warm: ", models.map((m) => h("span", { class: "chip" }, String(m))));
 }
@@ -50,7 +50,7 @@ export class PoolPanel {
     const breaker = view.circuit_breaker || "closed";
     const times = serviceTimes(jobs, name);
     const average = times.length ? times.reduce((a, b) => a + b, 0) / times.length : null;
-    const queued = view.queued_jobs ?? view.queue_remaining;
+    const queued = view.queued_here;
     return h("article", { class: "server", dataset: { server: name } },
       h("header", {}, h("b", {}, name), badge(view.healthy ? "healthy" : "unhealthy"), badge(breaker)),
       h("div", { class: "load" },
