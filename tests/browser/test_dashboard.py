@@ -141,6 +141,21 @@ import('/dashboard/static/js/pool.js').then((m) => {
 """
 
 
+# A file dropped on the drop zone, as a person dragging it from their desktop would.
+DROP_A_FILE = """
+const done = arguments[arguments.length - 1];
+const canvas = Object.assign(document.createElement('canvas'), {width: 8, height: 6});
+canvas.toBlob((blob) => {
+  const files = new DataTransfer();
+  files.items.add(new File([blob], 'dropped.png', {type: 'image/png'}));
+  document.getElementById('drop').dispatchEvent(new DragEvent('drop', {dataTransfer: files, bubbles: true}));
+  const before = document.getElementById('before');
+  before.decode().then(() => done({name: document.getElementById('file-name').textContent,
+    width: before.naturalWidth, runnable: !document.getElementById('run').disabled}));
+}, 'image/png');
+"""
+
+
 def cancel_from_table(driver: Any, url: str, job_id: str, artifacts: Path) -> dict[str, Any]:
     wait = open_dashboard(driver, url)
     row = f"#jobs-body tr[data-job='{job_id}']"
@@ -160,8 +175,7 @@ def cancel_from_table(driver: Any, url: str, job_id: str, artifacts: Path) -> di
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, f"{card} .badge.open"))  # as the gateway reports it
     driver.find_element(By.CSS_SELECTOR, f"{card} button.close-breaker").click()
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, f"{card} .badge.closed"))
-    return {"steps": steps, "retried": driver.execute_async_script(TIMELINE_OF_A_RETRIED_JOB),
-            "buckets": driver.execute_async_script(BUCKETS), "card": driver.execute_async_script(CARD_WITH_PLACEMENT)}
+    return {"steps": steps}
 
 
 async def test_a_running_job_is_cancelled_from_the_table(fake_servers, tmp_path, browser, artifacts):
@@ -176,14 +190,30 @@ async def test_a_running_job_is_cancelled_from_the_table(fake_servers, tmp_path,
         breakers = (await gw.client.get("/api/circuit-breakers")).json()["circuit_breakers"]
         await eventually(lambda: fakes[0].stats()["interrupted"] == 1, what="the prompt interrupted")
     assert seen["steps"] == ["queued", "dispatched", "running"]
+    assert [b["state"] for b in breakers.values()] == ["closed"]  # opened from its card, then closed again
+    assert gone.status_code == 404
+    assert console_errors(browser) == []
+
+
+def page_parts(driver: Any, url: str) -> dict[str, Any]:
+    open_dashboard(driver, url)
+    return {"retried": driver.execute_async_script(TIMELINE_OF_A_RETRIED_JOB),
+            "buckets": driver.execute_async_script(BUCKETS), "card": driver.execute_async_script(CARD_WITH_PLACEMENT),
+            "dropped": driver.execute_async_script(DROP_A_FILE)}
+
+
+async def test_the_page_shows_what_the_gateway_reports_when_it_has_it(fake_servers, tmp_path, browser):
+    """Retries, placement reasons, warm models and VRAM, as the page's own modules render them."""
+    fakes = await fake_servers(1)
+    async with running_gateway(gateway_settings(tmp_path, hosts_of(fakes))) as gw:
+        seen = await asyncio.to_thread(page_parts, browser, gw.url)
     retried = [(step["step"], step["detail"]) for step in seen["retried"]]
     assert retried == [("queued", "type upscale-image"), ("dispatched", "to gpu-1 after 1.00 s queued"),
                        ("attempt 1 failed", "on gpu-1: socket lost"), ("attempt 2", "on gpu-2"),
                        ("placement", "model already loaded on gpu-2"), ("done", "in 8.00 s")]
     # 15 minutes, oldest first: the newest minute has 3 jobs (p95 over the 2 that succeeded), the one before 1
     assert seen["buckets"] == [[0, 0]] * 13 + [[1, 6], [3, 4]]
+    assert seen["dropped"] == {"name": "dropped.png", "width": 8, "runnable": True}
     for shown in ("running 1", "queued 2", "done 7", "warm: 4x_NMKD-Siax_200k.pth", "VRAM", "6.0 GiB free"):
         assert shown in seen["card"], seen["card"]
-    assert [b["state"] for b in breakers.values()] == ["closed"]  # opened from its card, then closed again
-    assert gone.status_code == 404
     assert console_errors(browser) == []
