@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from . import __version__
-from .api import breakers, dashboard, errors, jobs, metrics, previews, status, tasks
+from .api import breakers, dashboard, errors, jobs, metrics, previews, status, tasks, timeline
 from .api.middleware import RequestContextMiddleware, UploadLimitMiddleware
 from .api.views import webhook_body
 from .gateway import Gateway
@@ -44,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (tasks, jobs, status, metrics, breakers, dashboard):
         app.include_router(module.router)
     app.include_router(previews.router)
+    app.include_router(timeline.router)
     app.mount(dashboard.STATIC_PATH, dashboard.static_files, name="dashboard-static")
     app.add_middleware(UploadLimitMiddleware, max_bytes=settings.max_upload_bytes)
     app.add_middleware(RequestContextMiddleware, prom=prom, logger=get_logger("http"), draining=lambda: _draining(app))

@@ -65,7 +65,8 @@ def try_it(driver: Any, url: str, image: Path, artifacts: Path) -> dict[str, Any
                 bar: document.getElementById('bar').style.width,
                 thumb: document.querySelector('#jobs-body img[data-which=result]').naturalWidth,
                 rows: document.querySelectorAll('#jobs-body tr').length,
-                sparklines: document.querySelectorAll('#pool-cards svg.sparkline polyline').length};
+                sparklines: document.querySelectorAll('#pool-cards svg.sparkline polyline').length,
+                charted: document.querySelector('[data-chart="jobs per minute"]').dataset.points};
     """)
 
 
@@ -87,7 +88,7 @@ async def test_try_it_shows_progress_to_100_and_the_result_at_its_size(fake_serv
         keyed, seen = await asyncio.to_thread(try_it, browser, gw.url, image, artifacts)
         jobs = (await gw.client.get("/api/jobs/list")).json()["jobs"]
     assert jobs[0]["params"]["workflow"]["scale_by"] == 0.75  # the typed parameter from the form
-    assert seen["rows"] == 5 and seen["sparklines"] >= 1
+    assert seen["rows"] == 5 and seen["sparklines"] >= 1 and int(seen["charted"]) >= 1
     assert (seen["width"], seen["height"]) == (360, 240)
     assert seen["size"] == "120×80 → 360×240 px"
     assert seen["seen"][-1] == 100 and seen["bar"] == "100%"
@@ -116,15 +117,15 @@ import('/dashboard/static/js/jobs.js').then((m) => done(m.timelineOf({
 """
 
 
-# The page's chart code on jobs finished 30 s, 90 s and 20 min ago (the last one is out of the window).
-BUCKETS = """
+# The page's chart code on a timeline body: per-minute rates from 10-second buckets, gaps skipped.
+CHART_SERIES = """
 const done = arguments[arguments.length - 1];
-const now = Date.parse('2026-01-01T10:15:00.000Z');
-const job = (agoS, tookS, status) => ({status, finished_at: new Date(now - agoS * 1000).toISOString(),
-                                       created_at: new Date(now - (agoS + tookS) * 1000).toISOString()});
-import('/dashboard/static/js/charts.js').then((m) => done(m.minuteBuckets(
-  [job(30, 2, 'completed'), job(35, 4, 'completed'), job(40, 9, 'failed'), job(90, 6, 'completed'),
-   job(1200, 1, 'completed')], now).map((b) => [b.count, b.p95])));
+import('/dashboard/static/js/charts.js').then((m) => {
+  const s = m.chartSeries({span_seconds: 900, step_seconds: 10, points: [
+    {at: '2026-01-01T10:00:00.000Z', finished: 0, failed: 0, p95_latency_ms: null, pending: 4, running: 2},
+    {at: '2026-01-01T10:00:10.000Z', finished: 3, failed: 1, p95_latency_ms: 2500, pending: 1, running: 2}]});
+  done([s.jobs.map((p) => p.v), s.p95.map((p) => p.v), s.queue.map((p) => p.v)]);
+});
 """
 
 
@@ -197,9 +198,9 @@ async def test_a_running_job_is_cancelled_from_the_table(fake_servers, tmp_path,
 
 def page_parts(driver: Any, url: str) -> dict[str, Any]:
     open_dashboard(driver, url)
-    return {"retried": driver.execute_async_script(TIMELINE_OF_A_RETRIED_JOB),
-            "buckets": driver.execute_async_script(BUCKETS), "card": driver.execute_async_script(CARD_WITH_PLACEMENT),
-            "dropped": driver.execute_async_script(DROP_A_FILE)}
+    scripts = {"retried": TIMELINE_OF_A_RETRIED_JOB, "series": CHART_SERIES, "card": CARD_WITH_PLACEMENT,
+               "dropped": DROP_A_FILE}
+    return {name: driver.execute_async_script(script) for name, script in scripts.items()}
 
 
 async def test_the_page_shows_what_the_gateway_reports_when_it_has_it(fake_servers, tmp_path, browser):
@@ -211,8 +212,7 @@ async def test_the_page_shows_what_the_gateway_reports_when_it_has_it(fake_serve
     assert retried == [("queued", "type upscale-image"), ("dispatched", "to gpu-1 after 1.00 s queued"),
                        ("attempt 1 failed", "on gpu-1: socket lost"), ("attempt 2", "on gpu-2"),
                        ("placement", "model already loaded on gpu-2"), ("done", "in 8.00 s")]
-    # 15 minutes, oldest first: the newest minute has 3 jobs (p95 over the 2 that succeeded), the one before 1
-    assert seen["buckets"] == [[0, 0]] * 13 + [[1, 6], [3, 4]]
+    assert seen["series"] == [[0, 18], [2.5], [4, 1]]  # jobs/min, p95 s (none in the first bucket), queue
     assert seen["dropped"] == {"name": "dropped.png", "width": 8, "runnable": True}
     for shown in ("running 1", "queued 2", "done 7", "warm: 4x_NMKD-Siax_200k.pth", "VRAM", "6.0 GiB free"):
         assert shown in seen["card"], seen["card"]

@@ -1,4 +1,4 @@
-"""Previews of a job's input and result (the dashboard's thumbnails), and the dashboard's own files."""
+"""What the dashboard reads: previews of a job's input and result, the timeline, and the page's own files."""
 
 from __future__ import annotations
 
@@ -54,3 +54,14 @@ def test_the_dashboard_loads_nothing_from_elsewhere():
     for file in files:
         text = file.read_text(encoding="utf-8").replace("http://www.w3.org/2000/svg", "")
         assert not re.search(r"https?://|//[a-z0-9.-]+\.[a-z]{2,}/", text), file.name
+
+
+async def test_the_timeline_counts_finished_jobs_and_samples_the_queue(gw):
+    for _ in range(3):
+        resp = await gw.client.post("/api/upscale-image", files={"imageFile": ("a.png", png(), "image/png")})
+        assert resp.status_code == 200
+    body = (await gw.client.get("/api/metrics/timeline")).json()
+    assert (body["span_seconds"], body["step_seconds"]) == (900, 10)
+    assert sum(p["finished"] for p in body["points"]) == 3 and sum(p["failed"] for p in body["points"]) == 0
+    assert any(p["p95_latency_ms"] is not None for p in body["points"])
+    assert any(p["pending"] is not None for p in body["points"])  # the sampler runs from the start
