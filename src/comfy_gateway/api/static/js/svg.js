@@ -34,6 +34,8 @@ export function timeChart(series, { spanMs, now, width = 280, height = 80, unit 
   if (series.length) {
     const pts = series.map((p) => `${x(p.t).toFixed(1)},${y(p.v).toFixed(1)}`).join(" ");
     svg.append(svgEl("polyline", { points: pts, fill: "none", "stroke-width": 1.5 }));
+    const last = series[series.length - 1];  // the newest value, visible even while it is the only one
+    svg.append(svgEl("circle", { cx: x(last.t).toFixed(1), cy: y(last.v).toFixed(1), r: 2.5, class: "last" }));
   }
   const top = svgEl("text", { x: 2, y: 10, class: "tick" });
   top.textContent = `${Number.isInteger(max) ? max : max.toFixed(1)}${unit}`;
