@@ -20,6 +20,7 @@ from .inputs import BatchItem
 from .progress import BatchProgress
 
 CANCEL_TIMEOUT_S = 5.0
+STREAM_RETRIES = 5  # event streams lost in a row before the input counts as failed
 
 
 class Outcome(enum.Enum):
@@ -86,14 +87,27 @@ async def _run_item(client: GatewayClient, item: BatchItem, options: BatchOption
 
 
 async def _follow(client: GatewayClient, job_id: str, name: str, progress: BatchProgress) -> dict[str, object]:
-    """The job's final status, following its event stream (re-opened if it drops early)."""
+    """The job's final status, following its event stream.
+
+    The stream is silent while nothing changes (a long wait in the queue), so a read that times out
+    or a dropped connection just opens it again: it starts with the job's current status."""
     last: dict[str, object] = {}
-    while last.get("status") not in FINISHED:
-        async for body in client.events(job_id):
-            last = body
-            where = f" on {body['comfyui_instance']}" if body.get("comfyui_instance") else ""
-            progress.update(name, float(body.get("progress_percentage") or 0), f"{body['status']}{where}")
-    return last
+    failures = 0
+    while True:
+        error: Exception | None = None
+        try:
+            async for body in client.events(job_id):
+                last, failures = body, 0
+                where = f" on {body['comfyui_instance']}" if body.get("comfyui_instance") else ""
+                progress.update(name, float(body.get("progress_percentage") or 0), f"{body['status']}{where}")
+        except (aiohttp.ClientPayloadError, aiohttp.ServerTimeoutError, aiohttp.ClientConnectionError) as exc:
+            error = exc
+        if last.get("status") in FINISHED:
+            return last
+        failures += 1
+        if failures > STREAM_RETRIES:
+            raise RequestFailed(f"lost the event stream of job {job_id}") from error
+        await asyncio.sleep(min(5.0, 0.2 * failures))
 
 
 def _error_text(status: Mapping[str, object]) -> str:
