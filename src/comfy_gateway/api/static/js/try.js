@@ -4,6 +4,8 @@ import { getJSON, imageURL, postJSON, streamEvents } from "./api.js";
 import { $, h, showError } from "./dom.js";
 
 const EXTENSIONS = { png: "png", jpeg: "jpg", webp: "webp" };
+const FINISHED = new Set(["completed", "failed", "deleted"]);
+const STREAM_RETRIES = 5;
 
 function paramInput(name, p) {
   const id = `param-${name}`;
@@ -120,14 +122,24 @@ export class TryPanel {
     }
   }
 
+  // Follows the job's event stream to its end; a stream that drops is opened again (it starts with
+  // the job's current status).
   async follow(jobId) {
     let last = { status: "pending" };
-    await streamEvents(`/api/jobs/${jobId}/events`, (name, body) => {
-      if (name === "deleted") { last = { status: "deleted" }; return; }
-      last = body;
-      const where = body.comfyui_instance ? ` on ${body.comfyui_instance}` : "";
-      this.setProgress(body.progress_percentage, `${body.status}${where} · ${body.progress_percentage} %`);
-    });
+    for (let lost = 0; lost <= STREAM_RETRIES; lost++) {
+      try {
+        await streamEvents(`/api/jobs/${jobId}/events`, (name, body) => {
+          if (name === "deleted") { last = { status: "deleted" }; return; }
+          last = body;
+          const where = body.comfyui_instance ? ` on ${body.comfyui_instance}` : "";
+          this.setProgress(body.progress_percentage, `${body.status}${where} · ${body.progress_percentage} %`);
+        });
+      } catch (err) {
+        if (err.status) throw err;  // the gateway answered (404, 401...): opening it again won't help
+      }
+      if (FINISHED.has(last.status)) return last;
+      await new Promise((resolve) => setTimeout(resolve, 500 * (lost + 1)));
+    }
     return last;
   }
 
