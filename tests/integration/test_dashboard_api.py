@@ -48,6 +48,14 @@ async def test_the_dashboard_and_its_modules_are_served_from_the_package(gw):
     assert missing.status_code == 404
 
 
+async def test_the_endpoints_the_page_reads_exist(gw):
+    sources = "".join(f.read_text(encoding="utf-8") for f in STATIC.joinpath("js").iterdir())
+    paths = set(re.findall(r'getJSON\([`"](/[^"`?$]+)[`"?]', sources))  # templated paths left out
+    assert {"/api/workflows", "/api/metrics/instances", "/api/jobs/stats", "/api/metrics/timeline"} <= paths
+    for path in paths:
+        assert (await gw.client.get(path)).status_code == 200, path
+
+
 def test_the_dashboard_loads_nothing_from_elsewhere():
     """Works offline: no file of the page names another host (the SVG namespace is a name, not a fetch)."""
     files = [STATIC / "dashboard.html", STATIC / "dashboard.css", *STATIC.joinpath("js").iterdir()]
