@@ -35,8 +35,9 @@ def spawn(url: str, inputs: Path, out: Path) -> Any:
     env = {**os.environ, "COMFY_GATEWAY_URL": url, "TERM": "xterm-256color",
            "COLUMNS": str(COLUMNS), "LINES": str(LINES)}
     env.pop("NO_COLOR", None)
-    return pexpect.spawn(CLI, ["submit", str(inputs), "--out-dir", str(out), "--concurrency", "3"],
-                         env=env, encoding="utf-8", dimensions=(LINES, COLUMNS), timeout=60)
+    # run beside its folders, as a person would: the screen shows short relative paths
+    return pexpect.spawn(CLI, ["submit", inputs.name, "--out-dir", out.name, "--concurrency", "3"],
+                         cwd=str(inputs.parent), env=env, encoding="utf-8", dimensions=(LINES, COLUMNS), timeout=60)
 
 
 def results_in(out: Path) -> list[Path]:
