@@ -44,29 +44,43 @@ class Dashboard {
     showError(this.error, needsKey ? new Error(`${err.message}: enter an API key above`) : err);
   }
 
+  // Each panel draws what it could read: with a key that may not see everything (the job list and
+  // the metrics need an admin key), "Try it" and the panels it may read still work.
   async refresh() {
     if (this.busy) return;  // a slow gateway gets one refresh at a time, not a pile of them
     this.busy = true;
     try {
-      const [instances, stats, list, timeline] = await Promise.all([
+      const [instances, stats, list, timeline] = await Promise.allSettled([
         getJSON("/api/metrics/instances"), getJSON("/api/jobs/stats"), getJSON(`/api/jobs/list?limit=${LISTED}`),
         getJSON("/api/metrics/timeline")]);
-      const health = overallHealth(Object.values(instances.instances));
-      const overall = $("#overall");
-      overall.textContent = health;
-      overall.className = `badge ${health}`;
-      const pending = stats.by_status.pending ?? 0;
-      this.pool.render(instances.instances, pending, list.jobs);
-      this.charts.render(timeline);
-      this.jobs.render(list.jobs, Object.keys(instances.instances), this.workflows);
+      const jobs = list.status === "fulfilled" ? list.value.jobs : [];
+      const servers = instances.status === "fulfilled" ? instances.value.instances : null;
+      if (servers) this.showServers(servers, stats.status === "fulfilled" ? stats.value : null, jobs);
+      if (timeline.status === "fulfilled") this.charts.render(timeline.value);
+      showError($("#pool-error"), panelError(instances, timeline));
+      if (list.status === "fulfilled") this.jobs.render(jobs, Object.keys(servers || {}), this.workflows);
+      showError($("#jobs-error"), panelError(list));
+      const failed = [instances, stats, list, timeline].find((r) => r.status === "rejected");
+      if (failed) this.fail(failed.reason); else showError(this.error, null);
       $("#updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
-      showError(this.error, null);
-    } catch (err) {
-      this.fail(err);
     } finally {
       this.busy = false;
     }
   }
+
+  showServers(servers, stats, jobs) {
+    const health = overallHealth(Object.values(servers));
+    const overall = $("#overall");
+    overall.textContent = health;
+    overall.className = `badge ${health}`;
+    this.pool.render(servers, stats ? stats.by_status.pending ?? 0 : "?", jobs);
+  }
+}
+
+function panelError(...results) {
+  const failed = results.find((r) => r.status === "rejected");
+  if (!failed) return null;
+  return failed.reason.status === 403 ? new Error("this needs an admin key") : failed.reason;
 }
 
 // The rule of /health (every server healthy, some, none), read from the instances already fetched:
