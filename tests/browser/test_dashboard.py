@@ -18,6 +18,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 from support.browser import console_errors, sent_requests
 from support.gateway import gateway_settings, hosts_of, running_gateway
 from support.images import png, scene
+from support.keys import KEYS, auth, write_keys
 from support.waiting import eventually
 
 API_KEY = "dashboard-test-key"
@@ -217,3 +218,33 @@ async def test_the_page_shows_what_the_gateway_reports_when_it_has_it(fake_serve
     for shown in ("running 1", "queued 2", "done 7", "warm: 4x_NMKD-Siax_200k.pth", "VRAM", "6.0 GiB free"):
         assert shown in seen["card"], seen["card"]
     assert console_errors(browser) == []
+
+
+def with_keys(driver: Any, url: str, key: str) -> dict[str, Any]:
+    driver.get(f"{url}/dashboard")
+    wait = WebDriverWait(driver, 30)
+    error = driver.find_element(By.ID, "error")
+    wait.until(lambda d: error.is_displayed() and "API key" in error.text)
+    before = {"error": error.text, "servers": len(driver.find_elements(By.CSS_SELECTOR, "#pool-cards .server"))}
+    field = driver.find_element(By.ID, "api-key")
+    field.send_keys(key)
+    field.send_keys(Keys.TAB)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#workflow option[value=upscale-image]"))
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#pool-cards .server"))
+    wait.until(lambda d: not error.is_displayed())
+    driver.refresh()  # the key is kept for the browser session
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#jobs-body tr"))
+    return {"before": before, "kept": driver.execute_script("return document.getElementById('api-key').value")}
+
+
+async def test_with_access_control_the_page_opens_and_reads_with_the_key_typed_into_it(fake_servers, tmp_path,
+                                                                                      browser):
+    fakes = await fake_servers(1)
+    settings = gateway_settings(tmp_path, hosts_of(fakes), api_keys_file=write_keys(tmp_path / "keys.toml"))
+    async with running_gateway(settings) as gw:
+        resp = await gw.client.post("/api/upscale-image", files={"imageFile": ("a.png", png(), "image/png")},
+                                    headers=auth("alice"))
+        assert resp.status_code == 200
+        seen = await asyncio.to_thread(with_keys, browser, gw.url, KEYS["admin"])
+    assert "an API key is required" in seen["before"]["error"] and seen["before"]["servers"] == 0
+    assert seen["kept"] == KEYS["admin"]

@@ -13,6 +13,7 @@ import pexpect
 
 from support.gateway import gateway_settings, hosts_of, running_gateway
 from support.images import decode, png
+from support.keys import KEYS, write_keys
 
 CLI = str(Path(sys.executable).parent / "comfy-gateway")
 
@@ -84,3 +85,22 @@ async def test_status_watch_redraws_until_interrupted(fake_servers, tmp_path):
         assert await asyncio.to_thread(first_drawn.wait, 30)
         await gw.client.post("/api/upscale-image", files={"imageFile": ("a.png", png(), "image/png")})
         assert await watching == 0
+
+
+async def test_with_access_control_the_key_comes_from_the_flag_or_the_environment(fake_servers, tmp_path):
+    fakes = await fake_servers(1)
+    source = tmp_path / "in.png"
+    source.write_bytes(png(20, 10))
+    out = str(tmp_path / "out")
+    settings = gateway_settings(tmp_path, hosts_of(fakes), api_keys_file=write_keys(tmp_path / "keys.toml"))
+    async with running_gateway(settings) as gw:
+        base = {"PATH": "/usr/bin:/bin", "COMFY_GATEWAY_URL": gw.url, "COLUMNS": "150"}
+        refused = await run_cli("submit", str(source), "--out-dir", out, env=base)
+        keyed = {**base, "COMFY_GATEWAY_API_KEY": KEYS["bob"]}
+        done = await run_cli("submit", str(source), "--out-dir", out, env=keyed)
+        user_status = await run_cli("status", "--api-key", KEYS["bob"], env=base)
+        admin_status = await run_cli("status", "--api-key", KEYS["admin"], env=base)
+    assert refused.returncode == 1 and "an API key is required" in refused.stdout
+    assert done.returncode == 0 and (tmp_path / "out" / "in.upscale-image.png").exists(), done.stdout
+    assert user_status.returncode == 1 and "HTTP 403" in user_status.stdout  # the pool's figures are for admins
+    assert admin_status.returncode == 0 and "comfy-gateway healthy" in admin_status.stdout

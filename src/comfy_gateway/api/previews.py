@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from ..errors import JobNotFinished
 from ..images import thumbnail
 from ..jobs.model import JobState
-from .deps import Service
+from .deps import Caller, Service
 from .models import ErrorBody
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
@@ -23,10 +23,10 @@ BINARY = {"schema": {"type": "string", "format": "binary"}}
 
 @router.get("/{job_id}/preview/{which}", response_class=Response,
             responses={**ERRORS, 200: {"content": {"image/webp": BINARY}, "description": "a WEBP preview"}})
-async def preview(job_id: str, which: Literal["input", "result"], service: Service,
+async def preview(job_id: str, which: Literal["input", "result"], service: Service, caller: Caller,
                   size: Annotated[int, Query(ge=16, le=1024)] = 160) -> Response:
     """The job's input or result scaled down to at most `size` pixels a side, as WEBP."""
-    job = await service.get(job_id)
+    job = await service.get(job_id, caller)  # another tenant's job is not found
     if which == "input":
         data = await service.input_bytes(job)
     elif job.state is JobState.COMPLETED and job.result_blob:
