@@ -12,6 +12,7 @@ from comfy_gateway.client.inputs import plan
 from comfy_gateway.client.progress import BatchProgress
 from support.gateway import gateway_settings, hosts_of, running_gateway
 from support.images import png
+from support.keys import KEYS, auth, write_keys
 
 
 async def test_a_job_queued_longer_than_the_read_timeout_is_still_followed_to_its_end(fake_servers, tmp_path):
@@ -27,3 +28,22 @@ async def test_a_job_queued_longer_than_the_read_timeout_is_still_followed_to_it
     # the second job waited ~1.5 s without a word from its stream: each silent read timed out and reopened it
     assert [r.outcome for r in results] == [Outcome.DONE, Outcome.DONE], [r.detail for r in results]
     assert all(item.output.exists() for item in items)
+
+
+async def test_an_input_refused_over_a_quota_is_sent_again_when_the_gateway_says(fake_servers, tmp_path):
+    fakes = await fake_servers(1, service_time=1.0)
+    (tmp_path / "in.png").write_bytes(png())
+    items = plan([tmp_path / "in.png"], tmp_path / "out", "upscale-image", "png")
+    keys = write_keys(tmp_path / "keys.toml", bob={"max_queued_jobs": 1})
+    settings = gateway_settings(tmp_path / "gw", hosts_of(fakes), api_keys_file=keys, max_jobs_per_instance=1,
+                                max_concurrent_jobs=1)
+    async with running_gateway(settings) as gw, GatewayClient(gw.url, api_key=KEYS["bob"]) as client:
+        for _ in range(2):  # one running, one queued: bob's queue is at its limit
+            await gw.client.post("/api/async/upscale-image", files={"imageFile": ("a.png", png(), "image/png")},
+                                 headers=auth("bob"))
+        with BatchProgress(Console(file=io.StringIO()), len(items)) as progress:
+            results = await run_batch(client, items, BatchOptions("upscale-image", {}, concurrency=1), progress)
+        refused = gw.gateway.prom.registry.get_sample_value(
+            "comfy_gateway_http_requests_total", {"method": "POST", "route": "/api/run/{workflow}", "status": "429"})
+    assert [r.outcome for r in results] == [Outcome.DONE], [r.detail for r in results]
+    assert refused is not None and refused >= 1  # refused first (429 with Retry-After), taken when asked again

@@ -21,6 +21,8 @@ from .progress import BatchProgress
 
 CANCEL_TIMEOUT_S = 5.0
 STREAM_RETRIES = 5  # event streams lost in a row before the input counts as failed
+SUBMIT_RETRIES = 5  # "come back later" answers to one input before it counts as failed
+MAX_RETRY_AFTER_S = 30.0
 
 
 class Outcome(enum.Enum):
@@ -68,7 +70,7 @@ async def _run_item(client: GatewayClient, item: BatchItem, options: BatchOption
     job_id: str | None = None
     try:
         image = await asyncio.to_thread(item.source.read_bytes)
-        job_id = await client.submit(image, name, options.task, options.params)
+        job_id = await _submit(client, image, name, options, progress)
         last = await _follow(client, job_id, name, progress)
         if last.get("status") != "completed":
             raise RequestFailed(_error_text(last))
@@ -84,6 +86,21 @@ async def _run_item(client: GatewayClient, item: BatchItem, options: BatchOption
     seconds = time.monotonic() - started
     progress.finished(name, True, f"{item.output.name} in {seconds:.1f} s")
     return ItemResult(item, Outcome.DONE, seconds=seconds)
+
+
+async def _submit(client: GatewayClient, image: bytes, name: str, options: BatchOptions,
+                  progress: BatchProgress) -> str:
+    """The job id; a gateway that says "later" (429 over a quota, 503 while no server is up) is asked again."""
+    refused = 0
+    while True:
+        try:
+            return await client.submit(image, name, options.task, options.params)
+        except RequestFailed as exc:
+            refused += 1
+            if exc.retry_after_s is None or refused > SUBMIT_RETRIES:
+                raise
+            progress.update(name, 0, f"waiting {exc.retry_after_s:.0f} s: {exc}")
+            await asyncio.sleep(min(exc.retry_after_s, MAX_RETRY_AFTER_S))
 
 
 async def _follow(client: GatewayClient, job_id: str, name: str, progress: BatchProgress) -> dict[str, object]:

@@ -15,9 +15,10 @@ FINISHED = frozenset({"completed", "failed"})
 class RequestFailed(Exception):
     """The gateway answered with an error status (or not at all)."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.retry_after_s = retry_after_s  # set when the gateway said to come back later (429, 503)
 
 
 class GatewayClient:
@@ -47,10 +48,9 @@ class GatewayClient:
         """The JSON body of GET `path`; an error status raises unless it is in `allow`."""
         try:
             async with self.session.get(self.url + path) as resp:
-                body = await resp.json(content_type=None)
                 if resp.status >= 400 and resp.status not in allow:
-                    raise RequestFailed(_message(body, resp.status), resp.status)
-                return body
+                    raise await _failure(resp)
+                return await resp.json(content_type=None)
         except aiohttp.ClientError as exc:
             raise RequestFailed(f"cannot reach {self.url}: {exc}") from exc
 
@@ -61,9 +61,9 @@ class GatewayClient:
             form.add_field(name, value)
         form.add_field("imageFile", image, filename=filename)
         async with self.session.post(f"{self.url}/api/run/{task}", data=form, params={"async": "true"}) as resp:
-            body = await resp.json(content_type=None)
             if resp.status != 202:
-                raise RequestFailed(_message(body, resp.status), resp.status)
+                raise await _failure(resp)
+            body = await resp.json(content_type=None)
             return str(body["job_id"])
 
     async def events(self, job_id: str) -> AsyncIterator[dict[str, Any]]:
@@ -71,7 +71,7 @@ class GatewayClient:
         async with self.session.get(f"{self.url}/api/jobs/{job_id}/events",
                                     headers={"Accept": "text/event-stream"}) as resp:
             if resp.status >= 400:
-                raise RequestFailed(_message(await resp.json(content_type=None), resp.status), resp.status)
+                raise await _failure(resp)
             name, data = "message", ""
             async for raw in resp.content:
                 line = raw.decode().rstrip("\r\n")
@@ -88,7 +88,7 @@ class GatewayClient:
     async def result(self, job_id: str) -> bytes:
         async with self.session.get(f"{self.url}/api/jobs/{job_id}/result", headers={"Accept": "image/*"}) as resp:
             if resp.status != 200:
-                raise RequestFailed(_message(await resp.json(content_type=None), resp.status), resp.status)
+                raise await _failure(resp)
             return await resp.read()
 
     async def cancel(self, job_id: str) -> None:
@@ -96,7 +96,13 @@ class GatewayClient:
             pass
 
 
-def _message(body: Any, status: int) -> str:
-    if isinstance(body, dict) and body.get("error"):
-        return f"{body['error']} (HTTP {status})"
-    return f"HTTP {status}"
+async def _failure(resp: aiohttp.ClientResponse) -> RequestFailed:
+    """The error an answer stands for: the gateway's JSON message when there is one."""
+    try:
+        body: Any = await resp.json(content_type=None)
+    except ValueError:  # not JSON (a proxy's page, say): the status says enough
+        body = None
+    message = f"{body['error']} (HTTP {resp.status})" if isinstance(body, dict) and body.get("error") \
+        else f"HTTP {resp.status}"
+    retry = resp.headers.get("Retry-After", "")
+    return RequestFailed(message, resp.status, float(retry) if retry.isdigit() else None)
