@@ -10,6 +10,7 @@ import contextlib
 import enum
 import os
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -90,17 +91,25 @@ async def _run_item(client: GatewayClient, item: BatchItem, options: BatchOption
 
 async def _submit(client: GatewayClient, image: bytes, name: str, options: BatchOptions,
                   progress: BatchProgress) -> str:
-    """The job id; a gateway that says "later" (429 over a quota, 503 while no server is up) is asked again."""
-    refused = 0
+    """The job id. Asked again when the gateway says "later" (429 over a quota, 503 while no server
+    is up) or the connection drops (a kept-alive one the server just closed); one idempotency key
+    for all the tries, so a request that did arrive is not run twice."""
+    key = f"batch-{uuid.uuid4().hex}"
+    tries = 0
     while True:
         try:
-            return await client.submit(image, name, options.task, options.params)
+            return await client.submit(image, name, options.task, options.params, idempotency_key=key)
         except RequestFailed as exc:
-            refused += 1
-            if exc.retry_after_s is None or refused > SUBMIT_RETRIES:
+            tries += 1
+            if exc.retry_after_s is None or tries > SUBMIT_RETRIES:
                 raise
             progress.update(name, 0, f"waiting {exc.retry_after_s:.0f} s: {exc}")
             await asyncio.sleep(min(exc.retry_after_s, MAX_RETRY_AFTER_S))
+        except aiohttp.ClientConnectionError:
+            tries += 1
+            if tries > SUBMIT_RETRIES:
+                raise
+            await asyncio.sleep(0.2 * tries)
 
 
 async def _follow(client: GatewayClient, job_id: str, name: str, progress: BatchProgress) -> dict[str, object]:

@@ -54,13 +54,20 @@ class GatewayClient:
         except aiohttp.ClientError as exc:
             raise RequestFailed(f"cannot reach {self.url}: {exc}") from exc
 
-    async def submit(self, image: bytes, filename: str, task: str, params: Mapping[str, str]) -> str:
-        """Send `image` as an async job of workflow `task`; its job id."""
+    async def submit(self, image: bytes, filename: str, task: str, params: Mapping[str, str],
+                     idempotency_key: str | None = None) -> str:
+        """Send `image` as an async job of workflow `task`; its job id.
+
+        With `idempotency_key`, sending it again (after a dropped connection) names the same job."""
         form = aiohttp.FormData()
         for name, value in params.items():
             form.add_field(name, value)
         form.add_field("imageFile", image, filename=filename)
-        async with self.session.post(f"{self.url}/api/run/{task}", data=form, params={"async": "true"}) as resp:
+        # Expect: 100-continue: a gateway that turns the job away (a quota, a full queue) answers before
+        # the image is sent, instead of closing the connection under an upload it will not read.
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        async with self.session.post(f"{self.url}/api/run/{task}", data=form, params={"async": "true"},
+                                     headers=headers, expect100=True) as resp:
             if resp.status != 202:
                 raise await _failure(resp)
             body = await resp.json(content_type=None)
