@@ -47,6 +47,13 @@ def console_errors(driver: Any) -> list[dict[str, Any]]:
     return [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
 
 
+def leave_page(driver: Any) -> list[dict[str, Any]]:
+    """The page's console errors so far; then a blank page, so no refresh runs into a stopped gateway."""
+    errors = console_errors(driver)
+    driver.get("about:blank")
+    return errors
+
+
 def sent_requests(driver: Any) -> list[dict[str, Any]]:
     """The requests the page sent since the last call, each with its url, method and headers."""
     sent = []

@@ -5,8 +5,8 @@ import { $, badge, h, showError, time } from "./dom.js";
 
 const SHOWN = 50;
 const THUMB = 64;
-const tenantOf = (job) => job.tenant ?? job.tenant_id ?? null;
-const placementOf = (job) => job.placement_reason ?? (job.placement && job.placement.reason) ?? null;
+const tenantOf = (job) => job.tenant ?? null;
+const placementOf = (job) => (job.placement && job.placement.reason) || null;
 
 function fromEpoch(at) {
   return typeof at === "number" ? new Date(at * 1000).toISOString() : at;
