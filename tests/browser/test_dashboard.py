@@ -67,7 +67,8 @@ def try_it(driver: Any, url: str, image: Path, artifacts: Path) -> dict[str, Any
                 thumb: document.querySelector('#jobs-body img[data-which=result]').naturalWidth,
                 rows: document.querySelectorAll('#jobs-body tr').length,
                 sparklines: document.querySelectorAll('#pool-cards svg.sparkline polyline').length,
-                charted: document.querySelector('[data-chart="jobs per minute"]').dataset.points};
+                charted: document.querySelector('[data-chart="jobs per minute"]').dataset.points,
+                cards: document.getElementById('pool-cards').innerText};
     """)
     return keyed, {**seen, "console_errors": leave_page(driver)}
 
@@ -91,6 +92,8 @@ async def test_try_it_shows_progress_to_100_and_the_result_at_its_size(fake_serv
         jobs = (await gw.client.get("/api/jobs/list")).json()["jobs"]
     assert jobs[0]["params"]["workflow"]["scale_by"] == 0.75  # the typed parameter from the form
     assert seen["rows"] == 5 and seen["sparklines"] >= 1 and int(seen["charted"]) >= 1
+    # what the dispatcher knows of the fake servers: the upscale model left loaded, their VRAM
+    assert "warm: 4x_NMKD-Siax_200k.pth" in seen["cards"] and seen["cards"].count("GiB free") == 2, seen["cards"]
     assert (seen["width"], seen["height"]) == (360, 240)
     assert seen["size"] == "120×80 → 360×240 px"
     assert seen["seen"][-1] == 100 and seen["bar"] == "100%"
@@ -137,8 +140,8 @@ const done = arguments[arguments.length - 1];
 import('/dashboard/static/js/pool.js').then((m) => {
   const box = document.createElement('div');
   new m.PoolPanel(box, document.createElement('div'), () => {}).render({'gpu-1': {
-    healthy: true, circuit_breaker: 'closed', active_jobs: 1, total_jobs: 7, queued_here: 2,
-    warm_models: ['4x_NMKD-Siax_200k.pth'], vram: {total_bytes: 24 * 1024 ** 3, free_bytes: 6 * 1024 ** 3}}}, 0, []);
+    healthy: true, circuit_breaker: 'closed', active_jobs: 1, total_jobs: 7, placement: {queued_here: 2,
+    warm_models: ['4x_NMKD-Siax_200k.pth'], vram: {total_bytes: 24 * 1024 ** 3, free_bytes: 6 * 1024 ** 3}}}}, 0, []);
   done(box.innerText.replace(/\\s+/g, ' ').trim());
 });
 """

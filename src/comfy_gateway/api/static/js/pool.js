@@ -6,8 +6,8 @@ import { sparkline } from "./svg.js";
 
 const GIB = 1024 ** 3;
 
-function vramLine(view) {
-  const vram = view.vram || {};
+function vramLine(placement) {
+  const vram = placement.vram || {};
   const free = vram.free_bytes;
   const total = vram.total_bytes;
   if (free === undefined || !total) return null;
@@ -18,8 +18,8 @@ function vramLine(view) {
     h("span", {}, `${(free / GIB).toFixed(1)} GiB free`));
 }
 
-function warmModels(view) {
-  const models = view.warm_models;
+function warmModels(placement) {
+  const models = placement.warm_models;
   if (!Array.isArray(models) || !models.length) return null;
   return h("div", { class: "models" }, "warm: ", models.map((m) => h("span", { class: "chip" }, String(m))));
 }
@@ -50,14 +50,15 @@ export class PoolPanel {
     const breaker = view.circuit_breaker || "closed";
     const times = serviceTimes(jobs, name);
     const average = times.length ? times.reduce((a, b) => a + b, 0) / times.length : null;
-    const queued = view.queued_here;
+    const placement = view.placement || {};  // what the dispatcher knows of the server, when it says
+    const queued = placement.queued_here;
     return h("article", { class: "server", dataset: { server: name } },
       h("header", {}, h("b", {}, name), badge(view.healthy ? "healthy" : "unhealthy"), badge(breaker)),
       h("div", { class: "load" },
         h("span", {}, `running ${view.active_jobs ?? 0}`),
         h("span", {}, queued === undefined ? `pool queue ${pending}` : `queued ${queued}`),
         h("span", {}, `done ${view.total_jobs ?? 0}`)),
-      warmModels(view), vramLine(view),
+      warmModels(placement), vramLine(placement),
       h("div", { class: "spark" }, sparkline(times, { label: `service times of ${name}` }),
         h("span", {}, average === null ? "no jobs yet" : `avg ${average.toFixed(2)} s`)),
       h("div", { class: "actions" },

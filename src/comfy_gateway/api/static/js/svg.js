@@ -8,17 +8,19 @@ function svgEl(tag, attrs) {
   return el;
 }
 
-function points(values, width, height, max) {
+// Scaled into the box with a margin, so a flat line at the maximum is not drawn on the edge.
+function points(values, width, height, max, margin = 3) {
   const top = max > 0 ? max : 1;
   const step = values.length > 1 ? width / (values.length - 1) : 0;
-  return values.map((v, i) => `${(i * step).toFixed(1)},${(height - (v / top) * height).toFixed(1)}`).join(" ");
+  const span = height - 2 * margin;
+  return values.map((v, i) => `${(i * step).toFixed(1)},${(margin + span - (v / top) * span).toFixed(1)}`).join(" ");
 }
 
 export function sparkline(values, { width = 120, height = 28, label = "" } = {}) {
   const svg = svgEl("svg", { viewBox: `0 0 ${width} ${height}`, width, height, class: "sparkline",
     role: "img", "aria-label": label });
   if (values.length) {
-    svg.append(svgEl("polyline", { points: points(values, width, height - 2, Math.max(...values)),
+    svg.append(svgEl("polyline", { points: points(values, width, height, Math.max(...values)),
       fill: "none", "stroke-width": 1.5 }));
   }
   return svg;
