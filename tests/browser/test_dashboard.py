@@ -203,18 +203,25 @@ async def test_a_running_job_is_cancelled_from_the_table(fake_servers, tmp_path,
 
 
 def page_parts(driver: Any, url: str) -> dict[str, Any]:
-    open_dashboard(driver, url)
+    wait = open_dashboard(driver, url)
+    wait.until(ready.element_to_be_clickable((By.CSS_SELECTOR, "#jobs-body tr[data-status=failed]"))).click()
+    failed = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#timeline li[data-step=failed]"))[0].text
+    driver.find_element(By.ID, "dialog-close").click()
     scripts = {"retried": TIMELINE_OF_A_RETRIED_JOB, "series": CHART_SERIES, "card": CARD_WITH_PLACEMENT,
                "dropped": DROP_A_FILE}
     seen = {name: driver.execute_async_script(script) for name, script in scripts.items()}
-    return {**seen, "console_errors": leave_page(driver)}
+    return {**seen, "failed": failed, "console_errors": leave_page(driver)}
 
 
 async def test_the_page_shows_what_the_gateway_reports_when_it_has_it(fake_servers, tmp_path, browser):
     """Retries, placement reasons, warm models and VRAM, as the page's own modules render them."""
     fakes = await fake_servers(1)
+    fakes[0].fail_next(1, "out of memory on the GPU")
     async with running_gateway(gateway_settings(tmp_path, hosts_of(fakes))) as gw:
+        resp = await gw.client.post("/api/upscale-image", files={"imageFile": ("a.png", png(), "image/png")})
+        assert resp.status_code >= 500
         seen = await asyncio.to_thread(page_parts, browser, gw.url)
+    assert "out of memory on the GPU" in seen["failed"]  # a real failed job's timeline says why
     retried = [(step["step"], step["detail"]) for step in seen["retried"]]
     assert retried == [("queued", "type upscale-image"), ("dispatched", "to gpu-1 after 1.00 s queued"),
                        ("attempt 1 failed", "on gpu-1: socket lost"), ("attempt 2", "on gpu-2"),

@@ -47,3 +47,16 @@ async def test_an_input_refused_over_a_quota_is_sent_again_when_the_gateway_says
             "comfy_gateway_http_requests_total", {"method": "POST", "route": "/api/run/{workflow}", "status": "429"})
     assert [r.outcome for r in results] == [Outcome.DONE], [r.detail for r in results]
     assert refused is not None and refused >= 1  # refused first (429 with Retry-After), taken when asked again
+
+
+async def test_a_job_that_fails_on_its_server_is_reported_with_the_reason(fake_servers, tmp_path):
+    fakes = await fake_servers(1)
+    fakes[0].fail_next(1, "out of memory on the GPU")
+    (tmp_path / "in.png").write_bytes(png())
+    items = plan([tmp_path / "in.png"], tmp_path / "out", "upscale-image", "png")
+    async with running_gateway(gateway_settings(tmp_path / "gw", hosts_of(fakes))) as gw, \
+            GatewayClient(gw.url) as client:
+        with BatchProgress(Console(file=io.StringIO()), len(items)) as progress:
+            (result,) = await run_batch(client, items, BatchOptions("upscale-image", {}, concurrency=1), progress)
+    assert result.outcome is Outcome.FAILED and "out of memory on the GPU" in result.detail, result.detail
+    assert not items[0].output.exists()

@@ -137,10 +137,10 @@ async def _follow(client: GatewayClient, job_id: str, name: str, progress: Batch
 
 
 def _error_text(status: Mapping[str, object]) -> str:
-    error = status.get("error")
-    if isinstance(error, dict) and error.get("message"):
-        return str(error["message"])
-    return f"job ended {status.get('status')}"
+    error = status.get("error")  # the original's string; older gateways sent an object
+    if isinstance(error, dict):
+        error = error.get("message")
+    return str(error) if error else f"job ended {status.get('status')}"
 
 
 def _write_whole(item: BatchItem, data: bytes) -> None:

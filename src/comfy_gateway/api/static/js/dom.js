@@ -17,11 +17,17 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
-export const badge = (value) => h("span", { class: `badge ${value}` }, value);
+export const badge = (value) => h("span", { class: `badge ${String(value).toLowerCase()}` }, value);
 
 export function showError(target, error) {
   target.textContent = error ? String(error.message || error) : "";
   target.hidden = !error;
+}
+
+// A job's error as words: the API gives the original's string, the stored attempts an object.
+export function errorText(error) {
+  if (!error) return "";
+  return typeof error === "string" ? error : error.message || error.code || "";
 }
 
 export function time(iso) {

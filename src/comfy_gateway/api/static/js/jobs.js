@@ -1,7 +1,7 @@
 // Jobs: the table (filtered by status, type, server and tenant, with thumbnails of input and
 // result), and a job's timeline in a dialog with a cancel button.
 import { getJSON, imageURL, request } from "./api.js";
-import { $, badge, h, showError, time } from "./dom.js";
+import { $, badge, errorText, h, showError, time } from "./dom.js";
 
 const SHOWN = 50;
 const THUMB = 64;
@@ -22,7 +22,7 @@ export function timelineOf(job) {
     steps.push({ step: "dispatched", at: job.started_at, detail: `to ${first || "?"}${waited}` });
   }
   for (const attempt of failures) {
-    const reason = (attempt.error && (attempt.error.message || attempt.error.code)) || "";
+    const reason = errorText(attempt.error);
     steps.push({ step: `attempt ${attempt.attempt} failed`, at: fromEpoch(attempt.at),
       detail: `on ${attempt.instance || "?"}: ${reason}`, state: "failed" });
   }
@@ -36,7 +36,7 @@ export function timelineOf(job) {
   }
   if (job.status === "completed" || job.status === "failed") {
     const took = job.processing_time_seconds == null ? "" : `in ${job.processing_time_seconds.toFixed(2)} s`;
-    const why = job.error ? ` · ${job.error.message || job.error.code}` : "";
+    const why = job.error ? ` · ${errorText(job.error)}` : "";
     steps.push({ step: job.status === "completed" ? "done" : "failed", at: job.finished_at,
       detail: `${took}${why}`, state: job.status });
   }

@@ -1,7 +1,7 @@
 // "Try it": pick or drop an image, choose a workflow and its parameters, run it as a job, follow
 // its progress from the event stream, then compare input and result with a before/after slider.
 import { getJSON, imageURL, postJSON, streamEvents } from "./api.js";
-import { $, h, showError } from "./dom.js";
+import { $, errorText, h, showError } from "./dom.js";
 
 const EXTENSIONS = { png: "png", jpeg: "jpg", webp: "webp" };
 const FINISHED = new Set(["completed", "failed", "deleted"]);
@@ -112,7 +112,7 @@ export class TryPanel {
       const job = await postJSON(`/api/run/${encodeURIComponent(workflow)}?async=true`, { body: this.formData() });
       this.onSubmitted(job.job_id);
       const last = await this.follow(job.job_id);
-      if (last.status !== "completed") throw new Error((last.error && last.error.message) || `job ${last.status}`);
+      if (last.status !== "completed") throw new Error(errorText(last.error) || `job ${last.status}`);
       await this.showResult(job.job_id, workflow, format);
     } catch (err) {
       showError(this.error, err);
