@@ -1,27 +1,45 @@
-"""One exception tree for the whole gateway; `api/errors.py` maps it to HTTP in one place.
+"""One exception tree for the whole gateway, and with it the one table of HTTP answers.
 
-GatewayError
-├── InvalidInput                 400  the request is wrong (missing file, bad parameter)
-│   ├── UnsupportedMediaType     415  a file that is not an image we accept
-│   └── PayloadTooLarge          413  upload or pixel count over the configured cap
-├── NotFound                     404  an unknown job, workflow or instance
-│   └── JobNotFound
-├── JobNotFinished               409  a result asked for before the job ended
-├── ServiceUnavailable           503  no healthy server, or the gateway is draining
-└── UpstreamError                     something went wrong at a ComfyUI server
-    ├── UpstreamUnavailable           refused, reset, timeout, 5xx, socket lost and no history: retry elsewhere
-    ├── WorkflowRejected              400 (or 200 with node_errors) at submit: never retried
-    └── WorkflowFailed                execution_error / execution_interrupted: never retried
+Each class carries its HTTP status, its `code`, and whether its message may be shown to clients;
+`api/errors.py` turns a raised error into JSON from these, and a failed job's stored error (which
+keeps only the `code`) is answered with the status `status_for_code` finds in the same tree.
+
+GatewayError                     status  code
+├── InvalidInput                 400  invalid_input           the request is wrong (missing file, bad parameter)
+│   ├── UnsupportedMediaType     415  unsupported_media_type  a file that is not an image we accept
+│   └── PayloadTooLarge          413  payload_too_large       upload or pixel count over the configured cap
+├── NotFound                     404  not_found               an unknown job, workflow or instance
+│   └── JobNotFound              404  job_not_found
+├── JobNotFinished               409  job_not_finished        a result asked for before the job ended
+├── ServiceUnavailable           503  service_unavailable     no healthy server, or the gateway is draining
+│   ├── QueueTimeout             503  queue_timeout           no server took the job within QUEUE_TIMEOUT
+│   └── Withdrawn                503  no_server               a sync request's job could not start
+├── JobTimedOut                  504  job_timed_out           the job ran past JOB_TIMEOUT
+├── SyncTimeout                  504  sync_timeout            a sync request stopped waiting; the job goes on
+├── InternalError                500  internal_error          a bug: logged with a reference, never shown
+└── UpstreamError                502  upstream_error          something went wrong at a ComfyUI server
+    ├── UpstreamUnavailable      503  upstream_unavailable    refused, reset, timeout, 5xx, socket lost: retry elsewhere
+    ├── WorkflowRejected         422  workflow_rejected       400 (or 200 with node_errors) at submit: never retried
+    └── WorkflowFailed           502  workflow_failed         execution_error / execution_interrupted: never retried
 """
 
 from __future__ import annotations
 
-from typing import Any
+import uuid
+from typing import Any, ClassVar
+
+# Failed jobs whose error code is in no class (older records) answer as a server-side failure.
+UNKNOWN_FAILURE_STATUS = 502
 
 
 class GatewayError(Exception):
-    status_code = 500
-    code = "gateway_error"
+    status_code: ClassVar[int] = 500
+    code: ClassVar[str] = "gateway_error"
+    _by_code: ClassVar[dict[str, type[GatewayError]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        GatewayError._by_code.setdefault(cls.code, cls)
 
     def __init__(self, message: str, **details: Any) -> None:
         super().__init__(message)
@@ -32,6 +50,17 @@ class GatewayError(Exception):
         body: dict[str, Any] = {"error": self.message, "code": self.code}
         body.update({k: v for k, v in self.details.items() if v is not None})
         return body
+
+    def as_job_error(self, **extra: Any) -> dict[str, Any]:
+        """How a job that failed with this error records it: message, code and details."""
+        body = {"message": self.message, "code": self.code, **self.details, **extra}
+        return {k: v for k, v in body.items() if v is not None}
+
+
+def status_for_code(code: str) -> int:
+    """The HTTP status of the error class with this `code`, from the tree above."""
+    cls = GatewayError._by_code.get(code)
+    return UNKNOWN_FAILURE_STATUS if cls is None else cls.status_code
 
 
 class InvalidInput(GatewayError):
@@ -72,6 +101,36 @@ class ServiceUnavailable(GatewayError):
         self.retry_after = retry_after
 
 
+class QueueTimeout(ServiceUnavailable):
+    code = "queue_timeout"
+
+
+class Withdrawn(ServiceUnavailable):
+    code = "no_server"
+
+
+class JobTimedOut(GatewayError):
+    status_code = 504
+    code = "job_timed_out"
+
+
+class SyncTimeout(GatewayError):
+    status_code = 504
+    code = "sync_timeout"
+
+
+class InternalError(GatewayError):
+    """An unexpected exception, as clients see it: a generic message and a reference to the log line
+    that holds the real one. Its text never reaches a client."""
+
+    status_code = 500
+    code = "internal_error"
+
+    def __init__(self, reference: str | None = None) -> None:
+        self.reference = reference or uuid.uuid4().hex[:16]
+        super().__init__(f"internal error (reference {self.reference})", reference=self.reference)
+
+
 class UpstreamError(GatewayError):
     status_code = 502
     code = "upstream_error"
@@ -81,6 +140,7 @@ class UpstreamError(GatewayError):
 class UpstreamUnavailable(UpstreamError):
     """The server, not the workflow, failed: the job may run elsewhere."""
 
+    status_code = 503
     code = "upstream_unavailable"
     retryable = True
 

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from .comfyui.instance import InstancePool
 from .dispatch.dispatcher import Dispatcher
 from .dispatch.execution import input_key, prompt_id_for
 from .dispatch.janitor import Janitor
-from .errors import JobNotFound, NotFound, ServiceUnavailable
+from .errors import JobNotFound, NotFound, ServiceUnavailable, Withdrawn
 from .images import ImageInfo
 from .jobs.blobs import BlobStore
 from .jobs.events import JobEvents
@@ -26,6 +26,8 @@ from .settings import Settings
 from .workflows.registry import Workflow, WorkflowRegistry
 
 STRANDED_GRACE_S = 3.0
+# Updates are pushed by the job's events; this re-read only covers a notification lost on the way.
+UPDATE_RECHECK_S = 15.0
 
 
 async def _set_within(event: asyncio.Event, seconds: float) -> bool:
@@ -165,6 +167,21 @@ class JobService:
         finally:
             self._events.unsubscribe(job_id, event)
 
+    async def updates(self, job_id: str) -> AsyncIterator[Job]:
+        """The job now and after each change (started, progress, retried) until it has finished;
+        JobNotFound once it is deleted. Read from the store only when its events say it changed."""
+        event = self._events.subscribe(job_id, changes=True)
+        try:
+            while True:
+                event.clear()
+                job = await self.get(job_id)
+                yield job
+                if job.state.finished:
+                    return
+                await _set_within(event, UPDATE_RECHECK_S)
+        finally:
+            self._events.unsubscribe(job_id, event)
+
     def sync_wait_limit(self) -> float:
         return self.settings.queue_timeout_s + self.settings.job_timeout_s + 5
 
@@ -201,7 +218,7 @@ class JobService:
         runs on (the store fails only pending jobs this way) and is returned as it is."""
         reason = ("the gateway is shutting down" if not self.admission.open
                   else "no healthy ComfyUI server is available")
-        error = {"message": f"{reason}; the request was withdrawn, retry later", "code": "no_server"}
+        error = Withdrawn(f"{reason}; the request was withdrawn, retry later").as_job_error()
         if await self._store.fail(job_id, None, error):
             await self._events.publish_finished(job_id)
         return await self.get(job_id)

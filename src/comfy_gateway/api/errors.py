@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import GatewayError, ServiceUnavailable
+from ..errors import GatewayError, InternalError, ServiceUnavailable
 
 
 def _json_safe(errors: list[Any]) -> list[dict[str, Any]]:
@@ -42,8 +42,9 @@ async def http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    # Already logged, with its request id, by RequestContextMiddleware.
-    return JSONResponse({"error": "internal error", "code": "internal_error"}, status_code=500)
+    # Already logged, with its request id, by RequestContextMiddleware: that id is the reference.
+    internal = InternalError(request.headers.get("x-request-id"))
+    return JSONResponse(internal.to_dict(), status_code=internal.status_code)
 
 
 def install(app: FastAPI) -> None:

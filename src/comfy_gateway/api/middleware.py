@@ -18,7 +18,7 @@ import structlog
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from comfy_gateway.errors import PayloadTooLarge
+from comfy_gateway.errors import InternalError, PayloadTooLarge
 from comfy_gateway.observability.prometheus import UNMATCHED_ROUTE, PromMetrics
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -85,15 +85,14 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_context)
         except Exception:
+            # Logged with the request id, which the answer names as its reference; no exception text.
             self.logger.exception(
                 "Unhandled error while answering request", method=scope["method"], path=scope["path"]
             )
             if not response_started:
-                await _send_json(
-                    send_with_context,
-                    500,
-                    {"error": "Internal server error", "code": "internal_error", "request_id": request_id},
-                )
+                internal = InternalError(request_id)
+                await _send_json(send_with_context, internal.status_code,
+                                 {**internal.to_dict(), "request_id": request_id})
             raise
         finally:
             duration_s = time.perf_counter() - started

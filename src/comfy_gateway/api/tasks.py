@@ -12,7 +12,7 @@ import structlog
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from ..errors import InvalidInput
+from ..errors import InvalidInput, SyncTimeout
 from ..jobs.model import JobState
 from ..service import JobService
 from ..webhooks import check_callback_url
@@ -82,8 +82,8 @@ async def run_task(service: JobService, workflow: Workflow, request: Request, *,
     if job.state is JobState.FAILED:
         return failure_response(job)
     if job.state is not JobState.COMPLETED:
-        return JSONResponse({"error": "the job did not finish in time; poll its status", "code": "sync_timeout",
-                             "job_id": job.id, "status_url": f"/api/jobs/{job.id}/status"}, status_code=504)
+        raise SyncTimeout("the job did not finish in time; poll its status", job_id=job.id,
+                          status_url=f"/api/jobs/{job.id}/status")
     data = await service.result_bytes(job)
     if wants_image(request):
         answer = image_response(job, data)

@@ -10,19 +10,9 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
+from ..errors import status_for_code
 from ..jobs.model import Job, JobState
 from ..observability.timestamps import iso as iso_ms
-
-# The HTTP status a failed job answers with, by the code of its error.
-FAILURE_STATUS = {
-    "workflow_rejected": 422,
-    "invalid_input": 422,
-    "workflow_failed": 502,
-    "upstream_unavailable": 503,
-    "queue_timeout": 503,
-    "no_server": 503,
-    "job_timed_out": 504,
-}
 
 
 def iso(ts: float | None) -> str | None:
@@ -68,7 +58,7 @@ def image_response(job: Job, data: bytes) -> Response:
 
 def failure_response(job: Job) -> JSONResponse:
     error = job.error or {"message": "job failed", "code": "failed"}
-    status = FAILURE_STATUS.get(str(error.get("code")), 502)
+    status = status_for_code(str(error.get("code")))
     headers = {"Retry-After": "5"} if status == 503 else None
     return JSONResponse({"error": error.get("message", "job failed"), "code": error.get("code", "failed"),
                          "job_id": job.id, "status": job.state.value, "details": error},

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import json
 import logging
 import time
@@ -27,6 +26,7 @@ from types import TracebackType
 import aiohttp
 
 from comfy_gateway.errors import UpstreamError, UpstreamUnavailable
+from comfy_gateway.lifecycle import Lifecycle
 
 from .client import ComfyClient
 from .reconcile import PollPolicy, reconcile
@@ -37,11 +37,6 @@ log = logging.getLogger(__name__)
 RECONNECT_FIRST_DELAY = 0.1
 RECONNECT_MAX_DELAY = 5.0
 _STABLE_AFTER = 5.0  # a connection that lived this long resets the reconnect backoff
-
-
-class _State(enum.Enum):
-    OPEN = "open"
-    CLOSED = "closed"
 
 
 class _Socket:
@@ -78,10 +73,11 @@ class EventHub:
         self._max = max_connections
         self._on_reconnect = on_reconnect
         self._policy = poll_policy or PollPolicy()
-        self._state = _State.OPEN
+        self._state = Lifecycle.OPEN
         self._sockets: list[_Socket] = []
         self._watches: dict[str, PromptWatch] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._reconciliations: dict[str, asyncio.Task[None]] = {}  # prompt id -> its polling task
+        self._growing: asyncio.Task[None] | None = None  # one more socket, opened in the background
         self._open_lock = asyncio.Lock()
         self._socket_up = asyncio.Condition()
         self._queue_changed = asyncio.Event()
@@ -100,11 +96,6 @@ class EventHub:
         return sum(1 for sock in self._sockets if sock.is_up)
 
     @property
-    def client_ids(self) -> list[str]:
-        """clientIds of the sockets that are up now."""
-        return [sock.client_id for sock in self._sockets if sock.is_up]
-
-    @property
     def watching(self) -> int:
         return len(self._watches)
 
@@ -121,10 +112,11 @@ class EventHub:
 
     async def aclose(self) -> None:
         """Stop readers and reconciliations, close the sockets; waiting prompts end as lost."""
-        if self._state is _State.CLOSED:
+        if self._state is Lifecycle.CLOSED:
             return
-        self._state = _State.CLOSED
-        tasks = [sock.reader for sock in self._sockets if sock.reader is not None] + list(self._tasks)
+        self._state = Lifecycle.CLOSED
+        tasks = [sock.reader for sock in self._sockets if sock.reader is not None]
+        tasks += [*self._reconciliations.values(), *([self._growing] if self._growing else [])]
         for task in tasks:
             task.cancel()
         if tasks:
@@ -133,11 +125,11 @@ class EventHub:
             if sock.ws is not None:
                 await sock.ws.close()
         for watch in list(self._watches.values()):
-            watch._lose("event hub closed")
+            watch.lose("event hub closed")
         self._watches.clear()
 
     def _check_open(self) -> None:
-        if self._state is _State.CLOSED:
+        if self._state is Lifecycle.CLOSED:
             raise RuntimeError(f"the event hub of {self._client.name} is closed")
 
     # -------------------------------------------------------------- watching
@@ -178,21 +170,36 @@ class EventHub:
         self._start_reconciliation(watch)
         return watch
 
-    def _forget(self, watch: PromptWatch) -> None:
+    def release(self, watch: PromptWatch) -> asyncio.Task[None] | None:
+        """A watch closes: forget it and cancel its reconciliation (returned, to be awaited)."""
         if self._watches.get(watch.prompt_id) is watch:
             del self._watches[watch.prompt_id]
         for sock in self._sockets:
             sock.prompts.discard(watch.prompt_id)
+        task = self._reconciliations.get(watch.prompt_id)
+        if task is not None:
+            task.cancel()
+        return task
+
+    def _least_busy(self) -> _Socket | None:
+        up = [sock for sock in self._sockets if sock.is_up]
+        return min(up, key=lambda sock: len(sock.prompts)) if up else None
 
     async def _pick_socket(self) -> _Socket:
-        async with self._open_lock:
-            up = [sock for sock in self._sockets if sock.is_up]
-            best = min(up, key=lambda sock: len(sock.prompts)) if up else None
-            if (best is None or best.prompts) and len(self._sockets) < self._max:
+        """The least busy socket that is up. A prompt never waits for a connect while one is up:
+        when they are all busy and there is room, another opens in the background for later ones."""
+        best = self._least_busy()
+        if best is not None:
+            if best.prompts:
+                self._grow()
+            return best
+        async with self._open_lock:  # no socket up: one caller connects, the others wait for it
+            best = self._least_busy()
+            if best is None and len(self._sockets) < self._max:
                 try:
-                    best = await self._open_socket()
+                    return await self._open_socket()
                 except UpstreamUnavailable:
-                    if best is None and not self._sockets:
+                    if not self._sockets:
                         raise
             if best is not None:
                 return best
@@ -203,12 +210,29 @@ class EventHub:
         except TimeoutError as exc:
             raise UpstreamUnavailable("no event socket", instance=self._client.name) from exc
         self._check_open()
-        return min((s for s in self._sockets if s.is_up), key=lambda sock: len(sock.prompts))
+        best = self._least_busy()
+        assert best is not None
+        return best
+
+    def _grow(self) -> None:
+        if self._growing is not None or len(self._sockets) >= self._max or self._state is Lifecycle.CLOSED:
+            return
+        self._growing = asyncio.create_task(self._grow_one(), name=f"comfyui-events-{self._client.name}-grow")
+
+    async def _grow_one(self) -> None:
+        try:
+            async with self._open_lock:
+                if len(self._sockets) < self._max:
+                    await self._open_socket()
+        except (UpstreamUnavailable, RuntimeError) as exc:  # the sockets that are up carry on
+            log.debug("extra event socket to %s not opened: %s", self._client.name, exc)
+        finally:
+            self._growing = None
 
     async def _open_socket(self) -> _Socket:
         sock = _Socket()
         await self._connect(sock)
-        if self._state is _State.CLOSED:  # closed while we connected
+        if self._state is Lifecycle.CLOSED:  # closed while we connected
             assert sock.ws is not None
             await sock.ws.close()
             self._check_open()
@@ -315,7 +339,7 @@ class EventHub:
         watch = self._watches.get(prompt_id)
         # Only the socket the prompt was posted with speaks for it; some frames are broadcast.
         if watch is not None and prompt_id in sock.prompts:
-            watch._feed(kind, data)
+            watch.feed(kind, data)
 
     # ---------------------------------------------------------- reconciling
 
@@ -325,25 +349,29 @@ class EventHub:
         if lost:
             log.info("event socket of %s lost; reconciling %d prompt(s)", self._client.name, len(lost))
         for watch in lost:
-            if watch._start_reconciling():
+            if watch.socket_lost():
                 self._start_reconciliation(watch)
 
     def _start_reconciliation(self, watch: PromptWatch) -> None:
-        task = asyncio.create_task(
-            self._reconcile(watch), name=f"comfyui-reconcile-{self._client.name}-{watch.prompt_id}"
-        )
-        watch.task = task
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        prompt_id = watch.prompt_id
+        task = asyncio.create_task(self._reconcile(watch), name=f"comfyui-reconcile-{self._client.name}-{prompt_id}")
+        self._reconciliations[prompt_id] = task
+        task.add_done_callback(lambda done: self._reconciliation_ended(prompt_id, done))
+
+    def _reconciliation_ended(self, prompt_id: str, task: asyncio.Task[None]) -> None:
+        if self._reconciliations.get(prompt_id) is task:
+            del self._reconciliations[prompt_id]
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("reconciling prompt %s failed", prompt_id, exc_info=exc)
 
     async def _reconcile(self, watch: PromptWatch) -> None:
         await watch.wait_submitted()
         try:
             result = await reconcile(self._client, watch.prompt_id, policy=self._policy, wake=self._wake)
         except UpstreamError as exc:
-            watch._reconciled(None, exc.message)
+            watch.settle(None, exc.message)
             return
-        watch._reconciled(result.history, result.reason)
+        watch.settle(result.history, result.reason)
 
     async def _wake(self, seconds: float) -> None:
         """Sleep up to `seconds`, or until the server broadcasts a queue change."""

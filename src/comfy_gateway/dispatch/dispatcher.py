@@ -15,7 +15,7 @@ from typing import Any, Literal, Protocol
 from ..background import TaskOwner, cancel_and_wait
 from ..comfyui.health import HealthChecker
 from ..comfyui.instance import Instance, InstancePool
-from ..errors import GatewayError, UpstreamUnavailable, WorkflowFailed, WorkflowRejected
+from ..errors import GatewayError, InternalError, JobTimedOut, UpstreamUnavailable, WorkflowFailed, WorkflowRejected
 from ..jobs.blobs import BlobStore
 from ..jobs.events import JobEvents
 from ..jobs.model import Job
@@ -48,15 +48,6 @@ class RunningJob:
     task: asyncio.Task[None]
     stop_reason: StopReason | None = None
     started: float = field(default_factory=time.monotonic)
-
-
-def error_of(exc: BaseException, **extra: Any) -> dict[str, Any]:
-    if isinstance(exc, GatewayError):
-        body = {"message": exc.message, "code": exc.code, **exc.details}
-    else:
-        body = {"message": f"internal error: {type(exc).__name__}: {exc}", "code": "internal_error"}
-    body.update(extra)
-    return {k: v for k, v in body.items() if v is not None}
 
 
 class Dispatcher:
@@ -143,9 +134,10 @@ class Dispatcher:
 
     async def _run(self, job: Job, instance: Instance, reattach: bool) -> None:
         self.telemetry.job_started(job, instance.name)
-        progress = ProgressReporter(self.store, job)
+        progress = ProgressReporter(self.store, job, self.events.publish_changed)
         deadline = asyncio.timeout(self._time_left(job))
         try:
+            await self.events.publish_changed(job.id)  # processing now, on `instance`
             try:
                 async with deadline:
                     work = self.execution.reattach if reattach else self.execution.run
@@ -154,9 +146,9 @@ class Dispatcher:
                 if not deadline.expired():  # some other timeout inside the attempt: not the job's deadline
                     raise
                 await self.interrupt_prompt(job, instance)
-                await self._finish_failed(job, instance, {
-                    "message": f"job exceeded JOB_TIMEOUT of {self.job_timeout_s:g} s; its prompt was interrupted",
-                    "code": "job_timed_out", "instance": instance.name})
+                timed_out = JobTimedOut(
+                    f"job exceeded JOB_TIMEOUT of {self.job_timeout_s:g} s; its prompt was interrupted")
+                await self._finish_failed(job, instance, timed_out.as_job_error(instance=instance.name))
             else:
                 instance.breaker.record_success()
                 await self._finish_completed(job, instance, outcome)
@@ -174,10 +166,13 @@ class Dispatcher:
             await self._retry_or_fail(job, instance, exc)
         except (WorkflowRejected, WorkflowFailed) as exc:
             instance.breaker.record_success()  # the server works; the workflow or its input does not
-            await self._finish_failed(job, instance, error_of(exc, instance=instance.name))
-        except Exception as exc:
-            self.telemetry.log_exception("job crashed", job_id=job.id, instance=instance.name)
-            await self._finish_failed(job, instance, error_of(exc, instance=instance.name))
+            await self._finish_failed(job, instance, exc.as_job_error(instance=instance.name))
+        except Exception:
+            # The client is told a reference to this log line, never the exception's text.
+            internal = InternalError()
+            self.telemetry.log_exception("job crashed", job_id=job.id, instance=instance.name,
+                                         reference=internal.reference)
+            await self._finish_failed(job, instance, internal.as_job_error(instance=instance.name))
         finally:
             self.running.pop(job.id, None)
             await progress.aclose()
@@ -201,11 +196,12 @@ class Dispatcher:
                     await instance.client.cancel(job.prompt_id)
 
     async def _retry_or_fail(self, job: Job, instance: Instance, exc: UpstreamUnavailable) -> None:
-        error = error_of(exc, instance=instance.name, attempt=job.attempt)
+        error = exc.as_job_error(instance=instance.name, attempt=job.attempt)
         if job.attempt < self.max_attempts:
             if await self.store.requeue(job.id, job.attempt, error):
                 self._retry_from[job.id] = (instance.name, time.monotonic())
                 self.telemetry.job_retried(job, instance.name, error)
+                await self.events.publish_changed(job.id)
             else:
                 self.telemetry.job_released(job, instance.name)
             return

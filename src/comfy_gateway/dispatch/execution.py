@@ -9,7 +9,7 @@ import asyncio
 import base64
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,13 +55,15 @@ class ProgressReporter:
 
     One write at a time, in a task the reporter owns: `aclose()` waits for the last one."""
 
-    def __init__(self, store: JobStore, job: Job, interval: float = 0.25) -> None:
+    def __init__(self, store: JobStore, job: Job, on_change: Callable[[str], Awaitable[None]],
+                 interval: float = 0.25) -> None:
         self._store = store
         self._job = job
+        self._on_change = on_change
         self._interval = interval
         self._last_write = time.monotonic()  # a job that ends within `interval` never writes progress
         self._last_pct = -1
-        self._pending: asyncio.Task[bool] | None = None
+        self._pending: asyncio.Task[None] | None = None
 
     def __call__(self, fraction: float) -> None:
         pct = int(max(0.0, min(1.0, fraction)) * 100)
@@ -71,8 +73,11 @@ class ProgressReporter:
         if self._pending is not None and not self._pending.done():
             return
         self._last_pct, self._last_write = pct, now
-        self._pending = asyncio.create_task(self._store.set_progress(self._job.id, self._job.attempt, pct),
-                                            name=f"progress-{self._job.id}")
+        self._pending = asyncio.create_task(self._write(pct), name=f"progress-{self._job.id}")
+
+    async def _write(self, pct: int) -> None:
+        if await self._store.set_progress(self._job.id, self._job.attempt, pct):
+            await self._on_change(self._job.id)
 
     async def aclose(self) -> None:
         """Wait for the write under way; a failed progress write only costs that figure."""
@@ -129,8 +134,7 @@ class JobExecution:
         """Follow a prompt an earlier process submitted (restart or lease take-over)."""
         workflow = self.workflow_of(job)
         assert job.prompt_id is not None
-        result = await attach(instance.client, instance.hub, job.prompt_id,
-                              total_nodes=workflow.node_count, on_progress=on_progress)
+        result = await attach(instance.client, instance.hub, job.prompt_id, on_progress=on_progress)
         return await self.collect(job, instance, workflow, result)
 
     async def collect(self, job: Job, instance: Instance, workflow: Workflow, result: RunResult) -> Outcome:

@@ -69,10 +69,6 @@ class Workflow:
     parameters: Mapping[str, Parameter] = field(default_factory=dict)
     estimated_seconds: tuple[int, int] = (10, 60)
 
-    @property
-    def node_count(self) -> int:
-        return len(self.graph)
-
     def with_input_mode(self, mode: InputMode) -> Workflow:
         """The same workflow taking its image the other way (the loaders share their outputs)."""
         if mode == self.input_mode:
