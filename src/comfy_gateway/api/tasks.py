@@ -6,14 +6,16 @@ operator adds. Sync and async share one path: a sync request is an async job plu
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any, Literal
 
 import structlog
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 
+from ..background import cancel_and_wait
 from ..errors import InvalidInput, SyncTimeout
-from ..jobs.model import JobState
+from ..jobs.model import Job, JobState
 from ..service import JobService
 from ..webhooks import check_callback_url
 from ..workflows.registry import Workflow
@@ -48,6 +50,25 @@ def _estimate(service: JobService, workflow: Workflow, pending: int) -> str:
     return f"{low * rounds}-{high * rounds} seconds"
 
 
+async def _disconnected(request: Request) -> None:
+    """Returns once the client has gone (its body is read by now: nothing else comes but that)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _wait_while_connected(service: JobService, request: Request, job_id: str) -> Job | None:
+    """The sync wait for `job_id`, given up (None) as soon as the client disconnects."""
+    waiting = asyncio.create_task(service.wait_sync(job_id), name=f"sync-wait-{job_id}")
+    gone = asyncio.create_task(_disconnected(request), name=f"sync-client-{job_id}")
+    try:
+        await asyncio.wait([waiting, gone], return_when=asyncio.FIRST_COMPLETED)
+    finally:  # both are ours: neither outlives this request, whichever way it ends
+        await cancel_and_wait(gone)
+        if not waiting.done():
+            await cancel_and_wait(waiting)
+    return None if waiting.cancelled() else waiting.result()
+
+
 async def run_task(service: JobService, workflow: Workflow, request: Request, *, run_async: bool,
                    fmt: str | None, idempotency_key: str | None) -> Response:
     service.check_admission(sync=not run_async)
@@ -78,7 +99,10 @@ async def run_task(service: JobService, workflow: Workflow, request: Request, *,
             estimated_completion_time=_estimate(service, workflow, pending),
             status_url=f"/api/jobs/{job.id}/status", result_url=f"/api/jobs/{job.id}/result")
         return JSONResponse(body.model_dump(), status_code=202, headers={"Location": body.status_url, **replayed})
-    job = await service.wait_sync(job.id)
+    finished = await _wait_while_connected(service, request, job.id)
+    if finished is None:  # the client hung up: nobody to answer, the job goes on as an async one
+        return Response(status_code=499)
+    job = finished
     if job.state is JobState.FAILED:
         return failure_response(job)
     if job.state is not JobState.COMPLETED:

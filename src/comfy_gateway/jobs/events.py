@@ -51,23 +51,23 @@ class JobEvents(Protocol):
 
 class LocalJobEvents:
     def __init__(self) -> None:
-        self._finished: dict[str, set[asyncio.Event]] = defaultdict(set)  # woken when the job ends
-        self._changes: dict[str, set[asyncio.Event]] = defaultdict(set)  # woken at every change
+        self._finish_waiters: dict[str, set[asyncio.Event]] = defaultdict(set)  # woken when the job ends
+        self._change_waiters: dict[str, set[asyncio.Event]] = defaultdict(set)  # woken at every change
 
     async def open(self) -> None:
         return None
 
     async def close(self) -> None:
-        for waiters in (self._finished, self._changes):
+        for waiters in (self._finish_waiters, self._change_waiters):
             for events in waiters.values():
                 for event in events:
                     event.set()
             waiters.clear()
 
     def deliver(self, job_id: str, *, finished: bool = True) -> None:
-        targets = list(self._changes.get(job_id, ()))
+        targets = list(self._change_waiters.get(job_id, ()))
         if finished:
-            targets += self._finished.get(job_id, ())
+            targets += self._finish_waiters.get(job_id, ())
         for event in targets:
             event.set()
 
@@ -79,11 +79,11 @@ class LocalJobEvents:
 
     def subscribe(self, job_id: str, *, changes: bool = False) -> asyncio.Event:
         event = asyncio.Event()
-        (self._changes if changes else self._finished)[job_id].add(event)
+        (self._change_waiters if changes else self._finish_waiters)[job_id].add(event)
         return event
 
     def unsubscribe(self, job_id: str, event: asyncio.Event) -> None:
-        for waiters in (self._finished, self._changes):
+        for waiters in (self._finish_waiters, self._change_waiters):
             events = waiters.get(job_id)
             if events is not None:
                 events.discard(event)
@@ -91,7 +91,7 @@ class LocalJobEvents:
                     del waiters[job_id]
 
     def subscribers(self, job_id: str) -> int:
-        return len(self._finished.get(job_id, ())) + len(self._changes.get(job_id, ()))
+        return len(self._finish_waiters.get(job_id, ())) + len(self._change_waiters.get(job_id, ()))
 
     # One process: its own dispatcher is woken directly, and there is nobody else to tell.
     async def announce_work(self) -> None:
