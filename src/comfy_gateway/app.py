@@ -44,5 +44,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (tasks, jobs, status, metrics, breakers, dashboard):
         app.include_router(module.router)
     app.add_middleware(UploadLimitMiddleware, max_bytes=settings.max_upload_bytes)
-    app.add_middleware(RequestContextMiddleware, prom=prom, logger=get_logger("http"))
+    app.add_middleware(RequestContextMiddleware, prom=prom, logger=get_logger("http"), draining=lambda: _draining(app))
     return app
+
+
+def _draining(app: FastAPI) -> bool:
+    service = getattr(app.state, "service", None)
+    return service is not None and service.admission.draining

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from ..background import cancel_and_wait
-from ..errors import InvalidInput, SyncTimeout
+from ..errors import InvalidInput, ServiceUnavailable, SyncTimeout
 from ..jobs.model import Job, JobState
 from ..service import JobService
 from ..webhooks import check_callback_url
@@ -103,6 +103,9 @@ async def run_task(service: JobService, workflow: Workflow, request: Request, *,
     if finished is None:  # the client hung up: nobody to answer, the job goes on as an async one
         return Response(status_code=499)
     job = finished
+    if not job.state.finished and service.admission.stopped.is_set():
+        raise ServiceUnavailable(f"the gateway is restarting; job {job.id} goes on after the restart: poll its status",
+                                 retry_after=5, job_id=job.id, status_url=f"/api/jobs/{job.id}/status")
     if job.state is JobState.FAILED:
         return failure_response(job)
     if job.state is not JobState.COMPLETED:
