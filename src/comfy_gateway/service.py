@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+from .background import cancel_and_wait
 from .comfyui.instance import InstancePool
 from .dispatch.dispatcher import Dispatcher
 from .dispatch.execution import input_key, prompt_id_for
@@ -33,20 +34,19 @@ UPDATE_RECHECK_S = 15.0
 async def _set_within(event: asyncio.Event, seconds: float, also: asyncio.Event | None = None) -> bool:
     """True if `event` is set within `seconds`; `also` set ends the wait early (False unless `event`
     is set too). The caller's own cancellation propagates."""
-    try:
-        async with asyncio.timeout(max(0.0, seconds)):
-            if also is None:
+    if also is None:
+        try:
+            async with asyncio.timeout(max(0.0, seconds)):
                 await event.wait()
-                return True
-            waits = [asyncio.ensure_future(e.wait()) for e in (event, also)]
-            try:
-                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for w in waits:
-                    w.cancel()
-                await asyncio.gather(*waits, return_exceptions=True)
-    except TimeoutError:
-        return False
+        except TimeoutError:
+            return False
+        return True
+    waits = [asyncio.create_task(e.wait()) for e in (event, also)]
+    try:
+        await asyncio.wait(waits, timeout=max(0.0, seconds), return_when=asyncio.FIRST_COMPLETED)
+    finally:  # both waits are ours: neither outlives this call
+        for wait in waits:
+            await cancel_and_wait(wait)
     return event.is_set()
 
 
