@@ -22,8 +22,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ..lifecycle import Lifecycle
 from .model import Job, JobState, compact_json
-from .resource import OpenClose, Phase
+from .resource import OpenClose
 from .store import JobFilter, StoreCounts
 
 _T = TypeVar("_T")
@@ -158,14 +159,14 @@ class SqliteJobStore(OpenClose):
 
     def __init__(self, path: Path) -> None:
         self._path = Path(path)
-        self._phase = Phase.NEW
+        self._phase = Lifecycle.NEW
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
 
     async def open(self) -> None:
-        if self._phase is Phase.OPEN:
+        if self._phase is Lifecycle.OPEN:
             return
-        if self._phase is Phase.CLOSED:
+        if self._phase is Lifecycle.CLOSED:
             raise RuntimeError("SqliteJobStore is closed and cannot be reopened")
         self._path.parent.mkdir(parents=True, exist_ok=True)
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-jobs")
@@ -175,13 +176,13 @@ class SqliteJobStore(OpenClose):
             executor.shutdown(wait=False)
             raise
         self._executor = executor
-        self._phase = Phase.OPEN
+        self._phase = Lifecycle.OPEN
 
     async def close(self) -> None:
-        if self._phase is not Phase.OPEN:
-            self._phase = Phase.CLOSED
+        if self._phase is not Lifecycle.OPEN:
+            self._phase = Lifecycle.CLOSED
             return
-        self._phase = Phase.CLOSED
+        self._phase = Lifecycle.CLOSED
         executor, conn = self._executor, self._conn
         self._executor = self._conn = None
         assert executor is not None and conn is not None
@@ -191,7 +192,7 @@ class SqliteJobStore(OpenClose):
             executor.shutdown(wait=True)
 
     async def _run(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
-        if self._phase is not Phase.OPEN:
+        if self._phase is not Lifecycle.OPEN:
             raise RuntimeError(f"SqliteJobStore is {self._phase.value}, not open")
         conn = self._conn
         assert conn is not None
