@@ -57,6 +57,9 @@ class GatewayError(Exception):
         return {k: v for k, v in body.items() if v is not None}
 
 
+GatewayError._by_code[GatewayError.code] = GatewayError
+
+
 def status_for_code(code: str) -> int:
     """The HTTP status of the error class with this `code`, from the tree above."""
     cls = GatewayError._by_code.get(code)

@@ -125,3 +125,14 @@ async def test_a_start_that_fails_leaves_no_task_running_embedded(fake_servers, 
             pass
     left = [t for t in asyncio.all_tasks() - before if not t.done()]
     assert left == [], [t.get_name() for t in left]
+
+
+async def test_a_timeout_inside_an_attempt_is_not_taken_for_the_job_deadline(gw):
+    async def times_out(*args: object) -> None:  # some inner call's own timeout, well before JOB_TIMEOUT
+        raise TimeoutError
+
+    gw.gateway.execution.run = times_out  # type: ignore[method-assign]
+    job_id = await submit(gw.client)
+    status = await gw.wait_job(job_id)
+    assert status["status"] == "failed"
+    assert status["error"]["code"] == "internal_error", status["error"]  # not "job_timed_out"
