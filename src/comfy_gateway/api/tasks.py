@@ -73,7 +73,7 @@ async def run_task(service: JobService, workflow: Workflow, request: Request, *,
                    fmt: str | None, idempotency_key: str | None) -> Response:
     service.check_admission(sync=not run_async)
     upload = await read_upload(request, service.settings.max_image_pixels)
-    params = {"workflow": _params(workflow, request, upload.fields),
+    params: dict[str, Any] = {"workflow": _params(workflow, request, upload.fields),
               "format": fmt or upload.fields.get("format") or "png"}
     if params["format"] not in ("png", "jpeg", "webp"):
         raise InvalidInput("format must be png, jpeg or webp", parameter="format")

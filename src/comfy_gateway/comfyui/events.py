@@ -18,7 +18,6 @@ import contextlib
 import json
 import logging
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable
 from types import TracebackType
@@ -30,6 +29,7 @@ from comfy_gateway.lifecycle import Lifecycle
 
 from .client import ComfyClient
 from .reconcile import PollPolicy, reconcile
+from .socket import EventSocket
 from .watch import ProgressCallback, PromptWatch
 
 log = logging.getLogger(__name__)
@@ -37,21 +37,6 @@ log = logging.getLogger(__name__)
 RECONNECT_FIRST_DELAY = 0.1
 RECONNECT_MAX_DELAY = 5.0
 _STABLE_AFTER = 5.0  # a connection that lived this long resets the reconnect backoff
-
-
-class _Socket:
-    """One WebSocket slot of the pool. The ws object is replaced on every reconnect."""
-
-    def __init__(self) -> None:
-        self.client_id = ""
-        self.ws: aiohttp.ClientWebSocketResponse | None = None
-        self.prompts: set[str] = set()
-        self.connected_at = 0.0
-        self.reader: asyncio.Task[None] | None = None
-
-    @property
-    def is_up(self) -> bool:
-        return self.ws is not None and not self.ws.closed
 
 
 class EventHub:
@@ -74,7 +59,7 @@ class EventHub:
         self._on_reconnect = on_reconnect
         self._policy = poll_policy or PollPolicy()
         self._state = Lifecycle.OPEN
-        self._sockets: list[_Socket] = []
+        self._sockets: list[EventSocket] = []
         self._watches: dict[str, PromptWatch] = {}
         self._reconciliations: dict[str, asyncio.Task[None]] = {}  # prompt id -> its polling task
         self._growing: asyncio.Task[None] | None = None  # one more socket, opened in the background
@@ -181,11 +166,11 @@ class EventHub:
             task.cancel()
         return task
 
-    def _least_busy(self) -> _Socket | None:
+    def _least_busy(self) -> EventSocket | None:
         up = [sock for sock in self._sockets if sock.is_up]
         return min(up, key=lambda sock: len(sock.prompts)) if up else None
 
-    async def _pick_socket(self) -> _Socket:
+    async def _pick_socket(self) -> EventSocket:
         """The least busy socket that is up. A prompt never waits for a connect while one is up:
         when they are all busy and there is room, another opens in the background for later ones."""
         best = self._least_busy()
@@ -229,8 +214,8 @@ class EventHub:
         finally:
             self._growing = None
 
-    async def _open_socket(self) -> _Socket:
-        sock = _Socket()
+    async def _open_socket(self) -> EventSocket:
+        sock = EventSocket()
         await self._connect(sock)
         if self._state is Lifecycle.CLOSED:  # closed while we connected
             assert sock.ws is not None
@@ -244,46 +229,17 @@ class EventHub:
 
     # ------------------------------------------------------------ the socket
 
-    async def _connect(self, sock: _Socket) -> None:
-        """Open the socket under a fresh clientId and wait for the first frame: the server has
-        registered the id once it sends that `status` frame (protocol §6)."""
-        client_id = f"cg-{uuid.uuid4().hex}"
-        timeouts = self._client.timeouts
-        ws: aiohttp.ClientWebSocketResponse | None = None
-        connected = False
-        try:
-            async with asyncio.timeout(timeouts.connect):
-                ws = await self._session.ws_connect(
-                    self._client.ws_url(client_id),
-                    heartbeat=timeouts.ws_heartbeat,
-                    timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0),
-                    max_msg_size=0,
-                )
-                first = await ws.receive()
-            if first.type is not aiohttp.WSMsgType.TEXT:
-                raise UpstreamUnavailable(
-                    f"event socket closed at once ({first.type.name})", instance=self._client.name
-                )
-            connected = True
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise UpstreamUnavailable(
-                f"cannot open the event socket: {exc or type(exc).__name__}", instance=self._client.name
-            ) from exc
-        finally:
-            if not connected and ws is not None:
-                await ws.close()
-        sock.client_id = client_id
-        sock.ws = ws
-        sock.connected_at = time.monotonic()
-        self.client_ids_used.append(client_id)
+    async def _connect(self, sock: EventSocket) -> None:
+        await sock.connect(self._client, self._session)
+        self.client_ids_used.append(sock.client_id)
         async with self._socket_up:
             self._socket_up.notify_all()
 
-    async def _read_forever(self, sock: _Socket) -> None:
+    async def _read_forever(self, sock: EventSocket) -> None:
         delay = RECONNECT_FIRST_DELAY
         while True:
             assert sock.ws is not None
-            await self._read(sock, sock.ws)
+            await self._read(sock)
             self._socket_lost(sock)
             await sock.ws.close()
             if time.monotonic() - sock.connected_at >= _STABLE_AFTER:
@@ -304,24 +260,16 @@ class EventHub:
                 except Exception:
                     log.exception("on_reconnect callback failed")
 
-    async def _read(self, sock: _Socket, ws: aiohttp.ClientWebSocketResponse) -> None:
+    async def _read(self, sock: EventSocket) -> None:
         """Route frames until the socket closes or fails."""
-        try:
-            async for msg in ws:
-                if msg.type is aiohttp.WSMsgType.TEXT:
-                    try:
-                        self._dispatch(sock, msg.data)
-                    except Exception:
-                        # One bad frame must not stop the events of every other prompt.
-                        log.exception("cannot route an event frame from %s", self._client.name)
-                elif msg.type is aiohttp.WSMsgType.ERROR:
-                    log.info("event socket of %s failed: %s", self._client.name, ws.exception())
-                    return
-                # Binary frames are previews (protocol §6.6): not needed here.
-        except (aiohttp.ClientError, OSError) as exc:
-            log.info("event socket of %s failed: %s", self._client.name, exc)
+        async for text in sock.frames(self._client.name):
+            try:
+                self._dispatch(sock, text)
+            except Exception:
+                # One bad frame must not stop the events of every other prompt.
+                log.exception("cannot route an event frame from %s", self._client.name)
 
-    def _dispatch(self, sock: _Socket, text: str) -> None:
+    def _dispatch(self, sock: EventSocket, text: str) -> None:
         try:
             frame = json.loads(text)
             kind, data = frame["type"], frame["data"]
@@ -343,7 +291,7 @@ class EventHub:
 
     # ---------------------------------------------------------- reconciling
 
-    def _socket_lost(self, sock: _Socket) -> None:
+    def _socket_lost(self, sock: EventSocket) -> None:
         lost = [self._watches[pid] for pid in sock.prompts if pid in self._watches]
         sock.prompts.clear()
         if lost:

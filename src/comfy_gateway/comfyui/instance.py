@@ -10,8 +10,9 @@ from typing import Any
 import aiohttp
 
 from .breaker import BreakerState, CircuitBreaker
-from .client import ClientTimeouts, ComfyClient
+from .client import ComfyClient
 from .events import EventHub
+from .models import ClientTimeouts
 
 
 class Instance:

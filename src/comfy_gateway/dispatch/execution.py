@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from ..comfyui.instance import Instance
-from ..comfyui.runner import RunResult, attach, outputs_of, run_prompt
+from ..comfyui.models import RunResult
+from ..comfyui.runner import attach, outputs_of, run_prompt
 from ..errors import WorkflowFailed
 from ..images import OUTPUT_MIME, convert_image, image_size, strip_png_text
 from ..jobs.blobs import BlobStore

@@ -274,7 +274,8 @@ class RedisJobStore(OpenClose):
                 pipe.zcard(key)
             sizes = await pipe.execute()
         index = min(zip(sizes, indexes[1:], strict=True))[1]
-        wanted, found, start = offset + flt.limit, [], 0
+        wanted, start = offset + flt.limit, 0
+        found: list[Job] = []
         while len(found) < wanted:
             ids = await redis.zrevrange(index, start, start + _LIST_PAGE - 1)
             if not ids:

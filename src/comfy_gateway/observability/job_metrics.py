@@ -39,7 +39,6 @@ from .job_counts import (
     InstanceTally,
     Tally,
     instance_view,
-    iso,
     merge_states,
     percentile,
     percentiles,
@@ -49,6 +48,7 @@ from .job_counts import (
 )
 from .json_file import read_json, write_json_atomic
 from .logging import get_logger
+from .timestamps import iso
 
 STATE_VERSION = 1
 RECENT_ERRORS = 100

@@ -122,7 +122,7 @@ class _QueuedWriters(logging.handlers.QueueHandler):
         self._running = True
 
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
-        prepared = super().prepare(record)
+        prepared: logging.LogRecord = super().prepare(record)
         prepared.stack_info = None  # rendered into the line already
         return prepared
 

@@ -105,6 +105,12 @@ class Workflow:
         return graph
 
 
+def _seconds_range(value: Any) -> tuple[int, int]:
+    """A manifest's `estimated_seconds`: [low, high] (a TypeError otherwise, reported as a bad manifest)."""
+    low, high = value
+    return int(low), int(high)
+
+
 def parse_workflow(data: Mapping[str, Any], source: str = "<memory>") -> Workflow:
     try:
         graph = data["graph"]
@@ -119,9 +125,9 @@ def parse_workflow(data: Mapping[str, Any], source: str = "<memory>") -> Workflo
             name=data["name"], description=data.get("description", ""), graph=graph,
             input_node=str(inp["node"]), input_field=inp.get("field", "image"),
             input_mode=inp.get("mode", "base64"), result_node=str(result["node"]), parameters=params,
-            estimated_seconds=tuple(data.get("estimated_seconds", (10, 60))),  # type: ignore[arg-type]
+            estimated_seconds=_seconds_range(data.get("estimated_seconds", (10, 60))),
         )
-    except (KeyError, TypeError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"workflow {source}: missing or malformed field {exc}") from exc
     for node in (wf.input_node, wf.result_node, *(p.node for p in params.values())):
         if node not in graph:
