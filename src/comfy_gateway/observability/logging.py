@@ -16,7 +16,8 @@ Handlers: stderr (optional), `log_dir/combined.log` (everything at the configure
 `log_dir/error.log` (ERROR and above), both rotating at `max_bytes` keeping `backup_count` files.
 A line is rendered where it is logged (so it carries that task's context), then queued; one
 background thread writes it, so no disk or pipe write ever blocks the event loop
-(QueueHandler/QueueListener). `flush_logging()` waits until everything queued is written.
+(QueueHandler/QueueListener). `flush_logging()` waits until everything queued is written; a
+clean exit writes it all, a SIGKILL can lose the lines of its last milliseconds.
 Calling `configure_logging` again replaces the handlers it installed before; it never adds twice.
 """
 
