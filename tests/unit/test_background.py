@@ -87,3 +87,22 @@ async def test_a_supervised_loop_is_started_again_after_a_crash() -> None:
     await tasks.aclose()
     assert runs == [0, 1, 2]
     assert [c["task"] for _, c in crashes.seen] == ["flaky", "flaky"]
+
+
+async def test_a_clean_up_step_outlives_its_callers_cancellation_and_is_still_owned() -> None:
+    owner = TaskOwner(Crashes())
+    cleaned = asyncio.Event()
+
+    async def clean_up() -> None:
+        await asyncio.sleep(0.2)
+        cleaned.set()
+
+    caller = asyncio.create_task(owner.finish(clean_up(), "clean-up"))
+    await asyncio.sleep(0.01)
+    caller.cancel()
+    await asyncio.wait([caller])
+    assert caller.cancelled() and not cleaned.is_set() and len(owner) == 1
+    async with asyncio.timeout(5):
+        await cleaned.wait()
+    await owner.aclose()
+    assert len(owner) == 0

@@ -156,7 +156,7 @@ class Dispatcher:
             reason = self.running[job.id].stop_reason if job.id in self.running else None
             self.telemetry.job_released(job, instance.name)
             if reason == "deleted":
-                await asyncio.shield(self.interrupt_prompt(job, instance))
+                await self._jobs.finish(self.interrupt_prompt(job, instance), f"interrupt-{job.id}")
             raise
         except UpstreamUnavailable as exc:
             self.telemetry.upstream_error(instance.name, exc.code)
@@ -176,7 +176,7 @@ class Dispatcher:
         finally:
             self.running.pop(job.id, None)
             await progress.aclose()
-            await asyncio.shield(self._release(instance.name))
+            await self._jobs.finish(self._release(instance.name), f"release-{job.id}")
 
     async def _release(self, instance: str) -> None:
         await self.slots.release(instance)
