@@ -13,7 +13,9 @@ GatewayError                     status  code
 ├── JobNotFinished               409  job_not_finished        a result asked for before the job ended
 ├── ServiceUnavailable           503  service_unavailable     no healthy server, or the gateway is draining
 │   ├── QueueTimeout             503  queue_timeout           no server took the job within QUEUE_TIMEOUT
-│   └── Withdrawn                503  no_server               a sync request's job could not start
+│   ├── Withdrawn                503  no_server               a sync request's job could not start
+│   └── StorageError             503  store_unavailable       the job store or blob storage failed (Redis down...)
+│       └── InsufficientStorage  507  insufficient_storage    the disk is full
 ├── JobTimedOut                  504  job_timed_out           the job ran past JOB_TIMEOUT
 ├── SyncTimeout                  504  sync_timeout            a sync request stopped waiting; the job goes on
 ├── InternalError                500  internal_error          a bug: logged with a reference, never shown
@@ -132,6 +134,20 @@ class InternalError(GatewayError):
     def __init__(self, reference: str | None = None) -> None:
         self.reference = reference or uuid.uuid4().hex[:16]
         super().__init__(f"internal error (reference {self.reference})", reference=self.reference)
+
+
+class StorageError(ServiceUnavailable):
+    """The job store or the blob storage failed: nothing is wrong with the request, retry it later.
+
+    Raised by the stores in place of their driver's errors, so the job path can tell a storage fault
+    (an accepted job waits for the storage to come back) from a bug."""
+
+    code = "store_unavailable"
+
+
+class InsufficientStorage(StorageError):
+    status_code = 507
+    code = "insufficient_storage"
 
 
 class UpstreamError(GatewayError):
