@@ -1,7 +1,8 @@
 """JobService: the one door to jobs for every API surface.
 
-Submit, wait, cancel, withdraw, read and list. Routers call this and never reach into the store,
-the blobs, the pool or the dispatcher; the composition root (gateway.py) builds it.
+Submit, wait (async, sync, a stream of updates), withdraw, read, list, and cancel (`delete` stops a
+running job first). Routers call this and never reach into the store, the blobs, the pool or the
+dispatcher; the composition root (gateway.py) builds it.
 """
 
 from __future__ import annotations
