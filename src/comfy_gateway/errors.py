@@ -7,7 +7,13 @@ keeps only the `code`) is answered with the status `status_for_code` finds in th
 GatewayError                     status  code
 ├── InvalidInput                 400  invalid_input           the request is wrong (missing file, bad parameter)
 │   ├── UnsupportedMediaType     415  unsupported_media_type  a file that is not an image we accept
-│   └── PayloadTooLarge          413  payload_too_large       upload or pixel count over the configured cap
+│   ├── PayloadTooLarge          413  payload_too_large       upload or pixel count over the configured cap
+│   └── DestinationRefused       422  destination_refused     a callback_url the webhook policy does not allow
+├── Unauthorized                 401  unauthorized            no API key, or an unknown one
+├── Forbidden                    403  forbidden               a key without the role the route needs
+├── TooManyRequests              429  too_many_requests       over a limit; Retry-After says when to come back
+│   ├── QueueFull                429  queue_full              MAX_QUEUE_DEPTH, or the key's max_queued_jobs
+│   └── RateLimited              429  rate_limited            the key's requests_per_minute
 ├── NotFound                     404  not_found               an unknown job, workflow or instance
 │   └── JobNotFound              404  job_not_found
 ├── JobNotFinished               409  job_not_finished        a result asked for before the job ended
@@ -81,6 +87,42 @@ class UnsupportedMediaType(InvalidInput):
 class PayloadTooLarge(InvalidInput):
     status_code = 413
     code = "payload_too_large"
+
+
+class DestinationRefused(InvalidInput):
+    status_code = 422
+    code = "destination_refused"
+
+
+class Unauthorized(GatewayError):
+    status_code = 401
+    code = "unauthorized"
+
+    def __init__(self, message: str, challenge: str, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.challenge = challenge  # the WWW-Authenticate header
+
+
+class Forbidden(GatewayError):
+    status_code = 403
+    code = "forbidden"
+
+
+class TooManyRequests(GatewayError):
+    status_code = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, retry_after: int, **details: Any) -> None:
+        super().__init__(message, retry_after=retry_after, **details)
+        self.retry_after = retry_after
+
+
+class QueueFull(TooManyRequests):
+    code = "queue_full"
+
+
+class RateLimited(TooManyRequests):
+    code = "rate_limited"
 
 
 class NotFound(GatewayError):

@@ -8,6 +8,7 @@ import asyncio
 import httpx
 import pytest
 
+from comfy_gateway.access import ANONYMOUS
 from comfy_gateway.app import create_app
 from comfy_gateway.jobs.model import JobState
 from support.gateway import gateway_settings, hosts_of, running_gateway
@@ -41,7 +42,7 @@ async def test_a_sync_wait_stops_when_its_caller_times_out(gw):
         async with asyncio.timeout(0.5):
             await gw.service.wait_sync(job_id)
     assert events.subscribers(job_id) == 0
-    assert (await gw.service.get(job_id)).state is not JobState.FAILED
+    assert (await gw.service.get(job_id, ANONYMOUS)).state is not JobState.FAILED
 
 
 async def test_a_sync_request_whose_client_gives_up_stops_waiting(gw):

@@ -103,8 +103,8 @@ class RequestContextMiddleware:
             )
             if not response_started:
                 internal = InternalError(request_id)
-                await _send_json(send_with_context, internal.status_code,
-                                 {**internal.to_dict(), "request_id": request_id})
+                await send_json(send_with_context, internal.status_code,
+                                {**internal.to_dict(), "request_id": request_id})
             raise
         finally:
             duration_s = time.perf_counter() - started
@@ -173,7 +173,7 @@ class UploadLimitMiddleware:
 
         declared = Headers(scope=scope).get("content-length")
         if declared is not None and declared.strip().isdigit() and int(declared) > self.max_bytes:
-            await _send_json(send, 413, self._error().to_dict())
+            await send_json(send, 413, self._error().to_dict())
             return
 
         received = 0
@@ -197,7 +197,7 @@ class UploadLimitMiddleware:
             if exceeded and not response_started:
                 # The app answered after the cap tripped (maybe with its own 400): say 413 instead.
                 response_started = True
-                await _send_json(send, 413, self._error().to_dict())
+                await send_json(send, 413, self._error().to_dict())
                 return
             if exceeded:
                 return
@@ -210,11 +210,12 @@ class UploadLimitMiddleware:
         except PayloadTooLarge:
             if not response_started:
                 response_started = True
-                await _send_json(send, 413, self._error().to_dict())
+                await send_json(send, 413, self._error().to_dict())
 
 
-async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
+async def send_json(send: Send, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
     payload = json.dumps(body).encode("utf-8")
+    extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
     await send(
         {
             "type": "http.response.start",
@@ -222,6 +223,7 @@ async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(payload)).encode("ascii")),
+                *extra,
             ],
         }
     )
