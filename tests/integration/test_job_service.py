@@ -4,6 +4,7 @@ withdraws that never touch a running job, answers without exception text, stream
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 
 import httpx
 import pytest
@@ -114,14 +115,12 @@ async def test_a_start_that_fails_leaves_no_task_running_embedded(fake_servers, 
     settings = gateway_settings(tmp_path, hosts_of(fakes))
     async with running_gateway(settings):
         pass  # leaves a jobs database behind
-    import sqlite3
-
     with sqlite3.connect(settings.jobs_db_path) as db:  # a row the recovery cannot read
         db.execute("INSERT INTO jobs (id, type, state, created_at, updated_at, attempt, data) "
-                   "VALUES ('broken', 'x', 'processing', 0, 0, 1, 'not json')")
+                   """VALUES ('broken', 'x', 'processing', 0, 0, 1, '{"no_such_field": 1}')""")
     before = asyncio.all_tasks()
     app = create_app(settings)
-    with pytest.raises(ValueError):  # the recovery cannot read the row: the lifespan does not start
+    with pytest.raises(TypeError):  # the recovery cannot read the row: the lifespan does not start
         async with app.router.lifespan_context(app):
             pass
     left = [t for t in asyncio.all_tasks() - before if not t.done()]
