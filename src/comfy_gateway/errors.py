@@ -17,6 +17,9 @@ GatewayError                     status  code
 ├── NotFound                     404  not_found               an unknown job, workflow or instance
 │   └── JobNotFound              404  job_not_found
 ├── JobNotFinished               409  job_not_finished        a result asked for before the job ended
+├── Gone                         410  gone                    something that existed and is no more
+│   └── ResultExpired            410  result_expired          a result or output past RESULT_TTL
+├── RangeNotSatisfiable          416  range_not_satisfiable   a Range header outside the file, malformed, or several
 ├── ServiceUnavailable           503  service_unavailable     no healthy server, or the gateway is draining
 │   ├── QueueTimeout             503  queue_timeout           no server took the job within QUEUE_TIMEOUT
 │   ├── Withdrawn                503  no_server               a sync request's job could not start
@@ -137,6 +140,24 @@ class JobNotFound(NotFound):
 class JobNotFinished(GatewayError):
     status_code = 409
     code = "job_not_finished"
+
+
+class Gone(GatewayError):
+    status_code = 410
+    code = "gone"
+
+
+class ResultExpired(Gone):
+    code = "result_expired"
+
+
+class RangeNotSatisfiable(GatewayError):
+    status_code = 416
+    code = "range_not_satisfiable"
+
+    def __init__(self, message: str, size: int, **details: Any) -> None:
+        super().__init__(message, size=size, **details)
+        self.size = size  # for `Content-Range: bytes */size`
 
 
 class ServiceUnavailable(GatewayError):
