@@ -8,18 +8,26 @@ GatewayError                     status  code
 ├── InvalidInput                 400  invalid_input           the request is wrong (missing file, bad parameter)
 │   ├── UnsupportedMediaType     415  unsupported_media_type  a file that is not an image we accept
 │   ├── PayloadTooLarge          413  payload_too_large       upload or pixel count over the configured cap
-│   └── DestinationRefused       422  destination_refused     a callback_url the webhook policy does not allow
+│   ├── DestinationRefused       422  destination_refused     a callback_url the webhook policy does not allow
+│   ├── InvalidWorkflow          422  invalid_workflow        a submitted graph that cannot run (v2)
+│   │   └── WorkflowFormatUi     422  workflow_format_ui      a UI export instead of an API-format graph
+│   ├── MissingAsset             422  missing_asset           a core/ASSET reference that names no asset
+│   ├── MetadataInvalid          422  metadata_invalid        job labels that are not a small map of short strings
+│   └── IdempotencyKeyReuse      422  idempotency_key_reuse   a single-use Idempotency-Key presented again (v2)
+├── HashMismatch                 409  hash_mismatch           uploaded bytes that are not the hash the client declared
 ├── Unauthorized                 401  unauthorized            no API key, or an unknown one
 ├── Forbidden                    403  forbidden               a key without the role the route needs
 ├── TooManyRequests              429  too_many_requests       over a limit; Retry-After says when to come back
 │   ├── QueueFull                429  queue_full              MAX_QUEUE_DEPTH, or the key's max_queued_jobs
 │   └── RateLimited              429  rate_limited            the key's requests_per_minute
-├── NotFound                     404  not_found               an unknown job, workflow or instance
-│   └── JobNotFound              404  job_not_found
+├── NotFound                     404  not_found               an unknown job, workflow, instance or asset
+│   ├── JobNotFound              404  job_not_found
+│   └── BlobNotFound             404  blob_not_found          no stored bytes with that hash
 ├── JobNotFinished               409  job_not_finished        a result asked for before the job ended
 ├── Gone                         410  gone                    something that existed and is no more
 │   └── ResultExpired            410  result_expired          a result or output past RESULT_TTL
 ├── RangeNotSatisfiable          416  range_not_satisfiable   a Range header outside the file, malformed, or several
+├── NoCapableServer              422  no_capable_server       no configured server has the nodes or models needed
 ├── ServiceUnavailable           503  service_unavailable     no healthy server, or the gateway is draining
 │   ├── QueueTimeout             503  queue_timeout           no server took the job within QUEUE_TIMEOUT
 │   ├── Withdrawn                503  no_server               a sync request's job could not start
@@ -137,9 +145,49 @@ class JobNotFound(NotFound):
     code = "job_not_found"
 
 
+class InvalidWorkflow(InvalidInput):
+    status_code = 422
+    code = "invalid_workflow"
+
+
+class WorkflowFormatUi(InvalidWorkflow):
+    code = "workflow_format_ui"
+
+
+class MissingAsset(InvalidInput):
+    status_code = 422
+    code = "missing_asset"
+
+
+class MetadataInvalid(InvalidInput):
+    status_code = 422
+    code = "metadata_invalid"
+
+
+class IdempotencyKeyReuse(InvalidInput):
+    status_code = 422
+    code = "idempotency_key_reuse"
+
+
+class HashMismatch(GatewayError):
+    status_code = 409
+    code = "hash_mismatch"
+
+
+class BlobNotFound(NotFound):
+    code = "blob_not_found"
+
+
 class JobNotFinished(GatewayError):
     status_code = 409
     code = "job_not_finished"
+
+
+class NoCapableServer(GatewayError):
+    """Every configured server lacks a node class or model file the job needs: it could never run."""
+
+    status_code = 422
+    code = "no_capable_server"
 
 
 class Gone(GatewayError):

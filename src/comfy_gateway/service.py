@@ -18,6 +18,8 @@ from .comfyui.instance import InstancePool
 from .dispatch.dispatcher import Dispatcher
 from .dispatch.execution import input_key, prompt_id_for
 from .dispatch.janitor import Janitor
+from .dispatch.placement import Placement
+from .dispatch.slots import SlotLedger
 from .errors import JobNotFound, NotFound, ServiceUnavailable, StorageError, Withdrawn
 from .images import ImageInfo
 from .job_outputs import JobOutputs, result_expired
@@ -33,6 +35,7 @@ from .workflows.registry import Workflow, WorkflowRegistry
 STRANDED_GRACE_S = 3.0
 # Updates are pushed by the job's events; this re-read only covers a notification lost on the way.
 UPDATE_RECHECK_S = 15.0
+ETA_SAMPLE = 50  # pending jobs ahead that an estimate places one by one
 
 
 async def _set_within(event: asyncio.Event, seconds: float, also: asyncio.Event | None = None) -> bool:
@@ -97,8 +100,11 @@ class JobService:
         self, *, settings: Settings, store: JobStore, blobs: BlobStore, events: JobEvents, pool: InstancePool,
         dispatcher: Dispatcher, janitor: Janitor, registry: WorkflowRegistry, metrics: JobMetrics,
         admission: Admission, quotas: Quotas, destinations: DestinationPolicy, outputs: JobOutputs,
+        placement: Placement, slots: SlotLedger,
     ) -> None:
         self.settings = settings
+        self._placement = placement
+        self._slots = slots
         self._store = store
         self._blobs = blobs
         self._events = events
@@ -140,26 +146,40 @@ class JobService:
                      owner: Principal, idempotency_key: str | None = None) -> tuple[Job, bool]:
         """The job for this request, and whether it is new (False: the idempotency key named one).
 
-        The job is `owner`'s: its tenant and priority; past a queue bound, 429."""
+        The job is `owner`'s: its tenant and priority; past a queue bound, 429; 422 when no
+        configured server can run it."""
+        self._placement.check_runnable(job_type, params.get("workflow"))
         await self._quotas.check_queue(owner)
         job = Job(id=new_job_id(), type=job_type, params=params, input_meta=info.as_meta(),
                   tenant=owner.name, priority=owner.priority)
         job.input_blob = input_key(job.id)
         await self._blobs.put(job.input_blob, data)
         try:
-            if idempotency_key is None:
-                await self._store.create(job)
-                named, created = job, True
-            else:
-                # Keys are the tenant's own: another tenant's same key names another job.
-                named, created = await self._store.create_once(job, f"{owner.name}/{idempotency_key}",
-                                                               self.settings.idempotency_ttl / 1000)
+            named, created = await self._enqueue(job, owner, idempotency_key)
         except BaseException:
             await self._blobs.delete(job.input_blob)
             raise
         if not created:
             await self._blobs.delete(job.input_blob)
-            return named, False
+        return named, created
+
+    async def submit_job(self, job: Job, owner: Principal, idempotency_key: str | None = None) -> tuple[Job, bool]:
+        """Queue `job` (its blobs stored already) as `owner`'s, unless `owner`'s idempotency key names
+        a job: then that job, and False. Past a queue bound, 429."""
+        await self._quotas.check_queue(owner)
+        job.tenant, job.priority = owner.name, owner.priority
+        return await self._enqueue(job, owner, idempotency_key)
+
+    async def _enqueue(self, job: Job, owner: Principal, idempotency_key: str | None) -> tuple[Job, bool]:
+        """The key is claimed in the same write that creates the job, so a retry never makes two."""
+        if idempotency_key is None:
+            await self._store.create(job)
+        else:
+            # Keys are the tenant's own: another tenant's same key names another job.
+            named, created = await self._store.create_once(job, f"{owner.name}/{idempotency_key}",
+                                                           self.settings.idempotency_ttl / 1000)
+            if not created:
+                return named, False
         self._dispatcher.notify()
         await self._events.announce_work()
         return job, True
@@ -184,6 +204,24 @@ class JobService:
 
     async def pending_count(self) -> int:
         return await self._store.pending_count()
+
+    async def estimated_seconds(self, job: Job) -> float | None:
+        """Seconds until `job` should be done (see `Placement.estimate`).
+
+        Of the jobs pending ahead of a pending one, the newest ETA_SAMPLE are read; the older rest
+        is only counted (reading a long queue on every request would cost more than it tells)."""
+        if job.state.finished:
+            return 0.0
+        ahead: list[Job] = []
+        unseen = 0
+        if job.state is JobState.PENDING and not self._placement.placed_here(job.id):
+            pending = await self._store.pending_count()
+            if pending > 1:  # more than the job itself
+                sample = await self._store.list(JobFilter(state=JobState.PENDING, limit=ETA_SAMPLE))
+                ahead = sorted((j for j in sample if (j.created_at, j.id) < (job.created_at, job.id)),
+                               key=lambda j: j.created_at)
+                unseen = max(0, pending - len(sample) - 1) if len(sample) == ETA_SAMPLE else 0
+        return self._placement.estimate(job, ahead, unseen, await self._slots.usage())
 
     def average_seconds(self, job_type: str) -> float | None:
         """How long a job of this type took on average (successful jobs), if any ran yet."""
@@ -241,9 +279,9 @@ class JobService:
     async def wait_sync(self, job_id: str) -> Job:
         """A sync request's wait: until its job ends, unless the job cannot start.
 
-        A job still pending while no server is available (for STRANDED_GRACE_S) or while the gateway
-        drains is withdrawn (failed with a 503 reason), so the client does not hang and a later run
-        cannot surprise it. Woken by the job's own event; once a second it looks at the pool, and
+        A job still pending while no server that can run it is available (for STRANDED_GRACE_S) or
+        while the gateway drains is withdrawn (failed with a 503 reason), so the client does not hang
+        and a later run cannot surprise it. Woken by the job's own event; once a second it looks at the pool, and
         reads the job only when the pool gives a reason to."""
         deadline = time.monotonic() + self.sync_wait_limit()
         stranded_since: float | None = None
@@ -252,7 +290,7 @@ class JobService:
             job = await self._job(job_id)
             while not job.state.finished and time.monotonic() < deadline and not self.admission.stopped.is_set():
                 woken = await _set_within(event, min(1.0, deadline - time.monotonic()), self.admission.stopped)
-                stranded = self.admission.stranded()
+                stranded = self.admission.stranded() or not self._placement.can_start(job)
                 if woken or stranded:
                     job = await self._job(job_id)
                 if job.state is not JobState.PENDING or not stranded:
@@ -277,6 +315,22 @@ class JobService:
         return await self._job(job_id)
 
     # --- cancelling and removing ---
+
+    async def cancel(self, job_id: str, viewer: Principal, error: dict[str, Any]) -> Job:
+        """Stop the job wherever it is (taken out of the queue, or its prompt interrupted, here or on
+        another replica) and fail it with `error`. A finished job stays as it is."""
+        job = await self.get(job_id, viewer)
+        if job.state is JobState.PROCESSING:
+            if not await self._dispatcher.stop_job(job_id, "canceled"):
+                await self._cancel_elsewhere(job)
+            failed = await self._store.fail(job_id, job.attempt, error)  # fenced: a late result is refused
+        else:
+            failed = not job.state.finished and await self._store.fail(job_id, None, error)
+        if failed:
+            await self._events.publish_finished(job_id)
+            return await self._job(job_id)
+        latest = await self._job(job_id)
+        return latest if latest.state.finished else await self.cancel(job_id, viewer, error)  # it moved on
 
     async def delete(self, job_id: str, viewer: Principal) -> Job:
         """Stop the job if it runs (here or on another replica), then remove it and its blobs."""

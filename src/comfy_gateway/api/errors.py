@@ -17,6 +17,7 @@ from ..errors import (
     TooManyRequests,
     Unauthorized,
 )
+from .v2 import errors as v2
 
 
 def _json_safe(errors: list[Any]) -> list[dict[str, Any]]:
@@ -37,6 +38,8 @@ def error_headers(exc: GatewayError) -> dict[str, str]:
 
 async def gateway_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, GatewayError)
+    if v2.is_v2(request.url.path):
+        return v2.gateway_error(exc, error_headers(exc))
     return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=error_headers(exc) or None)
 
 
@@ -45,6 +48,8 @@ async def validation_error(request: Request, exc: Exception) -> JSONResponse:
     details = _json_safe(list(exc.errors()))
     first = details[0] if details else {"loc": [], "msg": "invalid request"}
     where = ".".join(str(p) for p in first["loc"])
+    if v2.is_v2(request.url.path):
+        return v2.http_error(400, f"invalid request: {where}: {first['msg']}", details={"errors": details})
     return JSONResponse({"error": f"invalid request: {where}: {first['msg']}", "code": "validation_error",
                          "details": details}, status_code=422)
 
@@ -54,6 +59,8 @@ async def http_error(request: Request, exc: Exception) -> JSONResponse:
     message = exc.detail if isinstance(exc.detail, str) else "request failed"
     if exc.status_code == 404 and message == "Not Found":
         message = f"no route {request.method} {request.url.path}"
+    if v2.is_v2(request.url.path):
+        return v2.http_error(exc.status_code, message, getattr(exc, "headers", None))
     return JSONResponse({"error": message, "code": f"http_{exc.status_code}"}, status_code=exc.status_code,
                         headers=getattr(exc, "headers", None))
 
@@ -61,6 +68,8 @@ async def http_error(request: Request, exc: Exception) -> JSONResponse:
 async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     # Already logged, with its request id, by RequestContextMiddleware: that id is the reference.
     internal = InternalError(request.headers.get("x-request-id"))
+    if v2.is_v2(request.url.path):
+        return JSONResponse(v2.envelope(internal.code, internal.message), status_code=internal.status_code)
     return JSONResponse(internal.to_dict(), status_code=internal.status_code)
 
 
