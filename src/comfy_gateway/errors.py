@@ -60,7 +60,7 @@ class GatewayError(Exception):
         super().__init_subclass__(**kwargs)
         GatewayError._by_code.setdefault(cls.code, cls)
 
-    def __init__(self, message: str, **details: Any) -> None:
+    def __init__(self, message: str, /, **details: Any) -> None:
         super().__init__(message)
         self.message = message
         self.details = details

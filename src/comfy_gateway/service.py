@@ -193,7 +193,7 @@ class JobService:
     async def _job(self, job_id: str) -> Job:
         job = await self._store.get(job_id)
         if job is None:
-            raise JobNotFound(f"job {job_id} not found", job_id=job_id)
+            raise JobNotFound("Job not found", job_id=job_id)
         return job
 
     async def list(self, flt: JobFilter) -> Sequence[Job]:
@@ -236,6 +236,13 @@ class JobService:
             return await self._blobs.get(job.result_blob)
         except KeyError:
             raise JobNotFound(f"the result of job {job.id} is no longer stored", job_id=job.id) from None
+
+    async def input_bytes(self, job: Job) -> bytes:
+        """The image the job was submitted with (kept until the job is cleaned up)."""
+        try:
+            return await self._blobs.get(job.input_blob or input_key(job.id))
+        except KeyError:
+            raise JobNotFound(f"the input of job {job.id} is no longer stored", job_id=job.id) from None
 
     async def readable_outputs(self, job_id: str, viewer: Principal) -> Job:
         """The job whose outputs (`job.outputs`, read through `self.outputs`) are asked for:
