@@ -75,7 +75,8 @@ class Gateway:
         self._webhook_body = webhook_body
         self._stack = contextlib.AsyncExitStack()
         self._tasks = BackgroundTasks(self.telemetry.log_exception)
-        self._drained: asyncio.Future[int] | None = None
+        self._drain_lock = asyncio.Lock()
+        self._left_running: int | None = None  # set once the drain is over
         self.storage_faults = StorageFaults(get_logger("storage"))
 
     # --- life cycle ---
@@ -251,9 +252,10 @@ class Gateway:
         The server calls it on SIGTERM while it still answers (new work gets 503); the lifespan's
         close calls it again, which then costs nothing: one grace period in all. Returns how many
         jobs were left running."""
-        if self._drained is None:
-            self._drained = asyncio.ensure_future(self._drain_once())
-        return await asyncio.shield(self._drained)
+        async with self._drain_lock:  # a second caller waits for the first drain, then reads its result
+            if self._left_running is None:
+                self._left_running = await self._drain_once()
+            return self._left_running
 
     async def _drain_once(self) -> int:
         self.begin_drain()

@@ -200,7 +200,8 @@ async def test_an_expired_result_is_gone_and_cleanup_deletes_its_files(start: St
         assert resp.status_code == 410, (path, resp.text)
         assert resp.json()["code"] == "result_expired" and "expired" in resp.json()["error"]
         assert resp.json()["expired_at"].endswith("Z")
-    assert (await gw.gateway.janitor.sweep())["expired_results"] == 1
+    # The gateway's own housekeeping (every 5 s) may have come first on a slow machine: one of the two did it.
+    assert (await gw.gateway.janitor.sweep())["expired_results"] in (0, 1)
     assert not any([await gw.gateway.results.exists(key) for key in keys])
     assert not await gw.gateway.blobs.exists(job.result_blob or "")
     assert (await gw.client.get(f"/api/jobs/{job_id}/status")).json()["status"] == "completed"  # the row stays

@@ -18,7 +18,15 @@ from typing import Any, Literal, Protocol
 from ..background import TaskOwner, cancel_and_wait
 from ..comfyui.health import HealthChecker
 from ..comfyui.instance import Instance, InstancePool
-from ..errors import GatewayError, StorageError, UpstreamUnavailable, WorkflowFailed, WorkflowRejected
+from ..errors import (
+    GatewayError,
+    InternalError,
+    JobTimedOut,
+    StorageError,
+    UpstreamUnavailable,
+    WorkflowFailed,
+    WorkflowRejected,
+)
 from ..jobs.blobs import BlobStore
 from ..jobs.events import JobEvents
 from ..jobs.model import Job
@@ -55,15 +63,6 @@ class RunningJob:
     task: asyncio.Task[None]
     stop_reason: StopReason | None = None
     started: float = field(default_factory=time.monotonic)
-
-
-def error_of(exc: BaseException, **extra: Any) -> dict[str, Any]:
-    if isinstance(exc, GatewayError):
-        body = {"message": exc.message, "code": exc.code, **exc.details}
-    else:
-        body = {"message": f"internal error: {type(exc).__name__}: {exc}", "code": "internal_error"}
-    body.update(extra)
-    return {k: v for k, v in body.items() if v is not None}
 
 
 class Dispatcher:
@@ -173,13 +172,14 @@ class Dispatcher:
 
     async def _run(self, job: Job, instance: Instance, reattach: bool, placement: Choice | None) -> None:
         self.telemetry.job_started(job, instance.name)
-        progress = ProgressReporter(self.store, job)
+        progress = ProgressReporter(self.store, job, self.events.publish_changed)
         completed = False
         deadline = asyncio.timeout(self._time_left(job))
         try:
             if placement is not None:
                 job.instance, job.placement = instance.name, placement.as_dict()
                 await self.store.record_placement(job.id, job.attempt, instance.name, job.placement)
+            await self.events.publish_changed(job.id)  # processing now, on `instance`
             try:
                 async with deadline:
                     work = self.execution.reattach if reattach else self.execution.run
@@ -188,9 +188,9 @@ class Dispatcher:
                 if not deadline.expired():  # some other timeout inside the attempt: not the job's deadline
                     raise
                 await self.interrupt_prompt(job, instance)
-                await self._finish_failed(job, instance, {
-                    "message": f"job exceeded JOB_TIMEOUT of {self.job_timeout_s:g} s; its prompt was interrupted",
-                    "code": "job_timed_out", "instance": instance.name})
+                timed_out = JobTimedOut(
+                    f"job exceeded JOB_TIMEOUT of {self.job_timeout_s:g} s; its prompt was interrupted")
+                await self._finish_failed(job, instance, timed_out.as_job_error(instance=instance.name))
             else:
                 instance.breaker.record_success()
                 completed = await self._finish_completed(job, instance, outcome)
@@ -198,7 +198,7 @@ class Dispatcher:
             reason = self.running[job.id].stop_reason if job.id in self.running else None
             self.telemetry.job_released(job, instance.name)
             if reason in ("deleted", "canceled"):
-                await asyncio.shield(self.interrupt_prompt(job, instance))
+                await self._jobs.finish(self.interrupt_prompt(job, instance), f"interrupt-{job.id}")
             raise
         except UpstreamUnavailable as exc:
             self.telemetry.upstream_error(instance.name, exc.code)
@@ -212,21 +212,24 @@ class Dispatcher:
                 await self._retry_or_fail(job, instance, UpstreamUnavailable(
                     f"{instance.name} lacks what the workflow needs ({exc.message})", instance=instance.name))
             else:
-                await self._finish_failed(job, instance, error_of(exc, instance=instance.name))
+                await self._finish_failed(job, instance, exc.as_job_error(instance=instance.name))
         except StorageError:
             # The storage failed, not the job: it stays as the store has it (processing, its lease
             # left to run out) and is adopted again, re-attached to its prompt, once storage is back.
             self.telemetry.job_released(job, instance.name)
             self.telemetry.log_exception("storage failed during a job; it is taken up again once storage is back",
                                          job_id=job.id, instance=instance.name)
-        except Exception as exc:
-            self.telemetry.log_exception("job crashed", job_id=job.id, instance=instance.name)
-            await self._finish_failed(job, instance, error_of(exc, instance=instance.name))
+        except Exception:
+            # The client is told a reference to this log line, never the exception's text.
+            internal = InternalError()
+            self.telemetry.log_exception("job crashed", job_id=job.id, instance=instance.name,
+                                         reference=internal.reference)
+            await self._finish_failed(job, instance, internal.as_job_error(instance=instance.name))
         finally:
             self.running.pop(job.id, None)
             self.placement.ended(job.id, instance.name, completed=completed)
             await progress.aclose()
-            await asyncio.shield(self._release(instance.name))
+            await self._jobs.finish(self._release(instance.name), f"release-{job.id}")
 
     async def _lacks_what_it_needs(self, job: Job, instance: Instance) -> bool:
         """After a refused graph, read what the server has (it may not have been read yet, or have
@@ -256,12 +259,13 @@ class Dispatcher:
                     await instance.client.cancel(job.prompt_id)
 
     async def _retry_or_fail(self, job: Job, instance: Instance, exc: UpstreamUnavailable) -> None:
-        error = error_of(exc, instance=instance.name, attempt=job.attempt)
+        error = exc.as_job_error(instance=instance.name, attempt=job.attempt)
         ran = job.attempt - sum(1 for h in job.history if (h.get("error") or {}).get("code") == NOT_PLACED)
         if ran < self.max_attempts:
             if await self.store.requeue(job.id, job.attempt, error):
                 self._retry_from[job.id] = (instance.name, time.monotonic())
                 self.telemetry.job_retried(job, instance.name, error)
+                await self.events.publish_changed(job.id)
             else:
                 self.telemetry.job_released(job, instance.name)
             return

@@ -9,13 +9,14 @@ import asyncio
 import base64
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..comfyui.instance import Instance
-from ..comfyui.runner import RunResult, attach, outputs_of, run_prompt
+from ..comfyui.models import RunResult
+from ..comfyui.runner import attach, outputs_of, run_prompt
 from ..errors import WorkflowFailed
 from ..images import OUTPUT_MIME, convert_image, image_size, strip_png_text
 from ..jobs.blobs import BlobStore
@@ -61,13 +62,15 @@ class ProgressReporter:
 
     One write at a time, in a task the reporter owns: `aclose()` waits for the last one."""
 
-    def __init__(self, store: JobStore, job: Job, interval: float = 0.25) -> None:
+    def __init__(self, store: JobStore, job: Job, on_change: Callable[[str], Awaitable[None]],
+                 interval: float = 0.25) -> None:
         self._store = store
         self._job = job
+        self._on_change = on_change
         self._interval = interval
         self._last_write = time.monotonic()  # a job that ends within `interval` never writes progress
         self._last_pct = -1
-        self._pending: asyncio.Task[bool] | None = None
+        self._pending: asyncio.Task[None] | None = None
 
     def __call__(self, fraction: float) -> None:
         pct = int(max(0.0, min(1.0, fraction)) * 100)
@@ -77,8 +80,11 @@ class ProgressReporter:
         if self._pending is not None and not self._pending.done():
             return
         self._last_pct, self._last_write = pct, now
-        self._pending = asyncio.create_task(self._store.set_progress(self._job.id, self._job.attempt, pct),
-                                            name=f"progress-{self._job.id}")
+        self._pending = asyncio.create_task(self._write(pct), name=f"progress-{self._job.id}")
+
+    async def _write(self, pct: int) -> None:
+        if await self._store.set_progress(self._job.id, self._job.attempt, pct):
+            await self._on_change(self._job.id)
 
     async def aclose(self) -> None:
         """Wait for the write under way; a failed progress write only costs that figure."""
@@ -144,8 +150,7 @@ class JobExecution:
         """Follow a prompt an earlier process submitted (restart or lease take-over)."""
         assert job.prompt_id is not None
         workflow = None if job.type == GRAPH_JOB_TYPE else self.workflow_of(job)
-        result = await attach(instance.client, instance.hub, job.prompt_id,
-                              total_nodes=workflow.node_count if workflow else None, on_progress=on_progress)
+        result = await attach(instance.client, instance.hub, job.prompt_id, on_progress=on_progress)
         return await self.collect(job, instance, workflow, result)
 
     async def collect(self, job: Job, instance: Instance, workflow: Workflow | None, result: RunResult) -> Outcome:
@@ -160,12 +165,12 @@ class JobExecution:
                                  instance=instance.name, prompt_id=result.prompt_id)
         png = await instance.client.view(refs[0])
         # Every output is stored while the result is made: the two writes overlap.
-        collecting = asyncio.ensure_future(
-            self.collector.collect(instance.client, job, result.history, {refs[0]: png}))
+        collecting = asyncio.create_task(
+            self.collector.collect(instance.client, job, result.history, {refs[0]: png}), name=f"outputs-{job.id}")
         try:
             key, meta = await self._keep_result(job, png, result.prompt_id)
         except BaseException:
-            await asyncio.shield(self._abandon(collecting))
+            await self._abandon(collecting)  # ours: stopped, and what it stored dropped, before we go on
             raise
         outputs = await collecting
         return Outcome(key, meta, outputs, expires_at)
@@ -182,7 +187,7 @@ class JobExecution:
         return key, {"content_type": OUTPUT_MIME[fmt], "format": fmt, "size_bytes": len(data),
                      "width": width, "height": height, "prompt_id": prompt_id}
 
-    async def _abandon(self, collecting: asyncio.Future[list[Output]]) -> None:
+    async def _abandon(self, collecting: asyncio.Task[list[Output]]) -> None:
         """Stop a collection whose job failed: what it stored goes."""
         collecting.cancel()
         await asyncio.wait([collecting])

@@ -23,6 +23,7 @@ from typing import Any, cast
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
+from ..lifecycle import Lifecycle
 from .model import Job, JobState, compact_json
 from .outputs import Output
 from .redis_keys import LUA_KEYS, RedisKeys
@@ -41,7 +42,7 @@ from .redis_scripts import (
     REQUEUE,
     TAKE_OVER,
 )
-from .resource import OpenClose, Phase
+from .resource import OpenClose
 from .storage_faults import REDIS_DOWN, StorageFaults, converting
 from .store import JobFilter, StoreCounts
 
@@ -127,14 +128,14 @@ class RedisJobStore(OpenClose):
         self._owns_client = isinstance(url_or_client, str)
         self._prefix = prefix
         self._keys = RedisKeys(prefix)
-        self._phase = Phase.NEW
+        self._phase = Lifecycle.NEW
         self._client: Redis | None = None
         self._scripts: dict[str, AsyncScript] = {}
 
     async def open(self) -> None:
-        if self._phase is Phase.OPEN:
+        if self._phase is Lifecycle.OPEN:
             return
-        if self._phase is Phase.CLOSED:
+        if self._phase is Lifecycle.CLOSED:
             raise RuntimeError("RedisJobStore is closed and cannot be reopened")
         source = self._url_or_client
         client = Redis.from_url(source) if isinstance(source, str) else source
@@ -148,19 +149,19 @@ class RedisJobStore(OpenClose):
             name: client.register_script(LUA_KEYS + LUA_HELPERS + body) for name, body in sources.items()
         }
         self._client = client
-        self._phase = Phase.OPEN
+        self._phase = Lifecycle.OPEN
         await self._call("index_tenants")  # jobs a gateway without tenants queued get their place
 
     async def close(self) -> None:
-        was_open = self._phase is Phase.OPEN
-        self._phase = Phase.CLOSED
+        was_open = self._phase is Lifecycle.OPEN
+        self._phase = Lifecycle.CLOSED
         client, self._client = self._client, None
         if was_open and self._owns_client and client is not None:
             await client.aclose()
 
     @property
     def _redis(self) -> Redis:
-        if self._phase is not Phase.OPEN or self._client is None:
+        if self._phase is not Lifecycle.OPEN or self._client is None:
             raise RuntimeError(f"RedisJobStore is {self._phase.value}, not open")
         return self._client
 
@@ -315,7 +316,8 @@ class RedisJobStore(OpenClose):
                 pipe.zcard(key)
             sizes = await pipe.execute()
         index = min(zip(sizes, indexes[1:], strict=True))[1]
-        wanted, found, start = offset + flt.limit, [], 0
+        wanted, start = offset + flt.limit, 0
+        found: list[Job] = []
         while len(found) < wanted:
             ids = await redis.zrevrange(index, start, start + _LIST_PAGE - 1)
             if not ids:

@@ -24,9 +24,10 @@ from typing import Any, TypeVar
 
 import structlog
 
+from ..lifecycle import Lifecycle
 from .model import Job, JobState, compact_json
 from .outputs import Output
-from .resource import OpenClose, Phase
+from .resource import OpenClose
 from .sqlite_file import DatabaseFile
 from .sqlite_tenants import TENANT_COLUMNS, TENANT_SCHEMA, add_columns, next_fair, take_turn
 from .storage_faults import StorageFaults, converting
@@ -175,16 +176,16 @@ class SqliteJobStore(OpenClose):
 
     def __init__(self, path: Path, *, faults: StorageFaults | None = None, log: Any = None) -> None:
         self._path = Path(path)
-        self._phase = Phase.NEW
+        self._phase = Lifecycle.NEW
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
         self.faults = faults
         self._file = DatabaseFile(self._path, _connect, faults, log or structlog.get_logger("job-store"))
 
     async def open(self) -> None:
-        if self._phase is Phase.OPEN:
+        if self._phase is Lifecycle.OPEN:
             return
-        if self._phase is Phase.CLOSED:
+        if self._phase is Lifecycle.CLOSED:
             raise RuntimeError("SqliteJobStore is closed and cannot be reopened")
         self._path.parent.mkdir(parents=True, exist_ok=True)
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-jobs")
@@ -195,13 +196,13 @@ class SqliteJobStore(OpenClose):
             raise
         self._executor = executor
         self._file.opened()
-        self._phase = Phase.OPEN
+        self._phase = Lifecycle.OPEN
 
     async def close(self) -> None:
-        if self._phase is not Phase.OPEN:
-            self._phase = Phase.CLOSED
+        if self._phase is not Lifecycle.OPEN:
+            self._phase = Lifecycle.CLOSED
             return
-        self._phase = Phase.CLOSED
+        self._phase = Lifecycle.CLOSED
         executor, conn = self._executor, self._conn
         self._executor = self._conn = None
         assert executor is not None and conn is not None
@@ -211,7 +212,7 @@ class SqliteJobStore(OpenClose):
             executor.shutdown(wait=True)
 
     async def _run(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
-        if self._phase is not Phase.OPEN:
+        if self._phase is not Lifecycle.OPEN:
             raise RuntimeError(f"SqliteJobStore is {self._phase.value}, not open")
         return await asyncio.get_running_loop().run_in_executor(self._executor, self._call, fn)
 

@@ -28,19 +28,7 @@ class PromMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.http_requests = Counter(
-            PREFIX + "http_requests_total",
-            "HTTP requests answered.",
-            ["method", "route", "status"],
-            registry=r,
-        )
-        self.http_request_duration = Histogram(
-            PREFIX + "http_request_duration_seconds",
-            "Time to answer an HTTP request, body included.",
-            ["method", "route"],
-            buckets=_REQUEST_BUCKETS,
-            registry=r,
-        )
+        self._add_http_series(r)
         self.jobs = Counter(
             PREFIX + "jobs_total",
             "Jobs that reached an end state.",
@@ -87,6 +75,21 @@ class PromMetrics:
             PREFIX + "upstream_errors_total",
             "Errors talking to a ComfyUI server, by kind.",
             ["instance", "kind"],
+            registry=r,
+        )
+
+    def _add_http_series(self, r: CollectorRegistry) -> None:
+        self.http_requests = Counter(
+            PREFIX + "http_requests_total",
+            "HTTP requests answered.",
+            ["method", "route", "status"],
+            registry=r,
+        )
+        self.http_request_duration = Histogram(
+            PREFIX + "http_request_duration_seconds",
+            "Time to answer an HTTP request, body included.",
+            ["method", "route"],
+            buckets=_REQUEST_BUCKETS,
             registry=r,
         )
 
