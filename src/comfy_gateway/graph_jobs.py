@@ -131,6 +131,10 @@ class GraphJobs:
     async def queue_position(self, job: Job) -> int | None:
         return await self._service.queue_position(job)
 
+    def updates(self, job_id: str) -> AsyncIterator[Job]:
+        """The job now and after each change until it has finished (JobService.updates)."""
+        return self._service.updates(job_id)
+
     async def wait(self, job_id: str, timeout_s: float) -> Job:
         """The job as it is when it finishes or when `timeout_s` has passed, whichever comes first."""
         return await self._service.wait(job_id, timeout_s)

@@ -361,6 +361,7 @@ class JobService:
         if job.state is not JobState.PROCESSING or not await self._store.mark_canceling(job.id, job.attempt):
             return False
         job.canceling_at = time.time()
+        await self._events.publish_changed(job.id)  # its streams show `canceling` at once
         return True
 
     async def delete(self, job_id: str, viewer: Principal) -> Job:
