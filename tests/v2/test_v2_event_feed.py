@@ -9,6 +9,7 @@ from comfy_sdk import AsyncComfy, Progress, StatusChange
 
 from support.gateway import RunningGateway
 from support.images import png
+from support.store_reads import counted_reads
 from support.v2 import LOADER, invert_graph
 from support.waiting import eventually
 
@@ -21,15 +22,7 @@ async def test_the_stream_reads_the_job_only_when_it_changes(sdk: AsyncComfy, v2
     workflow.set_input(LOADER, "image", sdk.assets.from_bytes(png(), filename="in.png"))
     job = await sdk.submit(workflow)
     await eventually(lambda: sum(f.stats()["queue_depth"] for f in v2gw.fakes) == 1, what="the prompt at a server")
-    store = v2gw.gateway.store
-    reads: list[str] = []
-    real_get = store.get
-
-    async def counting_get(wanted: str):  # type: ignore[no-untyped-def]
-        reads.append(wanted)
-        return await real_get(wanted)
-
-    store.get = counting_get  # type: ignore[method-assign]
+    reads = counted_reads(v2gw.gateway.store)
     events = job.events()
     seen = [await anext(events)]  # the running job's first frame
     read_before = len(reads)
