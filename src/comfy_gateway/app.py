@@ -10,16 +10,19 @@ from fastapi import FastAPI
 from . import __version__
 from .api import breakers, dashboard, errors, jobs, metrics, status, tasks
 from .api.middleware import RequestContextMiddleware, UploadLimitMiddleware
+from .api.tracing_middleware import TracingMiddleware
 from .gateway import Gateway
 from .observability.logging import configure_logging, get_logger
+from .observability.tracing import Tracing
 from .settings import Settings
 
 
-def create_app(settings: Settings | None = None, *, configure_logs: bool = True) -> FastAPI:
+def create_app(settings: Settings | None = None, *, configure_logs: bool = True,
+               tracing: Tracing | None = None) -> FastAPI:
     settings = settings or Settings()
     if configure_logs:
         configure_logging(settings.log_level, settings.logs_dir)
-    gateway = Gateway(settings)
+    gateway = Gateway(settings, tracing=tracing)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -40,4 +43,6 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         app.include_router(module.router)
     app.add_middleware(UploadLimitMiddleware, max_bytes=settings.max_upload_bytes)
     app.add_middleware(RequestContextMiddleware, prom=gateway.prom, logger=get_logger("http"))
+    if gateway.tracing.enabled:  # outermost, so the access log line carries the request's trace id
+        app.add_middleware(TracingMiddleware, tracing=gateway.tracing)
     return app

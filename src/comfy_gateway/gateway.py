@@ -30,6 +30,7 @@ from .observability.job_metrics import JobMetrics
 from .observability.logging import get_logger
 from .observability.prometheus import PromMetrics
 from .observability.telemetry import Telemetry
+from .observability.tracing import Tracing
 from .settings import Settings
 from .tasks import BackgroundTasks
 from .webhooks import WebhookSender
@@ -42,8 +43,9 @@ STRANDED_GRACE_S = 3.0
 
 
 class Gateway:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, tracing: Tracing | None = None) -> None:
         self.settings = settings
+        self.tracing = tracing or Tracing.from_settings(settings)
         self.log = get_logger("gateway")
         self.registry = WorkflowRegistry.load(settings.workflows_dir, settings.input_mode)
         self.metrics = JobMetrics(settings.metrics_file_path, replica=settings.replica_id)
@@ -66,6 +68,7 @@ class Gateway:
 
     async def _open(self) -> None:
         s = self.settings
+        self._stack.push_async_callback(self.tracing.aclose)  # last out: sends the shutdown's spans too
         for folder in (s.data_dir, s.blobs_dir, s.logs_dir, s.metrics_file_path.parent):
             folder.mkdir(parents=True, exist_ok=True)
         self.metrics.load()
@@ -86,11 +89,11 @@ class Gateway:
             store=self.store, blobs=self.blobs, slots=self.slots, pool=self.pool, execution=self.execution,
             events=self.events, telemetry=self.telemetry, health=self.health, owner=s.replica_id,
             lease_s=s.lease_s, job_timeout_s=s.job_timeout_s, max_attempts=s.max_attempts,
-            sweep_s=s.job_processing_interval / 1000)
+            sweep_s=s.job_processing_interval / 1000, tracing=self.tracing)
         self.janitor = Janitor(store=self.store, blobs=self.blobs, dispatcher=self.dispatcher,
                                retention_s=s.job_cleanup_interval / 1000, queue_timeout_s=s.queue_timeout_s,
                                interval_s=min(s.job_cleanup_interval / 1000, 5.0), log=self.log)
-        self.webhooks = WebhookSender(self.session, self.store, self._tasks, get_logger("webhooks"))
+        self.webhooks = WebhookSender(self.session, self.store, self._tasks, get_logger("webhooks"), self.tracing)
         self.telemetry.finished_listeners.append(self.webhooks.job_finished)
         self.events.on_work(self.dispatcher.notify)
         self.events.on_breaker_open(self._remote_breaker_open)
@@ -202,17 +205,18 @@ class Gateway:
         """The job for this request, and whether it is new (False: the idempotency key named one)."""
         job = Job(id=new_job_id(), type=job_type, params=params, input_meta=info.as_meta())
         job.input_blob = input_key(job.id)
-        await self.blobs.put(job.input_blob, data)
-        try:
-            if idempotency_key is None:
-                await self.store.create(job)
-                named, created = job, True
-            else:
-                named, created = await self.store.create_once(job, idempotency_key,
-                                                              self.settings.idempotency_ttl / 1000)
-        except BaseException:
-            await self.blobs.delete(job.input_blob)
-            raise
+        with self.tracing.submitting(job):
+            await self.blobs.put(job.input_blob, data)
+            try:
+                if idempotency_key is None:
+                    await self.store.create(job)
+                    named, created = job, True
+                else:
+                    named, created = await self.store.create_once(job, idempotency_key,
+                                                                  self.settings.idempotency_ttl / 1000)
+            except BaseException:
+                await self.blobs.delete(job.input_blob)
+                raise
         if not created:
             await self.blobs.delete(job.input_blob)
             return named, False

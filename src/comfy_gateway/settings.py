@@ -60,6 +60,13 @@ class Settings(BaseSettings):
     shared_blob_dir: Path | None = Field(None, description="with JOB_STORE=redis: blobs in this shared directory")
     replica_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
 
+    # --- operations: readiness and tracing (the OpenTelemetry SDK's own variable names) ---
+    max_queue_depth: int = Field(0, ge=0, description="pending jobs at which /ready says 503; 0: unbounded")
+    otel_sdk_disabled: bool = False
+    otel_traces_exporter: str | None = Field(None, description="otlp turns tracing on; none keeps it off")
+    otel_exporter_otlp_endpoint: str | None = Field(None, description="OTLP/HTTP base URL; /v1/traces is added")
+    otel_exporter_otlp_traces_endpoint: str | None = Field(None, description="full OTLP/HTTP traces URL")
+
     @field_validator("comfyui_hosts", "comfyui_host_1", "comfyui_host_2", "comfyui_host")
     @classmethod
     def _strip(cls, value: str | None) -> str | None:
@@ -116,3 +123,20 @@ class Settings(BaseSettings):
     @property
     def jobs_db_path(self) -> Path:
         return self.data_dir / "jobs.db"
+
+    @property
+    def tracing_enabled(self) -> bool:
+        """Off by default: on with OTEL_TRACES_EXPORTER=otlp or an OTLP endpoint, unless disabled."""
+        exporter = (self.otel_traces_exporter or "").strip().lower()
+        if self.otel_sdk_disabled or exporter == "none":
+            return False
+        return exporter == "otlp" or bool(self.otel_exporter_otlp_traces_endpoint or self.otel_exporter_otlp_endpoint)
+
+    @property
+    def otlp_traces_endpoint(self) -> str | None:
+        """Where spans go (None: the SDK's default, http://localhost:4318/v1/traces)."""
+        if self.otel_exporter_otlp_traces_endpoint:
+            return self.otel_exporter_otlp_traces_endpoint
+        if self.otel_exporter_otlp_endpoint:
+            return self.otel_exporter_otlp_endpoint.rstrip("/") + "/v1/traces"
+        return None

@@ -17,6 +17,7 @@ from .api.views import status_body
 from .errors import InvalidInput
 from .jobs.model import Job
 from .jobs.store import JobStore
+from .observability.tracing import Tracing
 from .tasks import BackgroundTasks
 
 RETRY_DELAYS_S = (1.0, 3.0, 9.0)
@@ -30,8 +31,10 @@ def check_callback_url(url: str) -> str:
 
 
 class WebhookSender:
-    def __init__(self, session: aiohttp.ClientSession, store: JobStore, tasks: BackgroundTasks, log: Any) -> None:
+    def __init__(self, session: aiohttp.ClientSession, store: JobStore, tasks: BackgroundTasks, log: Any,
+                 tracing: Tracing | None = None) -> None:
         self._session = session
+        self._tracing = tracing or Tracing.off()
         self._store = store
         self._tasks = tasks
         self._log = log
@@ -47,6 +50,12 @@ class WebhookSender:
             return False
         body = status_body(job, None)
         body["result_url"] = f"/api/jobs/{job.id}/result"
+        with self._tracing.job_span(job, "webhook.deliver", url=url) as span:
+            delivered = await self._post(url, job_id, body)
+            span.set(delivered=delivered)
+        return delivered
+
+    async def _post(self, url: str, job_id: str, body: dict[str, Any]) -> bool:
         for attempt, delay in enumerate((0.0, *RETRY_DELAYS_S), start=1):
             await asyncio.sleep(delay)
             try:

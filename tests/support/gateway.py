@@ -55,8 +55,8 @@ def gateway_settings(data_dir: Path, hosts: str, **overrides: Any) -> Settings:
 
 
 @contextlib.asynccontextmanager
-async def running_gateway(settings: Settings) -> AsyncIterator[RunningGateway]:
-    app = create_app(settings)
+async def running_gateway(settings: Settings, **app_options: Any) -> AsyncIterator[RunningGateway]:
+    app = create_app(settings, **app_options)
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, access_log=False, lifespan="on",
                             timeout_graceful_shutdown=2)
     server = uvicorn.Server(config)

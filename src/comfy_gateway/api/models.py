@@ -74,6 +74,7 @@ class JobInfoBody(BaseModel):
     error: dict[str, Any] | None
     attempts_history: list[dict[str, Any]]
     lease_owner: str | None
+    trace_id: str | None = None  # the job's OpenTelemetry trace, when tracing is on
 
 
 class JobListBody(BaseModel):

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 
 from ..jobs.model import Job, JobState
 from ..observability.timestamps import iso as iso_ms
+from ..observability.tracing import trace_id_of
 
 # The HTTP status a failed job answers with, by the code of its error.
 FAILURE_STATUS = {
@@ -113,5 +114,5 @@ def info_body(job: Job) -> dict[str, Any]:
         "processing_time_seconds": job.processing_seconds, "queue_wait_seconds": job.queue_wait_seconds,
         "progress_percentage": int(job.progress), "params": job.params, "input": job.input_meta,
         "result": job.result_meta or None, "error": job.error, "attempts_history": job.history,
-        "lease_owner": job.lease_owner,
+        "lease_owner": job.lease_owner, "trace_id": trace_id_of(job),
     }

@@ -19,6 +19,7 @@ from ..jobs.blobs import BlobStore
 from ..jobs.events import JobEvents
 from ..jobs.model import Job
 from ..jobs.store import JobStore
+from ..observability.tracing import Tracing
 from .execution import JobExecution, Outcome, ProgressReporter, prompt_id_for
 from .slots import SlotLedger
 
@@ -58,11 +59,19 @@ def error_of(exc: BaseException, **extra: Any) -> dict[str, Any]:
     return {k: v for k, v in body.items() if v is not None}
 
 
+def placement_reason(chosen: str, failed_on: str | None) -> str:
+    reason = "least busy available server with a free slot"
+    if failed_on is not None and failed_on != chosen:
+        reason += f", away from {failed_on} where its last attempt failed"
+    return reason
+
+
 class Dispatcher:
     def __init__(
         self, *, store: JobStore, blobs: BlobStore, slots: SlotLedger, pool: InstancePool,
         execution: JobExecution, events: JobEvents, telemetry: Telemetry, health: HealthChecker | None,
         owner: str, lease_s: float, job_timeout_s: float, max_attempts: int, sweep_s: float,
+        tracing: Tracing | None = None,
     ) -> None:
         self.store = store
         self.blobs = blobs
@@ -77,6 +86,7 @@ class Dispatcher:
         self.job_timeout_s = job_timeout_s
         self.max_attempts = max_attempts
         self.sweep_s = sweep_s
+        self.tracing = tracing or Tracing.off()
         self.running: dict[str, RunningJob] = {}
         self.draining = False
         self.started_at = time.time()
@@ -103,6 +113,7 @@ class Dispatcher:
             candidates = self.pool.available()
             if not candidates:
                 return
+            since = time.time()
             name = await self._acquire(candidates)
             if name is None:
                 return
@@ -114,9 +125,10 @@ class Dispatcher:
             if job is None:
                 await self.slots.release(name)
                 return
-            self._retry_from.pop(job.id, None)
+            failed_on = self._retry_from.pop(job.id, (None, 0.0))[0]
             instance = self.pool.get(name)
             assert instance is not None
+            self.tracing.placed(job, name, candidates=candidates, since=since, reason=placement_reason(name, failed_on))
             self.start(job, instance, reattach=False)
 
     async def _acquire(self, candidates: list[str]) -> str | None:
@@ -135,7 +147,8 @@ class Dispatcher:
 
     def start(self, job: Job, instance: Instance, *, reattach: bool) -> None:
         """Run `job` (already claimed, its slot on `instance` already taken) in its own task."""
-        task = asyncio.create_task(self._run(job, instance, reattach), name=f"job-{job.id}")
+        work = self.tracing.attempt(job, instance.name, self._run(job, instance, reattach))
+        task = asyncio.create_task(work, name=f"job-{job.id}")
         self.running[job.id] = RunningJob(job, instance.name, task)
 
     # --- one attempt ---

@@ -21,6 +21,7 @@ from ..images import OUTPUT_MIME, convert_image, image_size, strip_png_text
 from ..jobs.blobs import BlobStore
 from ..jobs.model import Job
 from ..jobs.store import JobStore
+from ..observability.tracing import step
 from ..workflows.registry import Workflow, WorkflowRegistry
 
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
@@ -96,16 +97,18 @@ class JobExecution:
             image = await self.blobs.get(job.input_blob or input_key(job.id))
             if workflow.input_mode == "upload":
                 ext = EXTENSIONS.get(job.input_meta.get("content_type", ""), "png")
-                ref = await instance.client.upload_image(image, f"cg_{job.id}.{ext}", overwrite=True)
+                with step("comfyui.upload", size_bytes=len(image)):
+                    ref = await instance.client.upload_image(image, f"cg_{job.id}.{ext}", overwrite=True)
                 value = f"{ref.subfolder}/{ref.filename}" if ref.subfolder else ref.filename
             else:
                 value = base64.b64encode(image).decode("ascii")
             del image
             graph = workflow.render(value, run_tag=f"{job.id[:8]}_{job.attempt}",
                                     params=job.params.get("workflow", {}))
-            result = await run_prompt(instance.client, instance.hub, graph, prompt_id=job.prompt_id,
-                                      extra_data={"gateway_job": job.id, "attempt": job.attempt},
-                                      on_progress=on_progress)
+            with step("comfyui.prompt", prompt_id=job.prompt_id) as prompt:
+                result = await run_prompt(instance.client, instance.hub, graph, prompt_id=job.prompt_id,
+                                          extra_data={"gateway_job": job.id, "attempt": job.attempt},
+                                          on_progress=prompt.progress_listener(on_progress))
         finally:
             await asyncio.shield(recorded)
         return await self.collect(job, instance, workflow, result)
@@ -114,8 +117,9 @@ class JobExecution:
         """Follow a prompt an earlier process submitted (restart or lease take-over)."""
         workflow = self.workflow_of(job)
         assert job.prompt_id is not None
-        result = await attach(instance.client, instance.hub, job.prompt_id,
-                              total_nodes=workflow.node_count, on_progress=on_progress)
+        with step("comfyui.prompt", prompt_id=job.prompt_id, reattached=True) as prompt:
+            result = await attach(instance.client, instance.hub, job.prompt_id,
+                                  total_nodes=workflow.node_count, on_progress=prompt.progress_listener(on_progress))
         return await self.collect(job, instance, workflow, result)
 
     async def collect(self, job: Job, instance: Instance, workflow: Workflow, result: RunResult) -> Outcome:
@@ -123,14 +127,16 @@ class JobExecution:
         if not refs:
             raise WorkflowFailed(f"the workflow produced no image at node {workflow.result_node}",
                                  instance=instance.name, prompt_id=result.prompt_id)
-        png = await instance.client.view(refs[0])
+        with step("comfyui.output_fetch", filename=refs[0].filename):
+            png = await instance.client.view(refs[0])
         fmt = job.params.get("format", "png")
-        data = await asyncio.to_thread(convert_image, png, fmt) if fmt != "png" else strip_png_text(png)
-        width, height = image_size(data)  # the header only: microseconds
-        key = result_key(job.id, job.attempt)
-        await self.blobs.put(key, data)
-        if self.outputs_dir is not None:
-            await asyncio.to_thread(self._write_output, job.id, fmt, data)
+        with step("job.store_result", format=fmt):
+            data = await asyncio.to_thread(convert_image, png, fmt) if fmt != "png" else strip_png_text(png)
+            width, height = image_size(data)  # the header only: microseconds
+            key = result_key(job.id, job.attempt)
+            await self.blobs.put(key, data)
+            if self.outputs_dir is not None:
+                await asyncio.to_thread(self._write_output, job.id, fmt, data)
         return Outcome(key, {"content_type": OUTPUT_MIME[fmt], "format": fmt, "size_bytes": len(data),
                              "width": width, "height": height, "prompt_id": result.prompt_id})
 

@@ -67,6 +67,9 @@ class Job:
     result_meta: dict[str, Any] = field(default_factory=dict)
     error: dict[str, Any] | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    # W3C trace context ({"traceparent": ...}) of the job's trace: its later spans, run by whichever
+    # replica executes it, continue that trace. Empty when tracing is off.
+    trace_context: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -44,7 +44,7 @@ _STR_FIELDS = frozenset({"id", "type", "lease_owner", "instance", "prompt_id", "
 _FLOAT_FIELDS = frozenset(
     {"created_at", "updated_at", "lease_expires_at", "started_at", "finished_at", "progress"}
 )
-_JSON_FIELDS = frozenset({"params", "input_meta", "result_meta", "error", "history"})
+_JSON_FIELDS = frozenset({"params", "input_meta", "result_meta", "error", "history", "trace_context"})
 _LIST_PAGE = 200
 
 

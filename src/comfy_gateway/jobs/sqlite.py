@@ -66,7 +66,8 @@ _COLUMNS = (
     "instance", "prompt_id", "started_at", "finished_at", "progress",
 )  # fmt: skip
 # The rest of the Job lives in the JSON column `data`.
-_DATA_FIELDS = ("params", "input_blob", "input_meta", "result_blob", "result_meta", "error", "history")
+_DATA_FIELDS = ("params", "input_blob", "input_meta", "result_blob", "result_meta", "error", "history",
+                "trace_context")
 _SELECT = ", ".join((*_COLUMNS, "data"))
 
 _INSERT = f"INSERT INTO jobs ({_SELECT}) VALUES ({', '.join('?' * (len(_COLUMNS) + 1))})"
