@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from . import __version__
-from .api import breakers, dashboard, errors, jobs, metrics, status, tasks
+from .api import breakers, dashboard, errors, jobs, metrics, probes, status, tasks
 from .api.middleware import RequestContextMiddleware, UploadLimitMiddleware
 from .api.tracing_middleware import TracingMiddleware
 from .gateway import Gateway
@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True,
     app.state.gateway = gateway
     app.state.settings = settings
     errors.install(app)
-    for module in (tasks, jobs, status, metrics, breakers, dashboard):
+    for module in (tasks, jobs, status, probes, metrics, breakers, dashboard):
         app.include_router(module.router)
     app.add_middleware(UploadLimitMiddleware, max_bytes=settings.max_upload_bytes)
     app.add_middleware(RequestContextMiddleware, prom=gateway.prom, logger=get_logger("http"))

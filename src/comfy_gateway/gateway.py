@@ -31,6 +31,7 @@ from .observability.logging import get_logger
 from .observability.prometheus import PromMetrics
 from .observability.telemetry import Telemetry
 from .observability.tracing import Tracing
+from .readiness import Readiness, check_readiness
 from .settings import Settings
 from .tasks import BackgroundTasks
 from .webhooks import WebhookSender
@@ -338,6 +339,10 @@ class Gateway:
             self.prom.set_jobs_running(inst.name, usage.get(inst.name, 0))
             self.prom.set_instance_healthy(inst.name, inst.is_healthy)
             self.prom.set_circuit_state(inst.name, inst.breaker.state.value)
+
+    async def readiness(self) -> Readiness:
+        return await check_readiness(self.store, self.pool, admitting=self.admitting,
+                                     max_queue_depth=self.settings.max_queue_depth)
 
     def sync_wait_limit(self) -> float:
         return self.settings.queue_timeout_s + self.settings.job_timeout_s + 5

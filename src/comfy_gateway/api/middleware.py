@@ -23,10 +23,10 @@ from comfy_gateway.observability.prometheus import UNMATCHED_ROUTE, PromMetrics
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-_QUIET_PATHS = frozenset({"/metrics"})
+_QUIET_PATHS = frozenset({"/metrics", "/live", "/ready"})
 # Their 503 answers a probe ("servers degraded"), it is no failure of the request: a warning, so that
 # load balancers polling a degraded gateway do not flood error.log and rotate real errors out of it.
-_PROBE_PATHS = frozenset({"/health", "/status"})
+_PROBE_PATHS = frozenset({"/health", "/status", "/ready"})
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
