@@ -339,6 +339,16 @@ class Gateway:
             self.prom.set_jobs_running(inst.name, usage.get(inst.name, 0))
             self.prom.set_instance_healthy(inst.name, inst.is_healthy)
             self.prom.set_circuit_state(inst.name, inst.breaker.state.value)
+        await self._refresh_autoscaling_gauges(sum(usage.values()))
+
+    async def _refresh_autoscaling_gauges(self, busy: int) -> None:
+        s = self.settings
+        queue = await self.store.queue_stats()
+        oldest = queue.oldest_pending_created_at
+        self.prom.set_demand(queue.pending_by_type, queue.processing_by_type, self.registry.names(),
+                             None if oldest is None else time.time() - oldest)
+        slots = min(s.max_concurrent_jobs, self.pool.healthy_count() * s.max_jobs_per_instance)
+        self.prom.set_pool_slots(slots, busy)
 
     async def readiness(self) -> Readiness:
         return await check_readiness(self.store, self.pool, admitting=self.admitting,
