@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from .app import create_app
 from .client_cli import add_commands
+from .observability.logging import configure_logging
 from .settings import Settings
 
 
@@ -38,11 +39,14 @@ class GatewayServer(uvicorn.Server):
         self._app = app
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        self._app.state.gateway.begin_drain()
+        gateway = getattr(self._app.state, "gateway", None)  # None while the lifespan still starts
+        if gateway is not None:
+            gateway.begin_drain()
         super().handle_exit(sig, frame)
 
 
 def make_server(settings: Settings) -> GatewayServer:
+    configure_logging(settings.log_level, settings.logs_dir)
     app = create_app(settings)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
                             timeout_graceful_shutdown=max(1, settings.shutdown_grace // 1000),

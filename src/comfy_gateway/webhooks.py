@@ -8,17 +8,17 @@ plus `result_url`, so the receiver fetches the image when it wants it.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 
-from .api.views import status_body
+from .background import TaskOwner
 from .errors import InvalidInput
 from .jobs.model import Job
 from .jobs.store import JobStore
 from .observability.tracing import Tracing
-from .tasks import BackgroundTasks
 
 RETRY_DELAYS_S = (1.0, 3.0, 9.0)
 
@@ -31,25 +31,26 @@ def check_callback_url(url: str) -> str:
 
 
 class WebhookSender:
-    def __init__(self, session: aiohttp.ClientSession, store: JobStore, tasks: BackgroundTasks, log: Any,
-                 tracing: Tracing | None = None) -> None:
+    def __init__(self, session: aiohttp.ClientSession, store: JobStore, tasks: TaskOwner, log: Any, *,
+                 body: Callable[[Job], dict[str, Any]], tracing: Tracing | None = None) -> None:
+        """`body` renders a job as the API shows its status (the API layer hands it in)."""
         self._session = session
         self._tracing = tracing or Tracing.off()
         self._store = store
         self._tasks = tasks
         self._log = log
+        self._body = body
 
     def job_finished(self, job: Job, ok: bool) -> None:
         url = job.params.get("callback_url")
-        if url:
-            self._tasks.spawn(lambda: self.deliver(url, job.id), f"webhook-{job.id}", restart_delay=None)
+        if url and not self._tasks.closed:
+            self._tasks.spawn(self.deliver(url, job.id), f"webhook-{job.id}")
 
     async def deliver(self, url: str, job_id: str) -> bool:
         job = await self._store.get(job_id)
         if job is None:
             return False
-        body = status_body(job, None)
-        body["result_url"] = f"/api/jobs/{job.id}/result"
+        body = self._body(job)
         with self._tracing.job_span(job, "webhook.deliver", url=url) as span:
             delivered = await self._post(url, job_id, body)
             span.set(delivered=delivered)

@@ -154,6 +154,6 @@ async def test_tracing_is_off_by_default_and_leaves_no_trace_in_the_job(fake_ser
         job_id = (await gw.client.post(f"/api/async/{UPSCALE}", files=IMAGE)).json()["job_id"]
         await gw.wait_job(job_id)
         info = (await gw.client.get(f"/api/jobs/{job_id}/info")).json()
-        job = await gw.gateway.get(job_id)
+        job = await gw.service.get(job_id)
     assert info["trace_id"] is None and job.trace_context == {}
     assert all("trace_id" not in line for line in log_lines(settings.logs_dir / "combined.log"))

@@ -15,6 +15,8 @@ from fastapi import FastAPI
 
 from comfy_gateway.app import create_app
 from comfy_gateway.gateway import Gateway
+from comfy_gateway.observability.logging import close_logging, configure_logging
+from comfy_gateway.service import JobService
 from comfy_gateway.settings import Settings
 
 
@@ -28,11 +30,16 @@ class RunningGateway:
 
     @property
     def gateway(self) -> Gateway:
-        return self.app.state.gateway
+        gateway: Gateway = self.app.state.gateway
+        return gateway
+
+    @property
+    def service(self) -> JobService:
+        return self.gateway.service
 
     async def wait_job(self, job_id: str, timeout: float = 20.0) -> dict[str, Any]:
         """Wait for a job to finish, by the gateway's own notification (no polling loop)."""
-        job = await self.gateway.wait(job_id, timeout)
+        job = await self.service.wait(job_id, timeout)
         assert job.state.finished, f"job {job_id} still {job.state} after {timeout}s"
         resp = await self.client.get(f"/api/jobs/{job_id}/status")
         return resp.json()
@@ -56,6 +63,17 @@ def gateway_settings(data_dir: Path, hosts: str, **overrides: Any) -> Settings:
 
 @contextlib.asynccontextmanager
 async def running_gateway(settings: Settings, **app_options: Any) -> AsyncIterator[RunningGateway]:
+    """The gateway as `comfy-gateway serve` runs it: logs configured as the CLI does, then the app."""
+    configure_logging(settings.log_level, settings.logs_dir)
+    try:
+        async with _serving(settings, **app_options) as running:
+            yield running
+    finally:
+        close_logging()
+
+
+@contextlib.asynccontextmanager
+async def _serving(settings: Settings, **app_options: Any) -> AsyncIterator[RunningGateway]:
     app = create_app(settings, **app_options)
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, access_log=False, lifespan="on",
                             timeout_graceful_shutdown=2)

@@ -7,7 +7,7 @@ from comfy_gateway.settings import Settings
 
 
 def test_every_operation_documents_a_typed_answer(tmp_path):
-    app = create_app(Settings(_env_file=None, data_dir=tmp_path), configure_logs=False)
+    app = create_app(Settings(_env_file=None, data_dir=tmp_path))
     spec = app.openapi()
     untyped = []
     for path, operations in spec["paths"].items():

@@ -1,12 +1,24 @@
-"""Request-scoped access to the Gateway the lifespan built."""
+"""Request-scoped access to the two doors the lifespan's Gateway opened: jobs and the overview."""
 
 from __future__ import annotations
 
-from fastapi import Request
+from typing import Annotated
 
-from ..gateway import Gateway
+from fastapi import Depends, Request
+
+from ..overview import Overview
+from ..service import JobService
 
 
-def get_gateway(request: Request) -> Gateway:
-    gateway: Gateway = request.app.state.gateway
-    return gateway
+def get_service(request: Request) -> JobService:
+    service: JobService = request.app.state.service
+    return service
+
+
+def get_overview(request: Request) -> Overview:
+    overview: Overview = request.app.state.overview
+    return overview
+
+
+Service = Annotated[JobService, Depends(get_service)]
+Ops = Annotated[Overview, Depends(get_overview)]

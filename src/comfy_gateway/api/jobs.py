@@ -7,14 +7,13 @@ import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
 from ..errors import JobNotFinished, JobNotFound
-from ..gateway import Gateway
 from ..jobs.model import Job, JobState
 from ..jobs.store import JobFilter
-from .deps import get_gateway
+from .deps import Ops, Service
 from .models import (
     ErrorBody,
     JobInfoBody,
@@ -28,39 +27,34 @@ from .models import (
 from .views import failure_response, image_response, info_body, iso, json_with_data_uri, status_body, wants_image
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
-GW = Annotated[Gateway, Depends(get_gateway)]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}}
 PROGRESS_INTERVAL_S = 0.25  # how often a running job's progress is written, and so re-read
 
 
 @router.get("/stats", response_model=JobStatsBody)
-async def job_stats(gateway: GW) -> dict[str, Any]:
-    counts = await gateway.store.counts()
+async def job_stats(service: Service) -> dict[str, Any]:
+    counts = await service.counts()
     by_status = {state.value: counts.by_state.get(state.value, 0) for state in JobState}
     return {"total_jobs": counts.total, "by_status": by_status, "by_type": counts.by_type,
             "by_instance": counts.by_instance, "timestamp": iso(time.time())}
 
 
 @router.get("/processor/stats", response_model=ProcessorStatsBody)
-async def processor_stats(gateway: GW) -> dict[str, Any]:
-    s = gateway.settings
-    usage = await gateway.slots.usage()
-    running = gateway.dispatcher.running
-    instances = {}
-    for inst in gateway.pool:
-        active = usage.get(inst.name, 0)
-        instances[inst.name] = {
-            "active_jobs": active, "max_jobs": s.max_jobs_per_instance,
-            "utilization": f"{100 * active / s.max_jobs_per_instance:.0f}%",
-            "healthy": inst.is_healthy,
-            "circuit_breaker": inst.breaker.state.value,
-            "running_here": sorted(j for j, r in running.items() if r.instance == inst.name),
-        }
+async def processor_stats(service: Service, ops: Ops) -> dict[str, Any]:
+    s = service.settings
+    snaps = await ops.instances()
+    instances = {snap.name: {
+        "active_jobs": snap.active_jobs, "max_jobs": s.max_jobs_per_instance,
+        "utilization": f"{100 * snap.active_jobs / s.max_jobs_per_instance:.0f}%",
+        "healthy": snap.healthy,
+        "circuit_breaker": snap.breaker.value,
+        "running_here": list(snap.running_here),
+    } for snap in snaps}
     return {
-        "processor_running": not gateway.dispatcher.draining,
-        "active_jobs": sum(usage.values()),
-        "active_jobs_this_replica": len(running),
-        "pending_jobs": await gateway.store.pending_count(),
+        "processor_running": ops.processor_running,
+        "active_jobs": sum(snap.active_jobs for snap in snaps),
+        "active_jobs_this_replica": ops.running_here,
+        "pending_jobs": await service.pending_count(),
         "max_concurrent_jobs": s.max_concurrent_jobs,
         "max_jobs_per_instance": s.max_jobs_per_instance,
         "instances": instances,
@@ -72,40 +66,40 @@ async def processor_stats(gateway: GW) -> dict[str, Any]:
 
 @router.get("/list", response_model=JobListBody)
 async def list_jobs(
-    gateway: GW,
+    service: Service,
     status: Annotated[JobState | None, Query()] = None,
     type: Annotated[str | None, Query(max_length=200)] = None,
     instance: Annotated[str | None, Query(max_length=300)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> dict[str, Any]:
-    jobs = await gateway.store.list(JobFilter(state=status, type=type, instance=instance, limit=limit, offset=offset))
+    jobs = await service.list(JobFilter(state=status, type=type, instance=instance, limit=limit, offset=offset))
     return {"jobs": [info_body(j) for j in jobs], "count": len(jobs),
             "filters": {"status": status.value if status else None, "type": type, "instance": instance}}
 
 
 @router.post("/cleanup", response_model=MessageBody, response_model_exclude_none=True)
-async def cleanup(gateway: GW) -> dict[str, Any]:
-    removed = await gateway.janitor.cleanup_finished()
+async def cleanup(service: Service) -> dict[str, Any]:
+    removed = await service.cleanup_finished()
     return {"message": f"removed {removed} finished job(s) older than the retention", "removed": removed}
 
 
 @router.get("/{job_id}/status", response_model=JobStatusBody, responses=NOT_FOUND)
-async def job_status(job_id: str, gateway: GW) -> dict[str, Any]:
-    job = await gateway.get(job_id)
-    return status_body(job, gateway.metrics.average_processing_seconds(job.type))
+async def job_status(job_id: str, service: Service) -> dict[str, Any]:
+    job = await service.get(job_id)
+    return status_body(job, service.average_seconds(job.type))
 
 
 @router.get("/{job_id}/result", response_model=JobResultBody,
             responses={**NOT_FOUND, 409: {"model": ErrorBody}, 200: {"content": {"image/png": {}}}})
-async def job_result(job_id: str, request: Request, gateway: GW) -> Response:
-    job = await gateway.get(job_id)
+async def job_result(job_id: str, request: Request, service: Service) -> Response:
+    job = await service.get(job_id)
     if job.state is JobState.FAILED:
         return failure_response(job)
     if job.state is not JobState.COMPLETED:
         raise JobNotFinished(f"job {job_id} is {job.state.value}; its result is not ready",
                              job_id=job_id, status=job.state.value, progress_percentage=int(job.progress))
-    data = await gateway.result_bytes(job)
+    data = await service.result_bytes(job)
     if wants_image(request):
         return image_response(job, data)
     meta = job.result_meta
@@ -116,15 +110,15 @@ async def job_result(job_id: str, request: Request, gateway: GW) -> Response:
 
 
 @router.get("/{job_id}/events", responses={**NOT_FOUND, 200: {"content": {"text/event-stream": {}}}})
-async def job_events(job_id: str, gateway: GW) -> StreamingResponse:
+async def job_events(job_id: str, service: Service) -> StreamingResponse:
     """Live status as server-sent events: one `status` event per change, the last one when it ends."""
-    job = await gateway.get(job_id)  # 404 before the stream starts
+    job = await service.get(job_id)  # 404 before the stream starts
 
     async def stream() -> AsyncIterator[str]:
         last: dict[str, Any] | None = None
         current: Job = job
         while True:
-            body = status_body(current, gateway.metrics.average_processing_seconds(current.type))
+            body = status_body(current, service.average_seconds(current.type))
             shown = {k: body[k] for k in ("status", "progress_percentage", "comfyui_instance", "attempt")}
             if shown != last:
                 last = shown
@@ -132,7 +126,7 @@ async def job_events(job_id: str, gateway: GW) -> StreamingResponse:
             if current.state.finished:
                 return
             try:  # woken at once when the job ends; progress is re-read at the pace it is recorded
-                current = await gateway.wait(job_id, PROGRESS_INTERVAL_S)
+                current = await service.wait(job_id, PROGRESS_INTERVAL_S)
             except JobNotFound:
                 yield f"event: deleted\ndata: {json.dumps({'job_id': job_id})}\n\n"
                 return
@@ -141,12 +135,12 @@ async def job_events(job_id: str, gateway: GW) -> StreamingResponse:
 
 
 @router.get("/{job_id}/info", response_model=JobInfoBody, responses=NOT_FOUND)
-async def job_info(job_id: str, gateway: GW) -> dict[str, Any]:
-    return info_body(await gateway.get(job_id))
+async def job_info(job_id: str, service: Service) -> dict[str, Any]:
+    return info_body(await service.get(job_id))
 
 
 @router.delete("/{job_id}", response_model=MessageBody, response_model_exclude_none=True, responses=NOT_FOUND)
-async def delete_job(job_id: str, gateway: GW) -> dict[str, Any]:
-    job = await gateway.delete(job_id)
+async def delete_job(job_id: str, service: Service) -> dict[str, Any]:
+    job = await service.delete(job_id)
     what = "cancelled and deleted" if job.state is JobState.PROCESSING else "deleted"
     return {"message": f"job {what}", "job_id": job_id}

@@ -5,16 +5,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from ..gateway import Gateway
-from .deps import get_gateway
+from .deps import Ops
 
 router = APIRouter(tags=["health"])
-GW = Annotated[Gateway, Depends(get_gateway)]
 
 
 @router.get("/live", summary="Liveness: the process answers (never asks ComfyUI or the store)")
@@ -24,7 +20,7 @@ async def live() -> JSONResponse:
 
 @router.get("/ready", summary="Readiness: store reachable, a healthy server, the queue below its bound",
             responses={503: {"description": "not ready; `reasons` says why"}})
-async def ready(gateway: GW) -> JSONResponse:
-    readiness = await gateway.readiness()
+async def ready(overview: Ops) -> JSONResponse:
+    readiness = await overview.readiness()
     headers = None if readiness.ready else {"Retry-After": "5"}
     return JSONResponse(readiness.body(), status_code=200 if readiness.ready else 503, headers=headers)

@@ -9,16 +9,16 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import structlog
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from ..errors import InvalidInput, NotFound
-from ..gateway import Gateway
+from ..errors import InvalidInput
 from ..jobs.model import JobState
+from ..service import JobService
 from ..webhooks import check_callback_url
 from ..workflows.registry import Workflow
 from . import idempotency
-from .deps import get_gateway
+from .deps import Service
 from .models import AsyncAccepted, ErrorBody, SyncResult, WorkflowsBody
 from .uploads import UPLOAD_BODY, read_upload
 from .views import failure_response, image_response, json_with_data_uri, wants_image
@@ -37,28 +37,21 @@ IdemKey = Annotated[str | None, Header(alias=idempotency.HEADER, description=(
     "retrying with the same key returns the same job instead of starting another"))]
 
 
-def _workflow(gateway: Gateway, name: str) -> Workflow:
-    workflow = gateway.registry.get(name)
-    if workflow is None:
-        raise NotFound(f"no workflow named {name!r}", available=gateway.registry.names())
-    return workflow
-
-
 def _params(workflow: Workflow, request: Request, fields: dict[str, str]) -> dict[str, Any]:
     raw = {k: v for k, v in {**fields, **request.query_params}.items() if k in workflow.parameters}
     return workflow.validate_params(raw)
 
 
-def _estimate(gateway: Gateway, workflow: Workflow, pending: int) -> str:
+def _estimate(service: JobService, workflow: Workflow, pending: int) -> str:
     low, high = workflow.estimated_seconds
-    rounds = 1 + pending // max(1, gateway.settings.max_concurrent_jobs)
+    rounds = 1 + pending // max(1, service.settings.max_concurrent_jobs)
     return f"{low * rounds}-{high * rounds} seconds"
 
 
-async def run_task(gateway: Gateway, workflow: Workflow, request: Request, *, run_async: bool,
+async def run_task(service: JobService, workflow: Workflow, request: Request, *, run_async: bool,
                    fmt: str | None, idempotency_key: str | None) -> Response:
-    gateway.check_admission(sync=not run_async)
-    upload = await read_upload(request, gateway.settings.max_image_pixels)
+    service.check_admission(sync=not run_async)
+    upload = await read_upload(request, service.settings.max_image_pixels)
     params = {"workflow": _params(workflow, request, upload.fields),
               "format": fmt or upload.fields.get("format") or "png"}
     if params["format"] not in ("png", "jpeg", "webp"):
@@ -72,26 +65,26 @@ async def run_task(gateway: Gateway, workflow: Workflow, request: Request, *, ru
     request_id = structlog.contextvars.get_contextvars().get("request_id")
     if request_id:
         params["request_id"] = request_id  # so the job's log lines can be traced to the request
-    job, created = await gateway.submit(workflow.name, upload.data, upload.info, params, idempotency_key=key)
+    job, created = await service.submit(workflow.name, upload.data, upload.info, params, idempotency_key=key)
     if not created:
         idempotency.check_same_request(job, params["request_fingerprint"])
     del upload
     replayed = {} if created else {idempotency.REPLAYED_HEADER: "true"}
     if run_async:
-        pending = await gateway.store.pending_count()
+        pending = await service.pending_count()
         body = AsyncAccepted(
             job_id=job.id, status=job.state.value,
             message="Job submitted successfully. Poll status_url for progress and result_url for the image.",
-            estimated_completion_time=_estimate(gateway, workflow, pending),
+            estimated_completion_time=_estimate(service, workflow, pending),
             status_url=f"/api/jobs/{job.id}/status", result_url=f"/api/jobs/{job.id}/result")
         return JSONResponse(body.model_dump(), status_code=202, headers={"Location": body.status_url, **replayed})
-    job = await gateway.wait_sync(job.id)
+    job = await service.wait_sync(job.id)
     if job.state is JobState.FAILED:
         return failure_response(job)
     if job.state is not JobState.COMPLETED:
         return JSONResponse({"error": "the job did not finish in time; poll its status", "code": "sync_timeout",
                              "job_id": job.id, "status_url": f"/api/jobs/{job.id}/status"}, status_code=504)
-    data = await gateway.result_bytes(job)
+    data = await service.result_bytes(job)
     if wants_image(request):
         answer = image_response(job, data)
     else:
@@ -102,15 +95,15 @@ async def run_task(gateway: Gateway, workflow: Workflow, request: Request, *, ru
 
 
 def _add_seed_routes(name: str) -> None:
-    async def sync_or_async(request: Request, gateway: Annotated[Gateway, Depends(get_gateway)],
+    async def sync_or_async(request: Request, service: Service,
                             async_: AsyncFlag = None, mode: Mode = None, format: Format = None,
                             idempotency_key: IdemKey = None) -> Response:
-        return await run_task(gateway, _workflow(gateway, name), request, run_async=bool(async_) or mode == "async",
+        return await run_task(service, service.workflow(name), request, run_async=bool(async_) or mode == "async",
                               fmt=format, idempotency_key=idempotency_key)
 
-    async def always_async(request: Request, gateway: Annotated[Gateway, Depends(get_gateway)],
+    async def always_async(request: Request, service: Service,
                            format: Format = None, idempotency_key: IdemKey = None) -> Response:
-        return await run_task(gateway, _workflow(gateway, name), request, run_async=True, fmt=format,
+        return await run_task(service, service.workflow(name), request, run_async=True, fmt=format,
                               idempotency_key=idempotency_key)
 
     router.add_api_route(f"/api/{name}", sync_or_async, methods=["POST"], response_model=SyncResult,
@@ -127,19 +120,18 @@ for _name in SEED_TASKS:
 
 @router.post("/api/run/{workflow}", response_model=SyncResult, openapi_extra=UPLOAD_BODY,
              responses={202: {"model": AsyncAccepted}, **ERRORS}, summary="Run any configured workflow")
-async def run_any(workflow: str, request: Request, gateway: Annotated[Gateway, Depends(get_gateway)],
+async def run_any(workflow: str, request: Request, service: Service,
                   async_: AsyncFlag = None, mode: Mode = None, format: Format = None,
                   idempotency_key: IdemKey = None) -> Response:
-    return await run_task(gateway, _workflow(gateway, workflow), request,
+    return await run_task(service, service.workflow(workflow), request,
                           run_async=bool(async_) or mode == "async", fmt=format, idempotency_key=idempotency_key)
 
 
 @router.get("/api/workflows", response_model=WorkflowsBody,
             summary="The workflows this gateway serves and their parameters")
-async def list_workflows(gateway: Annotated[Gateway, Depends(get_gateway)]) -> dict[str, Any]:
+async def list_workflows(service: Service) -> dict[str, Any]:
     items = []
-    for name in gateway.registry.names():
-        wf = _workflow(gateway, name)
+    for wf in service.workflows():
         items.append({"name": wf.name, "description": wf.description, "input_mode": wf.input_mode,
                       "parameters": {p.name: {"type": p.type, "default": p.default, "min": p.min, "max": p.max,
                                               "choices": list(p.choices) if p.choices else None}

@@ -106,6 +106,13 @@ def status_body(job: Job, average_s: float | None, queue_position: int | None = 
     return body
 
 
+def webhook_body(job: Job) -> dict[str, Any]:
+    """What a job's callback_url receives: its status, plus where to fetch the result."""
+    body = status_body(job, None)
+    body["result_url"] = f"/api/jobs/{job.id}/result"
+    return body
+
+
 def info_body(job: Job) -> dict[str, Any]:
     return {
         "job_id": job.id, "type": job.type, "status": job.state.value, "attempt": job.attempt,

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from ..background import TaskOwner, cancel_and_wait
 from ..comfyui.health import HealthChecker
 from ..comfyui.instance import Instance, InstancePool
 from ..errors import GatewayError, UpstreamUnavailable, WorkflowFailed, WorkflowRejected
@@ -89,7 +90,7 @@ class Dispatcher:
         self.tracing = tracing or Tracing.off()
         self.running: dict[str, RunningJob] = {}
         self.draining = False
-        self.started_at = time.time()
+        self._jobs = TaskOwner(telemetry.log_exception)
         self._wake = asyncio.Event()
         # job id -> (server it just failed on, when): its retry should go elsewhere if it can.
         self._retry_from: dict[str, tuple[str, float]] = {}
@@ -148,7 +149,7 @@ class Dispatcher:
     def start(self, job: Job, instance: Instance, *, reattach: bool) -> None:
         """Run `job` (already claimed, its slot on `instance` already taken) in its own task."""
         work = self.tracing.attempt(job, instance.name, self._run(job, instance, reattach))
-        task = asyncio.create_task(work, name=f"job-{job.id}")
+        task = self._jobs.spawn(work, name=f"job-{job.id}")
         self.running[job.id] = RunningJob(job, instance.name, task)
 
     # --- one attempt ---
@@ -156,12 +157,15 @@ class Dispatcher:
     async def _run(self, job: Job, instance: Instance, reattach: bool) -> None:
         self.telemetry.job_started(job, instance.name)
         progress = ProgressReporter(self.store, job)
+        deadline = asyncio.timeout(self._time_left(job))
         try:
             try:
-                async with asyncio.timeout(self._time_left(job)):
+                async with deadline:
                     work = self.execution.reattach if reattach else self.execution.run
                     outcome = await work(job, instance, progress)
             except TimeoutError:
+                if not deadline.expired():  # some other timeout inside the attempt: not the job's deadline
+                    raise
                 await self.interrupt_prompt(job, instance)
                 await self._finish_failed(job, instance, {
                     "message": f"job exceeded JOB_TIMEOUT of {self.job_timeout_s:g} s; its prompt was interrupted",
@@ -189,6 +193,7 @@ class Dispatcher:
             await self._finish_failed(job, instance, error_of(exc, instance=instance.name))
         finally:
             self.running.pop(job.id, None)
+            await progress.aclose()
             await asyncio.shield(self._release(instance.name))
 
     async def _release(self, instance: str) -> None:
@@ -243,9 +248,7 @@ class Dispatcher:
         if running is None:
             return False
         running.stop_reason = reason
-        running.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await running.task
+        await cancel_and_wait(running.task)
         return True
 
     async def renew_leases(self) -> None:
@@ -267,6 +270,10 @@ class Dispatcher:
         for job_id in left:
             await self.stop_job(job_id, "shutdown")
         return len(left)
+
+    async def aclose(self) -> None:
+        """Stop whatever job task is still running (after `drain`, none should be)."""
+        await self._jobs.aclose()
 
     # --- adopting jobs whose worker is gone ---
 

@@ -52,7 +52,9 @@ class Outcome:
 
 
 class ProgressReporter:
-    """Writes progress to the store at most every `interval` seconds or each whole percent."""
+    """Writes progress to the store at most every `interval` seconds or each whole percent.
+
+    One write at a time, in a task the reporter owns: `aclose()` waits for the last one."""
 
     def __init__(self, store: JobStore, job: Job, interval: float = 0.25) -> None:
         self._store = store
@@ -70,7 +72,16 @@ class ProgressReporter:
         if self._pending is not None and not self._pending.done():
             return
         self._last_pct, self._last_write = pct, now
-        self._pending = asyncio.ensure_future(self._store.set_progress(self._job.id, self._job.attempt, pct))
+        self._pending = asyncio.create_task(self._store.set_progress(self._job.id, self._job.attempt, pct),
+                                            name=f"progress-{self._job.id}")
+
+    async def aclose(self) -> None:
+        """Wait for the write under way; a failed progress write only costs that figure."""
+        if self._pending is not None:
+            await asyncio.wait([self._pending])
+            if not self._pending.cancelled():
+                self._pending.exception()  # retrieved: progress is best effort
+            self._pending = None
 
 
 class JobExecution:
@@ -92,7 +103,8 @@ class JobExecution:
         job.prompt_id = prompt_id_for(job.id, job.attempt)  # so the job's log lines and metrics carry it
         # Recorded while the prompt is prepared and posted: the id can be derived again by whoever
         # adopts the job, so the write need not come first.
-        recorded = asyncio.ensure_future(self.store.record_prompt(job.id, job.attempt, job.prompt_id))
+        recorded = asyncio.create_task(self.store.record_prompt(job.id, job.attempt, job.prompt_id),
+                                       name=f"record-prompt-{job.id}")
         try:
             image = await self.blobs.get(job.input_blob or input_key(job.id))
             if workflow.input_mode == "upload":
@@ -110,7 +122,10 @@ class JobExecution:
                                           extra_data={"gateway_job": job.id, "attempt": job.attempt},
                                           on_progress=prompt.progress_listener(on_progress))
         finally:
-            await asyncio.shield(recorded)
+            await asyncio.wait([recorded])  # our own cancellation still propagates from here
+            if not recorded.cancelled():
+                recorded.exception()  # retrieved, also when the attempt ends another way
+        recorded.result()  # a store that cannot record the prompt fails the attempt
         return await self.collect(job, instance, workflow, result)
 
     async def reattach(self, job: Job, instance: Instance, on_progress: Callable[[float], None]) -> Outcome:

@@ -94,7 +94,7 @@ local key = k_job(id)
 local f = redis.call('HMGET', key, 'state', 'attempt', 'created_at')
 local state = f[1]
 if ARGV[3] == '' then
-    if state ~= 'pending' and state ~= 'processing' then return 0 end
+    if state ~= 'pending' then return 0 end
 elseif state ~= 'processing' or f[2] ~= ARGV[3] then
     return 0
 end

@@ -96,7 +96,8 @@ UPDATE jobs SET state = 'failed', finished_at = :now, updated_at = :now,
     lease_owner = NULL, lease_expires_at = NULL, data = json_set(data, '$.error', json(:error))
 """
 _FAIL_FENCED = f"{_FAIL_SET} {_FENCE}"
-_FAIL_ANY = f"{_FAIL_SET} WHERE id = :id AND state IN ('pending', 'processing')"
+# Unfenced, a job fails only while it waits: one that runs belongs to its attempt (see `fail`).
+_FAIL_PENDING = f"{_FAIL_SET} WHERE id = :id AND state = 'pending'"
 # `at` goes in as JSON text so the float keeps every digit.
 _REQUEUE = f"""
 UPDATE jobs SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL, instance = NULL,
@@ -297,7 +298,7 @@ class SqliteJobStore(OpenClose):
 
     async def fail(self, job_id: str, attempt: int | None, error: dict[str, Any]) -> bool:
         params = {"id": job_id, "attempt": attempt, "error": compact_json(error), "now": time.time()}
-        return await self._update(_FAIL_ANY if attempt is None else _FAIL_FENCED, params)
+        return await self._update(_FAIL_PENDING if attempt is None else _FAIL_FENCED, params)
 
     async def requeue(self, job_id: str, attempt: int, error: dict[str, Any] | None = None) -> bool:
         now = time.time()

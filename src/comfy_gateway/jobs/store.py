@@ -79,7 +79,8 @@ class JobStore(Protocol):
         """processing -> completed, only for the current attempt."""
 
     async def fail(self, job_id: str, attempt: int | None, error: dict[str, Any]) -> bool:
-        """-> failed. `attempt=None` fails a pending job (queue deadline) or any unfinished one."""
+        """-> failed, only for the current attempt of a processing job; `attempt=None` fails a job
+        only while it is still pending (queue deadline, a sync request withdrawn), never a running one."""
 
     async def requeue(self, job_id: str, attempt: int, error: dict[str, Any] | None = None) -> bool:
         """processing -> pending for a retry; the failed attempt is kept in `history`."""

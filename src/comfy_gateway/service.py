@@ -1,0 +1,232 @@
+"""JobService: the one door to jobs for every API surface.
+
+Submit, wait, cancel, withdraw, read and list. Routers call this and never reach into the store,
+the blobs, the pool or the dispatcher; the composition root (gateway.py) builds it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from .comfyui.instance import InstancePool
+from .dispatch.dispatcher import Dispatcher
+from .dispatch.execution import input_key, prompt_id_for
+from .dispatch.janitor import Janitor
+from .errors import JobNotFound, NotFound, ServiceUnavailable
+from .images import ImageInfo
+from .jobs.blobs import BlobStore
+from .jobs.events import JobEvents
+from .jobs.model import Job, JobState, new_job_id
+from .jobs.store import JobFilter, JobStore, StoreCounts
+from .observability.job_metrics import JobMetrics
+from .observability.tracing import Tracing
+from .settings import Settings
+from .workflows.registry import Workflow, WorkflowRegistry
+
+STRANDED_GRACE_S = 3.0
+
+
+async def _set_within(event: asyncio.Event, seconds: float) -> bool:
+    """True if `event` is set within `seconds`. The caller's own cancellation propagates."""
+    try:
+        async with asyncio.timeout(max(0.0, seconds)):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True
+
+
+class Admission:
+    """Whether new jobs are taken: yes from start-up until the drain begins (SIGTERM)."""
+
+    def __init__(self, pool: InstancePool, dispatcher: Dispatcher, log: Any) -> None:
+        self._pool = pool
+        self._dispatcher = dispatcher
+        self._log = log
+        self.open = False
+
+    def begin_drain(self) -> None:
+        if self.open:
+            self.open = False
+            self._dispatcher.draining = True
+            self._log.info("Draining: no new jobs are admitted")
+
+    def check(self, sync: bool) -> None:
+        if not self.open:
+            raise ServiceUnavailable("the gateway is shutting down; retry on another replica", retry_after=5)
+        if sync and not self._pool.available():
+            retry = min((i.breaker.retry_in for i in self._pool), default=5.0)
+            raise ServiceUnavailable("no healthy ComfyUI server is available right now",
+                                     retry_after=max(1, round(retry)))
+
+    def stranded(self) -> bool:
+        """A pending job cannot start now: the gateway drains, or no server takes work."""
+        return not self.open or not self._pool.available()
+
+
+class JobService:
+    def __init__(
+        self, *, settings: Settings, store: JobStore, blobs: BlobStore, events: JobEvents, pool: InstancePool,
+        dispatcher: Dispatcher, janitor: Janitor, registry: WorkflowRegistry, metrics: JobMetrics,
+        admission: Admission, tracing: Tracing | None = None,
+    ) -> None:
+        self.settings = settings
+        self._store = store
+        self._blobs = blobs
+        self._events = events
+        self._pool = pool
+        self._dispatcher = dispatcher
+        self._janitor = janitor
+        self._registry = registry
+        self._metrics = metrics
+        self.admission = admission
+        self._tracing = tracing or Tracing.off()
+
+    # --- workflows ---
+
+    def workflow(self, name: str) -> Workflow:
+        workflow = self._registry.get(name)
+        if workflow is None:
+            raise NotFound(f"no workflow named {name!r}", available=self._registry.names())
+        return workflow
+
+    def workflows(self) -> list[Workflow]:
+        return [self.workflow(name) for name in self._registry.names()]
+
+    # --- admitting and submitting ---
+
+    def check_admission(self, sync: bool) -> None:
+        self.admission.check(sync)
+
+    async def submit(self, job_type: str, data: bytes, info: ImageInfo, params: dict[str, Any],
+                     idempotency_key: str | None = None) -> tuple[Job, bool]:
+        """The job for this request, and whether it is new (False: the idempotency key named one)."""
+        job = Job(id=new_job_id(), type=job_type, params=params, input_meta=info.as_meta())
+        job.input_blob = input_key(job.id)
+        with self._tracing.submitting(job):
+            await self._blobs.put(job.input_blob, data)
+            try:
+                if idempotency_key is None:
+                    await self._store.create(job)
+                    named, created = job, True
+                else:
+                    named, created = await self._store.create_once(job, idempotency_key,
+                                                                   self.settings.idempotency_ttl / 1000)
+            except BaseException:
+                await self._blobs.delete(job.input_blob)
+                raise
+        if not created:
+            await self._blobs.delete(job.input_blob)
+            return named, False
+        self._dispatcher.notify()
+        await self._events.announce_work()
+        return job, True
+
+    # --- reading ---
+
+    async def get(self, job_id: str) -> Job:
+        job = await self._store.get(job_id)
+        if job is None:
+            raise JobNotFound(f"job {job_id} not found", job_id=job_id)
+        return job
+
+    async def list(self, flt: JobFilter) -> Sequence[Job]:
+        return await self._store.list(flt)
+
+    async def counts(self) -> StoreCounts:
+        return await self._store.counts()
+
+    async def pending_count(self) -> int:
+        return await self._store.pending_count()
+
+    def average_seconds(self, job_type: str) -> float | None:
+        """How long a job of this type took on average (successful jobs), if any ran yet."""
+        return self._metrics.average_processing_seconds(job_type)
+
+    async def result_bytes(self, job: Job) -> bytes:
+        if job.result_blob is None:
+            raise JobNotFound(f"job {job.id} has no result", job_id=job.id)
+        try:
+            return await self._blobs.get(job.result_blob)
+        except KeyError:
+            raise JobNotFound(f"the result of job {job.id} is no longer stored", job_id=job.id) from None
+
+    # --- waiting ---
+
+    async def wait(self, job_id: str, timeout_s: float) -> Job:
+        """The job once it has finished (or as it is when `timeout_s` runs out)."""
+        event = self._events.subscribe(job_id)
+        try:
+            job = await self.get(job_id)
+            if not job.state.finished:
+                await _set_within(event, timeout_s)
+                job = await self.get(job_id)
+            return job
+        finally:
+            self._events.unsubscribe(job_id, event)
+
+    def sync_wait_limit(self) -> float:
+        return self.settings.queue_timeout_s + self.settings.job_timeout_s + 5
+
+    async def wait_sync(self, job_id: str) -> Job:
+        """A sync request's wait: until its job ends, unless the job cannot start.
+
+        A job still pending while no server is available (for STRANDED_GRACE_S) or while the gateway
+        drains is withdrawn (failed with a 503 reason), so the client does not hang and a later run
+        cannot surprise it. Woken by the job's own event; once a second it looks at the pool, and
+        reads the job only when the pool gives a reason to."""
+        deadline = time.monotonic() + self.sync_wait_limit()
+        stranded_since: float | None = None
+        event = self._events.subscribe(job_id)
+        try:
+            job = await self.get(job_id)
+            while not job.state.finished and time.monotonic() < deadline:
+                woken = await _set_within(event, min(1.0, deadline - time.monotonic()))
+                stranded = self.admission.stranded()
+                if woken or stranded:
+                    job = await self.get(job_id)
+                if job.state is not JobState.PENDING or not stranded:
+                    stranded_since = None
+                    continue
+                stranded_since = stranded_since or time.monotonic()
+                if self.admission.open and time.monotonic() - stranded_since < STRANDED_GRACE_S:
+                    continue
+                job = await self.withdraw(job_id)
+            return job
+        finally:
+            self._events.unsubscribe(job_id, event)
+
+    async def withdraw(self, job_id: str) -> Job:
+        """Fail a job that is still pending, because it cannot start; a job that started meanwhile
+        runs on (the store fails only pending jobs this way) and is returned as it is."""
+        reason = ("the gateway is shutting down" if not self.admission.open
+                  else "no healthy ComfyUI server is available")
+        error = {"message": f"{reason}; the request was withdrawn, retry later", "code": "no_server"}
+        if await self._store.fail(job_id, None, error):
+            await self._events.publish_finished(job_id)
+        return await self.get(job_id)
+
+    # --- cancelling and removing ---
+
+    async def delete(self, job_id: str) -> Job:
+        """Stop the job if it runs (here or on another replica), then remove it and its blobs."""
+        job = await self.get(job_id)
+        if not await self._dispatcher.stop_job(job_id, "deleted") and job.state is JobState.PROCESSING:
+            await self._cancel_elsewhere(job)  # running on another replica: stop its prompt from here
+        removed = await self._store.delete(job_id)
+        await self._janitor.remove(removed or job)
+        await self._events.publish_finished(job_id)
+        return removed or job
+
+    async def _cancel_elsewhere(self, job: Job) -> None:
+        instance = self._pool.get(job.instance) if job.instance else None
+        if instance is not None:
+            job.prompt_id = job.prompt_id or prompt_id_for(job.id, job.attempt)
+            await self._dispatcher.interrupt_prompt(job, instance)
+
+    async def cleanup_finished(self) -> int:
+        """Remove finished jobs past the retention now, rather than at the next sweep."""
+        return await self._janitor.cleanup_finished()
