@@ -5,21 +5,35 @@
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from .deps import Ops
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/live", summary="Liveness: the process answers (never asks ComfyUI or the store)")
+class LiveBody(BaseModel):
+    status: Literal["alive"]
+
+
+class ReadyBody(BaseModel):
+    status: Literal["ready", "not_ready"]
+    reasons: list[str]
+    checks: dict[str, Any]
+
+
+@router.get("/live", response_model=LiveBody,
+            summary="Liveness: the process answers (never asks ComfyUI or the store)")
 async def live() -> JSONResponse:
     return JSONResponse({"status": "alive"})
 
 
-@router.get("/ready", summary="Readiness: store reachable, a healthy server, the queue below its bound",
-            responses={503: {"description": "not ready; `reasons` says why"}})
+@router.get("/ready", response_model=ReadyBody, responses={503: {"model": ReadyBody}},
+            summary="Readiness: store reachable, a healthy server, the queue below its bound")
 async def ready(overview: Ops) -> JSONResponse:
     readiness = await overview.readiness()
     headers = None if readiness.ready else {"Retry-After": "5"}
