@@ -157,3 +157,26 @@ async def test_tracing_is_off_by_default_and_leaves_no_trace_in_the_job(fake_ser
         job = await gw.service.get(job_id)
     assert info["trace_id"] is None and job.trace_context == {}
     assert all("trace_id" not in line for line in log_lines(settings.logs_dir / "combined.log"))
+
+
+async def test_a_job_resumed_after_a_restart_stays_in_its_trace(fake_servers, tmp_path):
+    fakes = await fake_servers(1)
+    before, after = InMemorySpanExporter(), InMemorySpanExporter()
+    settings = gateway_settings(tmp_path, hosts_of(fakes), shutdown_grace=200)
+    fakes[0].pause()
+    async with running_gateway(settings, tracing=Tracing.with_exporter(before)) as gw:
+        job_id = (await gw.client.post(f"/api/async/{UPSCALE}", files=IMAGE)).json()["job_id"]
+        await eventually(lambda: len(fakes[0].stats()["prompts"]) == 1, 10, "the prompt on the server")
+    # The first process stopped with the job's prompt still queued on the server.
+    async with running_gateway(settings, tracing=Tracing.with_exporter(after)) as gw:
+        fakes[0].resume()
+        status = await gw.wait_job(job_id)
+
+    assert status["status"] == "completed"
+    [submit] = [s for s in before.get_finished_spans() if s.name == "job.submit"]
+    resumed = by_name([s for s in after.get_finished_spans() if s.context.trace_id == submit.context.trace_id])
+    assert {"job.attempt", "comfyui.prompt", "comfyui.output_fetch", "job.store_result"} <= set(resumed)
+    attempt = resumed["job.attempt"]
+    assert attempt.parent is not None and attempt.parent.span_id == submit.context.span_id
+    assert attempt.attributes["job.attempt"] == 2 and attempt.attributes["job.outcome"] == "completed"
+    assert resumed["comfyui.prompt"].attributes["reattached"] is True
