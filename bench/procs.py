@@ -35,6 +35,11 @@ def default_gateway_cmd() -> str:
     return f"{exe} serve" if exe.exists() else f"{sys.executable} -m comfy_gateway serve"
 
 
+def floor_gateway_cmd() -> str:
+    """The harness's own pass-through gateway (bench/floor.py): the reference beside every scenario."""
+    return f"{sys.executable} {ROOT / 'bench' / 'floor.py'}"
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))

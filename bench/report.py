@@ -71,15 +71,28 @@ def _fmt(value: float, unit: str = "") -> str:
     return f"{text} {unit}".strip() if unit not in ("", "jobs/s") else text
 
 
+def _floor_runs(scenario: dict[str, Any], key: str) -> list[float]:
+    floor = (scenario.get("reference") or {}).get("metrics", {}).get(key) or {}
+    return list(floor.get("runs") or [])
+
+
 def evaluate(scenario: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target against the median of its runs; a target `of_reference` against ours ÷ the floor's."""
     rows = []
     for target in scenario["targets"]:
         metric = scenario["metrics"].get(target["metric"])
-        if metric is None or not metric["runs"]:
+        floor = _floor_runs(scenario, target["metric"])
+        if metric is None or not metric["runs"] or (target.get("of_reference") and not floor):
             rows.append({**target, "met": None})
             continue
         s = summarize(metric["runs"])
-        rows.append({**target, **s, "unit": metric["unit"], "met": OPS[target["op"]](s["median"], target["value"])})
+        unit = metric["unit"]
+        if target.get("of_reference"):
+            s = {k: v / percentile(floor, 50) for k, v in s.items()}
+            unit = "× floor"
+        row = {**target, **s, "unit": unit, "met": OPS[target["op"]](s["median"], target["value"])}
+        row["floor"] = percentile(floor, 50) if floor else float("nan")
+        rows.append(row)
     return rows
 
 
@@ -127,19 +140,21 @@ def _markdown(run: dict[str, Any], baseline: dict[str, Any] | None) -> list[str]
         "",
         "## Targets",
         "",
-        "| scenario | target | median | min | max | met |",
-        "|---|---|---|---|---|---|",
+        "| scenario | target | median | min | max | floor | met |",
+        "|---|---|---|---|---|---|---|",
     ]
     for sc in run["scenarios"]:
         if sc.get("error") and not sc["evaluation"]:
-            lines.append(f"| {sc['name']} | – | {sc['error']} | | | not run |")
+            lines.append(f"| {sc['name']} | – | {sc['error']} | | | | not run |")
         for ev in sc["evaluation"]:
             if ev["met"] is None:
-                lines.append(f"| {sc['name']} | {ev['text']} | {sc.get('error') or 'no data'} | | | not run |")
+                lines.append(f"| {sc['name']} | {ev['text']} | {sc.get('error') or 'no data'} | | | | not run |")
                 continue
             unit = ev["unit"]
+            floor_unit = sc["metrics"][ev["metric"]]["unit"]
             lines.append(f"| {sc['name']} | {ev['text']} | {_fmt(ev['median'], unit)} | {_fmt(ev['min'], unit)} "
-                         f"| {_fmt(ev['max'], unit)} | {'met' if ev['met'] else '**not met**'} |")
+                         f"| {_fmt(ev['max'], unit)} | {_fmt(ev['floor'], floor_unit)} "
+                         f"| {'met' if ev['met'] else '**not met**'} |")
     if baseline is not None:
         lines += _comparison(run, baseline)
     for sc in run["scenarios"]:
@@ -149,17 +164,30 @@ def _markdown(run: dict[str, Any], baseline: dict[str, Any] | None) -> list[str]
         if sc.get("error"):
             lines += [f"**{sc['error']}**", ""]
         if sc["metrics"]:
-            lines += ["| figure | median | min | max | runs |", "|---|---|---|---|---|"]
-            for metric in sc["metrics"].values():
-                if not metric["runs"]:
-                    continue
-                unit = metric["unit"]
-                runs = ", ".join(_fmt(v) for v in metric["runs"])
-                suffix = f" ({unit})" if unit and not metric["label"].endswith(unit) else ""
-                lines.append(f"| {metric['label']}{suffix} | {_fmt(metric['median'])} | "
-                             f"{_fmt(metric['min'])} | {_fmt(metric['max'])} | {runs} |")
+            lines += _figures(sc)
         for note in sc["notes"]:
             lines += ["", note]
+    return lines
+
+
+def _figures(sc: dict[str, Any]) -> list[str]:
+    """A scenario's figures, with the floor gateway's median beside each when it ran too."""
+    reference = sc.get("reference")
+    if reference and reference.get("error"):
+        lines = [f"The floor gateway did not complete this scenario: {reference['error']}", ""]
+    else:
+        lines = []
+    lines += ["| figure | median | min | max | runs | floor (median) |", "|---|---|---|---|---|---|"]
+    for key, metric in sc["metrics"].items():
+        if not metric["runs"]:
+            continue
+        unit = metric["unit"]
+        runs = ", ".join(_fmt(v) for v in metric["runs"])
+        suffix = f" ({unit})" if unit and not metric["label"].endswith(unit) else ""
+        floor = _floor_runs(sc, key)
+        beside = _fmt(percentile(floor, 50)) if floor else "–"
+        lines.append(f"| {metric['label']}{suffix} | {_fmt(metric['median'])} | "
+                     f"{_fmt(metric['min'])} | {_fmt(metric['max'])} | {runs} | {beside} |")
     return lines
 
 

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import sys
@@ -24,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import report, scenarios  # noqa: E402
-from bench.procs import default_gateway_cmd  # noqa: E402
+from bench.procs import default_gateway_cmd, floor_gateway_cmd  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -32,7 +33,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gateway-cmd", default=default_gateway_cmd(),
                         help="command that starts the gateway (default: %(default)s)")
-    parser.add_argument("--scenarios", default=",".join(scenarios.ORDER),
+    parser.add_argument("--reference-cmd", default=floor_gateway_cmd(),
+                        help="the floor each scenario also runs on, in the same run ('' for none; "
+                             "default: %(default)s)")
+    parser.add_argument("--scenarios", default=",".join(scenarios.DEFAULT),
                         help=f"comma-separated subset of {', '.join(scenarios.ORDER)}")
     parser.add_argument("--repeats", type=int, default=3, help="runs per scenario (capacity and memory: at most 2)")
     parser.add_argument("--quick", action="store_true", help="fewer jobs and shorter runs, one repeat")
@@ -80,17 +84,11 @@ def main(argv: list[str] | None = None) -> int:
             if name not in wanted:
                 continue
             print(f"[bench] {name} ...", flush=True)
-            t0 = time.monotonic()
-            try:
-                if name == "store":
-                    result = scenarios.store(cfg, done.get("throughput"))
-                else:
-                    result = scenarios.SCENARIOS[name](cfg)
-            except Exception as exc:
-                traceback.print_exc()
-                result = scenarios.Result(name, name, {})
-                result.error = f"failed: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}"
-            result.seconds = time.monotonic() - t0
+            result = _run_scenario(name, cfg, done)
+            if args.reference_cmd and name in scenarios.SIDE_BY_SIDE and not result.error:
+                print(f"[bench] {name} on the floor gateway ...", flush=True)
+                floor_cfg = dataclasses.replace(cfg, gateway_cmd=args.reference_cmd, profile_dir=None)
+                result.reference = _run_scenario(name, floor_cfg, {}).as_dict()
             done[name] = result
             run["scenarios"].append(result.as_dict())
             _print_summary(result)
@@ -109,12 +107,30 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _run_scenario(name: str, cfg: scenarios.Config, done: dict[str, scenarios.Result]) -> scenarios.Result:
+    t0 = time.monotonic()
+    try:
+        if name == "store":
+            result = scenarios.store(cfg, done.get("throughput"))
+        else:
+            result = scenarios.SCENARIOS[name](cfg)
+    except Exception as exc:
+        traceback.print_exc()
+        result = scenarios.Result(name, name, {})
+        result.error = f"failed: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}"
+    result.seconds = time.monotonic() - t0
+    return result
+
+
 def _print_summary(result: scenarios.Result) -> None:
     if result.error:
         print(f"[bench]   {result.error}", flush=True)
+    floor = (result.reference or {}).get("metrics", {})
     for key, metric in result.metrics.items():
         runs = ", ".join(f"{v:.3g}" for v in metric["runs"])
-        print(f"[bench]   {key}: {runs} {metric['unit']}", flush=True)
+        beside = floor.get(key, {}).get("runs")
+        print(f"[bench]   {key}: {runs} {metric['unit']}"
+              + (f"   (floor: {', '.join(f'{v:.3g}' for v in beside)})" if beside else ""), flush=True)
     print(f"[bench]   ({result.seconds:.0f} s)", flush=True)
 
 

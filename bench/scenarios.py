@@ -49,18 +49,21 @@ class Result:
         self.notes: list[str] = []
         self.error: str | None = None
         self.seconds = 0.0
+        self.reference: dict[str, Any] | None = None  # the same scenario run on the floor gateway
+
 
     def add(self, key: str, label: str, unit: str, value: float) -> None:
         metric = self.metrics.setdefault(key, {"label": label, "unit": unit, "runs": []})
         metric["runs"].append(round(value, 6))
 
-    def target(self, key: str, op: str, value: float, text: str) -> None:
-        self.targets.append({"metric": key, "op": op, "value": value, "text": text})
+    def target(self, key: str, op: str, value: float, text: str, *, of_reference: bool = False) -> None:
+        """`of_reference`: the value is a ratio, this gateway's median ÷ the floor's median."""
+        self.targets.append({"metric": key, "op": op, "value": value, "text": text, "of_reference": of_reference})
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "title": self.title, "settings": self.settings, "metrics": self.metrics,
                 "targets": self.targets, "notes": self.notes, "error": self.error,
-                "seconds": round(self.seconds, 1)}
+                "seconds": round(self.seconds, 1), "reference": self.reference}
 
 
 @contextlib.contextmanager
@@ -94,7 +97,7 @@ def _ms(seconds: float) -> float:
 
 async def _dispatch_once(cluster: Cluster, n: int, image: bytes) -> list[tuple[float, float, float]]:
     """(202 answered -> prompt arrived, request sent -> 202 answered, request sent -> arrived), seconds."""
-    url, fake = cluster.gw.url, cluster.fakes[0]
+    url = cluster.gw.url
     samples: list[tuple[float, float, str]] = []
     async with load.session() as http:
         for _ in range(3):  # warm-up, not measured
@@ -111,25 +114,25 @@ async def _dispatch_once(cluster: Cluster, n: int, image: bytes) -> list[tuple[f
             if info.get("prompt_id"):
                 samples.append((sent, answered, info["prompt_id"]))
             await asyncio.sleep(0.02)  # idle between jobs
-    arrived = {p["prompt_id"]: p["arrived_at"] for p in fake.stats()["prompts"]}
+    arrived = {p["prompt_id"]: p["arrived_at"] for f in cluster.fakes for p in f.stats()["prompts"]}
     return [(arrived[pid] - answered, answered - sent, arrived[pid] - sent)
             for sent, answered, pid in samples if pid in arrived]
 
 
-def dispatch(cfg: Config) -> Result:
+def _dispatch_runs(cfg: Config, res: Result, servers: int, prefix: str = "") -> None:
     n = cfg.scale(40, 15)
-    res = Result("dispatch", "Dispatch latency at idle", {
-        "servers": 1, "service_time_s": 0.0, "jobs_per_run": n, "image": "256x256 PNG (picture)",
-        "endpoint": "POST /api/async/upscale-image, one at a time, 20 ms idle between jobs"})
     image = images.picture(256)
-    cluster = _cluster(cfg, servers=1, service_time=0.0, settings={})
+    cluster = _cluster(cfg, servers=servers, service_time=0.0, settings={})
     try:
-        with profiled(cfg, cluster, "dispatch"):
+        with profiled(cfg, cluster, f"dispatch{prefix}"):
             for _ in range(cfg.repeats):
                 samples = asyncio.run(_dispatch_once(cluster, n, image))
                 lat = [_ms(s[0]) for s in samples]
-                res.add("p50", "202 answered → prompt at server, p50", "ms", load.percentile(lat, 50))
-                res.add("p99", "202 answered → prompt at server, p99", "ms", load.percentile(lat, 99))
+                label = f"{servers} servers: " if prefix else ""
+                res.add(f"{prefix}p50", f"{label}202 answered → prompt at server, p50", "ms", load.percentile(lat, 50))
+                res.add(f"{prefix}p99", f"{label}202 answered → prompt at server, p99", "ms", load.percentile(lat, 99))
+                if prefix:
+                    continue
                 res.add("min", "202 answered → prompt at server, min", "ms", min(lat))
                 res.add("answer_p50", "request sent → 202 answered, p50", "ms",
                         load.percentile([_ms(s[1]) for s in samples], 50))
@@ -137,8 +140,15 @@ def dispatch(cfg: Config) -> Result:
                         load.percentile([_ms(s[2]) for s in samples], 50))
     finally:
         cluster.close()
+
+
+def dispatch(cfg: Config) -> Result:
+    res = Result("dispatch", "Dispatch latency at idle", {
+        "servers": 2, "service_time_s": 0.0, "jobs_per_run": cfg.scale(40, 15), "image": "256x256 PNG (picture)",
+        "endpoint": "POST /api/async/upscale-image, one at a time, 20 ms idle between jobs"})
+    _dispatch_runs(cfg, res, servers=2)
     res.target("p50", "<=", 2.0, "p50 ≤ 2 ms")
-    res.target("p99", "<=", 10.0, "p99 ≤ 10 ms")
+    res.target("p99", "<=", 5.0, "p99 ≤ 5 ms")
     res.notes.append(
         "The gateway answers 202 once the job is stored and wakes the dispatcher in the same step, so the "
         "prompt can reach the server before the client has read the 202: a negative figure means the "
@@ -198,14 +208,18 @@ def sync_overhead(cfg: Config) -> Result:
                         load.percentile(direct_outside, 50))
                 res.add("added_p50", "what the gateway adds: the two figures above, gateway − direct", "ms",
                         load.percentile(outside, 50) - load.percentile(direct_outside, 50))
+                res.add("vs_direct", "end-to-end − server execution, p50, ÷ the direct client's", "",
+                        load.percentile(outside, 50) / load.percentile(direct_outside, 50))
+                res.add("raw_vs_direct", "same with the raw image answer, ÷ the direct client's", "",
+                        load.percentile(raw, 50) / load.percentile(direct_outside, 50))
                 res.add("nominal_p50", "end-to-end − nominal service time, p50", "ms", load.percentile(nominal, 50))
                 res.add("nominal_p99", "end-to-end − nominal service time, p99", "ms", load.percentile(nominal, 99))
                 res.add("exec_p50", "server execution (fake's own Pillow work + service time), p50", "s",
                         load.percentile(r["exec"], 50))
     finally:
         cluster.close()
-    res.target("outside_p50", "<=", 100.0, "p50 ≤ 100 ms (end-to-end − server execution)")
-    res.target("nominal_p50", "<=", 100.0, "p50 ≤ 100 ms (end-to-end − nominal service time)")
+    res.target("vs_direct", "<=", 1.2, "p50 ≤ 1.2 × a direct client's (JSON answer)")
+    res.target("raw_vs_direct", "<=", 1.2, "p50 ≤ 1.2 × a direct client's (raw answer)")
     res.notes.append(
         "The fake really upscales: a 1024x1024 input becomes 4096x4096 with Lanczos, then 2048x2048, saved "
         "as a ~15 MB PNG, which takes it well over a second of CPU on top of the 200 ms service time. "
@@ -224,7 +238,8 @@ THROUGHPUT_SERVICE = 0.2
 THROUGHPUT_SETTINGS = {"MAX_JOBS_PER_INSTANCE": 2, "MAX_CONCURRENT_JOBS": 8}
 
 
-async def _throughput_once(cluster: Cluster, n: int, clients: int, image: bytes) -> dict[str, float]:
+async def _throughput_once(cluster: Cluster, n: int, clients: int, image: bytes,
+                           service: float = THROUGHPUT_SERVICE) -> dict[str, float]:
     url = cluster.gw.url
     cluster.control_all("reset_stats")
     async with load.session() as http:
@@ -246,7 +261,7 @@ async def _throughput_once(cluster: Cluster, n: int, clients: int, image: bytes)
         start = time.time()
         await asyncio.gather(*(client() for _ in range(clients)))
         submitted = time.time()
-        deadline = time.monotonic() + 30 + n * THROUGHPUT_SERVICE
+        deadline = time.monotonic() + 30 + n * service
         while sum(await load.finished_count(http, url)) < done0 + len(job_ids) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         sem = asyncio.Semaphore(clients)
@@ -273,17 +288,18 @@ async def _throughput_once(cluster: Cluster, n: int, clients: int, image: bytes)
             "exec": sum(executions) / max(len(executions), 1)}
 
 
-def _throughput_runs(cfg: Config, res: Result, settings: dict[str, Any], label: str) -> None:
-    n, clients = cfg.scale(200, 60), 16
+def _throughput_runs(cfg: Config, res: Result, settings: dict[str, Any], label: str, *,
+                     servers: int = THROUGHPUT_SERVERS, service: float = THROUGHPUT_SERVICE,
+                     n: int | None = None) -> None:
+    n, clients = n or cfg.scale(200, 60), 16
     image = images.picture(64)
-    theoretical = THROUGHPUT_SERVERS / THROUGHPUT_SERVICE
-    cluster = _cluster(cfg, servers=THROUGHPUT_SERVERS, service_time=THROUGHPUT_SERVICE,
-                       settings={**THROUGHPUT_SETTINGS, **settings})
+    theoretical = servers / service
+    cluster = _cluster(cfg, servers=servers, service_time=service, settings={**THROUGHPUT_SETTINGS, **settings})
     try:
         with profiled(cfg, cluster, f"{res.name}-{label}"):
-            asyncio.run(_throughput_once(cluster, 8, 8, image))  # warm-up
+            asyncio.run(_throughput_once(cluster, 8, 8, image, service))  # warm-up
             for _ in range(cfg.repeats):
-                r = asyncio.run(_throughput_once(cluster, n, clients, image))
+                r = asyncio.run(_throughput_once(cluster, n, clients, image, service))
                 rate = r["jobs"] / r["elapsed"]
                 res.add(f"{label}_ratio", f"{label}: jobs/s ÷ theoretical ({theoretical:g}/s)", "", rate / theoretical)
                 res.add(f"{label}_rate", f"{label}: jobs/s", "jobs/s", rate)
@@ -352,7 +368,7 @@ def store(cfg: Config, sqlite_result: Result | None = None) -> Result:
         sqlite_rate = _median(res.metrics["sqlite_rate"]["runs"])
         for value in res.metrics["redis_rate"]["runs"]:
             res.add("redis_vs_sqlite", "Redis jobs/s ÷ SQLite jobs/s (median)", "", value / sqlite_rate)
-        res.target("redis_vs_sqlite", ">=", 0.90, "Redis within 10 % of SQLite")
+        res.target("redis_vs_sqlite", ">=", 0.85, "Redis within 15 % of SQLite")
     return res
 
 
@@ -433,7 +449,8 @@ def capacity(cfg: Config) -> Result:
                 res.add("p99", "request latency p99", "ms", _ms(r["p99"]))
     finally:
         cluster.close()
-    res.target("rate", ">=", 200.0, "≥ 200 jobs/s")
+    res.target("rate", ">=", 0.8, "≥ 0.8 of the floor's jobs/s", of_reference=True)
+    res.target("gw_cpu", "<=", 3.0, "gateway CPU per job ≤ 3 ms")
     res.target("errors", "<=", 0, "0 errors")
     res.notes.append(
         "Gateway, fake servers and load generator share the machine's cores; their CPU per job shows "
@@ -507,7 +524,7 @@ async def _memory_once(cluster: Cluster, n: int, clients: int, image: bytes) -> 
 
 
 def memory(cfg: Config) -> Result:
-    n, clients = cfg.scale(500, 100), 8
+    n, clients = cfg.scale(1000, 100), 8
     repeats = min(cfg.repeats, 2)
     image = images.noise_of_size(2 * MB)
     res = Result("memory", "Memory: queued jobs with a 2 MB image", {
@@ -526,16 +543,104 @@ def memory(cfg: Config) -> Result:
                 (r["peak"] - r["baseline"]) / per_job / MB)
         res.add("marginal", "RSS growth per job over the second half of the jobs", "MB",
                 (r["final"] - r["middle"]) / max(r["second_half"], 1) / MB)
+        res.add("total_growth", f"RSS growth with all {n} jobs queued", "MB", (r["final"] - r["baseline"]) / MB)
         res.add("baseline", "RSS before", "MB", r["baseline"] / MB)
         res.add("middle", "RSS after half of the jobs", "MB", r["middle"] / MB)
         res.add("final", "RSS after", "MB", r["final"] / MB)
         res.add("errors", "submissions refused", "", r["errors"])
-    res.target("growth", "<=", 0.5, "≤ 0.5 MB per job")
+    res.target("total_growth", "<=", 64.0, f"RSS growth ≤ 64 MB with {n} queued jobs")
     res.notes.append(
         "The servers are paused after a warm-up, so the jobs stay queued (a few are sent to the servers, "
         "which queue them too). RSS is that of the gateway's process tree, sampled every 50 ms; it is "
         "read after each half of the jobs, so the growth over the second half tells a steady cost per "
         "job from memory the allocator keeps after the first uploads.")
+    return res
+
+
+# --- pool scale -----------------------------------------------------------------------------------
+
+POOL_SERVERS = 32
+POOL_SERVICE = 1.0
+
+
+def pool_scale(cfg: Config) -> Result:
+    """32 servers: does the gateway still keep every one busy, and does dispatch stay as quick?"""
+    n = cfg.scale(POOL_SERVERS * 10, POOL_SERVERS * 3)
+    res = Result("pool_scale", f"Pool scale: {POOL_SERVERS} servers", {
+        "servers": POOL_SERVERS, "service_time_s": POOL_SERVICE, "jobs_per_run": n,
+        "MAX_CONCURRENT_JOBS": 2 * POOL_SERVERS, "compared_with": "the same dispatch figure on 2 servers"})
+    _dispatch_runs(cfg, res, servers=2, prefix="two_")
+    _dispatch_runs(cfg, res, servers=POOL_SERVERS, prefix="pool_")
+    for pool, two in zip(res.metrics["pool_p50"]["runs"], res.metrics["two_p50"]["runs"], strict=True):
+        res.add("pool_minus_two", f"dispatch p50, {POOL_SERVERS} servers − 2 servers", "ms", pool - two)
+    _throughput_runs(cfg, res, {"MAX_CONCURRENT_JOBS": 2 * POOL_SERVERS}, "pool", servers=POOL_SERVERS,
+                     service=POOL_SERVICE, n=n)
+    res.target("pool_ratio", ">=", 0.97, f"throughput ≥ 0.97 of {POOL_SERVERS} ÷ service time")
+    res.target("pool_minus_two", "<=", 1.0, "dispatch p50 within 1 ms of the 2-server figure")
+    res.notes.append(
+        f"Each of the {POOL_SERVERS} fakes is its own process; a service time of {POOL_SERVICE:g} s keeps the "
+        "theoretical rate (servers ÷ service time) near the throughput scenario's, so the figure tells "
+        "what a larger pool costs the gateway, not what this machine's two cores can execute.")
+    return res
+
+
+# --- soak ---------------------------------------------------------------------------------------------
+
+SOAK_RATE = 20.0
+
+
+async def _soak_once(cluster: Cluster, seconds: float, image: bytes) -> dict[str, Any]:
+    url, gw = cluster.gw.url, cluster.gw
+    samples: list[tuple[float, float]] = []
+    errors = sent = 0
+    async with load.session() as http:
+        start = time.monotonic()
+        pending: set[asyncio.Task[tuple[int, str | None]]] = set()
+        while (now := time.monotonic()) - start < seconds:
+            if sent < (now - start) * SOAK_RATE:
+                task = asyncio.create_task(load.submit_async(http, url, "upscale-image", image))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+                sent += 1
+            if not samples or now - samples[-1][0] - start >= 5.0:
+                samples.append((now - start, gw.rss_bytes() / MB))
+            await asyncio.sleep(0.005)
+        results = await asyncio.gather(*pending)
+        errors = sum(1 for status, _ in results if status != 202)
+    return {"samples": samples, "sent": sent, "errors": errors}
+
+
+def _slope_per_minute(samples: list[tuple[float, float]]) -> float:
+    """Least-squares slope of RSS (MB) against time, per minute."""
+    n = len(samples)
+    mean_t = sum(t for t, _ in samples) / n
+    mean_m = sum(m for _, m in samples) / n
+    var = sum((t - mean_t) ** 2 for t, _ in samples) or 1.0
+    return 60 * sum((t - mean_t) * (m - mean_m) for t, m in samples) / var
+
+
+def soak(cfg: Config) -> Result:
+    seconds = 60.0 if cfg.quick else 600.0
+    settings = {"MAX_JOBS_PER_INSTANCE": 2, "MAX_CONCURRENT_JOBS": 8, "JOB_CLEANUP_INTERVAL": 60000}
+    res = Result("soak", f"Soak: {SOAK_RATE:g} jobs/s for {seconds:.0f} s", {
+        "servers": 4, "service_time_s": 0.1, **settings, "rate": SOAK_RATE, "seconds": seconds,
+        "image": "64x64 PNG (picture)", "endpoint": "POST /api/async/upscale-image at a steady rate"})
+    cluster = _cluster(cfg, servers=4, service_time=0.1, settings=settings)
+    try:
+        r = asyncio.run(_soak_once(cluster, seconds, images.picture(64)))
+    finally:
+        cluster.close()
+    steady = [s for s in r["samples"] if s[0] >= min(60.0, seconds / 4)]  # after the warm-up
+    res.add("slope", "RSS slope after the first minute", "MB/min", _slope_per_minute(steady))
+    res.add("rss_start", "RSS after the first minute", "MB", steady[0][1])
+    res.add("rss_end", "RSS at the end", "MB", steady[-1][1])
+    res.add("jobs", "jobs submitted", "", r["sent"])
+    res.add("errors", "submissions refused", "", r["errors"])
+    res.target("slope", "<=", 0.5, "RSS slope ≈ 0 (≤ 0.5 MB/min)")
+    res.target("errors", "<=", 0, "0 errors")
+    res.notes.append(
+        "Finished jobs are kept for JOB_CLEANUP_INTERVAL (here one minute) and then removed with their blobs, so "
+        "after the first minute the store holds a steady number of jobs: any lasting growth of RSS is a leak.")
     return res
 
 
@@ -545,5 +650,10 @@ SCENARIOS: dict[str, Callable[[Config], Result]] = {
     "throughput": throughput,
     "capacity": capacity,
     "memory": memory,
+    "pool_scale": pool_scale,
+    "soak": soak,
 }
-ORDER = ("dispatch", "sync_overhead", "throughput", "capacity", "memory", "store")
+ORDER = ("dispatch", "sync_overhead", "throughput", "capacity", "memory", "store", "pool_scale", "soak")
+DEFAULT = ORDER
+# Scenarios that also run on the floor gateway (bench/floor.py) in the same run, for the figures beside ours.
+SIDE_BY_SIDE = ("dispatch", "sync_overhead", "throughput", "capacity", "memory")

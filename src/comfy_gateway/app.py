@@ -51,7 +51,12 @@ def create_app(settings: Settings | None = None, *, tracing: Tracing | None = No
     for module in (tasks, jobs, status, probes, metrics, breakers, dashboard):
         app.include_router(module.router)
     app.add_middleware(UploadLimitMiddleware, max_bytes=settings.max_upload_bytes)
-    app.add_middleware(RequestContextMiddleware, prom=prom, logger=get_logger("http"))
+    app.add_middleware(RequestContextMiddleware, prom=prom, logger=get_logger("http"), draining=lambda: _draining(app))
     if tracing.enabled:  # outermost, so the access log line carries the request's trace id
         app.add_middleware(TracingMiddleware, tracing=tracing)
     return app
+
+
+def _draining(app: FastAPI) -> bool:
+    service = getattr(app.state, "service", None)
+    return service is not None and service.admission.draining

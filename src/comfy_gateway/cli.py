@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import io
 import os
+import socket
 import sys
 from pathlib import Path
 from types import FrameType
@@ -16,6 +17,7 @@ from pydantic import ValidationError
 
 from .app import create_app
 from .client_cli import add_commands
+from .http_server import uvicorn_config
 from .observability.logging import configure_logging
 from .settings import Settings
 
@@ -32,26 +34,34 @@ def load_settings(**overrides: Any) -> Settings:
 
 
 class GatewayServer(uvicorn.Server):
-    """uvicorn, plus: on SIGTERM/SIGINT stop admitting jobs at once, before connections close."""
+    """uvicorn, plus a drain before it stops listening.
+
+    On SIGTERM/SIGINT the gateway stops admitting jobs at once; then, while the listener still
+    answers (new work gets 503 with Retry-After and `Connection: close`), running jobs get
+    SHUTDOWN_GRACE to finish and their sync requests their results. Only then does uvicorn close the
+    listener and give open answers a moment to be written: one grace period in all."""
 
     def __init__(self, config: uvicorn.Config, app: Any) -> None:
         super().__init__(config)
         self._app = app
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        gateway = getattr(self._app.state, "gateway", None)  # None while the lifespan still starts
+        gateway = getattr(self._app.state, "gateway", None)
         if gateway is not None:
             gateway.begin_drain()
         super().handle_exit(sig, frame)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        gateway = getattr(self._app.state, "gateway", None)
+        if gateway is not None and not self.force_exit:
+            await gateway.drain()
+        await super().shutdown(sockets)
 
 
 def make_server(settings: Settings) -> GatewayServer:
     configure_logging(settings.log_level, settings.logs_dir)
     app = create_app(settings)
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
-                            timeout_graceful_shutdown=max(1, settings.shutdown_grace // 1000),
-                            lifespan="on")
-    return GatewayServer(config, app)
+    return GatewayServer(uvicorn_config(app, settings), app)
 
 
 def serve(_: argparse.Namespace) -> None:

@@ -8,6 +8,7 @@ parts they use, also when the start fails half-way.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -59,6 +60,7 @@ class Gateway:
         self._webhook_body = webhook_body
         self._stack = contextlib.AsyncExitStack()
         self._tasks = BackgroundTasks(self.telemetry.log_exception)
+        self._drained: asyncio.Future[int] | None = None
 
     # --- life cycle ---
 
@@ -190,9 +192,24 @@ class Gateway:
         if admission is not None:
             admission.begin_drain()
 
-    async def _shutdown(self) -> None:
+    async def drain(self) -> int:
+        """Stop admitting, give running jobs SHUTDOWN_GRACE to finish, leave the rest for the restart.
+
+        The server calls it on SIGTERM while it still answers (new work gets 503); the lifespan's
+        close calls it again, which then costs nothing: one grace period in all. Returns how many
+        jobs were left running."""
+        if self._drained is None:
+            self._drained = asyncio.ensure_future(self._drain_once())
+        return await asyncio.shield(self._drained)
+
+    async def _drain_once(self) -> int:
         self.begin_drain()
         left = await self.dispatcher.drain(self.settings.shutdown_grace / 1000)
+        self.admission.stopped.set()  # sync requests still waiting are answered now
+        return left
+
+    async def _shutdown(self) -> None:
+        left = await self.drain()
         await self._tasks.aclose()
         await self.dispatcher.aclose()
         with contextlib.suppress(OSError):  # already logged, and shown by the persistence status

@@ -29,14 +29,24 @@ from .workflows.registry import Workflow, WorkflowRegistry
 STRANDED_GRACE_S = 3.0
 
 
-async def _set_within(event: asyncio.Event, seconds: float) -> bool:
-    """True if `event` is set within `seconds`. The caller's own cancellation propagates."""
+async def _set_within(event: asyncio.Event, seconds: float, also: asyncio.Event | None = None) -> bool:
+    """True if `event` is set within `seconds`; `also` set ends the wait early (False unless `event`
+    is set too). The caller's own cancellation propagates."""
     try:
         async with asyncio.timeout(max(0.0, seconds)):
-            await event.wait()
+            if also is None:
+                await event.wait()
+                return True
+            waits = [asyncio.ensure_future(e.wait()) for e in (event, also)]
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits:
+                    w.cancel()
+                await asyncio.gather(*waits, return_exceptions=True)
     except TimeoutError:
         return False
-    return True
+    return event.is_set()
 
 
 class Admission:
@@ -47,12 +57,18 @@ class Admission:
         self._dispatcher = dispatcher
         self._log = log
         self.open = False
+        self.stopped = asyncio.Event()  # the drain is over: what still runs is left for the restart
 
     def begin_drain(self) -> None:
         if self.open:
             self.open = False
             self._dispatcher.draining = True
             self._log.info("Draining: no new jobs are admitted")
+
+    @property
+    def draining(self) -> bool:
+        """Shutting down (or not started yet): answers tell clients to go elsewhere."""
+        return not self.open
 
     def check(self, sync: bool) -> None:
         if not self.open:
@@ -183,8 +199,8 @@ class JobService:
         event = self._events.subscribe(job_id)
         try:
             job = await self.get(job_id)
-            while not job.state.finished and time.monotonic() < deadline:
-                woken = await _set_within(event, min(1.0, deadline - time.monotonic()))
+            while not job.state.finished and time.monotonic() < deadline and not self.admission.stopped.is_set():
+                woken = await _set_within(event, min(1.0, deadline - time.monotonic()), self.admission.stopped)
                 stranded = self.admission.stranded()
                 if woken or stranded:
                     job = await self.get(job_id)

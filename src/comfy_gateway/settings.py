@@ -60,6 +60,14 @@ class Settings(BaseSettings):
     shared_blob_dir: Path | None = Field(None, description="with JOB_STORE=redis: blobs in this shared directory")
     replica_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
 
+    # --- limits on what a client connection may send (http_server.py) ---
+    max_header_bytes: int = Field(64 * 1024, ge=1024, description="larger request headers get 431")
+    max_headers: int = Field(100, ge=8, description="more request headers get 431")
+    max_url_bytes: int = Field(8 * 1024, ge=256, description="a longer request target gets 414")
+    client_read_timeout: int = Field(30_000, ge=100, description="ms a client may stay silent mid-request")
+    keep_alive_timeout: int = Field(5_000, ge=1_000, description="ms an idle keep-alive connection stays open")
+    max_connections: int = Field(900, ge=1, description="open connections past this get 503 (stay below ulimit -n)")
+
     # --- operations: readiness and tracing (the OpenTelemetry SDK's own variable names) ---
     max_queue_depth: int = Field(0, ge=0, description="pending jobs at which /ready says 503; 0: unbounded")
     otel_sdk_disabled: bool = False

@@ -164,3 +164,56 @@ async def test_sigterm_with_a_job_longer_than_the_grace_leaves_it_to_the_restart
     assert t.lost == 0 and (t.completed, t.failed) == (1, 0), t.failed_codes()
     assert stats["prompts_received"] == 1, "the job was run again instead of re-attached"
     assert info["attempt"] == 2
+
+
+async def test_sigterm_with_10_open_sync_requests_answers_each_in_json_within_one_grace(tmp_path):
+    """Two jobs run longer than the grace, eight wait behind them: every sync request gets a JSON
+    answer (503 with Retry-After), the listener answers during the drain, the process exits within
+    the grace plus 2 s, and the two running jobs complete after the restart, re-attached."""
+    data, grace_s = tmp_path / "data", 1.5
+    with processes() as procs:
+        fakes = [start_fake(service_time=4.0, name=f"fake-{n}") for n in range(2)]
+        procs += fakes
+        hosts = ",".join(f.host_port for f in fakes)
+        settings = {"max_concurrent_jobs": 2, "max_jobs_per_instance": 1, "shutdown_grace": int(grace_s * 1000),
+                    "log_level": "info"}
+        gw = start_gateway(data, hosts, **settings)
+        procs.append(gw)
+        async with httpx.AsyncClient(base_url=gw.url, timeout=30) as client:
+            upload = {"imageFile": ("a.png", png(), "image/png")}
+            syncs = [asyncio.create_task(client.post("/api/upscale-image", files=upload)) for _ in range(10)]
+
+            async def both_running() -> bool:
+                return all(f.stats()["queue_depth"] == 1 for f in fakes)
+
+            await eventually(both_running, timeout=10, what="one job running on each server")
+            running = [j["job_id"] for j in (await client.get("/api/jobs/list?status=processing")).json()["jobs"]]
+            termed = time.monotonic()
+            gw.signal(signal.SIGTERM)
+            await asyncio.sleep(0.3)
+            async with httpx.AsyncClient(base_url=gw.url, timeout=10) as late_client:  # a new connection
+                late = await late_client.post("/api/async/upscale-image",
+                                              files={"imageFile": ("a.png", png(), "image/png")})
+            answers = await asyncio.gather(*syncs, return_exceptions=True)
+        code = await asyncio.to_thread(gw.wait_exit, grace_s + 10)
+        exit_seconds = time.monotonic() - termed
+        assert_clean_exit(gw, code)
+
+        again = start_gateway(data, hosts, **settings)
+        procs.append(again)
+        async with httpx.AsyncClient(base_url=again.url, timeout=30) as client:
+            await all_finished(client, running, timeout=20)
+            after = [(await client.get(f"/api/jobs/{i}/info")).json() for i in running]
+        prompts = sum(f.stats()["prompts_received"] for f in fakes)
+
+    statuses = [a.status_code if isinstance(a, httpx.Response) else type(a).__name__ for a in answers]
+    print(f"\nafter SIGTERM: late submit -> {late.status_code}; sync answers {statuses}; "
+          f"exit after {exit_seconds:.1f}s")
+    assert late.status_code == 503 and late.headers.get("connection") == "close" and late.json()["error"]
+    assert all(isinstance(a, httpx.Response) for a in answers), statuses
+    assert all(a.headers["content-type"].startswith("application/json") for a in answers)
+    assert sorted(statuses) == [503] * 10, statuses
+    assert all(a.headers.get("retry-after") and a.json()["error"] for a in answers)
+    assert exit_seconds < grace_s + 2, f"exit {exit_seconds:.1f} s after SIGTERM with a {grace_s} s grace"
+    assert len(running) == 2 and [a["status"] for a in after] == ["completed", "completed"]
+    assert prompts == 2, "a job left running was run again instead of re-attached, or a pending one started"

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from comfy_gateway.app import create_app
 from comfy_gateway.gateway import Gateway
+from comfy_gateway.http_server import uvicorn_config
 from comfy_gateway.observability.logging import close_logging, configure_logging
 from comfy_gateway.service import JobService
 from comfy_gateway.settings import Settings
@@ -75,9 +76,7 @@ async def running_gateway(settings: Settings, **app_options: Any) -> AsyncIterat
 @contextlib.asynccontextmanager
 async def _serving(settings: Settings, **app_options: Any) -> AsyncIterator[RunningGateway]:
     app = create_app(settings, **app_options)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, access_log=False, lifespan="on",
-                            timeout_graceful_shutdown=2)
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn_config(app, settings, host="127.0.0.1", port=0))
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve())
     while not server.started:

@@ -12,10 +12,12 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import structlog
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from comfy_gateway.errors import PayloadTooLarge
@@ -27,6 +29,7 @@ _QUIET_PATHS = frozenset({"/metrics", "/live", "/ready"})
 # Their 503 answers a probe ("servers degraded"), it is no failure of the request: a warning, so that
 # load balancers polling a degraded gateway do not flood error.log and rotate real errors out of it.
 _PROBE_PATHS = frozenset({"/health", "/status", "/ready"})
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for a client that left before it could be answered
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
@@ -53,10 +56,12 @@ class RequestContextMiddleware:
     (Starlette's outer error middleware sees the response started and sends nothing more).
     """
 
-    def __init__(self, app: ASGIApp, *, prom: PromMetrics | None, logger: Any) -> None:
+    def __init__(self, app: ASGIApp, *, prom: PromMetrics | None, logger: Any,
+                 draining: Callable[[], bool] = lambda: False) -> None:
         self.app = app
         self.prom = prom
         self.logger = logger
+        self.draining = draining  # while the gateway drains, every answer closes its connection
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -75,7 +80,10 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 response_started = True
                 status = message["status"]
-                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+                headers = MutableHeaders(scope=message)
+                headers[REQUEST_ID_HEADER] = request_id
+                if self.draining():
+                    headers["connection"] = "close"  # so the client's next request goes to another replica
             elif message["type"] == "http.response.body":
                 response_size += len(message.get("body", b""))
             await send(message)
@@ -84,6 +92,10 @@ class RequestContextMiddleware:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
             await self.app(scope, receive, send_with_context)
+        except ClientDisconnect:
+            # The client went away before its request was read (an upload cut off): nothing can be
+            # answered, and nothing went wrong here. Logged (once, below) as nginx's 499.
+            status = CLIENT_CLOSED_REQUEST
         except Exception:
             self.logger.exception(
                 "Unhandled error while answering request", method=scope["method"], path=scope["path"]
@@ -109,6 +121,8 @@ class RequestContextMiddleware:
         path = scope["path"]
         if status == 503 and path in _PROBE_PATHS:
             log = self.logger.warning
+        elif status == CLIENT_CLOSED_REQUEST:
+            log = self.logger.info
         elif status >= 500:
             log = self.logger.error
         elif path in _QUIET_PATHS:

@@ -12,7 +12,7 @@ import structlog
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from ..errors import InvalidInput
+from ..errors import InvalidInput, ServiceUnavailable
 from ..jobs.model import JobState
 from ..service import JobService
 from ..webhooks import check_callback_url
@@ -79,6 +79,9 @@ async def run_task(service: JobService, workflow: Workflow, request: Request, *,
             status_url=f"/api/jobs/{job.id}/status", result_url=f"/api/jobs/{job.id}/result")
         return JSONResponse(body.model_dump(), status_code=202, headers={"Location": body.status_url, **replayed})
     job = await service.wait_sync(job.id)
+    if not job.state.finished and service.admission.stopped.is_set():
+        raise ServiceUnavailable(f"the gateway is restarting; job {job.id} goes on after the restart: poll its status",
+                                 retry_after=5, job_id=job.id, status_url=f"/api/jobs/{job.id}/status")
     if job.state is JobState.FAILED:
         return failure_response(job)
     if job.state is not JobState.COMPLETED:
