@@ -64,3 +64,18 @@ def test_a_gateway_with_tracing_off_never_imports_the_sdk():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+async def test_closing_twice_is_harmless_and_sends_what_was_buffered():
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    tracing = Tracing.with_exporter(exporter, batch=True)
+    job = Job(id="j", type="t")
+    with tracing.submitting(job):
+        pass
+    assert exporter.get_finished_spans() == ()  # still in the batch
+    await tracing.aclose()
+    await tracing.aclose()
+    assert [s.name for s in exporter.get_finished_spans()] == ["job.submit"]
+    assert trace_id_of(job) == format(exporter.get_finished_spans()[0].context.trace_id, "032x")

@@ -150,6 +150,7 @@ class Tracing:
     def __init__(self, provider: TracerProvider | None = None) -> None:
         self.provider = provider
         self._tracer = None if provider is None else provider.get_tracer("comfy_gateway")
+        self._closed = False
 
     @classmethod
     def off(cls) -> Tracing:
@@ -186,9 +187,13 @@ class Tracing:
         return self._tracer is not None
 
     async def aclose(self) -> None:
-        """Send what is buffered and stop (at the gateway's close), in a thread: the export blocks."""
-        if self.provider is not None:
-            await asyncio.to_thread(self.provider.shutdown)
+        """Send what is buffered and stop (at the gateway's close), in a thread: the export blocks.
+
+        Closing twice is harmless; spans started after it are dropped."""
+        provider = self.provider
+        if provider is not None and not self._closed:
+            self._closed = True
+            await asyncio.to_thread(provider.shutdown)
 
     # --- the HTTP request ---
 
