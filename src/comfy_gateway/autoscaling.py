@@ -2,7 +2,8 @@
 
 Read from the store and the pool when Prometheus scrapes, like the other point-in-time gauges:
 queue depth and demand (waiting + running) per workflow, the oldest waiting job's age, and the
-pool's slots (healthy servers x MAX_JOBS_PER_INSTANCE, within MAX_CONCURRENT_JOBS) and busy slots.
+pool's slots (healthy servers x MAX_JOBS_PER_INSTANCE, within MAX_CONCURRENT_JOBS), busy slots, and
+the slots of each server (for its utilisation: jobs running there over its slots).
 """
 
 from __future__ import annotations
@@ -31,4 +32,4 @@ class AutoscalingSignals:
         self._prom.set_demand(queue.pending_by_type, queue.processing_by_type, self._workflows(),
                               None if oldest is None else time.time() - oldest)
         slots = min(self._total, self._pool.healthy_count() * self._per_instance)
-        self._prom.set_pool_slots(slots, busy_slots)
+        self._prom.set_pool_slots(slots, busy_slots, {inst.name: self._per_instance for inst in self._pool})

@@ -41,6 +41,8 @@ async def test_queue_demand_age_and_slots_follow_the_work(fake_servers, tmp_path
     assert sample_value(idle[P + "queue_oldest_pending_age_seconds"]) == 0
     assert sample_value(idle[P + "pool_slots"]) == 2  # two servers x 1, within MAX_CONCURRENT_JOBS=3
     assert sample_value(idle[P + "pool_slots_busy"]) == 0
+    for fake in fakes:
+        assert sample_value(idle[P + "instance_slots"], instance=fake.host_port) == 1
 
     # Two of the three upscales run (one per server); one upscale and the remove-bg wait.
     assert sample_value(busy[P + "queue_depth_by_workflow"], workflow=UPSCALE) == 1

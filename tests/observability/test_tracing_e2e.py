@@ -98,8 +98,12 @@ async def test_a_client_traceparent_is_continued_and_a_failed_job_marks_its_atte
         job_id = resp.json()["job_id"]
         status = await gw.wait_job(job_id)
         info = (await gw.client.get(f"/api/jobs/{job_id}/info")).json()
+        for probe in ("/live", "/ready", "/metrics"):
+            assert (await gw.client.get(probe)).status_code == 200
 
     assert status["status"] == "failed"
+    traced_paths = {s.attributes.get("http.route") for s in exporter.get_finished_spans()}
+    assert "/api/jobs/{job_id}/info" in traced_paths and not traced_paths & {"/live", "/ready", "/metrics"}
     assert info["trace_id"] == CLIENT_TRACE
     spans = [s for s in exporter.get_finished_spans() if format(s.context.trace_id, "032x") == CLIENT_TRACE]
     named = by_name(spans)

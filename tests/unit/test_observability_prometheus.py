@@ -25,6 +25,7 @@ FAMILIES = {
     "comfy_gateway_queue_oldest_pending_age_seconds": "gauge",
     "comfy_gateway_pool_slots": "gauge",
     "comfy_gateway_pool_slots_busy": "gauge",
+    "comfy_gateway_instance_slots": "gauge",
 }
 
 
@@ -49,7 +50,7 @@ def _record_one_of_each(prom: PromMetrics) -> None:
     prom.websocket_reconnected("gpu-a")
     prom.upstream_error("gpu-b", "connect")
     prom.set_demand({"upscale-image": 2}, {"upscale-image": 1}, ["upscale-image"], 4.0)
-    prom.set_pool_slots(4, 1)
+    prom.set_pool_slots(4, 1, {"gpu-a": 2, "gpu-b": 2})
 
 
 def test_render_holds_every_family_with_its_type() -> None:

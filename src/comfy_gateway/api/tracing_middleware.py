@@ -1,6 +1,7 @@
 """Pure ASGI middleware: one SERVER span per HTTP request, continuing the client's W3C traceparent.
 
 Installed only when tracing is on, outermost, so every log line of the request carries its trace id.
+Probes and scrapes, asked every few seconds, make no traces.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..observability.tracing import Tracing
 from .middleware import route_template
 
+UNTRACED_PATHS = frozenset({"/live", "/ready", "/metrics"})
+
 
 class TracingMiddleware:
     def __init__(self, app: ASGIApp, *, tracing: Tracing) -> None:
@@ -18,7 +21,7 @@ class TracingMiddleware:
         self.tracing = tracing
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"] in UNTRACED_PATHS:
             await self.app(scope, receive, send)
             return
         status = 500

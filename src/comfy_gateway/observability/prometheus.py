@@ -109,6 +109,9 @@ class PromMetrics:
             "MAX_CONCURRENT_JOBS).", registry=r,
         )
         self.pool_slots_busy = Gauge(PREFIX + "pool_slots_busy", "Job slots in use.", registry=r)
+        self.instance_slots = Gauge(
+            PREFIX + "instance_slots", "Job slots one server offers (MAX_JOBS_PER_INSTANCE).", ["instance"], registry=r
+        )
 
     # ---- recording helpers (the metric attributes stay available for anything unusual) ---------
 
@@ -138,9 +141,11 @@ class PromMetrics:
             self.demand_by_workflow.labels(workflow=name).set(waiting + processing.get(name, 0))
         self.oldest_pending_age.set(max(0.0, oldest_age_s or 0.0))
 
-    def set_pool_slots(self, slots: int, busy: int) -> None:
+    def set_pool_slots(self, slots: int, busy: int, per_instance: dict[str, int]) -> None:
         self.pool_slots.set(slots)
         self.pool_slots_busy.set(busy)
+        for instance, count in per_instance.items():
+            self.instance_slots.labels(instance=instance).set(count)
 
     def set_jobs_running(self, instance: str, count: int) -> None:
         self.jobs_running.labels(instance=instance).set(count)
