@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     otel_traces_exporter: str | None = Field(None, description="otlp turns tracing on; none keeps it off")
     otel_exporter_otlp_endpoint: str | None = Field(None, description="OTLP/HTTP base URL; /v1/traces is added")
     otel_exporter_otlp_traces_endpoint: str | None = Field(None, description="full OTLP/HTTP traces URL")
+    otel_exporter_otlp_protocol: Literal["http/protobuf"] | None = Field(
+        None, description="the gateway sends OTLP over HTTP (protobuf) only")
 
     @field_validator("comfyui_hosts", "comfyui_host_1", "comfyui_host_2", "comfyui_host")
     @classmethod

@@ -79,3 +79,11 @@ async def test_closing_twice_is_harmless_and_sends_what_was_buffered():
     await tracing.aclose()
     assert [s.name for s in exporter.get_finished_spans()] == ["job.submit"]
     assert trace_id_of(job) == format(exporter.get_finished_spans()[0].context.trace_id, "032x")
+
+
+def test_an_otlp_protocol_the_gateway_does_not_speak_is_refused_at_start_up():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="otel_exporter_otlp_protocol"):
+        settings(otel_exporter_otlp_protocol="grpc")
+    assert settings(otel_exporter_otlp_protocol="http/protobuf").otel_exporter_otlp_protocol == "http/protobuf"
