@@ -56,7 +56,7 @@ class Step:
 
     def set(self, **attributes: Any) -> None:
         if self._span is not None:
-            self._span.set_attributes({k: v for k, v in attributes.items() if v is not None})
+            self._span.set_attributes(_clean(attributes))
 
     def progress_listener(self, listener: Callable[[float], None]) -> Callable[[float], None]:
         """`listener`, also recording each new whole percent as a `progress` event of this span."""
