@@ -8,6 +8,8 @@ GatewayError
 │   └── JobNotFound
 ├── JobNotFinished               409  a result asked for before the job ended
 ├── ServiceUnavailable           503  no healthy server, or the gateway is draining
+│   └── StorageError             503  the job store or blob storage failed (database gone, Redis down)
+│       └── InsufficientStorage  507  the disk is full
 └── UpstreamError                     something went wrong at a ComfyUI server
     ├── UpstreamUnavailable           refused, reset, timeout, 5xx, socket lost and no history: retry elsewhere
     ├── WorkflowRejected              400 (or 200 with node_errors) at submit: never retried
@@ -70,6 +72,20 @@ class ServiceUnavailable(GatewayError):
     def __init__(self, message: str, retry_after: int = 5, **details: Any) -> None:
         super().__init__(message, **details)
         self.retry_after = retry_after
+
+
+class StorageError(ServiceUnavailable):
+    """The job store or the blob storage failed: nothing is wrong with the request, retry it later.
+
+    Raised by the stores in place of their driver's errors, so the job path can tell a storage fault
+    (an accepted job waits for the storage to come back) from a bug."""
+
+    code = "store_unavailable"
+
+
+class InsufficientStorage(StorageError):
+    status_code = 507
+    code = "insufficient_storage"
 
 
 class UpstreamError(GatewayError):

@@ -28,6 +28,7 @@ from .jobs.blob_cache import CachedBlobStore
 from .jobs.blobs import BlobStore
 from .jobs.events import JobEvents, LocalJobEvents
 from .jobs.model import Job, JobState
+from .jobs.storage_faults import StorageFaults
 from .jobs.store import JobStore
 from .observability.job_metrics import JobMetrics
 from .observability.logging import get_logger
@@ -61,6 +62,7 @@ class Gateway:
         self._stack = contextlib.AsyncExitStack()
         self._tasks = BackgroundTasks(self.telemetry.log_exception)
         self._drained: asyncio.Future[int] | None = None
+        self.storage_faults = StorageFaults(get_logger("storage"))
 
     # --- life cycle ---
 
@@ -117,7 +119,7 @@ class Gateway:
         self.telemetry.finished_listeners.append(self.webhooks.job_finished)
         self.events.on_work(self.dispatcher.notify)
         self.events.on_breaker_open(self._remote_breaker_open)
-        self.admission = Admission(self.pool, self.dispatcher, self.log)
+        self.admission = Admission(self.pool, self.dispatcher, self.log, self.storage_faults)
         self.service = JobService(
             settings=s, store=self.store, blobs=self.blobs, events=self.events, pool=self.pool,
             dispatcher=self.dispatcher, janitor=self.janitor, registry=self.registry, metrics=self.metrics,
@@ -152,7 +154,7 @@ class Gateway:
         if s.job_store == "redis":
             from .scaleout import open_redis_backends
 
-            redis = await open_redis_backends(s, self.metrics, self._stack)
+            redis = await open_redis_backends(s, self.metrics, self._stack, self.storage_faults)
             self.cluster = redis.cluster
             # The inner blob store is closed by its owner.
             self.store, self.events, self.slots = redis.store, redis.events, redis.slots
@@ -161,11 +163,13 @@ class Gateway:
         from .jobs.blob_dir import DirectoryBlobStore
         from .jobs.sqlite import SqliteJobStore
 
-        self.store = await self._stack.enter_async_context(SqliteJobStore(s.jobs_db_path))
+        self.store = await self._stack.enter_async_context(
+            SqliteJobStore(s.jobs_db_path, faults=self.storage_faults, log=get_logger("job-store")))
         # No fsync: like the jobs database (WAL, synchronous=NORMAL), blobs survive a crash of the
         # gateway (the page cache keeps them), not a power cut of the machine.
         self.blobs = await self._stack.enter_async_context(
-            CachedBlobStore(DirectoryBlobStore(s.blobs_dir, fsync=False), s.blob_cache_bytes))
+            CachedBlobStore(DirectoryBlobStore(s.blobs_dir, fsync=False, faults=self.storage_faults),
+                            s.blob_cache_bytes))
         events = LocalJobEvents()
         self._stack.push_async_callback(events.close)
         self.events = events

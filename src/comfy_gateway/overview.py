@@ -14,7 +14,7 @@ from .comfyui.breaker import BreakerState, CircuitBreaker
 from .comfyui.instance import InstancePool
 from .dispatch.dispatcher import Dispatcher
 from .dispatch.slots import SlotLedger
-from .errors import NotFound
+from .errors import NotFound, StorageError
 from .jobs.store import JobStore
 from .observability.job_metrics import JobMetrics
 from .observability.prometheus import PromMetrics
@@ -74,24 +74,41 @@ class Overview:
         return len(self._pool)
 
     def overall_status(self) -> tuple[str, int]:
-        """healthy: every server healthy; degraded: some; critical: none, or the gateway is draining."""
+        """healthy: every server healthy; degraded: some; critical: none, the gateway is draining, or
+        its storage fails."""
         healthy = self._pool.healthy_count()
-        if not self._admission.open or healthy == 0:
+        if not self._admission.open or healthy == 0 or self.storage_problem() is not None:
             return "critical", healthy
         return ("healthy" if healthy == len(self._pool) else "degraded"), healthy
 
+    def storage_problem(self) -> dict[str, str] | None:
+        """The job store's or blob storage's current fault, if any: {"error", "code"}."""
+        error = self._admission.storage.current()
+        return None if error is None else {"error": error.message, "code": error.code}
+
     async def pending_count(self) -> int:
-        return await self._store.pending_count()
+        """Jobs waiting; 0 while the store does not answer (the fault is then in `storage_problem`)."""
+        try:
+            return await self._store.pending_count()
+        except StorageError as exc:
+            self._admission.storage.failed(exc)
+            return 0
 
     async def readiness(self) -> Readiness:
         """Whether this replica can take work now (`/ready`)."""
+        fault = self._admission.storage.current()
         return await check_readiness(self._store, self._pool, admitting=self._admission.open,
-                                     max_queue_depth=self._max_queue_depth)
+                                     max_queue_depth=self._max_queue_depth,
+                                     storage_fault=None if fault is None else fault.message)
 
     # --- the servers ---
 
     async def instances(self) -> list[InstanceSnapshot]:
-        usage = await self._slots.usage()
+        try:
+            usage = await self._slots.usage()
+        except StorageError as exc:  # health still answers, with the storage named as the problem
+            self._admission.storage.failed(exc)
+            usage = {}
         running = self._dispatcher.running
         return [InstanceSnapshot(
             name=inst.name, healthy=inst.is_healthy, breaker=inst.breaker.state,

@@ -1,7 +1,8 @@
 """Can this replica take work? The answer behind `/ready`, for load balancers and Kubernetes.
 
-Ready when the job store answers, at least one ComfyUI server is healthy, the queue is below
-MAX_QUEUE_DEPTH (0: unbounded) and the gateway is not draining. Liveness (`/live`) asks none of this.
+Ready when the job store answers and storage shows no current fault (a full disk, a replaced
+database), at least one ComfyUI server is healthy, the queue is below MAX_QUEUE_DEPTH (0: unbounded)
+and the gateway is not draining. Liveness (`/live`) asks none of this.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ class Readiness:
         return {"status": "ready" if self.ready else "not_ready", "reasons": self.reasons, "checks": self.checks}
 
 
-async def check_readiness(store: JobStore, pool: InstancePool, *, admitting: bool, max_queue_depth: int) -> Readiness:
+async def check_readiness(store: JobStore, pool: InstancePool, *, admitting: bool, max_queue_depth: int,
+                          storage_fault: str | None = None) -> Readiness:
     result = Readiness()
     result.checks["admitting"] = admitting
     if not admitting:
@@ -45,7 +47,9 @@ async def check_readiness(store: JobStore, pool: InstancePool, *, admitting: boo
         result.checks["store"] = "unreachable"
         result.reasons.append(f"the job store does not answer ({type(exc).__name__})")
         return result
-    result.checks["store"] = "ok"
+    result.checks["store"] = "ok" if storage_fault is None else "failing"
+    if storage_fault is not None:
+        result.reasons.append(storage_fault)
     result.checks["queue"] = {"pending": pending, "limit": max_queue_depth or None}
     if max_queue_depth and pending >= max_queue_depth:
         result.reasons.append(f"the queue is full ({pending} of {max_queue_depth} pending)")

@@ -15,11 +15,12 @@ from .comfyui.instance import InstancePool
 from .dispatch.dispatcher import Dispatcher
 from .dispatch.execution import input_key, prompt_id_for
 from .dispatch.janitor import Janitor
-from .errors import JobNotFound, NotFound, ServiceUnavailable
+from .errors import JobNotFound, NotFound, ServiceUnavailable, StorageError
 from .images import ImageInfo
 from .jobs.blobs import BlobStore
 from .jobs.events import JobEvents
 from .jobs.model import Job, JobState, new_job_id
+from .jobs.storage_faults import StorageFaults
 from .jobs.store import JobFilter, JobStore, StoreCounts
 from .observability.job_metrics import JobMetrics
 from .observability.tracing import Tracing
@@ -52,10 +53,12 @@ async def _set_within(event: asyncio.Event, seconds: float, also: asyncio.Event 
 class Admission:
     """Whether new jobs are taken: yes from start-up until the drain begins (SIGTERM)."""
 
-    def __init__(self, pool: InstancePool, dispatcher: Dispatcher, log: Any) -> None:
+    def __init__(self, pool: InstancePool, dispatcher: Dispatcher, log: Any,
+                 storage: StorageFaults | None = None) -> None:
         self._pool = pool
         self._dispatcher = dispatcher
         self._log = log
+        self.storage = storage or StorageFaults()
         self.open = False
         self.stopped = asyncio.Event()  # the drain is over: what still runs is left for the restart
 
@@ -73,6 +76,8 @@ class Admission:
     def check(self, sync: bool) -> None:
         if not self.open:
             raise ServiceUnavailable("the gateway is shutting down; retry on another replica", retry_after=5)
+        if self.storage.blocking is not None:
+            raise StorageError(f"{self.storage.blocking}; no new jobs are admitted", retry_after=30)
         if sync and not self._pool.available():
             retry = min((i.breaker.retry_in for i in self._pool), default=5.0)
             raise ServiceUnavailable("no healthy ComfyUI server is available right now",

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from comfy_gateway.errors import StorageError
 from comfy_gateway.jobs.blob_dir import DirectoryBlobStore, validate_key
 
 BAD_KEYS = [
@@ -57,8 +58,9 @@ async def test_failed_write_keeps_old_bytes_and_no_temp_file(
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", broken_replace)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(StorageError) as caught:  # the driver's error, turned into the gateway's
         await blobs.put("k", b"new")
+    assert str(caught.value.__cause__) == "disk full"
     monkeypatch.undo()
     assert await blobs.get("k") == b"old"
     assert sorted(p.name for p in blobs.path("k").parent.iterdir()) == ["k"]

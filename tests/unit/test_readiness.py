@@ -36,3 +36,12 @@ async def test_the_queue_bound_counts_pending_jobs(tmp_path):
     assert below.ready and unbounded.ready
     assert at.body() == {"status": "not_ready", "reasons": ["the queue is full (3 of 3 pending)"], "checks": {
         "admitting": True, "servers": {"healthy": 1, "total": 1}, "store": "ok", "queue": {"pending": 3, "limit": 3}}}
+
+
+async def test_a_current_storage_fault_makes_the_replica_not_ready(tmp_path):
+    async with SqliteJobStore(tmp_path / "jobs.db") as store, aiohttp.ClientSession() as session:
+        result = await check_readiness(store, pool_of(session), admitting=True, max_queue_depth=0,
+                                       storage_fault="the job store has no space left; retry later")
+    assert not result.ready
+    assert result.checks["store"] == "failing"
+    assert result.reasons == ["the job store has no space left; retry later"]

@@ -121,6 +121,12 @@ class InstancesHealth(OpenBody):
     instances: list[InstanceHealth]
 
 
+class StorageHealth(OpenBody):
+    ok: bool = Field(description="false while the job store or blob storage fails")
+    error: str | None = None
+    code: str | None = Field(None, description="store_unavailable | insufficient_storage")
+
+
 class HealthBody(OpenBody):
     status: str = Field(description="healthy | degraded | critical")
     timestamp: str
@@ -128,6 +134,7 @@ class HealthBody(OpenBody):
     comfyui_instances: InstancesHealth
     job_processing: dict[str, Any]
     performance: dict[str, Any]
+    storage: StorageHealth
 
 
 class QuickStatusBody(OpenBody):

@@ -22,6 +22,7 @@ def _code(status: str) -> int:
 @router.get("/health", responses={200: {"model": HealthBody}, 503: {"model": HealthBody}})
 async def health(ops: Ops) -> JSONResponse:
     status, healthy = ops.overall_status()
+    problem = ops.storage_problem()
     snaps = await ops.instances()
     basic = ops.metrics.basic()
     uptime_s = time.time() - ops.started_at
@@ -45,6 +46,7 @@ async def health(ops: Ops) -> JSONResponse:
             "total_jobs_processed": basic["jobs"]["total_processed"],
             "success_rate": basic["jobs"]["success_rate"],
         },
+        "storage": {"ok": problem is None, **(problem or {})},
     }
     return JSONResponse(body, status_code=_code(status))
 

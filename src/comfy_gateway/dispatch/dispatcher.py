@@ -15,7 +15,7 @@ from typing import Any, Literal, Protocol
 from ..background import TaskOwner, cancel_and_wait
 from ..comfyui.health import HealthChecker
 from ..comfyui.instance import Instance, InstancePool
-from ..errors import GatewayError, UpstreamUnavailable, WorkflowFailed, WorkflowRejected
+from ..errors import GatewayError, StorageError, UpstreamUnavailable, WorkflowFailed, WorkflowRejected
 from ..jobs.blobs import BlobStore
 from ..jobs.events import JobEvents
 from ..jobs.model import Job
@@ -188,6 +188,12 @@ class Dispatcher:
         except (WorkflowRejected, WorkflowFailed) as exc:
             instance.breaker.record_success()  # the server works; the workflow or its input does not
             await self._finish_failed(job, instance, error_of(exc, instance=instance.name))
+        except StorageError:
+            # The storage failed, not the job: it stays as the store has it (processing, its lease
+            # left to run out) and is adopted again, re-attached to its prompt, once storage is back.
+            self.telemetry.job_released(job, instance.name)
+            self.telemetry.log_exception("storage failed during a job; it is taken up again once storage is back",
+                                         job_id=job.id, instance=instance.name)
         except Exception as exc:
             self.telemetry.log_exception("job crashed", job_id=job.id, instance=instance.name)
             await self._finish_failed(job, instance, error_of(exc, instance=instance.name))

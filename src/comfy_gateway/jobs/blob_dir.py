@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 from .resource import OpenClose
+from .storage_faults import StorageFaults, converting
 
 _SEGMENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
 MAX_KEY_LENGTH = 512
@@ -52,8 +53,10 @@ def _unlink(paths: list[Path]) -> None:
         path.unlink(missing_ok=True)
 
 
+@converting((OSError,), "the blob storage")
 class DirectoryBlobStore(OpenClose):
-    def __init__(self, root: Path, *, fsync: bool = True) -> None:
+    def __init__(self, root: Path, *, fsync: bool = True, faults: StorageFaults | None = None) -> None:
+        self.faults = faults
         self._root = Path(root)
         self._fsync = fsync
         self._state = "new"

@@ -10,10 +10,14 @@ from redis.asyncio import Redis
 
 from .redis_keys import RedisKeys
 from .resource import OpenClose
+from .storage_faults import REDIS_DOWN, StorageFaults, converting
 
 
+@converting(REDIS_DOWN, "the blob storage (Redis)")
 class RedisBlobStore(OpenClose):
-    def __init__(self, client: Redis, prefix: str = "cg", ttl_seconds: int = 86400) -> None:
+    def __init__(self, client: Redis, prefix: str = "cg", ttl_seconds: int = 86400,
+                 *, faults: StorageFaults | None = None) -> None:
+        self.faults = faults
         if ttl_seconds <= 0:
             raise ValueError("ttl_seconds must be positive")
         if not prefix:

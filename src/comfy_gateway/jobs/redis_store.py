@@ -38,6 +38,7 @@ from .redis_scripts import (
     TAKE_OVER,
 )
 from .resource import OpenClose, Phase
+from .storage_faults import REDIS_DOWN, StorageFaults, converting
 from .store import JobFilter, QueueStats, StoreCounts
 
 _STR_FIELDS = frozenset({"id", "type", "lease_owner", "instance", "prompt_id", "input_blob", "result_blob"})
@@ -105,10 +106,12 @@ def _pairs(flat: Sequence[Any]) -> dict[str, int]:
     return {_text(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2) if int(flat[i + 1]) > 0}
 
 
+@converting(REDIS_DOWN, "the job store (Redis)")
 class RedisJobStore(OpenClose):
     """JobStore on Redis. Given a URL, the store owns its client; a given client stays the caller's."""
 
-    def __init__(self, url_or_client: str | Redis, prefix: str = "cg") -> None:
+    def __init__(self, url_or_client: str | Redis, prefix: str = "cg", *, faults: StorageFaults | None = None) -> None:
+        self.faults = faults
         if not prefix:
             raise ValueError("prefix must not be empty")
         self._url_or_client = url_or_client

@@ -22,8 +22,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+import structlog
+
 from .model import Job, JobState, compact_json
 from .resource import OpenClose, Phase
+from .sqlite_file import DatabaseFile
+from .storage_faults import StorageFaults, converting
 from .store import JobFilter, QueueStats, StoreCounts
 
 _T = TypeVar("_T")
@@ -157,14 +161,17 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+@converting((sqlite3.Error, OSError), "the job store")
 class SqliteJobStore(OpenClose):
     """JobStore on one SQLite file; several stores (or processes) may share the file."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, faults: StorageFaults | None = None, log: Any = None) -> None:
         self._path = Path(path)
         self._phase = Phase.NEW
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
+        self.faults = faults
+        self._file = DatabaseFile(self._path, _connect, faults, log or structlog.get_logger("job-store"))
 
     async def open(self) -> None:
         if self._phase is Phase.OPEN:
@@ -179,6 +186,7 @@ class SqliteJobStore(OpenClose):
             executor.shutdown(wait=False)
             raise
         self._executor = executor
+        self._file.opened()
         self._phase = Phase.OPEN
 
     async def close(self) -> None:
@@ -197,9 +205,13 @@ class SqliteJobStore(OpenClose):
     async def _run(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
         if self._phase is not Phase.OPEN:
             raise RuntimeError(f"SqliteJobStore is {self._phase.value}, not open")
-        conn = self._conn
-        assert conn is not None
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, conn)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._call, fn)
+
+    def _call(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        """On the store's thread: the file checked (deleted, replaced), then `fn` on the connection."""
+        assert self._conn is not None
+        self._conn = self._file.check(self._conn)
+        return fn(self._conn)
 
     async def _update(self, sql: str, params: dict[str, Any]) -> bool:
         return await self._run(lambda conn: conn.execute(sql, params).rowcount == 1)

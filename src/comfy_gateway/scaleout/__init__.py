@@ -14,11 +14,14 @@ import contextlib
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
 
 from ..jobs.blob_dir import DirectoryBlobStore
 from ..jobs.blob_redis import RedisBlobStore
 from ..jobs.blobs import BlobStore
 from ..jobs.redis_store import RedisJobStore
+from ..jobs.storage_faults import StorageFaults
 from ..observability.job_metrics import JobMetrics
 from ..observability.logging import get_logger
 from ..settings import Settings
@@ -36,21 +39,26 @@ class RedisBackends:
     cluster: ClusterMetrics
 
 
-async def open_redis_backends(settings: Settings, metrics: JobMetrics,
-                              stack: contextlib.AsyncExitStack) -> RedisBackends:
-    client = Redis.from_url(settings.redis_url)
+async def open_redis_backends(settings: Settings, metrics: JobMetrics, stack: contextlib.AsyncExitStack,
+                              faults: StorageFaults | None = None) -> RedisBackends:
+    # A command that meets a dropped connection is sent again on a fresh one, with backoff, before
+    # the store turns the error into a 503 (StorageError); idle pooled connections are checked
+    # before use, so a Redis restart does not leave stale ones behind.
+    client = Redis.from_url(
+        settings.redis_url, retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=5),
+        socket_connect_timeout=2, socket_timeout=5, health_check_interval=5)
     stack.push_async_callback(client.aclose)
     await client.ping()
     prefix = settings.redis_prefix
-    store = await stack.enter_async_context(RedisJobStore(client, prefix=prefix))
+    store = await stack.enter_async_context(RedisJobStore(client, prefix=prefix, faults=faults))
     blobs: BlobStore
     if settings.shared_blob_dir is not None:
-        blobs = await stack.enter_async_context(DirectoryBlobStore(settings.shared_blob_dir))
+        blobs = await stack.enter_async_context(DirectoryBlobStore(settings.shared_blob_dir, faults=faults))
     else:
         # Blobs outlive their job's retention, and a job's longest possible life, with room to spare.
         ttl = int(max(3600, 3 * settings.job_cleanup_interval / 1000,
                       2 * (settings.queue_timeout_s + settings.job_timeout_s)))
-        blobs = await stack.enter_async_context(RedisBlobStore(client, prefix=prefix, ttl_seconds=ttl))
+        blobs = await stack.enter_async_context(RedisBlobStore(client, prefix=prefix, ttl_seconds=ttl, faults=faults))
     events = RedisJobEvents(client, prefix, settings.replica_id, get_logger("redis-events"))
     await events.open()
     stack.push_async_callback(events.close)

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 
 from redis.asyncio import Redis
 
+from ..jobs.storage_faults import REDIS_DOWN, converting
+
 _USAGE = """
 local P, now = ARGV[1], tonumber(ARGV[2])
 local replicas = P .. ':slots:replicas'
@@ -74,6 +76,7 @@ return out
 """
 
 
+@converting(REDIS_DOWN, "the slot ledger (Redis)")
 class RedisSlots:
     def __init__(self, client: Redis, prefix: str, replica: str, *, per_instance: int, total: int,
                  heartbeat_s: float) -> None:
