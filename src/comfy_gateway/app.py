@@ -7,11 +7,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
 from . import __version__
+from .access import KeyRing, Principal
 from .api import breakers, dashboard, errors, jobs, metrics, probes, status, tasks
+from .api.auth import AuthMiddleware, document_keys
+from .api.cors import JsonCORSMiddleware
 from .api.middleware import RequestContextMiddleware, UploadLimitMiddleware
 from .api.tracing_middleware import TracingMiddleware
 from .api.views import webhook_body
@@ -27,11 +31,13 @@ def create_app(settings: Settings | None = None, *, tracing: Tracing | None = No
     settings = settings or Settings()
     prom = PromMetrics()  # made here: the middleware counts requests from the first one
     tracing = tracing or Tracing.from_settings(settings)
+    keys = KeyRing(settings.api_keys_file)  # read at start (a broken file stops it) and on SIGHUP
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
-            async with Gateway(settings, prom=prom, webhook_body=webhook_body, tracing=tracing) as gateway:
+            async with Gateway(settings, prom=prom, webhook_body=webhook_body, keys=keys,
+                               tracing=tracing) as gateway:
                 app.state.gateway = gateway
                 app.state.service = gateway.service
                 app.state.overview = gateway.overview
@@ -47,10 +53,20 @@ def create_app(settings: Settings | None = None, *, tracing: Tracing | None = No
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.keys = keys
     errors.install(app)
     for module in (tasks, jobs, status, probes, metrics, breakers, dashboard):
         app.include_router(module.router)
     app.add_middleware(UploadLimitMiddleware, max_bytes=settings.max_upload_bytes)
+
+    async def check_rate(caller: Principal) -> None:
+        await app.state.service.check_rate(caller)
+
+    app.add_middleware(AuthMiddleware, keys=keys, metrics_public=settings.metrics_public, check_rate=check_rate)
+    if keys.enabled:
+        _document_keys(app, settings.metrics_public)
+    if settings.cors_origin_list:
+        app.add_middleware(JsonCORSMiddleware, allow_origins=settings.cors_origin_list)
     app.add_middleware(RequestContextMiddleware, prom=prom, logger=get_logger("http"), draining=lambda: _draining(app))
     if tracing.enabled:  # outermost, so the access log line carries the request's trace id
         app.add_middleware(TracingMiddleware, tracing=tracing)
@@ -60,3 +76,15 @@ def create_app(settings: Settings | None = None, *, tracing: Tracing | None = No
 def _draining(app: FastAPI) -> bool:
     service = getattr(app.state, "service", None)
     return service is not None and service.admission.draining
+
+
+def _document_keys(app: FastAPI, metrics_public: bool) -> None:
+    """/docs and /openapi.json say which operations need a key, and how to send it."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_keys(build(), metrics_public=metrics_public)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
+import ipaddress
 import os
+import signal
 import socket
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -15,10 +20,11 @@ from typing import Any
 import uvicorn
 from pydantic import ValidationError
 
+from .access import KeyFileError, KeyRing
 from .app import create_app
 from .client_cli import add_commands
 from .http_server import uvicorn_config
-from .observability.logging import configure_logging
+from .observability.logging import configure_logging, get_logger
 from .settings import Settings
 
 
@@ -51,21 +57,74 @@ class GatewayServer(uvicorn.Server):
             gateway.begin_drain()
         super().handle_exit(sig, frame)
 
+    async def serve(self, sockets: Any = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """uvicorn's SIGINT/SIGTERM, plus SIGHUP: read API_KEYS_FILE again."""
+        with super().capture_signals():
+            if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGHUP"):
+                yield
+                return
+            previous = signal.signal(signal.SIGHUP, self._hangup)
+            try:
+                yield
+            finally:
+                signal.signal(signal.SIGHUP, previous)
+
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         gateway = getattr(self._app.state, "gateway", None)
         if gateway is not None and not self.force_exit:
             await gateway.drain()
         await super().shutdown(sockets)
 
+    def _hangup(self, sig: int, frame: FrameType | None) -> None:
+        self._loop.call_soon_threadsafe(reload_keys, self._app.state.keys)  # not inside the signal handler
+
+
+def reload_keys(keys: KeyRing) -> None:
+    log = get_logger("access")
+    try:
+        names = keys.reload()
+    except KeyFileError as exc:
+        log.error("API keys not reloaded; the previous keys stay in force", error=str(exc))
+        return
+    log.info("API keys reloaded", keys=list(names))
+
+
+def check_bind(settings: Settings) -> None:
+    """No keys on a non-loopback address only on purpose (ALLOW_INSECURE_BIND): anyone could use it."""
+    if settings.api_keys_file is not None or settings.allow_insecure_bind or _is_loopback(settings.host):
+        return
+    print(f"refusing to serve on HOST={settings.host} without API keys: set API_KEYS_FILE, "
+          "or ALLOW_INSECURE_BIND=true to accept anyone who reaches the port", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
 
 def make_server(settings: Settings) -> GatewayServer:
     configure_logging(settings.log_level, settings.logs_dir)
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except KeyFileError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     return GatewayServer(uvicorn_config(app, settings), app)
 
 
 def serve(_: argparse.Namespace) -> None:
     settings = load_settings()
+    check_bind(settings)
     make_server(settings).run()
 
 

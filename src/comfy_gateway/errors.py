@@ -4,6 +4,12 @@ GatewayError
 ├── InvalidInput                 400  the request is wrong (missing file, bad parameter)
 │   ├── UnsupportedMediaType     415  a file that is not an image we accept
 │   └── PayloadTooLarge          413  upload or pixel count over the configured cap
+│   └── DestinationRefused       422  a callback_url the webhook policy does not allow
+├── Unauthorized                 401  no API key, or an unknown one
+├── Forbidden                    403  a key without the role the route needs
+├── TooManyRequests              429  over a limit; Retry-After says when to come back
+│   ├── QueueFull                     MAX_QUEUE_DEPTH, or the key's max_queued_jobs
+│   └── RateLimited                   the key's requests_per_minute
 ├── NotFound                     404  an unknown job, workflow or instance
 │   └── JobNotFound
 ├── JobNotFinished               409  a result asked for before the job ended
@@ -49,6 +55,42 @@ class UnsupportedMediaType(InvalidInput):
 class PayloadTooLarge(InvalidInput):
     status_code = 413
     code = "payload_too_large"
+
+
+class DestinationRefused(InvalidInput):
+    status_code = 422
+    code = "destination_refused"
+
+
+class Unauthorized(GatewayError):
+    status_code = 401
+    code = "unauthorized"
+
+    def __init__(self, message: str, challenge: str, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.challenge = challenge  # the WWW-Authenticate header
+
+
+class Forbidden(GatewayError):
+    status_code = 403
+    code = "forbidden"
+
+
+class TooManyRequests(GatewayError):
+    status_code = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, retry_after: int, **details: Any) -> None:
+        super().__init__(message, retry_after=retry_after, **details)
+        self.retry_after = retry_after
+
+
+class QueueFull(TooManyRequests):
+    code = "queue_full"
+
+
+class RateLimited(TooManyRequests):
+    code = "rate_limited"
 
 
 class NotFound(GatewayError):

@@ -15,6 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
+from .access import (
+    DestinationPolicy,
+    KeyRing,
+    LocalRateLimiter,
+    Quotas,
+    RateLimiter,
+    RedisRateLimiter,
+    WebhookSigner,
+)
 from .autoscaling import AutoscalingSignals
 from .background import BackgroundTasks
 from .comfyui.breaker import BreakerState
@@ -50,9 +59,11 @@ JobView = Callable[[Job], dict[str, Any]]
 
 class Gateway:
     def __init__(self, settings: Settings, *, webhook_body: JobView, prom: PromMetrics | None = None,
-                 tracing: Tracing | None = None) -> None:
+                 keys: KeyRing | None = None, tracing: Tracing | None = None) -> None:
         self.settings = settings
         self.tracing = tracing or Tracing.off()  # the caller's to close
+        self.keys = keys or KeyRing(settings.api_keys_file)
+        self.destinations = DestinationPolicy(settings.webhook_allow_list)
         self.log = get_logger("gateway")
         self.registry = WorkflowRegistry.load(settings.workflows_dir, settings.input_mode)
         self.metrics = JobMetrics(settings.metrics_file_path, replica=settings.replica_id)
@@ -91,7 +102,8 @@ class Gateway:
             s.instance_hosts, base_url=s.base_url, session=self.session,
             max_connections=s.max_connections_per_instance,
             on_breaker_change=self._breaker_changed, on_reconnect=self._socket_reconnected))
-        self._build_parts()
+        self._build_parts(redis)
+        await self._stack.enter_async_context(self.webhooks)
         # Registered before anything is spawned: a start that fails from here on stops every task.
         self._stack.push_async_callback(self._shutdown)
         await self._recover()
@@ -100,7 +112,7 @@ class Gateway:
         self.log.info("Gateway started", instances=list(s.instance_hosts), store=s.job_store,
                       replica=s.replica_id)
 
-    def _build_parts(self) -> None:
+    def _build_parts(self, redis: RedisBackends | None) -> None:
         s = self.settings
         self.health = HealthChecker(self.pool, interval_s=s.health_check_interval / 1000,
                                     timeout_s=s.health_check_timeout / 1000, on_probe=self._probed)
@@ -110,20 +122,27 @@ class Gateway:
             store=self.store, blobs=self.blobs, slots=self.slots, pool=self.pool, execution=self.execution,
             events=self.events, telemetry=self.telemetry, health=self.health, owner=s.replica_id,
             lease_s=s.lease_s, job_timeout_s=s.job_timeout_s, max_attempts=s.max_attempts,
-            sweep_s=s.job_processing_interval / 1000, tracing=self.tracing)
+            sweep_s=s.job_processing_interval / 1000, tenant_caps=self.keys.concurrency_caps,
+            tracing=self.tracing)
         self.janitor = Janitor(store=self.store, blobs=self.blobs, dispatcher=self.dispatcher,
                                retention_s=s.job_cleanup_interval / 1000, queue_timeout_s=s.queue_timeout_s,
                                interval_s=min(s.job_cleanup_interval / 1000, 5.0), log=self.log)
-        self.webhooks = WebhookSender(self.session, self.store, self._tasks, get_logger("webhooks"),
-                                      body=self._webhook_body, tracing=self.tracing)
+        self.webhooks = WebhookSender(
+            self.store, self._tasks, get_logger("webhooks"), body=self._webhook_body, policy=self.destinations,
+            signer=WebhookSigner(s.webhook_secret) if s.webhook_secret else None, timeout_s=s.webhook_timeout / 1000,
+            tracing=self.tracing)
         self.telemetry.finished_listeners.append(self.webhooks.job_finished)
         self.events.on_work(self.dispatcher.notify)
         self.events.on_breaker_open(self._remote_breaker_open)
         self.admission = Admission(self.pool, self.dispatcher, self.log, self.storage_faults)
+        limiter: RateLimiter = LocalRateLimiter()
+        if redis is not None:
+            limiter = RedisRateLimiter(redis.client, s.redis_prefix)  # one budget per key for all replicas
         self.service = JobService(
             settings=s, store=self.store, blobs=self.blobs, events=self.events, pool=self.pool,
             dispatcher=self.dispatcher, janitor=self.janitor, registry=self.registry, metrics=self.metrics,
-            admission=self.admission, tracing=self.tracing)
+            admission=self.admission, quotas=Quotas(self.store, limiter, max_queue_depth=s.max_queue_depth),
+            destinations=self.destinations, tracing=self.tracing)
         self.overview = Overview(pool=self.pool, slots=self.slots, store=self.store, dispatcher=self.dispatcher,
                                  metrics=self.metrics, prom=self.prom, admission=self.admission,
                                  cluster=self.cluster, max_queue_depth=s.max_queue_depth,

@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from .access import DestinationPolicy, Principal, Quotas
 from .comfyui.instance import InstancePool
 from .dispatch.dispatcher import Dispatcher
 from .dispatch.execution import input_key, prompt_id_for
@@ -92,7 +93,7 @@ class JobService:
     def __init__(
         self, *, settings: Settings, store: JobStore, blobs: BlobStore, events: JobEvents, pool: InstancePool,
         dispatcher: Dispatcher, janitor: Janitor, registry: WorkflowRegistry, metrics: JobMetrics,
-        admission: Admission, tracing: Tracing | None = None,
+        admission: Admission, quotas: Quotas, destinations: DestinationPolicy, tracing: Tracing | None = None,
     ) -> None:
         self.settings = settings
         self._store = store
@@ -104,6 +105,8 @@ class JobService:
         self._registry = registry
         self._metrics = metrics
         self.admission = admission
+        self._quotas = quotas
+        self._destinations = destinations
         self._tracing = tracing or Tracing.off()
 
     # --- workflows ---
@@ -122,10 +125,22 @@ class JobService:
     def check_admission(self, sync: bool) -> None:
         self.admission.check(sync)
 
+    async def check_rate(self, caller: Principal) -> None:
+        """One request of `caller` against its requests_per_minute (429 past it)."""
+        await self._quotas.check_rate(caller)
+
+    async def checked_callback_url(self, url: str) -> str:
+        """`url` if webhooks may be sent there (422 if not); resolves its name, connects to nothing."""
+        return await self._destinations.check(url)
+
     async def submit(self, job_type: str, data: bytes, info: ImageInfo, params: dict[str, Any],
-                     idempotency_key: str | None = None) -> tuple[Job, bool]:
-        """The job for this request, and whether it is new (False: the idempotency key named one)."""
-        job = Job(id=new_job_id(), type=job_type, params=params, input_meta=info.as_meta())
+                     owner: Principal, idempotency_key: str | None = None) -> tuple[Job, bool]:
+        """The job for this request, and whether it is new (False: the idempotency key named one).
+
+        The job is `owner`'s: its tenant and priority; past a queue bound, 429."""
+        await self._quotas.check_queue(owner)
+        job = Job(id=new_job_id(), type=job_type, params=params, input_meta=info.as_meta(),
+                  tenant=owner.name, priority=owner.priority)
         job.input_blob = input_key(job.id)
         with self._tracing.submitting(job):
             await self._blobs.put(job.input_blob, data)
@@ -134,7 +149,8 @@ class JobService:
                     await self._store.create(job)
                     named, created = job, True
                 else:
-                    named, created = await self._store.create_once(job, idempotency_key,
+                    # Keys are the tenant's own: another tenant's same key names another job.
+                    named, created = await self._store.create_once(job, f"{owner.name}/{idempotency_key}",
                                                                    self.settings.idempotency_ttl / 1000)
             except BaseException:
                 await self._blobs.delete(job.input_blob)
@@ -148,7 +164,11 @@ class JobService:
 
     # --- reading ---
 
-    async def get(self, job_id: str) -> Job:
+    async def get(self, job_id: str, viewer: Principal) -> Job:
+        """The job, if `viewer` may see it: its own tenant's, or any for an admin. Else 404, as unknown."""
+        return viewer.check_sees(await self._job(job_id))
+
+    async def _job(self, job_id: str) -> Job:
         job = await self._store.get(job_id)
         if job is None:
             raise JobNotFound(f"job {job_id} not found", job_id=job_id)
@@ -181,10 +201,10 @@ class JobService:
         """The job once it has finished (or as it is when `timeout_s` runs out)."""
         event = self._events.subscribe(job_id)
         try:
-            job = await self.get(job_id)
+            job = await self._job(job_id)
             if not job.state.finished:
                 await _set_within(event, timeout_s)
-                job = await self.get(job_id)
+                job = await self._job(job_id)
             return job
         finally:
             self._events.unsubscribe(job_id, event)
@@ -203,12 +223,12 @@ class JobService:
         stranded_since: float | None = None
         event = self._events.subscribe(job_id)
         try:
-            job = await self.get(job_id)
+            job = await self._job(job_id)
             while not job.state.finished and time.monotonic() < deadline and not self.admission.stopped.is_set():
                 woken = await _set_within(event, min(1.0, deadline - time.monotonic()), self.admission.stopped)
                 stranded = self.admission.stranded()
                 if woken or stranded:
-                    job = await self.get(job_id)
+                    job = await self._job(job_id)
                 if job.state is not JobState.PENDING or not stranded:
                     stranded_since = None
                     continue
@@ -228,13 +248,13 @@ class JobService:
         error = {"message": f"{reason}; the request was withdrawn, retry later", "code": "no_server"}
         if await self._store.fail(job_id, None, error):
             await self._events.publish_finished(job_id)
-        return await self.get(job_id)
+        return await self._job(job_id)
 
     # --- cancelling and removing ---
 
-    async def delete(self, job_id: str) -> Job:
+    async def delete(self, job_id: str, viewer: Principal) -> Job:
         """Stop the job if it runs (here or on another replica), then remove it and its blobs."""
-        job = await self.get(job_id)
+        job = await self.get(job_id, viewer)
         if not await self._dispatcher.stop_job(job_id, "deleted") and job.state is JobState.PROCESSING:
             await self._cancel_elsewhere(job)  # running on another replica: stop its prompt from here
         removed = await self._store.delete(job_id)

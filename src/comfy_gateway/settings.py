@@ -5,7 +5,10 @@ Durations keep the units of the original middleware (milliseconds) so its `.env`
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
+import re
 import socket
 from functools import cached_property
 from pathlib import Path
@@ -15,6 +18,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LogLevel = Literal["error", "warn", "warning", "info", "debug"]
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 
 
 class Settings(BaseSettings):
@@ -67,9 +71,36 @@ class Settings(BaseSettings):
     client_read_timeout: int = Field(30_000, ge=100, description="ms a client may stay silent mid-request")
     keep_alive_timeout: int = Field(5_000, ge=1_000, description="ms an idle keep-alive connection stays open")
     max_connections: int = Field(900, ge=1, description="open connections past this get 503 (stay below ulimit -n)")
+    # --- access control, admission, webhooks ---
+    api_keys_file: Path | None = Field(None, description="TOML file of [[keys]]; none: no keys, one tenant")
+    metrics_public: bool = Field(False, description="metrics and the dashboard without an admin key")
+    allow_insecure_bind: bool = Field(False, description="serve on a non-loopback HOST without API keys")
+    cors_origins: str = Field("", description="comma-separated origins allowed to call from a browser")
+    max_queue_depth: int = Field(0, ge=0, description="pending jobs in all; past it 429 and /ready 503 (0: no cap)")
+    webhook_secret: str | None = Field(None, description="Standard Webhooks secret: whsec_<base64> or base64")
+    webhook_allow_hosts: str = Field("", description="hosts, addresses or networks webhooks may reach though private")
+    webhook_timeout: int = Field(10_000, ge=100, le=120_000, description="ms per webhook delivery attempt")
 
-    # --- operations: readiness and tracing (the OpenTelemetry SDK's own variable names) ---
-    max_queue_depth: int = Field(0, ge=0, description="pending jobs at which /ready says 503; 0: unbounded")
+    @field_validator("cors_origins")
+    @classmethod
+    def _explicit_origins(cls, value: str) -> str:
+        for origin in filter(None, (o.strip() for o in value.split(","))):
+            if not _ORIGIN.fullmatch(origin):
+                raise ValueError(f"{origin!r} is not an explicit origin like https://app.example.com[:port]")
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _base64_secret(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                if not base64.b64decode(value.removeprefix("whsec_"), validate=True):
+                    raise ValueError("empty")
+            except (binascii.Error, ValueError):
+                raise ValueError("must be whsec_ followed by base64 (Standard Webhooks)") from None
+        return value
+
+    # --- operations: tracing (the OpenTelemetry SDK's own variable names) ---
     otel_sdk_disabled: bool = False
     otel_traces_exporter: str | None = Field(None, description="otlp turns tracing on; none keeps it off")
     otel_exporter_otlp_endpoint: str | None = Field(None, description="OTLP/HTTP base URL; /v1/traces is added")
@@ -117,6 +148,14 @@ class Settings(BaseSettings):
     @property
     def lease_s(self) -> float:
         return self.lease_duration / 1000
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
+    def webhook_allow_list(self) -> list[str]:
+        return [h.strip() for h in self.webhook_allow_hosts.split(",") if h.strip()]
 
     @property
     def blobs_dir(self) -> Path:

@@ -1,45 +1,61 @@
 """Webhooks: when a job with a `callback_url` finishes, its status is POSTed there.
 
-Delivered by the replica that finished the job, in the background, with a few retries; a receiver
-that stays down only costs log lines. The body is the job's status (as GET /api/jobs/{id}/status)
-plus `result_url`, so the receiver fetches the image when it wants it.
+Delivered by the replica that finished the job, in the background (never on a request's path),
+retried with growing delays; each attempt is recorded in the job (`webhook_deliveries` of its
+info). The body is the job's status (as GET /api/jobs/{id}/status) plus `result_url`, signed as
+Standard Webhooks when WEBHOOK_SECRET is set. Deliveries go through their own HTTP session whose
+resolver refuses what the destination policy refuses; redirects are never followed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 
+from .access.destinations import DestinationPolicy, GuardedResolver
+from .access.signing import WebhookSigner, new_message_id
 from .background import TaskOwner
-from .errors import InvalidInput
+from .errors import DestinationRefused
 from .jobs.model import Job
 from .jobs.store import JobStore
+from .observability.timestamps import iso
 from .observability.tracing import Tracing
 
 RETRY_DELAYS_S = (1.0, 3.0, 9.0)
 
 
-def check_callback_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc or len(url) > 2000:
-        raise InvalidInput("callback_url must be an absolute http(s) URL", parameter="callback_url")
-    return url
-
-
 class WebhookSender:
-    def __init__(self, session: aiohttp.ClientSession, store: JobStore, tasks: TaskOwner, log: Any, *,
-                 body: Callable[[Job], dict[str, Any]], tracing: Tracing | None = None) -> None:
+    def __init__(self, store: JobStore, tasks: TaskOwner, log: Any, *, body: Callable[[Job], dict[str, Any]],
+                 policy: DestinationPolicy, signer: WebhookSigner | None, timeout_s: float,
+                 retry_delays_s: tuple[float, ...] = RETRY_DELAYS_S, tracing: Tracing | None = None) -> None:
         """`body` renders a job as the API shows its status (the API layer hands it in)."""
-        self._session = session
+        self._body = body
         self._tracing = tracing or Tracing.off()
         self._store = store
         self._tasks = tasks
         self._log = log
-        self._body = body
+        self._policy = policy
+        self._signer = signer
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._retry_delays_s = retry_delays_s
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> WebhookSender:
+        connector = aiohttp.TCPConnector(resolver=GuardedResolver(self._policy), limit=32)
+        self._session = aiohttp.ClientSession(connector=connector, skip_auto_headers=("User-Agent",),
+                                              headers={"User-Agent": "comfy-gateway-webhooks"})
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
 
     def job_finished(self, job: Job, ok: bool) -> None:
         url = job.params.get("callback_url")
@@ -50,21 +66,41 @@ class WebhookSender:
         job = await self._store.get(job_id)
         if job is None:
             return False
-        body = self._body(job)
-        with self._tracing.job_span(job, "webhook.deliver", url=url) as span:
-            delivered = await self._post(url, job_id, body)
+        with self._tracing.job_span(job, "webhook.deliver", host=urlsplit(url).hostname) as span:
+            delivered = await self._deliver(url, job)
             span.set(delivered=delivered)
         return delivered
 
-    async def _post(self, url: str, job_id: str, body: dict[str, Any]) -> bool:
-        for attempt, delay in enumerate((0.0, *RETRY_DELAYS_S), start=1):
+    async def _deliver(self, url: str, job: Job) -> bool:
+        payload = json.dumps(self._body(job)).encode()
+        message_id = new_message_id()  # one message: its retries keep the id, as receivers deduplicate on it
+        for attempt, delay in enumerate((0.0, *self._retry_delays_s), start=1):
             await asyncio.sleep(delay)
-            try:
-                async with self._session.post(url, json=body, timeout=aiohttp.ClientTimeout(total=10)) as resp:
-                    if resp.status < 300:
-                        return True
-                    problem = f"HTTP {resp.status}"
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                problem = str(exc) or type(exc).__name__
-            self._log.warning("Webhook delivery failed", jobId=job_id, url=url, attempt=attempt, error=problem)
+            outcome = await self._attempt(url, payload, message_id)
+            await self._store.add_webhook_attempt(job.id, {"attempt": attempt, "at": iso(time.time()),
+                                                           "webhook_id": message_id, **outcome})
+            if outcome["ok"]:
+                return True
+            self._log.warning("Webhook delivery failed", jobId=job.id, host=urlsplit(url).hostname,
+                              attempt=attempt, error=outcome["error"])
+            if outcome.get("final"):
+                break
         return False
+
+    async def _attempt(self, url: str, payload: bytes, message_id: str) -> dict[str, Any]:
+        assert self._session is not None, "WebhookSender used outside its context"
+        headers = {"Content-Type": "application/json"}
+        if self._signer is not None:
+            headers.update(self._signer.headers(message_id, payload))
+        try:
+            await self._policy.check(url)  # again: a literal address never reaches the resolver
+            async with self._session.post(url, data=payload, headers=headers, allow_redirects=False,
+                                          timeout=self._timeout) as resp:
+                if resp.status < 300:
+                    return {"ok": True, "status": resp.status}
+                moved = " (redirects are not followed)" if resp.status < 400 else ""
+                return {"ok": False, "status": resp.status, "error": f"HTTP {resp.status}{moved}"}
+        except DestinationRefused as exc:
+            return {"ok": False, "error": exc.message, "final": True}
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            return {"ok": False, "error": str(exc) or type(exc).__name__}

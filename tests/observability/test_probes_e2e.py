@@ -6,6 +6,8 @@ import asyncio
 
 from observability.helpers import UPSCALE, submit, wait_status
 from support.gateway import gateway_settings, hosts_of, running_gateway
+from support.images import png
+from support.waiting import eventually
 
 
 async def test_ready_follows_the_servers_while_live_keeps_answering(fake_servers, tmp_path):
@@ -39,13 +41,17 @@ async def test_ready_says_503_while_the_queue_is_full_and_200_once_it_drains(fak
                                 max_jobs_per_instance=1)
     async with running_gateway(settings) as gw:
         fakes[0].pause()
-        jobs = [await submit(gw, UPSCALE) for _ in range(3)]  # one runs (held by the paused server), two wait
+        jobs = [await submit(gw, UPSCALE)]
+        await eventually(lambda: len(fakes[0].stats()["prompts"]) == 1, 10, "the first job on the server")
+        jobs += [await submit(gw, UPSCALE) for _ in range(2)]  # the first runs (the server holds it), two wait
         full = await wait_status(gw, "/ready", 503, "not_ready")
+        refused = await gw.client.post(f"/api/async/{UPSCALE}", files={"imageFile": ("a.png", png(8, 8), "image/png")})
         fakes[0].resume()
         await asyncio.gather(*(gw.wait_job(job) for job in jobs))
         drained = await wait_status(gw, "/ready", 200, "ready")
 
     assert full["reasons"] == ["the queue is full (2 of 2 pending)"]
+    assert refused.status_code == 429 and refused.json()["code"] == "queue_full"  # admission agrees
     assert full["checks"]["queue"] == {"pending": 2, "limit": 2}
     assert drained["checks"]["queue"] == {"pending": 0, "limit": 2}
 

@@ -34,7 +34,7 @@ def by_name(spans: list[ReadableSpan]) -> dict[str, ReadableSpan]:
 async def test_one_job_is_one_trace_from_request_to_webhook(fake_servers, tmp_path):
     fakes = await fake_servers(1, service_time=0.3)
     exporter = InMemorySpanExporter()
-    settings = gateway_settings(tmp_path, hosts_of(fakes), input_mode="upload")
+    settings = gateway_settings(tmp_path, hosts_of(fakes), input_mode="upload", webhook_allow_hosts="127.0.0.1")
     async with LoopbackReceiver() as hook, running_gateway(settings, tracing=Tracing.with_exporter(exporter)) as gw:
         resp = await gw.client.post(f"/api/async/{UPSCALE}", files=IMAGE, params={"callback_url": f"{hook}/done"})
         assert resp.status_code == 202, resp.text

@@ -117,3 +117,28 @@ async def test_a_replica_restarted_under_its_own_id_takes_its_jobs_back_at_once(
     assert status["status"] == "completed" and status["attempt"] == 2
     assert usage == 0  # the adopted job's slot was released, nothing left over from the first process
     assert fakes[0].stats()["prompts_received"] == 1  # re-attached, not run again
+
+
+async def test_a_keys_max_concurrent_jobs_holds_across_replicas(fake_servers, tmp_path, redis_prefix):
+    from support.keys import auth, write_keys
+
+    fakes = await fake_servers(2)
+    for fake in fakes:
+        fake.pause()
+    keys = write_keys(tmp_path / "keys.toml", alice={"max_concurrent_jobs": 1})
+    async with two_replicas(tmp_path, fakes, redis_prefix, api_keys_file=keys) as (a, b):
+        upload = {"imageFile": ("a.png", png(10, 10), "image/png")}
+        for n in range(4):
+            for who in ("alice", "bob"):
+                resp = await (a if n % 2 else b).client.post("/api/async/upscale-image", files=upload,
+                                                              headers=auth(who))
+                assert resp.status_code == 202
+        async with asyncio.timeout(10):  # bob's jobs fill the free slots: 4 in all (2 servers x 2)
+            while sum(f.stats()["queue_depth"] for f in fakes) < 4:
+                await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)  # both replicas had every chance to start a second job of alice's
+        running = (await a.client.get("/api/jobs/list", params={"status": "processing"},
+                                      headers=auth("admin"))).json()["jobs"]
+        assert sorted(job["tenant"] for job in running) == ["alice", "bob", "bob", "bob"]
+        for fake in fakes:
+            fake.resume()

@@ -56,8 +56,10 @@ async def tally(client: httpx.AsyncClient, ids: Iterable[str]) -> Tally:
     return result
 
 
-async def submit(client: httpx.AsyncClient, task: str = "upscale-image", size: int = 16) -> str:
-    resp = await client.post(f"/api/async/{task}", files={"imageFile": ("in.png", png(size, size), "image/png")})
+async def submit(client: httpx.AsyncClient, task: str = "upscale-image", size: int = 16,
+                 headers: dict[str, str] | None = None) -> str:
+    resp = await client.post(f"/api/async/{task}", files={"imageFile": ("in.png", png(size, size), "image/png")},
+                             headers=headers)
     assert resp.status_code == 202, resp.text
     return str(resp.json()["job_id"])
 

@@ -48,3 +48,27 @@ async def test_deleting_every_job_leaves_no_keys(client: Redis) -> None:
         leftover = await keys_under(client, prefix)
         if leftover:
             await client.delete(*leftover)
+
+
+async def test_jobs_queued_before_tenants_existed_are_claimed_after_an_upgrade(client: Redis) -> None:
+    prefix = f"cgtest:{uuid.uuid4().hex}"
+    try:
+        async with RedisJobStore(client, prefix=prefix) as store:
+            for i in range(3):
+                await store.create(Job(id=f"j{i}", type="a", created_at=1000.0 + i))
+            assert await store.claim_job("j0", "w", 30) is not None
+        # What a gateway of the previous version left: no tenant field, no tenant indexes.
+        for i in range(3):
+            await client.hdel(f"{prefix}:job:j{i}", "tenant", "priority", "webhook_deliveries")
+        await client.delete(f"{prefix}:tenants", f"{prefix}:tqueue:anonymous", f"{prefix}:trunning:anonymous")
+        async with RedisJobStore(client, prefix=prefix) as store:
+            assert await store.pending_count("anonymous") == 2
+            capped = await store.claim("w", 30, caps={"anonymous": 1})
+            assert capped is None  # j0 still runs and counts against the cap
+            claimed = [await store.claim("w", 30) for _ in range(3)]
+            assert [job.id if job else None for job in claimed] == ["j1", "j2", None]
+            assert claimed[0] is not None and claimed[0].tenant == "anonymous"
+    finally:
+        leftover = await keys_under(client, prefix)
+        if leftover:
+            await client.delete(*leftover)

@@ -42,3 +42,39 @@ async def test_calls_run_on_one_worker_thread(tmp_path: Path) -> None:
     async with SqliteJobStore(tmp_path / "jobs.db") as store:
         seen = {await store._run(lambda conn: threading.get_ident()) for _ in range(5)}
         assert len(seen) == 1 and threading.get_ident() not in seen
+
+
+async def test_a_version_2_file_is_upgraded_and_its_jobs_belong_to_the_anonymous_tenant(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.db"
+    async with SqliteJobStore(path) as store:
+        await store.create(Job(id="old", type="t"))
+    conn = sqlite3.connect(path)  # back to what schema 2 had: no tenant columns, no turns
+    try:
+        conn.executescript("""
+            DROP INDEX jobs_tenant_queue; DROP INDEX jobs_tenant_running; DROP TABLE tenant_turns;
+            ALTER TABLE jobs DROP COLUMN tenant; ALTER TABLE jobs DROP COLUMN priority;
+            UPDATE jobs SET data = json_remove(data, '$.tenant', '$.priority', '$.webhook_deliveries');
+            PRAGMA user_version = 2;""")
+    finally:
+        conn.close()
+    async with SqliteJobStore(path) as store:
+        await store.create(Job(id="new", type="t", tenant="alice", created_at=0.0))
+        assert await store.pending_count("anonymous") == 1 and await store.pending_count("alice") == 1
+        claimed = await store.claim("w", 30.0, caps={"alice": 0})
+        assert claimed is not None and (claimed.id, claimed.tenant, claimed.webhook_deliveries) == (
+            "old", "anonymous", [])
+
+
+async def test_the_fair_share_claim_walks_the_tenant_index_not_the_queue(tmp_path: Path) -> None:
+    from comfy_gateway.jobs.sqlite_tenants import NEXT_FAIR
+
+    path = tmp_path / "jobs.db"
+    async with SqliteJobStore(path) as store:
+        await store.create(Job(id="x", type="t", tenant="alice"))
+    conn = sqlite3.connect(path)
+    try:
+        plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {NEXT_FAIR}", {"capped": "[]"})]
+    finally:
+        conn.close()
+    assert any("jobs_tenant_queue (tenant>?)" in step for step in plan)
+    assert not any(step.startswith("SCAN jobs") or "jobs_state_created" in step for step in plan), plan

@@ -6,6 +6,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from ..access import Principal
+from ..errors import Unauthorized
 from ..overview import Overview
 from ..service import JobService
 
@@ -22,3 +24,17 @@ def get_overview(request: Request) -> Overview:
 
 Service = Annotated[JobService, Depends(get_service)]
 Ops = Annotated[Overview, Depends(get_overview)]
+
+
+REALM = 'Bearer realm="comfy-gateway"'
+
+
+def get_caller(request: Request) -> Principal:
+    """Who is calling, as the auth middleware found out; a route outside its care has no caller."""
+    principal = request.scope.get("state", {}).get("principal")
+    if not isinstance(principal, Principal):
+        raise Unauthorized("an API key is required", REALM)
+    return principal
+
+
+Caller = Annotated[Principal, Depends(get_caller)]

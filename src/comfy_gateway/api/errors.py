@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import GatewayError, ServiceUnavailable
+from ..errors import GatewayError, ServiceUnavailable, TooManyRequests, Unauthorized
 
 
 def _json_safe(errors: list[Any]) -> list[dict[str, Any]]:
@@ -17,10 +17,18 @@ def _json_safe(errors: list[Any]) -> list[dict[str, Any]]:
             for e in errors]
 
 
+def error_headers(exc: GatewayError) -> dict[str, str]:
+    """The headers an error's answer carries: when to retry, how to authenticate."""
+    if isinstance(exc, ServiceUnavailable | TooManyRequests):
+        return {"Retry-After": str(exc.retry_after)}
+    if isinstance(exc, Unauthorized):
+        return {"WWW-Authenticate": exc.challenge}
+    return {}
+
+
 async def gateway_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, GatewayError)
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, ServiceUnavailable) else None
-    return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
+    return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=error_headers(exc) or None)
 
 
 async def validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -13,7 +13,7 @@ from fastapi.responses import Response, StreamingResponse
 from ..errors import JobNotFinished, JobNotFound
 from ..jobs.model import Job, JobState
 from ..jobs.store import JobFilter
-from .deps import Ops, Service
+from .deps import Caller, Ops, Service
 from .models import (
     ErrorBody,
     JobInfoBody,
@@ -85,15 +85,15 @@ async def cleanup(service: Service) -> dict[str, Any]:
 
 
 @router.get("/{job_id}/status", response_model=JobStatusBody, responses=NOT_FOUND)
-async def job_status(job_id: str, service: Service) -> dict[str, Any]:
-    job = await service.get(job_id)
+async def job_status(job_id: str, service: Service, caller: Caller) -> dict[str, Any]:
+    job = await service.get(job_id, caller)
     return status_body(job, service.average_seconds(job.type))
 
 
 @router.get("/{job_id}/result", response_model=JobResultBody,
             responses={**NOT_FOUND, 409: {"model": ErrorBody}, 200: {"content": {"image/png": {}}}})
-async def job_result(job_id: str, request: Request, service: Service) -> Response:
-    job = await service.get(job_id)
+async def job_result(job_id: str, request: Request, service: Service, caller: Caller) -> Response:
+    job = await service.get(job_id, caller)
     if job.state is JobState.FAILED:
         return failure_response(job)
     if job.state is not JobState.COMPLETED:
@@ -110,9 +110,9 @@ async def job_result(job_id: str, request: Request, service: Service) -> Respons
 
 
 @router.get("/{job_id}/events", responses={**NOT_FOUND, 200: {"content": {"text/event-stream": {}}}})
-async def job_events(job_id: str, service: Service) -> StreamingResponse:
+async def job_events(job_id: str, service: Service, caller: Caller) -> StreamingResponse:
     """Live status as server-sent events: one `status` event per change, the last one when it ends."""
-    job = await service.get(job_id)  # 404 before the stream starts
+    job = await service.get(job_id, caller)  # 404 before the stream starts
 
     async def stream() -> AsyncIterator[str]:
         last: dict[str, Any] | None = None
@@ -135,12 +135,12 @@ async def job_events(job_id: str, service: Service) -> StreamingResponse:
 
 
 @router.get("/{job_id}/info", response_model=JobInfoBody, responses=NOT_FOUND)
-async def job_info(job_id: str, service: Service) -> dict[str, Any]:
-    return info_body(await service.get(job_id))
+async def job_info(job_id: str, service: Service, caller: Caller) -> dict[str, Any]:
+    return info_body(await service.get(job_id, caller))
 
 
 @router.delete("/{job_id}", response_model=MessageBody, response_model_exclude_none=True, responses=NOT_FOUND)
-async def delete_job(job_id: str, service: Service) -> dict[str, Any]:
-    job = await service.delete(job_id)
+async def delete_job(job_id: str, service: Service, caller: Caller) -> dict[str, Any]:
+    job = await service.delete(job_id, caller)
     what = "cancelled and deleted" if job.state is JobState.PROCESSING else "deleted"
     return {"message": f"job {what}", "job_id": job_id}

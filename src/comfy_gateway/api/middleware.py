@@ -101,7 +101,7 @@ class RequestContextMiddleware:
                 "Unhandled error while answering request", method=scope["method"], path=scope["path"]
             )
             if not response_started:
-                await _send_json(
+                await send_json(
                     send_with_context,
                     500,
                     {"error": "Internal server error", "code": "internal_error", "request_id": request_id},
@@ -174,7 +174,7 @@ class UploadLimitMiddleware:
 
         declared = Headers(scope=scope).get("content-length")
         if declared is not None and declared.strip().isdigit() and int(declared) > self.max_bytes:
-            await _send_json(send, 413, self._error().to_dict())
+            await send_json(send, 413, self._error().to_dict())
             return
 
         received = 0
@@ -198,7 +198,7 @@ class UploadLimitMiddleware:
             if exceeded and not response_started:
                 # The app answered after the cap tripped (maybe with its own 400): say 413 instead.
                 response_started = True
-                await _send_json(send, 413, self._error().to_dict())
+                await send_json(send, 413, self._error().to_dict())
                 return
             if exceeded:
                 return
@@ -211,11 +211,12 @@ class UploadLimitMiddleware:
         except PayloadTooLarge:
             if not response_started:
                 response_started = True
-                await _send_json(send, 413, self._error().to_dict())
+                await send_json(send, 413, self._error().to_dict())
 
 
-async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
+async def send_json(send: Send, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
     payload = json.dumps(body).encode("utf-8")
+    extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
     await send(
         {
             "type": "http.response.start",
@@ -223,6 +224,7 @@ async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(payload)).encode("ascii")),
+                *extra,
             ],
         }
     )

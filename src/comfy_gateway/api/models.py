@@ -74,6 +74,9 @@ class JobInfoBody(BaseModel):
     error: dict[str, Any] | None
     attempts_history: list[dict[str, Any]]
     lease_owner: str | None
+    tenant: str
+    priority: int
+    webhook_deliveries: list[dict[str, Any]]  # one entry per delivery attempt of its callback_url
     trace_id: str | None = None  # the job's OpenTelemetry trace, when tracing is on
 
 

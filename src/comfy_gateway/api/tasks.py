@@ -12,13 +12,13 @@ import structlog
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 
+from ..access import Principal
 from ..errors import InvalidInput, ServiceUnavailable
 from ..jobs.model import JobState
 from ..service import JobService
-from ..webhooks import check_callback_url
 from ..workflows.registry import Workflow
 from . import idempotency
-from .deps import Service
+from .deps import Caller, Service
 from .models import AsyncAccepted, ErrorBody, SyncResult, WorkflowsBody
 from .uploads import UPLOAD_BODY, read_upload
 from .views import failure_response, image_response, json_with_data_uri, wants_image
@@ -27,7 +27,7 @@ router = APIRouter(tags=["tasks"])
 
 SEED_TASKS = ("remove-background", "upscale-image", "upscale-remove-bg")
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody} for code in (400, 404, 413, 415, 422, 502, 503, 504)
+    code: {"model": ErrorBody} for code in (400, 401, 404, 413, 415, 422, 429, 502, 503, 504)
 }
 
 AsyncFlag = Annotated[bool | None, Query(alias="async", description="true: answer 202 with a job id")]
@@ -48,7 +48,7 @@ def _estimate(service: JobService, workflow: Workflow, pending: int) -> str:
     return f"{low * rounds}-{high * rounds} seconds"
 
 
-async def run_task(service: JobService, workflow: Workflow, request: Request, *, run_async: bool,
+async def run_task(service: JobService, workflow: Workflow, request: Request, caller: Principal, *, run_async: bool,
                    fmt: str | None, idempotency_key: str | None) -> Response:
     service.check_admission(sync=not run_async)
     upload = await read_upload(request, service.settings.max_image_pixels)
@@ -58,14 +58,15 @@ async def run_task(service: JobService, workflow: Workflow, request: Request, *,
         raise InvalidInput("format must be png, jpeg or webp", parameter="format")
     callback = request.query_params.get("callback_url") or upload.fields.get("callback_url")
     if callback:
-        params["callback_url"] = check_callback_url(callback)
+        params["callback_url"] = await service.checked_callback_url(callback)
     key = idempotency.checked_key(idempotency_key)
     if key is not None:
         params["request_fingerprint"] = idempotency.fingerprint(workflow.name, params, upload.data)
     request_id = structlog.contextvars.get_contextvars().get("request_id")
     if request_id:
         params["request_id"] = request_id  # so the job's log lines can be traced to the request
-    job, created = await service.submit(workflow.name, upload.data, upload.info, params, idempotency_key=key)
+    job, created = await service.submit(workflow.name, upload.data, upload.info, params, caller,
+                                        idempotency_key=key)
     if not created:
         idempotency.check_same_request(job, params["request_fingerprint"])
     del upload
@@ -98,15 +99,15 @@ async def run_task(service: JobService, workflow: Workflow, request: Request, *,
 
 
 def _add_seed_routes(name: str) -> None:
-    async def sync_or_async(request: Request, service: Service,
+    async def sync_or_async(request: Request, service: Service, caller: Caller,
                             async_: AsyncFlag = None, mode: Mode = None, format: Format = None,
                             idempotency_key: IdemKey = None) -> Response:
-        return await run_task(service, service.workflow(name), request, run_async=bool(async_) or mode == "async",
-                              fmt=format, idempotency_key=idempotency_key)
+        return await run_task(service, service.workflow(name), request, caller,
+                              run_async=bool(async_) or mode == "async", fmt=format, idempotency_key=idempotency_key)
 
-    async def always_async(request: Request, service: Service,
+    async def always_async(request: Request, service: Service, caller: Caller,
                            format: Format = None, idempotency_key: IdemKey = None) -> Response:
-        return await run_task(service, service.workflow(name), request, run_async=True, fmt=format,
+        return await run_task(service, service.workflow(name), request, caller, run_async=True, fmt=format,
                               idempotency_key=idempotency_key)
 
     router.add_api_route(f"/api/{name}", sync_or_async, methods=["POST"], response_model=SyncResult,
@@ -123,10 +124,10 @@ for _name in SEED_TASKS:
 
 @router.post("/api/run/{workflow}", response_model=SyncResult, openapi_extra=UPLOAD_BODY,
              responses={202: {"model": AsyncAccepted}, **ERRORS}, summary="Run any configured workflow")
-async def run_any(workflow: str, request: Request, service: Service,
+async def run_any(workflow: str, request: Request, service: Service, caller: Caller,
                   async_: AsyncFlag = None, mode: Mode = None, format: Format = None,
                   idempotency_key: IdemKey = None) -> Response:
-    return await run_task(service, service.workflow(workflow), request,
+    return await run_task(service, service.workflow(workflow), request, caller,
                           run_async=bool(async_) or mode == "async", fmt=format, idempotency_key=idempotency_key)
 
 

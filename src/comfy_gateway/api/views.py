@@ -122,4 +122,5 @@ def info_body(job: Job) -> dict[str, Any]:
         "progress_percentage": int(job.progress), "params": job.params, "input": job.input_meta,
         "result": job.result_meta or None, "error": job.error, "attempts_history": job.history,
         "lease_owner": job.lease_owner, "trace_id": trace_id_of(job),
+        "tenant": job.tenant, "priority": job.priority, "webhook_deliveries": job.webhook_deliveries,
     }

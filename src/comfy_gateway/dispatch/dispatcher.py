@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -72,6 +73,7 @@ class Dispatcher:
         self, *, store: JobStore, blobs: BlobStore, slots: SlotLedger, pool: InstancePool,
         execution: JobExecution, events: JobEvents, telemetry: Telemetry, health: HealthChecker | None,
         owner: str, lease_s: float, job_timeout_s: float, max_attempts: int, sweep_s: float,
+        tenant_caps: Callable[[], Mapping[str, int]] = dict,
         tracing: Tracing | None = None,
     ) -> None:
         self.store = store
@@ -87,6 +89,7 @@ class Dispatcher:
         self.job_timeout_s = job_timeout_s
         self.max_attempts = max_attempts
         self.sweep_s = sweep_s
+        self.tenant_caps = tenant_caps  # tenant -> most jobs it may run at once (read per claim: keys reload)
         self.tracing = tracing or Tracing.off()
         self.running: dict[str, RunningJob] = {}
         self.draining = False
@@ -119,7 +122,7 @@ class Dispatcher:
             if name is None:
                 return
             try:
-                job = await self.store.claim(self.owner, self.lease_s, instance=name)
+                job = await self.store.claim(self.owner, self.lease_s, instance=name, caps=self.tenant_caps())
             except BaseException:
                 await self.slots.release(name)
                 raise

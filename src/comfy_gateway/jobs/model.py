@@ -39,6 +39,9 @@ def compact_json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
+ANONYMOUS_TENANT = "anonymous"  # the one tenant of a gateway without API keys
+
+
 def new_job_id() -> str:
     return str(uuid.uuid4())
 
@@ -67,6 +70,9 @@ class Job:
     result_meta: dict[str, Any] = field(default_factory=dict)
     error: dict[str, Any] | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    tenant: str = ANONYMOUS_TENANT  # the API key's name: fair share, limits and who may see the job
+    priority: int = 0  # of its key: higher goes first
+    webhook_deliveries: list[dict[str, Any]] = field(default_factory=list)  # one entry per attempt
     # W3C trace context ({"traceparent": ...}) of the job's trace: its later spans, run by whichever
     # replica executes it, continue that trace. Empty when tracing is off.
     trace_context: dict[str, str] = field(default_factory=dict)

@@ -12,6 +12,11 @@ The two spellings sit side by side so they cannot drift apart unnoticed; a unit 
     {p}:instance:{name}   zset id -> created_at        list filter (jobs that have an instance)
     {p}:types             set of type names with at least one job
     {p}:instances         set of instance names with at least one job
+    {p}:tenants           set of tenants with at least one pending job
+    {p}:tqueue:{tenant}   zset id -> created_at        a tenant's pending jobs (fair share)
+    {p}:trunning:{tenant} zset id -> created_at        a tenant's processing jobs (its concurrency cap)
+    {p}:turns             hash tenant -> turn          when each tenant was last served (round robin)
+    {p}:turn              counter of turns
     {p}:blob:{key}        string, one blob (with a TTL)
     {p}:idem:{key}        string, the job id an idempotency key names (with a TTL)
 """
@@ -29,10 +34,15 @@ local K_FINISHED = P .. ':finished'
 local K_ALL = P .. ':all'
 local K_TYPES = P .. ':types'
 local K_INSTANCES = P .. ':instances'
+local K_TENANTS = P .. ':tenants'
+local K_TURNS = P .. ':turns'
+local K_TURN = P .. ':turn'
 local function k_job(id) return P .. ':job:' .. id end
 local function k_state(state) return P .. ':state:' .. state end
 local function k_type(name) return P .. ':type:' .. name end
 local function k_instance(name) return P .. ':instance:' .. name end
+local function k_tqueue(tenant) return P .. ':tqueue:' .. tenant end
+local function k_trunning(tenant) return P .. ':trunning:' .. tenant end
 """
 
 
@@ -78,6 +88,24 @@ class RedisKeys:
 
     def instance(self, name: str) -> str:
         return f"{self.prefix}:instance:{name}"
+
+    @property
+    def tenants(self) -> str:
+        return f"{self.prefix}:tenants"
+
+    @property
+    def turns(self) -> str:
+        return f"{self.prefix}:turns"
+
+    @property
+    def turn(self) -> str:
+        return f"{self.prefix}:turn"
+
+    def tenant_queue(self, tenant: str) -> str:
+        return f"{self.prefix}:tqueue:{tenant}"
+
+    def tenant_running(self, tenant: str) -> str:
+        return f"{self.prefix}:trunning:{tenant}"
 
     def blob(self, key: str) -> str:
         return f"{self.prefix}:blob:{key}"

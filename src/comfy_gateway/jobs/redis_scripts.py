@@ -21,6 +21,56 @@ local function set_instance(key, id, created, new)
         redis.call('HDEL', key, 'instance')
     end
 end
+-- A tenant's pending and processing jobs, beside the global queue and leases (fair share).
+local function tenant_of(key) return redis.call('HGET', key, 'tenant') or 'anonymous' end
+local function queue_in(key, id, created)
+    local tenant = tenant_of(key)
+    redis.call('ZADD', K_PENDING, created, id)
+    redis.call('ZADD', k_tqueue(tenant), created, id)
+    redis.call('SADD', K_TENANTS, tenant)
+end
+-- A tenant with no job left in the queue or running loses its turn: back, it is served first anyway.
+local function forget_if_idle(tenant)
+    if redis.call('EXISTS', k_tqueue(tenant)) == 0 and redis.call('EXISTS', k_trunning(tenant)) == 0 then
+        redis.call('HDEL', K_TURNS, tenant)
+        if redis.call('EXISTS', K_TURNS) == 0 then redis.call('DEL', K_TURN) end
+    end
+end
+local function queue_out(key, id)
+    local tenant = tenant_of(key)
+    local queue = k_tqueue(tenant)
+    redis.call('ZREM', K_PENDING, id)
+    redis.call('ZREM', queue, id)
+    if redis.call('ZCARD', queue) == 0 then redis.call('SREM', K_TENANTS, tenant) end
+    forget_if_idle(tenant)
+end
+local function running_in(key, id, created) redis.call('ZADD', k_trunning(tenant_of(key)), created, id) end
+local function running_out(key, id)
+    local tenant = tenant_of(key)
+    redis.call('ZREM', k_trunning(tenant), id)
+    forget_if_idle(tenant)
+end
+-- rank: {-priority, tenant's last turn, created_at, id}; the lowest goes first
+local function ranks_before(a, b)
+    for i = 1, #a do
+        if a[i] ~= b[i] then return a[i] < b[i] end
+    end
+    return false
+end
+-- The next job in fair-share order (see JobStore.claim); caps: tenant -> most processing jobs.
+local function fair_head(caps)
+    local best, best_rank
+    for _, tenant in ipairs(redis.call('SMEMBERS', K_TENANTS)) do
+        local cap = caps[tenant]
+        local head = redis.call('ZRANGE', k_tqueue(tenant), 0, 0, 'WITHSCORES')
+        if #head > 0 and (cap == nil or redis.call('ZCARD', k_trunning(tenant)) < cap) then
+            local rank = {-tonumber(redis.call('HGET', k_job(head[1]), 'priority') or '0'),
+                          tonumber(redis.call('HGET', K_TURNS, tenant) or '0'), tonumber(head[2]), head[1]}
+            if best == nil or ranks_before(rank, best_rank) then best, best_rank = head[1], rank end
+        end
+    end
+    return best
+end
 local function move_state(key, id, created, old, new)
     redis.call('ZREM', k_state(old), id)
     redis.call('ZADD', k_state(new), created, id)
@@ -45,27 +95,30 @@ if f[4] then
     redis.call('SADD', K_INSTANCES, f[4])
 end
 if state == 'pending' then
-    redis.call('ZADD', K_PENDING, created, id)
+    queue_in(key, id, created)
 elseif state == 'processing' then
     redis.call('ZADD', K_LEASES, ARGV[3], id)
+    running_in(key, id, created)
 else
     redis.call('ZADD', K_FINISHED, ARGV[3], id)
 end
 return 1
 """
 
-# ARGV: prefix, now, owner, lease expiry, has instance ('1'/'0'), instance, [job id]
+# ARGV: prefix, now, owner, lease expiry, has instance ('1'/'0'), instance, job id or '' (the next one),
+# caps as a JSON object
 CLAIM = """
 local id = ARGV[7]
-if not id then
-    local head = redis.call('ZRANGE', K_PENDING, 0, 0)
-    if #head == 0 then return false end
-    id = head[1]
+if id == '' then
+    id = fair_head(cjson.decode(ARGV[8]))
+    if not id then return false end
 end
 local key = k_job(id)
 local f = redis.call('HMGET', key, 'state', 'created_at', 'started_at')
 if f[1] ~= 'pending' then return false end
-redis.call('ZREM', K_PENDING, id)
+queue_out(key, id)
+running_in(key, id, f[2])
+redis.call('HSET', K_TURNS, tenant_of(key), redis.call('INCR', K_TURN))
 move_state(key, id, f[2], 'pending', 'processing')
 redis.call('HINCRBY', key, 'attempt', 1)
 redis.call('HSET', key, 'lease_owner', ARGV[3], 'lease_expires_at', ARGV[4], 'updated_at', ARGV[2],
@@ -98,7 +151,12 @@ if ARGV[3] == '' then
 elseif state ~= 'processing' or f[2] ~= ARGV[3] then
     return 0
 end
-if state == 'pending' then redis.call('ZREM', K_PENDING, id) else redis.call('ZREM', K_LEASES, id) end
+if state == 'pending' then
+    queue_out(key, id)
+else
+    redis.call('ZREM', K_LEASES, id)
+    running_out(key, id)
+end
 move_state(key, id, f[3], state, ARGV[4])
 redis.call('HDEL', key, 'lease_owner', 'lease_expires_at')
 redis.call('HSET', key, 'finished_at', ARGV[5], 'updated_at', ARGV[5], unpack(ARGV, 6))
@@ -121,11 +179,12 @@ else
     history = string.sub(history, 1, -2) .. ',' .. entry .. ']'
 end
 redis.call('ZREM', K_LEASES, id)
+queue_in(key, id, f[3])  -- before running_out: the tenant is never idle in between, its turn is kept
+running_out(key, id)
 move_state(key, id, f[3], 'processing', 'pending')
 set_instance(key, id, f[3], false)
 redis.call('HDEL', key, 'lease_owner', 'lease_expires_at', 'prompt_id')
 redis.call('HSET', key, 'history', history, 'updated_at', ARGV[4], 'progress', '0.0')
-redis.call('ZADD', K_PENDING, f[3], id)
 return 1
 """
 
@@ -148,13 +207,48 @@ local key = k_job(id)
 local data = redis.call('HGETALL', key)
 if #data == 0 then return false end
 local f = redis.call('HMGET', key, 'state', 'type', 'created_at')
-for _, k in ipairs({K_PENDING, K_LEASES, K_FINISHED, K_ALL, k_state(f[1])}) do redis.call('ZREM', k, id) end
+queue_out(key, id)
+running_out(key, id)
+for _, k in ipairs({K_LEASES, K_FINISHED, K_ALL, k_state(f[1])}) do redis.call('ZREM', k, id) end
 local kt = k_type(f[2])
 redis.call('ZREM', kt, id)
 if redis.call('ZCARD', kt) == 0 then redis.call('SREM', K_TYPES, f[2]) end
 set_instance(key, id, f[3], false)
 redis.call('DEL', key)
 return data
+"""
+
+# ARGV: prefix. Jobs filed before tenants existed go into their tenant's queue or running set (at open;
+# idempotent). Returns how many pending jobs were added.
+INDEX_TENANTS = """
+local added = 0
+local pending = redis.call('ZRANGE', K_PENDING, 0, -1, 'WITHSCORES')
+for i = 1, #pending, 2 do
+    local id = pending[i]
+    local tenant = tenant_of(k_job(id))
+    if not redis.call('ZSCORE', k_tqueue(tenant), id) then
+        queue_in(k_job(id), id, pending[i + 1])
+        added = added + 1
+    end
+end
+for _, id in ipairs(redis.call('ZRANGE', K_LEASES, 0, -1)) do
+    running_in(k_job(id), id, redis.call('HGET', k_job(id), 'created_at') or '0')
+end
+return added
+"""
+
+# ARGV: prefix, id, one delivery attempt as JSON (appended to a JSON array kept as text, like history)
+ADD_WEBHOOK_ATTEMPT = """
+local key = k_job(ARGV[2])
+if redis.call('EXISTS', key) == 0 then return 0 end
+local attempts = redis.call('HGET', key, 'webhook_deliveries')
+if not attempts or attempts == '[]' then
+    attempts = '[' .. ARGV[3] .. ']'
+else
+    attempts = string.sub(attempts, 1, -2) .. ',' .. ARGV[3] .. ']'
+end
+redis.call('HSET', key, 'webhook_deliveries', attempts)
+return 1
 """
 
 # ARGV: prefix, state names... -> {total, state counts..., {type, count, ...}, {instance, count, ...}}

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
@@ -26,6 +26,7 @@ from redis.commands.core import AsyncScript
 from .model import Job, JobState, compact_json
 from .redis_keys import LUA_KEYS, RedisKeys
 from .redis_scripts import (
+    ADD_WEBHOOK_ATTEMPT,
     CLAIM,
     COUNTS,
     CREATE,
@@ -33,6 +34,7 @@ from .redis_scripts import (
     DELETE,
     FENCED_SET,
     FINISH,
+    INDEX_TENANTS,
     LUA_HELPERS,
     REQUEUE,
     TAKE_OVER,
@@ -41,11 +43,16 @@ from .resource import OpenClose, Phase
 from .storage_faults import REDIS_DOWN, StorageFaults, converting
 from .store import JobFilter, QueueStats, StoreCounts
 
-_STR_FIELDS = frozenset({"id", "type", "lease_owner", "instance", "prompt_id", "input_blob", "result_blob"})
+_STR_FIELDS = frozenset(
+    {"id", "type", "lease_owner", "instance", "prompt_id", "input_blob", "result_blob", "tenant"}
+)
+_INT_FIELDS = frozenset({"attempt", "priority"})
 _FLOAT_FIELDS = frozenset(
     {"created_at", "updated_at", "lease_expires_at", "started_at", "finished_at", "progress"}
 )
-_JSON_FIELDS = frozenset({"params", "input_meta", "result_meta", "error", "history", "trace_context"})
+_JSON_FIELDS = frozenset(
+    {"params", "input_meta", "result_meta", "error", "history", "webhook_deliveries", "trace_context"}
+)
 _LIST_PAGE = 200
 
 
@@ -93,7 +100,7 @@ def _decode(raw: dict[Any, Any] | Sequence[Any] | None) -> Job | None:
             values[name] = json.loads(text)
         elif name in _FLOAT_FIELDS:
             values[name] = float(text)
-        elif name == "attempt":
+        elif name in _INT_FIELDS:
             values[name] = int(text)
         elif name == "state":
             values[name] = JobState(text)
@@ -132,12 +139,14 @@ class RedisJobStore(OpenClose):
         sources = {
             "create": CREATE, "create_once": CREATE_ONCE, "claim": CLAIM, "fenced_set": FENCED_SET, "finish": FINISH,
             "requeue": REQUEUE, "take_over": TAKE_OVER, "delete": DELETE, "counts": COUNTS,
+            "add_webhook_attempt": ADD_WEBHOOK_ATTEMPT, "index_tenants": INDEX_TENANTS,
         }  # fmt: skip
         self._scripts = {
             name: client.register_script(LUA_KEYS + LUA_HELPERS + body) for name, body in sources.items()
         }
         self._client = client
         self._phase = Phase.OPEN
+        await self._call("index_tenants")  # jobs a gateway without tenants queued get their place
 
     async def close(self) -> None:
         was_open = self._phase is Phase.OPEN
@@ -187,20 +196,24 @@ class RedisJobStore(OpenClose):
         return _decode(await self._redis.hgetall(self._keys.job(job_id)))
 
     async def _claim(
-        self, owner: str, lease_seconds: float, instance: str | None, *job_id: str
+        self, owner: str, lease_seconds: float, instance: str | None, job_id: str, caps: Mapping[str, int]
     ) -> Job | None:
         now = time.time()
         has_instance = "0" if instance is None else "1"
-        args = (_num(now), owner, _num(now + lease_seconds), has_instance, instance or "", *job_id)
+        args = (_num(now), owner, _num(now + lease_seconds), has_instance, instance or "", job_id,
+                compact_json(dict(caps)) if caps else "{}")
         return _decode(await self._call("claim", *args))
 
-    async def claim(self, owner: str, lease_seconds: float, instance: str | None = None) -> Job | None:
-        return await self._claim(owner, lease_seconds, instance)
+    async def claim(
+        self, owner: str, lease_seconds: float, instance: str | None = None,
+        caps: Mapping[str, int] | None = None,
+    ) -> Job | None:
+        return await self._claim(owner, lease_seconds, instance, "", caps or {})
 
     async def claim_job(
         self, job_id: str, owner: str, lease_seconds: float, instance: str | None = None
     ) -> Job | None:
-        return await self._claim(owner, lease_seconds, instance, job_id)
+        return await self._claim(owner, lease_seconds, instance, job_id, {})
 
     async def _fenced_set(
         self, job_id: str, attempt: int, *fields: str, owner: str | None = None, lease: str = ""
@@ -291,8 +304,19 @@ class RedisJobStore(OpenClose):
         by_state = dict(zip(states, map(int, state_counts), strict=True))
         return StoreCounts(int(total), by_state, _pairs(by_type), _pairs(by_instance))
 
-    async def pending_count(self) -> int:
-        return int(await self._redis.zcard(self._keys.pending))
+    async def pending_count(self, tenant: str | None = None) -> int:
+        key = self._keys.pending if tenant is None else self._keys.tenant_queue(tenant)
+        return int(await self._redis.zcard(key))
+
+    async def finished_since(self, since: float) -> tuple[int, float | None]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zcount(self._keys.finished, _num(since), "+inf")
+            pipe.zrangebyscore(self._keys.finished, _num(since), "+inf", start=0, num=1, withscores=True)
+            count, first = await pipe.execute()
+        return int(count), (float(first[0][1]) if first else None)
+
+    async def add_webhook_attempt(self, job_id: str, attempt: dict[str, Any]) -> bool:
+        return bool(await self._call("add_webhook_attempt", job_id, compact_json(attempt)))
 
     async def delete(self, job_id: str) -> Job | None:
         return _decode(await self._call("delete", job_id))

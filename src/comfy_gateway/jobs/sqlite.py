@@ -17,7 +17,7 @@ import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,14 +27,15 @@ import structlog
 from .model import Job, JobState, compact_json
 from .resource import OpenClose, Phase
 from .sqlite_file import DatabaseFile
+from .sqlite_tenants import TENANT_COLUMNS, TENANT_SCHEMA, add_columns, next_fair, take_turn
 from .storage_faults import StorageFaults, converting
 from .store import JobFilter, QueueStats, StoreCounts
 
 _T = TypeVar("_T")
 
-SCHEMA_VERSION = 2  # 2: the idempotency table
+SCHEMA_VERSION = 3  # 2: the idempotency table; 3: tenants (fair share)
 
-_SCHEMA = """
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS jobs (
     id               TEXT PRIMARY KEY,
     type             TEXT NOT NULL,
@@ -49,7 +50,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     started_at       REAL,
     finished_at      REAL,
     progress         REAL NOT NULL DEFAULT 0,
-    data             TEXT NOT NULL
+    data             TEXT NOT NULL,
+    {TENANT_COLUMNS[0]},
+    {TENANT_COLUMNS[1]}
 );
 CREATE INDEX IF NOT EXISTS jobs_state_created ON jobs (state, created_at);
 CREATE INDEX IF NOT EXISTS jobs_type_created ON jobs (type, created_at);
@@ -63,7 +66,7 @@ CREATE TABLE IF NOT EXISTS idempotency (
     expires_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS idempotency_expires ON idempotency (expires_at);
-"""
+{TENANT_SCHEMA}"""
 
 _COLUMNS = (
     "id", "type", "state", "created_at", "updated_at", "attempt", "lease_owner", "lease_expires_at",
@@ -71,7 +74,7 @@ _COLUMNS = (
 )  # fmt: skip
 # The rest of the Job lives in the JSON column `data`.
 _DATA_FIELDS = ("params", "input_blob", "input_meta", "result_blob", "result_meta", "error", "history",
-                "trace_context")
+                "tenant", "priority", "webhook_deliveries", "trace_context")
 _SELECT = ", ".join((*_COLUMNS, "data"))
 
 _INSERT = f"INSERT INTO jobs ({_SELECT}) VALUES ({', '.join('?' * (len(_COLUMNS) + 1))})"
@@ -81,10 +84,11 @@ UPDATE jobs SET state = 'processing', attempt = attempt + 1, lease_owner = :owne
     lease_expires_at = :expires, instance = :instance, progress = 0.0,
     started_at = COALESCE(started_at, :now), updated_at = :now
 """
-_CLAIM_NEXT = f"""{_CLAIM_SET}
-WHERE id = (SELECT id FROM jobs WHERE state = 'pending' ORDER BY created_at, rowid LIMIT 1)
-RETURNING {_SELECT}"""
 _CLAIM_ONE = f"{_CLAIM_SET} WHERE id = :id AND state = 'pending' RETURNING {_SELECT}"
+_ADD_WEBHOOK_ATTEMPT = """
+UPDATE jobs SET data = json_set(data, '$.webhook_deliveries', json_insert(
+    COALESCE(json_extract(data, '$.webhook_deliveries'), json('[]')), '$[#]', json(:attempt)))
+WHERE id = :id"""
 
 _FENCE = "WHERE id = :id AND state = 'processing' AND attempt = :attempt"
 _RECORD_PROMPT = f"UPDATE jobs SET prompt_id = :prompt_id, updated_at = :now {_FENCE}"
@@ -154,7 +158,8 @@ def _connect(path: Path) -> sqlite3.Connection:
         if version > SCHEMA_VERSION:
             raise RuntimeError(f"{path} has job schema {version}; this gateway knows {SCHEMA_VERSION}")
         if version < SCHEMA_VERSION:
-            conn.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+            upgrade = add_columns(conn)
+            conn.executescript(f"BEGIN IMMEDIATE; {upgrade} {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
     except BaseException:
         conn.close()
         raise
@@ -264,23 +269,39 @@ class SqliteJobStore(OpenClose):
     async def get(self, job_id: str) -> Job | None:
         return await self._one(f"SELECT {_SELECT} FROM jobs WHERE id = ?", (job_id,))
 
-    async def claim(self, owner: str, lease_seconds: float, instance: str | None = None) -> Job | None:
-        now = time.time()
-        params = {"owner": owner, "expires": now + lease_seconds, "instance": instance, "now": now}
-        return await self._one(_CLAIM_NEXT, params)
+    async def claim(
+        self, owner: str, lease_seconds: float, instance: str | None = None,
+        caps: Mapping[str, int] | None = None,
+    ) -> Job | None:
+        return await self._claim(None, owner, lease_seconds, instance, caps or {})
 
     async def claim_job(
         self, job_id: str, owner: str, lease_seconds: float, instance: str | None = None
     ) -> Job | None:
+        return await self._claim(job_id, owner, lease_seconds, instance, {})
+
+    async def _claim(
+        self, job_id: str | None, owner: str, lease_seconds: float, instance: str | None, caps: Mapping[str, int]
+    ) -> Job | None:
         now = time.time()
-        params = {
-            "id": job_id,
-            "owner": owner,
-            "expires": now + lease_seconds,
-            "instance": instance,
-            "now": now,
-        }
-        return await self._one(_CLAIM_ONE, params)
+        params = {"id": job_id, "owner": owner, "expires": now + lease_seconds, "instance": instance, "now": now}
+
+        def claim(conn: sqlite3.Connection) -> Job | None:
+            conn.execute("BEGIN IMMEDIATE")  # the tenants' counts, the choice and the claim: one step
+            try:
+                if job_id is None:
+                    params["id"] = next_fair(conn, caps)
+                rows = conn.execute(_CLAIM_ONE, params).fetchall()
+                job = _row_to_job(rows[0]) if rows else None
+                if job is not None:
+                    take_turn(conn, job.tenant)
+                conn.execute("COMMIT")
+                return job
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        return await self._run(claim)
 
     async def record_prompt(self, job_id: str, attempt: int, prompt_id: str) -> bool:
         params = {"id": job_id, "attempt": attempt, "prompt_id": prompt_id, "now": time.time()}
@@ -363,9 +384,19 @@ class SqliteJobStore(OpenClose):
 
         return await self._run(count)
 
-    async def pending_count(self) -> int:
+    async def pending_count(self, tenant: str | None = None) -> int:
         sql = "SELECT COUNT(*) FROM jobs WHERE state = 'pending'"
-        return int(await self._run(lambda conn: conn.execute(sql).fetchone()[0]))
+        if tenant is None:
+            return int(await self._run(lambda conn: conn.execute(sql).fetchone()[0]))
+        return int(await self._run(lambda conn: conn.execute(f"{sql} AND tenant = ?", (tenant,)).fetchone()[0]))
+
+    async def finished_since(self, since: float) -> tuple[int, float | None]:
+        sql = "SELECT COUNT(*), MIN(finished_at) FROM jobs WHERE finished_at >= ?"
+        count, first = await self._run(lambda conn: conn.execute(sql, (since,)).fetchone())
+        return int(count), first
+
+    async def add_webhook_attempt(self, job_id: str, attempt: dict[str, Any]) -> bool:
+        return await self._update(_ADD_WEBHOOK_ATTEMPT, {"id": job_id, "attempt": compact_json(attempt)})
 
     async def delete(self, job_id: str) -> Job | None:
         return await self._one(_DELETE, (job_id,))

@@ -7,7 +7,7 @@ No SQL or Redis detail belongs here; `tests/contract/` holds the one suite every
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -56,10 +56,17 @@ class JobStore(Protocol):
 
     async def get(self, job_id: str) -> Job | None: ...
 
-    async def claim(self, owner: str, lease_seconds: float, instance: str | None = None) -> Job | None:
-        """Atomically take the oldest pending job: processing, attempt + 1, leased to `owner`.
+    async def claim(
+        self, owner: str, lease_seconds: float, instance: str | None = None,
+        caps: Mapping[str, int] | None = None,
+    ) -> Job | None:
+        """Atomically take the next pending job in fair-share order: processing, attempt + 1, leased to `owner`.
 
-        `instance` is recorded as the server the attempt will run on."""
+        Fair share: of each tenant only its oldest pending job is a candidate; the candidate of the
+        highest `priority` wins, among equals the tenant served longest ago (never served: first),
+        then the oldest job. A tenant with `caps[tenant]` processing jobs or more is passed over, so
+        its limit holds for every worker of the store. `instance` is recorded as the server the
+        attempt will run on."""
 
     async def claim_job(
         self, job_id: str, owner: str, lease_seconds: float, instance: str | None = None
@@ -101,7 +108,14 @@ class JobStore(Protocol):
 
     async def counts(self) -> StoreCounts: ...
 
-    async def pending_count(self) -> int: ...
+    async def pending_count(self, tenant: str | None = None) -> int:
+        """Pending jobs, of the whole store or of one tenant."""
+
+    async def finished_since(self, since: float) -> tuple[int, float | None]:
+        """How many jobs finished at `since` or later, and when the first of them did (throughput)."""
+
+    async def add_webhook_attempt(self, job_id: str, attempt: dict[str, Any]) -> bool:
+        """Append one webhook delivery attempt to the job's `webhook_deliveries` (False: no such job)."""
 
     async def delete(self, job_id: str) -> Job | None:
         """Remove a job; returns what was removed so the caller can drop its blobs."""

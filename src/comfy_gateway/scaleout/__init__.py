@@ -37,6 +37,7 @@ class RedisBackends:
     events: RedisJobEvents
     slots: RedisSlots
     cluster: ClusterMetrics
+    client: Redis
 
 
 async def open_redis_backends(settings: Settings, metrics: JobMetrics, stack: contextlib.AsyncExitStack,
@@ -69,4 +70,4 @@ async def open_redis_backends(settings: Settings, metrics: JobMetrics, stack: co
     stack.push_async_callback(slots.forget)
     cluster = ClusterMetrics(client, prefix, metrics, settings.replica_id, interval_s=2.0)
     stack.push_async_callback(cluster.forget)
-    return RedisBackends(store, blobs, events, slots, cluster)
+    return RedisBackends(store, blobs, events, slots, cluster, client)
