@@ -50,6 +50,8 @@ ROWS = [
     Row("DELETE", "/api/jobs/{job_id}", "/api/jobs/{delete}", ALICES),
     Row("GET", "/health", "/health", OPEN),
     Row("GET", "/status", "/status", OPEN),
+    Row("GET", "/live", "/live", OPEN),  # Kubernetes probes carry no key
+    Row("GET", "/ready", "/ready", OPEN),
     Row("GET", "/status/metrics", "/status/metrics", ADMIN),
     Row("GET", "/api/metrics", "/api/metrics", ADMIN),
     Row("GET", "/api/metrics/performance", "/api/metrics/performance", ADMIN),

@@ -11,6 +11,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from comfy_gateway.access import ANONYMOUS
 from comfy_gateway.observability.tracing import Tracing
 from observability.helpers import UPSCALE, log_lines
 from support.gateway import gateway_settings, hosts_of, running_gateway
@@ -158,7 +159,7 @@ async def test_tracing_is_off_by_default_and_leaves_no_trace_in_the_job(fake_ser
         job_id = (await gw.client.post(f"/api/async/{UPSCALE}", files=IMAGE)).json()["job_id"]
         await gw.wait_job(job_id)
         info = (await gw.client.get(f"/api/jobs/{job_id}/info")).json()
-        job = await gw.service.get(job_id)
+        job = await gw.service.get(job_id, ANONYMOUS)
     assert info["trace_id"] is None and job.trace_context == {}
     assert all("trace_id" not in line for line in log_lines(settings.logs_dir / "combined.log"))
 
