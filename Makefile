@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo serve test test-fast lint bench clean
+.PHONY: demo serve test test-fast lint bench bench-outputs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)  ## benchmarks against fake servers; writes bench/RESULTS.md
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+bench-outputs: $(STAMP)  ## a 300 MB output through the gateway: its RSS and download speed; into bench/RESULTS.md
+	$(BIN)/python bench/outputs_stream.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) data build *.egg-info

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 
@@ -24,3 +24,12 @@ async def fake_servers() -> AsyncIterator[FakeFactory]:
     yield start
     for fake in reversed(started):
         await fake.__aexit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """The endpoint URL of one S3 server (moto) for the whole session; tests make their own buckets."""
+    from support.s3 import moto_server
+
+    with moto_server() as url:
+        yield url

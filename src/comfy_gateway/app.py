@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from . import __version__
 from .access import KeyRing, Principal
-from .api import breakers, dashboard, errors, jobs, metrics, probes, status, tasks
+from .api import breakers, dashboard, errors, jobs, metrics, outputs, probes, status, tasks
 from .api.auth import AuthMiddleware, document_keys
 from .api.cors import JsonCORSMiddleware
 from .api.middleware import RequestContextMiddleware, UploadLimitMiddleware
@@ -55,7 +55,7 @@ def create_app(settings: Settings | None = None, *, tracing: Tracing | None = No
     app.state.settings = settings
     app.state.keys = keys
     errors.install(app)
-    for module in (tasks, jobs, status, probes, metrics, breakers, dashboard):
+    for module in (tasks, jobs, outputs, status, probes, metrics, breakers, dashboard):
         app.include_router(module.router)
     app.add_middleware(UploadLimitMiddleware, max_bytes=settings.max_upload_bytes)
 

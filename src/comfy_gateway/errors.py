@@ -13,6 +13,9 @@ GatewayError
 ├── NotFound                     404  an unknown job, workflow or instance
 │   └── JobNotFound
 ├── JobNotFinished               409  a result asked for before the job ended
+├── Gone                         410  something that existed and is no more
+│   └── ResultExpired                 a result or output past RESULT_TTL
+├── RangeNotSatisfiable          416  a Range header outside the file, malformed, or several ranges
 ├── ServiceUnavailable           503  no healthy server, or the gateway is draining
 │   └── StorageError             503  the job store or blob storage failed (database gone, Redis down)
 │       └── InsufficientStorage  507  the disk is full
@@ -105,6 +108,24 @@ class JobNotFound(NotFound):
 class JobNotFinished(GatewayError):
     status_code = 409
     code = "job_not_finished"
+
+
+class Gone(GatewayError):
+    status_code = 410
+    code = "gone"
+
+
+class ResultExpired(Gone):
+    code = "result_expired"
+
+
+class RangeNotSatisfiable(GatewayError):
+    status_code = 416
+    code = "range_not_satisfiable"
+
+    def __init__(self, message: str, size: int, **details: Any) -> None:
+        super().__init__(message, size=size, **details)
+        self.size = size  # for `Content-Range: bytes */size`
 
 
 class ServiceUnavailable(GatewayError):

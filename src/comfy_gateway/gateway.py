@@ -33,6 +33,7 @@ from .dispatch.dispatcher import Dispatcher
 from .dispatch.execution import JobExecution
 from .dispatch.janitor import Janitor
 from .dispatch.slots import LocalSlots, SlotLedger
+from .job_outputs import JobOutputs
 from .jobs.blob_cache import CachedBlobStore
 from .jobs.blobs import BlobStore
 from .jobs.events import JobEvents, LocalJobEvents
@@ -98,6 +99,7 @@ class Gateway:
             skip_auto_headers=("Origin",)))
         self.cluster: ClusterMetrics | None = None  # the cluster view, with JOB_STORE=redis
         redis = await self._open_backends()
+        self.results = await self._open_results()
         self.pool = await self._stack.enter_async_context(InstancePool(
             s.instance_hosts, base_url=s.base_url, session=self.session,
             max_connections=s.max_connections_per_instance,
@@ -117,7 +119,8 @@ class Gateway:
         self.health = HealthChecker(self.pool, interval_s=s.health_check_interval / 1000,
                                     timeout_s=s.health_check_timeout / 1000, on_probe=self._probed)
         self.execution = JobExecution(store=self.store, blobs=self.blobs, registry=self.registry,
-                                      outputs_dir=s.outputs_dir if s.output_files else None)
+                                      outputs_dir=s.outputs_dir if s.output_files else None,
+                                      results=self.results, result_ttl_s=s.result_ttl_s)
         self.dispatcher = Dispatcher(
             store=self.store, blobs=self.blobs, slots=self.slots, pool=self.pool, execution=self.execution,
             events=self.events, telemetry=self.telemetry, health=self.health, owner=s.replica_id,
@@ -125,8 +128,9 @@ class Gateway:
             sweep_s=s.job_processing_interval / 1000, tenant_caps=self.keys.concurrency_caps,
             tracing=self.tracing)
         self.janitor = Janitor(store=self.store, blobs=self.blobs, dispatcher=self.dispatcher,
-                               retention_s=s.job_cleanup_interval / 1000, queue_timeout_s=s.queue_timeout_s,
-                               interval_s=min(s.job_cleanup_interval / 1000, 5.0), log=self.log)
+                               retention_s=s.job_retention_s, queue_timeout_s=s.queue_timeout_s,
+                               interval_s=min(s.job_cleanup_interval / 1000, 5.0), log=self.log,
+                               results=self.results, result_ttl_s=s.result_ttl_s)
         self.webhooks = WebhookSender(
             self.store, self._tasks, get_logger("webhooks"), body=self._webhook_body, policy=self.destinations,
             signer=WebhookSigner(s.webhook_secret) if s.webhook_secret else None, timeout_s=s.webhook_timeout / 1000,
@@ -142,7 +146,8 @@ class Gateway:
             settings=s, store=self.store, blobs=self.blobs, events=self.events, pool=self.pool,
             dispatcher=self.dispatcher, janitor=self.janitor, registry=self.registry, metrics=self.metrics,
             admission=self.admission, quotas=Quotas(self.store, limiter, max_queue_depth=s.max_queue_depth),
-            destinations=self.destinations, tracing=self.tracing)
+            destinations=self.destinations, tracing=self.tracing,
+            outputs=JobOutputs(self.results, url_ttl_s=s.result_url_ttl // 1000, redirect=s.result_redirect))
         self.overview = Overview(pool=self.pool, slots=self.slots, store=self.store, dispatcher=self.dispatcher,
                                  metrics=self.metrics, prom=self.prom, admission=self.admission,
                                  cluster=self.cluster, max_queue_depth=s.max_queue_depth,
@@ -194,6 +199,17 @@ class Gateway:
         self.events = events
         self.slots = LocalSlots(s.max_jobs_per_instance, s.max_concurrent_jobs)
         return None
+
+    async def _open_results(self) -> BlobStore:
+        """Where output files go: the blob store, or the S3 bucket of RESULT_STORE=s3."""
+        s = self.settings
+        if s.result_store != "s3":
+            return self.blobs
+        from .jobs.blob_s3 import S3BlobStore
+
+        assert s.s3_bucket is not None  # checked by Settings
+        return await self._stack.enter_async_context(
+            S3BlobStore(s.s3_bucket, s.s3_prefix, endpoint_url=s.s3_endpoint_url))
 
     async def _recover(self) -> None:
         """Jobs a previous process left processing are re-attached to their prompt or queued again."""

@@ -186,11 +186,11 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         else:
             self.transport.close()
 
-    def eof_received(self) -> bool | None:
+    def eof_received(self) -> None:
         if self._refused:
             self.transport.close()
-            return None
-        return super().eof_received()
+            return
+        super().eof_received()
 
 
 def guarded_protocol(limits: ConnectionLimits) -> type[GuardedHttpProtocol]:

@@ -18,6 +18,7 @@ from .dispatch.execution import input_key, prompt_id_for
 from .dispatch.janitor import Janitor
 from .errors import JobNotFound, NotFound, ServiceUnavailable, StorageError
 from .images import ImageInfo
+from .job_outputs import JobOutputs, result_expired
 from .jobs.blobs import BlobStore
 from .jobs.events import JobEvents
 from .jobs.model import Job, JobState, new_job_id
@@ -93,7 +94,8 @@ class JobService:
     def __init__(
         self, *, settings: Settings, store: JobStore, blobs: BlobStore, events: JobEvents, pool: InstancePool,
         dispatcher: Dispatcher, janitor: Janitor, registry: WorkflowRegistry, metrics: JobMetrics,
-        admission: Admission, quotas: Quotas, destinations: DestinationPolicy, tracing: Tracing | None = None,
+        admission: Admission, quotas: Quotas, destinations: DestinationPolicy, outputs: JobOutputs,
+        tracing: Tracing | None = None,
     ) -> None:
         self.settings = settings
         self._store = store
@@ -107,6 +109,7 @@ class JobService:
         self.admission = admission
         self._quotas = quotas
         self._destinations = destinations
+        self.outputs = outputs  # every output file of a job: see readable_outputs
         self._tracing = tracing or Tracing.off()
 
     # --- workflows ---
@@ -190,10 +193,19 @@ class JobService:
     async def result_bytes(self, job: Job) -> bytes:
         if job.result_blob is None:
             raise JobNotFound(f"job {job.id} has no result", job_id=job.id)
+        if job.expired():
+            raise result_expired(job)
         try:
             return await self._blobs.get(job.result_blob)
         except KeyError:
             raise JobNotFound(f"the result of job {job.id} is no longer stored", job_id=job.id) from None
+
+    async def readable_outputs(self, job_id: str, viewer: Principal) -> Job:
+        """The job whose outputs (`job.outputs`, read through `self.outputs`) are asked for:
+        404 unknown (or another tenant's), 409 not finished yet, 410 past its `expires_at`."""
+        job = await self.get(job_id, viewer)
+        self.outputs.check_readable(job)
+        return job
 
     # --- waiting ---
 

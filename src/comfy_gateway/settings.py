@@ -64,6 +64,16 @@ class Settings(BaseSettings):
     shared_blob_dir: Path | None = Field(None, description="with JOB_STORE=redis: blobs in this shared directory")
     replica_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
 
+    # --- results: every output file, where it is kept and for how long ---
+    result_store: Literal["blobs", "s3"] = "blobs"
+    result_ttl: int | None = Field(None, ge=1_000, description="ms results stay downloadable after the job "
+                                                               "ends; default JOB_CLEANUP_INTERVAL")
+    result_url_ttl: int = Field(3_600_000, ge=1_000, le=604_800_000, description="ms a presigned URL is valid")
+    result_redirect: bool = Field(True, description="with s3, downloads redirect to the presigned URL")
+    s3_bucket: str | None = None
+    s3_prefix: str = "comfy-gateway"
+    s3_endpoint_url: str | None = None
+
     # --- limits on what a client connection may send (http_server.py) ---
     max_header_bytes: int = Field(64 * 1024, ge=1024, description="larger request headers get 431")
     max_headers: int = Field(100, ge=8, description="more request headers get 431")
@@ -120,6 +130,21 @@ class Settings(BaseSettings):
             if not name or not port.isdigit() or not 0 < int(port) < 65536:
                 raise ValueError(f"COMFYUI_HOSTS: {host!r} is not host:port")
         return self
+
+    @model_validator(mode="after")
+    def _check_result_store(self) -> Settings:
+        if self.result_store == "s3" and not self.s3_bucket:
+            raise ValueError("RESULT_STORE=s3 needs S3_BUCKET")
+        return self
+
+    @property
+    def result_ttl_s(self) -> float:
+        return (self.result_ttl if self.result_ttl is not None else self.job_cleanup_interval) / 1000
+
+    @property
+    def job_retention_s(self) -> float:
+        """How long a finished job's row stays: at least as long as its results."""
+        return max(self.job_cleanup_interval / 1000, self.result_ttl_s)
 
     @cached_property
     def instance_hosts(self) -> tuple[str, ...]:

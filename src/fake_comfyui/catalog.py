@@ -27,8 +27,8 @@ class NodeContext(Protocol):
     def check_interrupted(self) -> None:
         """Raise ExecutionInterrupted if an interrupt was requested."""
 
-    def next_output_path(self, folder_type: str, filename_prefix: str) -> tuple[Path, Any]:
-        """Where to write the next image for a prefix; returns (path, StoredFile)."""
+    def next_output_path(self, folder_type: str, filename_prefix: str, ext: str = "png") -> tuple[Path, Any]:
+        """Where to write the next file for a prefix; returns (path, StoredFile)."""
 
     def input_path(self, name: str) -> Path | None:
         """Path of an input file, or None."""

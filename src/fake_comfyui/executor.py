@@ -108,8 +108,8 @@ class _ThreadContext:
             raise ExecutionInterrupted() from exc
         self.check_interrupted()
 
-    def next_output_path(self, folder_type: str, filename_prefix: str) -> tuple[Path, StoredFile]:
-        return self._executor.storage.next_output_path(folder_type, filename_prefix)
+    def next_output_path(self, folder_type: str, filename_prefix: str, ext: str = "png") -> tuple[Path, StoredFile]:
+        return self._executor.storage.next_output_path(folder_type, filename_prefix, ext)
 
     def input_path(self, name: str) -> Path | None:
         return self._executor.storage.input_path(name)

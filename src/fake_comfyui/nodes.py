@@ -17,6 +17,7 @@ from PIL.PngImagePlugin import PngInfo
 from . import imaging
 from .catalog import InputLookup, InputSpec, NodeCatalog, NodeContext, NodeOutput, NodeSpec
 from .errors import NodeExecutionError
+from .media_nodes import frames_of, media_specs
 
 UPSCALE_MODELS = ("4x_NMKD-Siax_200k.pth", "4x_tiny_big.safetensors", "broken.pth")
 BROKEN_MODEL = "broken.pth"
@@ -76,10 +77,14 @@ def _png_info(ctx: NodeContext) -> PngInfo:
     return info
 
 
-def _write_png(image: Image.Image, ctx: NodeContext, folder_type: str, prefix: str) -> NodeOutput:
-    path, stored = ctx.next_output_path(folder_type, prefix)
-    image.save(path, format="PNG", pnginfo=_png_info(ctx), compress_level=4)
-    return NodeOutput((), {"images": [stored.as_image_ref()]})
+def _write_png(images: Any, ctx: NodeContext, folder_type: str, prefix: str) -> NodeOutput:
+    """One PNG per image of the batch, as ComfyUI's SaveImage does."""
+    refs = []
+    for image in frames_of(images):
+        path, stored = ctx.next_output_path(folder_type, prefix)
+        image.save(path, format="PNG", pnginfo=_png_info(ctx), compress_level=4)
+        refs.append(stored.as_image_ref())
+    return NodeOutput((), {"images": refs})
 
 
 def _save_image(inputs: Mapping[str, Any], ctx: NodeContext) -> NodeOutput:
@@ -166,4 +171,5 @@ def build_catalog() -> NodeCatalog:
                  (image_in, InputSpec("torchscript_jit", "COMBO", choices=("default", "on"))),
                  ("IMAGE", "MASK"), _remove_background,
                  python_module="custom_nodes.ComfyUI-Inspyrenet-Rembg"),
+        *media_specs(),
     ])

@@ -126,8 +126,8 @@ class Storage:
 
     # -- node outputs ----------------------------------------------------------------------------
 
-    def next_output_path(self, folder_type: str, filename_prefix: str) -> tuple[Path, StoredFile]:
-        """Next free `<prefix>_NNNNN_.png` for a prefix that may contain a subfolder path."""
+    def next_output_path(self, folder_type: str, filename_prefix: str, ext: str = "png") -> tuple[Path, StoredFile]:
+        """Next free `<prefix>_NNNNN_.<ext>` for a prefix that may contain a subfolder path."""
         base = self.dir_for(folder_type)
         sub, _, prefix = filename_prefix.replace("\\", "/").rpartition("/")
         folder = base / sub
@@ -138,10 +138,10 @@ class Storage:
                 "Exception",
             )
         folder.mkdir(parents=True, exist_ok=True)
-        pattern = re.compile(re.escape(prefix) + r"_(\d{5,})_\.png$")
+        pattern = re.compile(re.escape(prefix) + r"_(\d{5,})_\." + re.escape(ext) + "$")
         used = [int(m.group(1)) for p in folder.iterdir() if (m := pattern.match(p.name))]
         counter = max(used, default=0) + 1
-        name = f"{prefix}_{counter:05}_.png"
+        name = f"{prefix}_{counter:05}_.{ext}"
         return folder / name, StoredFile(name, sub, folder_type)
 
     def wipe_temp(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import mimetypes
 
 from aiohttp import web
 
@@ -10,6 +11,7 @@ from .errors import RequestRejected
 from .storage import Storage, StoredFile
 
 UPLOAD_TYPES = ("input", "temp", "output")
+RISKY_TYPES = frozenset({"text/html", "text/html-sandboxed", "application/xhtml+xml", "text/javascript", "text/css"})
 
 
 async def store_upload(request: web.Request, storage: Storage) -> StoredFile:
@@ -40,4 +42,9 @@ async def serve_view(request: web.Request, storage: Storage, delay: float) -> we
     if delay > 0:
         await asyncio.sleep(delay)
     path = storage.resolve_view(filename, query.get("subfolder", ""), query.get("type", "output"))
-    return web.FileResponse(path, headers={"Content-Disposition": f'filename="{path.name}"'})
+    # As ComfyUI: the type from the name, never one a browser would run.
+    content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    if content_type in RISKY_TYPES:
+        content_type = "application/octet-stream"
+    return web.FileResponse(path, headers={"Content-Disposition": f'filename="{path.name}"',
+                                           "Content-Type": content_type})

@@ -12,18 +12,21 @@ from pathlib import Path
 
 import pytest
 
+from comfy_gateway.jobs.blob_cache import CachedBlobStore
 from comfy_gateway.jobs.blob_dir import DirectoryBlobStore
 from comfy_gateway.jobs.blob_redis import RedisBlobStore
+from comfy_gateway.jobs.blob_s3 import S3BlobStore
 from comfy_gateway.jobs.blobs import BlobStore
 from comfy_gateway.jobs.redis_store import RedisJobStore
 from comfy_gateway.jobs.sqlite import SqliteJobStore
 from comfy_gateway.jobs.store import JobStore
 from support.redis import REDIS_URL, connect_redis, drop_prefix
+from support.s3 import create_bucket
 
 JobStoreFactory = Callable[[], JobStore]
 
 BACKENDS = ["sqlite", pytest.param("redis", marks=pytest.mark.redis)]
-BLOB_BACKENDS = ["directory", pytest.param("redis", marks=pytest.mark.redis)]
+BLOB_BACKENDS = ["directory", "cached", "s3", pytest.param("redis", marks=pytest.mark.redis)]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -70,6 +73,16 @@ async def blob_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
     if request.param == "directory":
         async with DirectoryBlobStore(tmp_path / "blobs") as blobs:
             yield blobs
+        return
+    if request.param == "cached":
+        async with CachedBlobStore(DirectoryBlobStore(tmp_path / "blobs"), max_bytes=1 << 20) as cached:
+            yield cached
+        return
+    if request.param == "s3":
+        endpoint = request.getfixturevalue("s3_endpoint")
+        bucket = await create_bucket(endpoint)
+        async with S3BlobStore(bucket, "contract", endpoint_url=endpoint, part_bytes=5 << 20) as s3:
+            yield s3
         return
     client = await connect_redis()
     prefix = f"cgtest:{uuid.uuid4().hex}"

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from comfy_gateway.jobs.model import Job, JobState, can_transition
+from comfy_gateway.jobs.outputs import Output
 from comfy_gateway.jobs.store import JobFilter, JobStore
 
 JobStoreFactory = Callable[[], JobStore]  # the `make_store` fixture
@@ -565,3 +566,29 @@ async def test_a_key_is_free_again_once_its_job_is_gone_or_it_expired(store: Job
     job, created = await store.create_once(make_job("job-d"), "short", 60)
     assert created and job.id == "job-d"
     assert await store.get("job-c") is not None  # the job itself stays; only its key expired
+
+
+async def test_complete_keeps_outputs_and_expiry(store: JobStore) -> None:
+    await store.create(make_job("job-out"))
+    job = await store.claim("worker-a", LEASE)
+    assert job is not None
+    outputs = [Output(node_id="7", kind="gifs", filename="clip_00001_.mp4", content_type="video/mp4", size=12345,
+                      sha256="ab" * 32, key="outputs/job-out-1/0", subfolder="sub"),
+               Output(node_id="8", kind="text", filename="text_8_0.txt", content_type="text/plain; charset=utf-8",
+                      size=3, sha256="cd" * 32, key="outputs/job-out-1/1")]
+    assert await store.complete("job-out", job.attempt, "r", {}, outputs, expires_at=T0 + 3600.25)
+    done = await store.get("job-out")
+    assert done is not None and done.outputs == outputs and done.expires_at == T0 + 3600.25
+    assert not done.expired(now=T0 + 3600) and done.expired(now=T0 + 3600.25)
+    assert (await store.list(JobFilter()))[0].outputs == outputs
+
+
+async def test_finished_before_since_skips_older_jobs(store: JobStore) -> None:
+    for n in range(3):
+        await store.create(make_job(f"f{n}", created_at=T0 + n))
+        claimed = await store.claim_job(f"f{n}", "w", LEASE)
+        assert claimed is not None and await store.complete(f"f{n}", claimed.attempt, "r", {})
+    jobs = await store.finished_before(time.time() + 1)
+    assert [j.id for j in jobs] == ["f0", "f1", "f2"]
+    later = await store.finished_before(time.time() + 1, since=jobs[1].finished_at or 0.0)
+    assert [j.id for j in later] == ["f1", "f2"]  # `since` is inclusive

@@ -99,11 +99,11 @@ async def get_json(http: aiohttp.ClientSession, url: str, path: str, **params: A
         return await response.json()
 
 
-async def view(http: aiohttp.ClientSession, url: str, ref: dict[str, str]) -> bytes:
+async def view(http: aiohttp.ClientSession, url: str, ref: dict[str, str], content_type: str = "image/png") -> bytes:
     params = {"filename": ref["filename"], "subfolder": ref["subfolder"], "type": ref["type"]}
     async with http.get(f"{url}/view", params=params) as response:
         assert response.status == 200
-        assert response.content_type == "image/png"
+        assert response.content_type == content_type, response.content_type
         return await response.read()
 
 

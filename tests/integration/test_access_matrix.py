@@ -48,6 +48,8 @@ ROWS = [
     Row("GET", "/api/jobs/{job_id}/events", "/api/jobs/{job}/events", ALICES),
     Row("GET", "/api/jobs/{job_id}/info", "/api/jobs/{job}/info", ALICES),
     Row("DELETE", "/api/jobs/{job_id}", "/api/jobs/{delete}", ALICES),
+    Row("GET", "/api/jobs/{job_id}/outputs", "/api/jobs/{job}/outputs", ALICES),
+    Row("GET", "/api/jobs/{job_id}/outputs/{index}", "/api/jobs/{job}/outputs/0", ALICES),
     Row("GET", "/health", "/health", OPEN),
     Row("GET", "/status", "/status", OPEN),
     Row("GET", "/live", "/live", OPEN),  # Kubernetes probes carry no key

@@ -43,3 +43,19 @@ async def test_delete_removes_both_copies_and_big_blobs_bypass_memory(stores):
     assert not await cached.exists("a") and not await inner.exists("a")
     await cached.put("big", b"x" * 11)
     assert cached.cached_bytes == 0 and await cached.get("big") == b"x" * 11
+
+
+async def _chunks(*parts: bytes):
+    for part in parts:
+        yield part
+
+
+async def test_streamed_blobs_are_never_cached(stores):
+    cached, inner = stores
+    await cached.put("s", b"old")
+    assert await cached.put_stream("s", _chunks(b"12", b"34")) == 4
+    assert cached.cached_bytes == 0  # the stale copy went too
+    assert b"".join([c async for c in await cached.read("s", 1, 3)]) == b"23"
+    await cached.put("small", b"12345")
+    await inner.delete("small")  # served from memory, by range as well
+    assert b"".join([c async for c in await cached.read("small", 3)]) == b"45"

@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import GatewayError, ServiceUnavailable, TooManyRequests, Unauthorized
+from ..errors import GatewayError, RangeNotSatisfiable, ServiceUnavailable, TooManyRequests, Unauthorized
 
 
 def _json_safe(errors: list[Any]) -> list[dict[str, Any]]:
@@ -18,11 +18,13 @@ def _json_safe(errors: list[Any]) -> list[dict[str, Any]]:
 
 
 def error_headers(exc: GatewayError) -> dict[str, str]:
-    """The headers an error's answer carries: when to retry, how to authenticate."""
+    """The headers an error's answer carries: when to retry, how to authenticate, how big a file is."""
     if isinstance(exc, ServiceUnavailable | TooManyRequests):
         return {"Retry-After": str(exc.retry_after)}
     if isinstance(exc, Unauthorized):
         return {"WWW-Authenticate": exc.challenge}
+    if isinstance(exc, RangeNotSatisfiable):
+        return {"Content-Range": f"bytes */{exc.size}"}
     return {}
 
 

@@ -191,3 +191,24 @@ class WorkflowsBody(OpenBody):
 class MetricsSavedBody(OpenBody):
     message: str
     persistence: dict[str, Any]
+
+
+class OutputEntry(BaseModel):
+    index: int = Field(description="its number in GET /api/jobs/{id}/outputs/{index}")
+    node_id: str = Field(description="the workflow node that produced it")
+    kind: str = Field(description="where ComfyUI listed it: images, gifs (VHS videos too), audio, text, ...")
+    filename: str
+    subfolder: str
+    content_type: str
+    size: int = Field(description="bytes")
+    sha256: str = Field(description="hex digest of the bytes; the download's ETag")
+    url: str = Field(description="where to download it: a presigned URL with RESULT_STORE=s3, else the gateway")
+    gateway_url: str = Field(description="the gateway's own download route for it")
+
+
+class JobOutputsBody(BaseModel):
+    job_id: str
+    status: str
+    expires_at: str | None = Field(description="when the outputs are deleted (410 from then on)")
+    count: int
+    outputs: list[OutputEntry]

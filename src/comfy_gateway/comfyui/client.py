@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import mimetypes
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, NoReturn
 
 import aiohttp
@@ -200,18 +200,19 @@ class ComfyClient:
         chunks = [chunk async for chunk in self.view_stream(ref)]
         return b"".join(chunks)
 
-    async def view_stream(self, ref: ImageRef) -> AsyncIterator[bytes]:
+    async def view_stream(self, ref: ImageRef) -> AsyncGenerator[bytes, None]:
         """The bytes of one file, in chunks as they arrive.
 
         The response is released when the iterator ends; wrap it in `contextlib.aclosing` when
-        the loop may stop early.
+        the loop may stop early. Outputs can be of any size, so the `view` timeout bounds each
+        wait for data, not the whole transfer (the job's deadline bounds that).
         """
         params = {"filename": ref.filename, "subfolder": ref.subfolder, "type": ref.type}
         try:
             async with self._session.get(
                 self._base.join(URL("view")),
                 params=params,
-                timeout=self._timeout(self.timeouts.view),
+                timeout=aiohttp.ClientTimeout(sock_connect=self.timeouts.connect, sock_read=self.timeouts.view),
             ) as resp:
                 if resp.status == 404:
                     raise UpstreamError("output file not found", instance=self.name, filename=ref.filename)

@@ -14,7 +14,7 @@ class ClientTimeouts:
     connect: float = 3.0  # TCP connect, and the WebSocket handshake + first frame
     submit: float = 30.0  # POST /prompt (validation is synchronous), POST /upload/image
     history: float = 10.0  # GET /history, GET /queue, POST /queue, POST /interrupt
-    view: float = 60.0  # GET /view, the whole download
+    view: float = 60.0  # GET /view: the longest wait for the next bytes of a download
     probe: float = 3.0  # GET /system_stats
     ws_heartbeat: float = 15.0  # ping interval on event sockets; a missing pong drops the socket
 

@@ -236,12 +236,13 @@ class Dispatcher:
 
     async def _finish_completed(self, job: Job, instance: Instance, outcome: Outcome) -> None:
         job.result_meta = outcome.meta
-        if await self.store.complete(job.id, job.attempt, outcome.blob, outcome.meta):
+        if await self.store.complete(job.id, job.attempt, outcome.blob, outcome.meta, outcome.outputs,
+                                     outcome.expires_at):
             self.telemetry.job_finished(job, instance.name, True, None)
             await self.events.publish_finished(job.id)
         else:  # this attempt was abandoned (lease lost or job deleted): its result is not the job's
             self.telemetry.job_released(job, instance.name)
-            await self.blobs.delete(outcome.blob)
+            await self.execution.discard(outcome)
 
     async def _finish_failed(self, job: Job, instance: Instance | None, error: dict[str, Any]) -> None:
         if await self.store.fail(job.id, job.attempt, error):

@@ -10,7 +10,7 @@ import base64
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,11 @@ from ..errors import WorkflowFailed
 from ..images import OUTPUT_MIME, convert_image, image_size, strip_png_text
 from ..jobs.blobs import BlobStore
 from ..jobs.model import Job
+from ..jobs.outputs import Output
 from ..jobs.store import JobStore
 from ..observability.tracing import step
 from ..workflows.registry import Workflow, WorkflowRegistry
+from .outputs import OutputCollector
 
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 
@@ -49,6 +51,8 @@ def input_key(job_id: str) -> str:
 class Outcome:
     blob: str
     meta: dict[str, Any]
+    outputs: list[Output] = field(default_factory=list)
+    expires_at: float | None = None
 
 
 class ProgressReporter:
@@ -86,11 +90,13 @@ class ProgressReporter:
 
 class JobExecution:
     def __init__(self, *, store: JobStore, blobs: BlobStore, registry: WorkflowRegistry,
-                 outputs_dir: Path | None) -> None:
+                 outputs_dir: Path | None, results: BlobStore | None = None, result_ttl_s: float | None = None) -> None:
         self.store = store
         self.blobs = blobs
         self.registry = registry
         self.outputs_dir = outputs_dir
+        self.collector = OutputCollector(results or blobs)  # where every output file goes
+        self.result_ttl_s = result_ttl_s
 
     def workflow_of(self, job: Job) -> Workflow:
         workflow = self.registry.get(job.type)
@@ -144,16 +150,43 @@ class JobExecution:
                                  instance=instance.name, prompt_id=result.prompt_id)
         with step("comfyui.output_fetch", filename=refs[0].filename):
             png = await instance.client.view(refs[0])
+        with step("job.store_result", format=job.params.get("format", "png")) as stored:
+            # Every output is stored while the result is made: the two writes overlap.
+            collecting = asyncio.ensure_future(
+                self.collector.collect(instance.client, job, result.history, {refs[0]: png}))
+            try:
+                key, meta = await self._keep_result(job, png, result.prompt_id)
+            except BaseException:
+                await asyncio.shield(self._abandon(collecting))
+                raise
+            outputs = await collecting
+            stored.set(outputs=len(outputs))
+        expires_at = None if self.result_ttl_s is None else time.time() + self.result_ttl_s
+        return Outcome(key, meta, outputs, expires_at)
+
+    async def _keep_result(self, job: Job, png: bytes, prompt_id: str) -> tuple[str, dict[str, Any]]:
+        """The job's `result` (its first image, in the format asked for): stored, and described."""
         fmt = job.params.get("format", "png")
-        with step("job.store_result", format=fmt):
-            data = await asyncio.to_thread(convert_image, png, fmt) if fmt != "png" else strip_png_text(png)
-            width, height = image_size(data)  # the header only: microseconds
-            key = result_key(job.id, job.attempt)
-            await self.blobs.put(key, data)
-            if self.outputs_dir is not None:
-                await asyncio.to_thread(self._write_output, job.id, fmt, data)
-        return Outcome(key, {"content_type": OUTPUT_MIME[fmt], "format": fmt, "size_bytes": len(data),
-                             "width": width, "height": height, "prompt_id": result.prompt_id})
+        data = await asyncio.to_thread(convert_image, png, fmt) if fmt != "png" else strip_png_text(png)
+        width, height = image_size(data)  # the header only: microseconds
+        key = result_key(job.id, job.attempt)
+        await self.blobs.put(key, data)
+        if self.outputs_dir is not None:
+            await asyncio.to_thread(self._write_output, job.id, fmt, data)
+        return key, {"content_type": OUTPUT_MIME[fmt], "format": fmt, "size_bytes": len(data),
+                     "width": width, "height": height, "prompt_id": prompt_id}
+
+    async def _abandon(self, collecting: asyncio.Future[list[Output]]) -> None:
+        """Stop a collection whose job failed: what it stored goes."""
+        collecting.cancel()
+        await asyncio.wait([collecting])
+        if not collecting.cancelled() and collecting.exception() is None:
+            await self.collector.discard(collecting.result())
+
+    async def discard(self, outcome: Outcome) -> None:
+        """Drop what an abandoned attempt stored: its result is not the job's."""
+        await self.blobs.delete(outcome.blob)
+        await self.collector.discard(outcome.outputs)
 
     def _write_output(self, job_id: str, fmt: str, data: bytes) -> None:
         assert self.outputs_dir is not None

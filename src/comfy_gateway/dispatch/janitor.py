@@ -1,9 +1,11 @@
-"""Periodic housekeeping: finished jobs past retention go (with their blobs), pending jobs past the
-queue deadline fail, and processing jobs whose owner stopped renewing their lease are adopted."""
+"""Periodic housekeeping: finished jobs past retention go (with their blobs and output files), results
+past RESULT_TTL are deleted (the job answers 410 from then on), pending jobs past the queue deadline
+fail, and processing jobs whose owner stopped renewing their lease are adopted."""
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from typing import Any
 
@@ -24,9 +26,13 @@ def blob_keys(job: Job) -> list[str]:
 
 class Janitor:
     def __init__(self, *, store: JobStore, blobs: BlobStore, dispatcher: Dispatcher, retention_s: float,
-                 queue_timeout_s: float, interval_s: float, log: Any) -> None:
+                 queue_timeout_s: float, interval_s: float, log: Any, results: BlobStore | None = None,
+                 result_ttl_s: float | None = None) -> None:
         self.store = store
         self.blobs = blobs
+        self.results = results or blobs  # where output files are
+        self.result_ttl_s = result_ttl_s
+        self._expired_up_to = 0.0  # jobs finished before this had their results deleted (this process)
         self.dispatcher = dispatcher
         self.retention_s = retention_s
         self.queue_timeout_s = queue_timeout_s
@@ -36,6 +42,23 @@ class Janitor:
 
     async def remove(self, job: Job) -> None:
         await self.blobs.delete(*blob_keys(job))
+        await self.results.delete(*(output.key for output in job.outputs))
+
+    async def expire_results(self) -> int:
+        """Delete the result and outputs of jobs past RESULT_TTL; their rows stay (and answer 410)."""
+        if self.result_ttl_s is None or self.result_ttl_s >= self.retention_s:
+            return 0  # the rows go at the same time, blobs with them
+        cutoff = time.time() - self.result_ttl_s
+        expired = 0
+        while batch := await self.store.finished_before(cutoff, limit=500, since=self._expired_up_to):
+            for job in batch:
+                await self.remove(job)
+            expired += len(batch)
+            # `since` is inclusive: start just after the newest one done
+            self._expired_up_to = math.nextafter(max(job.finished_at or 0.0 for job in batch), math.inf)
+            if len(batch) < 500:
+                break
+        return expired
 
     async def cleanup_finished(self, older_than_s: float | None = None) -> int:
         cutoff = time.time() - (self.retention_s if older_than_s is None else older_than_s)
@@ -70,10 +93,12 @@ class Janitor:
     async def sweep(self) -> dict[str, int]:
         adopted = await self.dispatcher.adopt_expired()
         removed = await self.cleanup_finished()
+        results = await self.expire_results()
         expired = await self.expire_pending()
-        if removed or expired or adopted:
-            self.log.info("Housekeeping", removedJobs=removed, expiredJobs=expired, adoptedJobs=adopted)
-        return {"removed": removed, "expired": expired, "adopted": adopted}
+        if removed or expired or adopted or results:
+            self.log.info("Housekeeping", removedJobs=removed, expiredJobs=expired, adoptedJobs=adopted,
+                          expiredResults=results)
+        return {"removed": removed, "expired": expired, "adopted": adopted, "expired_results": results}
 
     def next_sweep_in(self) -> float:
         """Seconds until the next sweep: the usual interval, or sooner when a pending job's queue

@@ -3,14 +3,16 @@
 A job's input is read back by the dispatcher a few milliseconds after it was written, and its
 result by the sync request waiting for it: both usually come from here instead of the disk or
 Redis. Blobs never change once written (keys are per job and per attempt), so the cache needs no
-invalidation beyond deletes. Oldest entries go first once `max_bytes` is reached.
+invalidation beyond deletes. Oldest entries go first once `max_bytes` is reached. Streamed blobs
+(output files of any size) pass through uncached: only `put` fills the cache.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import AsyncIterable, AsyncIterator
 
-from .blobs import BlobStore
+from .blobs import CHUNK_BYTES, BlobStore
 from .resource import OpenClose
 
 
@@ -63,6 +65,22 @@ class CachedBlobStore(OpenClose):
     async def exists(self, key: str) -> bool:
         return key in self._entries or await self.inner.exists(key)
 
+    async def put_stream(self, key: str, chunks: AsyncIterable[bytes]) -> int:
+        self._forget(key)
+        return await self.inner.put_stream(key, chunks)
+
+    async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        data = self._entries.get(key)
+        if data is None:
+            return await self.inner.read(key, start, end)
+        return _slices(data, start, len(data) if end is None else min(end, len(data)))
+
     @property
     def cached_bytes(self) -> int:
         return self._size
+
+
+async def _slices(data: bytes, start: int, end: int) -> AsyncIterator[bytes]:
+    view = memoryview(data)
+    for offset in range(start, end, CHUNK_BYTES):
+        yield bytes(view[offset:min(offset + CHUNK_BYTES, end)])

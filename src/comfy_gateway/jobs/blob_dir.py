@@ -16,8 +16,11 @@ import hashlib
 import os
 import re
 import tempfile
+from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
+from typing import BinaryIO
 
+from .blobs import CHUNK_BYTES
 from .resource import OpenClose
 from .storage_faults import StorageFaults, converting
 
@@ -46,6 +49,43 @@ def _write(path: Path, data: bytes, fsync: bool) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+class _PartFile:
+    """A blob being written: a temporary file beside its place, created with the first bytes and
+    renamed into place by `seal` (one thread hop per chunk, one to finish)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.tmp: Path | None = None
+        self.file: BinaryIO | None = None
+
+    def write(self, chunk: bytes) -> None:
+        if self.file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+            self.file, self.tmp = os.fdopen(fd, "wb"), Path(tmp)
+        self.file.write(chunk)
+
+    def seal(self, fsync: bool) -> None:
+        self.write(b"")  # an empty blob is a file too
+        assert self.file is not None and self.tmp is not None
+        with self.file:
+            if fsync:
+                self.file.flush()
+                os.fsync(self.file.fileno())
+        os.replace(self.tmp, self.path)
+
+    def discard(self) -> None:
+        if self.file is not None and self.tmp is not None:
+            self.file.close()
+            self.tmp.unlink(missing_ok=True)
+
+
+def _open_at(path: Path, start: int) -> BinaryIO:
+    file = path.open("rb")
+    file.seek(start)
+    return file
 
 
 def _unlink(paths: list[Path]) -> None:
@@ -94,3 +134,38 @@ class DirectoryBlobStore(OpenClose):
 
     async def exists(self, key: str) -> bool:
         return await asyncio.to_thread(self.path(key).is_file)
+
+    async def put_stream(self, key: str, chunks: AsyncIterable[bytes]) -> int:
+        part = _PartFile(self.path(key))
+        size = 0
+        try:
+            async for chunk in chunks:
+                await asyncio.to_thread(part.write, chunk)
+                size += len(chunk)
+            await asyncio.to_thread(part.seal, self._fsync)
+        except BaseException:
+            await asyncio.shield(asyncio.to_thread(part.discard))
+            raise
+        return size
+
+    async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        path = self.path(key)
+        try:
+            size = (await asyncio.to_thread(path.stat)).st_size
+        except FileNotFoundError as exc:
+            raise KeyError(key) from exc
+        return self._chunks(path, start, size if end is None else min(end, size))
+
+    @staticmethod
+    async def _chunks(path: Path, start: int, end: int) -> AsyncIterator[bytes]:
+        file = await asyncio.to_thread(_open_at, path, start)
+        try:
+            left = end - start
+            while left > 0:
+                chunk = await asyncio.to_thread(file.read, min(CHUNK_BYTES, left))
+                if not chunk:
+                    return
+                left -= len(chunk)
+                yield chunk
+        finally:
+            file.close()

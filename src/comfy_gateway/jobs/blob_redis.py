@@ -1,13 +1,18 @@
 """RedisBlobStore: blobs as Redis strings with a TTL, for replicas that share no disk.
 
 The client is the caller's (it is not closed here). Keys must be non-empty (ValueError otherwise);
-each blob expires `ttl_seconds` after its last write.
+each blob expires `ttl_seconds` after its last write. A streamed blob is appended to a key of its
+own and renamed into place at the end; ranges are read with GETRANGE.
 """
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator
+
 from redis.asyncio import Redis
 
+from .blobs import CHUNK_BYTES
 from .redis_keys import RedisKeys
 from .resource import OpenClose
 from .storage_faults import REDIS_DOWN, StorageFaults, converting
@@ -58,3 +63,38 @@ class RedisBlobStore(OpenClose):
 
     async def exists(self, key: str) -> bool:
         return bool(await self._client.exists(self._key(key)))
+
+    async def put_stream(self, key: str, chunks: AsyncIterable[bytes]) -> int:
+        name = self._key(key)
+        partial = f"{name}:partial:{uuid.uuid4().hex}"
+        size = 0
+        try:
+            async for chunk in chunks:
+                size = await self._client.append(partial, chunk)
+                await self._client.expire(partial, self._ttl)
+            if size == 0:
+                await self._client.set(name, b"", ex=self._ttl)
+            else:
+                await self._client.rename(partial, name)
+                await self._client.expire(name, self._ttl)
+        except BaseException:
+            await self._client.delete(partial)
+            raise
+        return size
+
+    async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        name = self._key(key)
+        if not await self._client.exists(name):
+            raise KeyError(key)
+        size = int(await self._client.strlen(name))
+        return self._chunks(name, start, size if end is None else min(end, size))
+
+    async def _chunks(self, name: str, start: int, end: int) -> AsyncIterator[bytes]:
+        while start < end:
+            stop = min(start + CHUNK_BYTES, end)
+            raw = await self._client.getrange(name, start, stop - 1)  # inclusive end
+            chunk = raw if isinstance(raw, bytes) else raw.encode()
+            if not chunk:
+                return
+            start += len(chunk)
+            yield chunk

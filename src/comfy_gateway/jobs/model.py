@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from .outputs import Output
+
 
 class JobState(StrEnum):
     PENDING = "pending"
@@ -73,9 +75,15 @@ class Job:
     tenant: str = ANONYMOUS_TENANT  # the API key's name: fair share, limits and who may see the job
     priority: int = 0  # of its key: higher goes first
     webhook_deliveries: list[dict[str, Any]] = field(default_factory=list)  # one entry per attempt
+    outputs: list[Output] = field(default_factory=list)  # every file of every output node, in order
+    expires_at: float | None = None  # when its result and outputs go (set when it completes)
     # W3C trace context ({"traceparent": ...}) of the job's trace: its later spans, run by whichever
     # replica executes it, continue that trace. Empty when tracing is off.
     trace_context: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # The stores hand back the outputs as the dicts they wrote.
+        self.outputs = [o if isinstance(o, Output) else Output.from_dict(o) for o in self.outputs]
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -87,6 +95,10 @@ class Job:
         values = dict(data)
         values["state"] = JobState(values["state"])
         return cls(**values)
+
+    def expired(self, now: float | None = None) -> bool:
+        """Whether its result and outputs are past their time (RESULT_TTL)."""
+        return self.expires_at is not None and (time.time() if now is None else now) >= self.expires_at
 
     @property
     def queue_wait_seconds(self) -> float | None:

@@ -24,6 +24,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from .model import Job, JobState, compact_json
+from .outputs import Output
 from .redis_keys import LUA_KEYS, RedisKeys
 from .redis_scripts import (
     ADD_WEBHOOK_ATTEMPT,
@@ -48,11 +49,10 @@ _STR_FIELDS = frozenset(
 )
 _INT_FIELDS = frozenset({"attempt", "priority"})
 _FLOAT_FIELDS = frozenset(
-    {"created_at", "updated_at", "lease_expires_at", "started_at", "finished_at", "progress"}
+    {"created_at", "updated_at", "lease_expires_at", "started_at", "finished_at", "progress", "expires_at"}
 )
-_JSON_FIELDS = frozenset(
-    {"params", "input_meta", "result_meta", "error", "history", "webhook_deliveries", "trace_context"}
-)
+_JSON_FIELDS = frozenset({"params", "input_meta", "result_meta", "error", "history", "webhook_deliveries",
+                          "outputs", "trace_context"})
 _LIST_PAGE = 200
 
 
@@ -235,9 +235,13 @@ class RedisJobStore(OpenClose):
         )
 
     async def complete(
-        self, job_id: str, attempt: int, result_blob: str, result_meta: dict[str, Any]
+        self, job_id: str, attempt: int, result_blob: str, result_meta: dict[str, Any],
+        outputs: Sequence[Output] = (), expires_at: float | None = None,
     ) -> bool:
-        fields = ("result_blob", result_blob, "result_meta", compact_json(result_meta), "progress", "100.0")
+        fields: tuple[str, ...] = ("result_blob", result_blob, "result_meta", compact_json(result_meta),
+                                   "progress", "100.0", "outputs", compact_json([o.to_dict() for o in outputs]))
+        if expires_at is not None:
+            fields += ("expires_at", _num(expires_at))
         args = (job_id, str(attempt), JobState.COMPLETED.value, _num(time.time()), *fields)
         return bool(await self._call("finish", *args))
 
@@ -321,11 +325,12 @@ class RedisJobStore(OpenClose):
     async def delete(self, job_id: str) -> Job | None:
         return _decode(await self._call("delete", job_id))
 
-    async def finished_before(self, cutoff: float, limit: int = 500) -> Sequence[Job]:
+    async def finished_before(self, cutoff: float, limit: int = 500, since: float = 0.0) -> Sequence[Job]:
         if limit <= 0:
             return []
         below = f"({_num(cutoff)}"  # exclusive
-        ids = await self._redis.zrangebyscore(self._keys.finished, "-inf", below, start=0, num=limit)
+        ids = await self._redis.zrangebyscore(self._keys.finished, _num(since) if since > 0 else "-inf", below,
+                                              start=0, num=limit)
         return [job for job in await self._fetch(ids) if job.state.finished]
 
     async def unfinished(self) -> Sequence[Job]:

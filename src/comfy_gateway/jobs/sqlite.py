@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import structlog
 
 from .model import Job, JobState, compact_json
+from .outputs import Output
 from .resource import OpenClose, Phase
 from .sqlite_file import DatabaseFile
 from .sqlite_tenants import TENANT_COLUMNS, TENANT_SCHEMA, add_columns, next_fair, take_turn
@@ -74,7 +75,7 @@ _COLUMNS = (
 )  # fmt: skip
 # The rest of the Job lives in the JSON column `data`.
 _DATA_FIELDS = ("params", "input_blob", "input_meta", "result_blob", "result_meta", "error", "history",
-                "tenant", "priority", "webhook_deliveries", "trace_context")
+                "tenant", "priority", "webhook_deliveries", "outputs", "expires_at", "trace_context")
 _SELECT = ", ".join((*_COLUMNS, "data"))
 
 _INSERT = f"INSERT INTO jobs ({_SELECT}) VALUES ({', '.join('?' * (len(_COLUMNS) + 1))})"
@@ -97,7 +98,8 @@ _RENEW = f"UPDATE jobs SET lease_expires_at = :expires, updated_at = :now {_FENC
 _COMPLETE = f"""
 UPDATE jobs SET state = 'completed', finished_at = :now, updated_at = :now, progress = 100.0,
     lease_owner = NULL, lease_expires_at = NULL,
-    data = json_set(data, '$.result_blob', :blob, '$.result_meta', json(:meta))
+    data = json_set(data, '$.result_blob', :blob, '$.result_meta', json(:meta), '$.outputs', json(:outputs),
+                    '$.expires_at', json(:expires_at))
 {_FENCE}"""
 _FAIL_SET = """
 UPDATE jobs SET state = 'failed', finished_at = :now, updated_at = :now,
@@ -129,7 +131,7 @@ WHERE state IN ('pending', 'processing') GROUP BY state, type"""
 _BY_IDEMPOTENCY_KEY = f"SELECT {_SELECT} FROM jobs WHERE id = (SELECT job_id FROM idempotency WHERE key = ?)"
 _FINISHED_BEFORE = f"""
 SELECT {_SELECT} FROM jobs
-WHERE finished_at < ? AND state IN ('completed', 'failed') ORDER BY finished_at LIMIT ?"""
+WHERE finished_at < ? AND finished_at >= ? AND state IN ('completed', 'failed') ORDER BY finished_at LIMIT ?"""
 _UNFINISHED = f"""
 SELECT {_SELECT} FROM jobs WHERE state IN ('pending', 'processing') ORDER BY created_at, rowid"""
 
@@ -323,10 +325,12 @@ class SqliteJobStore(OpenClose):
         return await self._update(_RENEW, params)
 
     async def complete(
-        self, job_id: str, attempt: int, result_blob: str, result_meta: dict[str, Any]
+        self, job_id: str, attempt: int, result_blob: str, result_meta: dict[str, Any],
+        outputs: Sequence[Output] = (), expires_at: float | None = None,
     ) -> bool:
         meta = compact_json(result_meta)
-        params = {"id": job_id, "attempt": attempt, "blob": result_blob, "meta": meta, "now": time.time()}
+        params = {"id": job_id, "attempt": attempt, "blob": result_blob, "meta": meta, "now": time.time(),
+                  "outputs": compact_json([o.to_dict() for o in outputs]), "expires_at": compact_json(expires_at)}
         return await self._update(_COMPLETE, params)
 
     async def fail(self, job_id: str, attempt: int | None, error: dict[str, Any]) -> bool:
@@ -401,8 +405,8 @@ class SqliteJobStore(OpenClose):
     async def delete(self, job_id: str) -> Job | None:
         return await self._one(_DELETE, (job_id,))
 
-    async def finished_before(self, cutoff: float, limit: int = 500) -> Sequence[Job]:
-        return await self._many(_FINISHED_BEFORE, (cutoff, max(limit, 0)))
+    async def finished_before(self, cutoff: float, limit: int = 500, since: float = 0.0) -> Sequence[Job]:
+        return await self._many(_FINISHED_BEFORE, (cutoff, since, max(limit, 0)))
 
     async def unfinished(self) -> Sequence[Job]:
         return await self._many(_UNFINISHED)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .model import Job, JobState
+from .outputs import Output
 
 
 @dataclass(frozen=True)
@@ -81,9 +82,10 @@ class JobStore(Protocol):
     async def renew_lease(self, job_id: str, attempt: int, owner: str, lease_seconds: float) -> bool: ...
 
     async def complete(
-        self, job_id: str, attempt: int, result_blob: str, result_meta: dict[str, Any]
+        self, job_id: str, attempt: int, result_blob: str, result_meta: dict[str, Any],
+        outputs: Sequence[Output] = (), expires_at: float | None = None,
     ) -> bool:
-        """processing -> completed, only for the current attempt."""
+        """processing -> completed, only for the current attempt; `outputs` and `expires_at` are kept."""
 
     async def fail(self, job_id: str, attempt: int | None, error: dict[str, Any]) -> bool:
         """-> failed, only for the current attempt of a processing job; `attempt=None` fails a job
@@ -120,8 +122,9 @@ class JobStore(Protocol):
     async def delete(self, job_id: str) -> Job | None:
         """Remove a job; returns what was removed so the caller can drop its blobs."""
 
-    async def finished_before(self, cutoff: float, limit: int = 500) -> Sequence[Job]:
-        """Completed or failed jobs whose `finished_at` is older than `cutoff`."""
+    async def finished_before(self, cutoff: float, limit: int = 500, since: float = 0.0) -> Sequence[Job]:
+        """Completed or failed jobs whose `finished_at` is older than `cutoff` (and not before `since`),
+        oldest first."""
 
     async def unfinished(self) -> Sequence[Job]:
         """Every pending or processing job (start-up recovery)."""

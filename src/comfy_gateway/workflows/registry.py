@@ -94,16 +94,17 @@ class Workflow:
         return {name: self.parameters[name].coerce(value) for name, value in raw.items()}
 
     def render(self, image_value: str, run_tag: str, params: Mapping[str, Any]) -> dict[str, Any]:
-        """The graph for one run: image injected, parameters set, every SaveImage prefix unique.
+        """The graph for one run: image injected, parameters set, every output file prefix unique.
 
-        The unique prefix keeps concurrent jobs' files apart and defeats ComfyUI's output cache."""
+        The unique prefix (of SaveImage and every other node with a `filename_prefix`: animated
+        images, VHS videos, audio) keeps concurrent jobs' files apart and defeats ComfyUI's output cache."""
         graph = copy.deepcopy(dict(self.graph))
         graph[self.input_node]["inputs"][self.input_field] = image_value
         for name, value in params.items():
             p = self.parameters[name]
             graph[p.node]["inputs"][p.input] = value
         for node in graph.values():
-            if node.get("class_type") == "SaveImage":
+            if node.get("class_type") == "SaveImage" or "filename_prefix" in (node.get("inputs") or {}):
                 base = node["inputs"].get("filename_prefix", "gateway")
                 node["inputs"]["filename_prefix"] = f"{base}_{run_tag}"
         return graph

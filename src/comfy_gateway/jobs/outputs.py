@@ -1,0 +1,81 @@
+"""A job's outputs: every file its workflow's output nodes reported, as stored by the gateway.
+
+An `Output` is the record kept on the Job (in its JSON data, never the bytes): which node made it,
+its name, content type, size and SHA-256, and the key of its bytes in the result store. Outputs are
+numbered by their place in `Job.outputs` (0, 1, ...), in the order /history lists them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import mimetypes
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import asdict, dataclass
+from typing import Any
+from urllib.parse import quote
+
+# Types the standard table may lack on a slim system; ComfyUI registers the same ones.
+_EXTRA_TYPES = {".webp": "image/webp", ".webm": "video/webm", ".mkv": "video/x-matroska", ".flac": "audio/flac",
+                ".opus": "audio/opus", ".mp4": "video/mp4", ".txt": "text/plain"}
+TEXT_TYPE = "text/plain; charset=utf-8"
+BIG_CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """One stored output file of a job."""
+
+    node_id: str  # the output node that reported it
+    kind: str  # the key it was listed under in /history: images, gifs, audio, text, ...
+    filename: str  # the name ComfyUI gave it (for text: made up from node and position)
+    content_type: str
+    size: int  # bytes
+    sha256: str  # hex digest of the bytes; also the download's ETag
+    key: str  # where the bytes are in the result store
+    subfolder: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Output:
+        return cls(**data)
+
+
+def output_key(job_id: str, attempt: int, index: int) -> str:
+    """Per attempt, like the result: an abandoned attempt never overwrites the files of the real one."""
+    return f"outputs/{job_id}-{attempt}/{index}"
+
+
+def content_type_of(filename: str) -> str:
+    suffix = filename[filename.rfind("."):].lower() if "." in filename else ""
+    guessed = _EXTRA_TYPES.get(suffix) or mimetypes.guess_type(filename)[0] or "application/octet-stream"
+    return TEXT_TYPE if guessed == "text/plain" else guessed
+
+
+def content_disposition(filename: str) -> str:
+    """`inline` with the file's name, safe for any name ComfyUI may have given (RFC 6266)."""
+    plain = filename.encode("ascii", "replace").decode().replace('"', "_").replace("\\", "_")
+    return f"inline; filename=\"{plain}\"; filename*=UTF-8''{quote(filename)}"
+
+
+class Digest:
+    """Size and SHA-256 of bytes as they stream past (`measured(chunks)` passes them on unchanged)."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+        self.size = 0
+
+    async def measured(self, chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+        async for chunk in chunks:
+            if len(chunk) > BIG_CHUNK:  # hashlib lets go of the GIL: the event loop goes on meanwhile
+                await asyncio.to_thread(self._hash.update, chunk)
+            else:
+                self._hash.update(chunk)
+            self.size += len(chunk)
+            yield chunk
+
+    @property
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
