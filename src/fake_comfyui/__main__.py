@@ -21,11 +21,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--hang-next", type=int, default=0, metavar="N", help="hang the next N prompts")
     parser.add_argument("--view-delay", type=float, default=0.0, help="seconds each GET /view waits")
     parser.add_argument("--name", default=None, help="a label reported in stats and /system_stats")
+    parser.add_argument("--without-nodes", default="", metavar="A,B",
+                        help="comma-separated node classes this server lacks (e.g. InspyrenetRembg)")
+    parser.add_argument("--models", default=None, metavar="A,B",
+                        help="comma-separated upscale model files it offers (default: the usual three)")
+    parser.add_argument("--model-load-time", type=float, default=0.0,
+                        help="seconds a prompt waits first when it uses other models than the previous one")
     return parser.parse_args(argv)
 
 
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
 async def serve(args: argparse.Namespace) -> None:
-    fake = FakeComfyUI(args.host, args.port, args.service_time, args.name, view_delay=args.view_delay)
+    fake = FakeComfyUI(args.host, args.port, args.service_time, args.name, view_delay=args.view_delay,
+                       without_nodes=_names(args.without_nodes),
+                       models=None if args.models is None else _names(args.models),
+                       model_load_time=args.model_load_time)
     async with fake:
         if args.paused:
             fake.pause()

@@ -73,7 +73,8 @@ async def test_one_job_is_one_trace_from_request_to_webhook(fake_servers, tmp_pa
     placement = named["job.placement"].attributes
     assert placement["comfyui.instance"] == fakes[0].host_port
     assert list(placement["placement.candidates"]) == [fakes[0].host_port]
-    assert "least busy" in placement["placement.reason"]
+    assert placement["placement.reason"] == info["placement"]["reason"]  # the placement's own account
+    assert placement["placement.strategy"] == info["placement"]["strategy"]
     progress = [e.attributes["progress.percent"] for e in named["comfyui.prompt"].events if e.name == "progress"]
     assert progress and progress == sorted(progress) and progress[-1] == 100
     assert named["job.attempt"].attributes["job.outcome"] == "completed"

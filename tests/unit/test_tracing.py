@@ -52,7 +52,7 @@ async def test_off_means_the_same_no_op_objects_and_the_work_itself():
         assert prompt is NO_STEP
         listener = print
         assert prompt.progress_listener(listener) is listener
-    off.placed(job, "gpu-1", candidates=["gpu-1"], reason="r", since=0.0)
+    off.placed(job, "gpu-1", candidates=["gpu-1"], since=0.0, avoided=None, details={"reason": "r"})
     assert job.trace_context == {} and trace_id_of(job) is None
 
 

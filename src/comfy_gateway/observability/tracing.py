@@ -226,8 +226,11 @@ class Tracing:
             job.trace_context = carrier
             yield Step(span)
 
-    def placed(self, job: Job, instance: str, *, candidates: Sequence[str], reason: str, since: float) -> None:
-        """Record the wait in the queue and the placement of the attempt that starts now."""
+    def placed(self, job: Job, instance: str, *, candidates: Sequence[str], since: float, avoided: str | None,
+               details: Mapping[str, Any]) -> None:
+        """Record the wait in the queue and the placement of the attempt that starts now.
+
+        `details` is the placement's own account (reason, strategy, jobs ahead...): `placement.*`."""
         if self._tracer is None:
             return
         parent = self._parent(job)
@@ -236,9 +239,12 @@ class Tracing:
         wait = self._tracer.start_span("job.queue_wait", context=parent, start_time=_ns(min(queued_at, since)),
                                        attributes={"job.id": job.id, "job.attempt": job.attempt})
         wait.end(end_time=_ns(since))
-        placement = self._tracer.start_span("job.placement", context=parent, start_time=_ns(since), attributes={
-            "job.id": job.id, "comfyui.instance": instance, "placement.candidates": list(candidates),
-            "placement.reason": reason})
+        attributes = {f"placement.{key}": value for key, value in _clean(details).items() if key != "instance"}
+        attributes.update({"job.id": job.id, "comfyui.instance": instance, "placement.candidates": list(candidates)})
+        if avoided is not None:
+            attributes["placement.avoided"] = avoided  # where its last attempt failed
+        placement = self._tracer.start_span("job.placement", context=parent, start_time=_ns(since),
+                                            attributes=attributes)
         placement.end(end_time=_ns(max(now, since)))
 
     def attempt(self, job: Job, instance: str, work: Coroutine[Any, Any, T]) -> Coroutine[Any, Any, T]:
