@@ -172,7 +172,7 @@ async def test_a_job_resumed_after_a_restart_stays_in_its_trace(fake_servers, tm
     fakes[0].pause()
     async with running_gateway(settings, tracing=Tracing.with_exporter(before)) as gw:
         job_id = (await gw.client.post(f"/api/async/{UPSCALE}", files=IMAGE)).json()["job_id"]
-        await eventually(lambda: len(fakes[0].stats()["prompts"]) == 1, 10, "the prompt on the server")
+        await eventually(lambda: len(fakes[0].stats()["prompts"]) == 1, 30, "the prompt on the server")
     # The first process stopped with the job's prompt still queued on the server.
     async with running_gateway(settings, tracing=Tracing.with_exporter(after)) as gw:
         fakes[0].resume()

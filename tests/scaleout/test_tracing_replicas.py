@@ -26,11 +26,11 @@ async def test_the_replica_that_adopts_a_job_continues_its_trace(fake_servers, t
     fakes[0].pause()
     async with running_gateway(replica("replica-a"), tracing=Tracing.with_exporter(first)) as a:
         job_id = await submit(a.client)
-        await eventually(lambda: len(fakes[0].stats()["prompts"]) == 1, 10, "the prompt on the server")
+        await eventually(lambda: len(fakes[0].stats()["prompts"]) == 1, 30, "the prompt on the server")
     # replica-a is gone with the prompt still queued; replica-b adopts the job once its lease ran out.
     async with running_gateway(replica("replica-b"), tracing=Tracing.with_exporter(second)) as b:
         fakes[0].resume()
-        status = await b.wait_job(job_id)
+        status = await b.wait_job(job_id, timeout=60)  # after the lease runs out; room for a loaded machine
         info = (await b.client.get(f"/api/jobs/{job_id}/info")).json()
 
     assert status["status"] == "completed"
