@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from . import __version__
 from .access import KeyRing, Principal
-from .api import breakers, dashboard, errors, jobs, metrics, outputs, probes, status, tasks
+from .api import breakers, dashboard, errors, jobs, metrics, outputs, probes, status, tasks, v2
 from .api.auth import AuthMiddleware, document_keys
 from .api.cors import JsonCORSMiddleware
 from .api.middleware import RequestContextMiddleware, UploadLimitMiddleware
@@ -41,6 +41,7 @@ def create_app(settings: Settings | None = None, *, tracing: Tracing | None = No
                 app.state.gateway = gateway
                 app.state.service = gateway.service
                 app.state.overview = gateway.overview
+                app.state.graph_jobs = gateway.graph_jobs
                 yield
         finally:
             await tracing.aclose()  # last: the spans of the shutdown are sent too
@@ -57,6 +58,8 @@ def create_app(settings: Settings | None = None, *, tracing: Tracing | None = No
     errors.install(app)
     for module in (tasks, jobs, outputs, status, probes, metrics, breakers, dashboard):
         app.include_router(module.router)
+    for router in v2.routers:
+        app.include_router(router)
     app.add_middleware(UploadLimitMiddleware, max_bytes=settings.max_upload_bytes)
 
     async def check_rate(caller: Principal) -> None:
