@@ -48,6 +48,7 @@ from .observability.job_metrics import JobMetrics
 from .observability.logging import get_logger
 from .observability.prometheus import PromMetrics
 from .observability.telemetry import Telemetry
+from .observability.timeline import Timeline
 from .observability.tracing import Tracing
 from .overview import Overview
 from .service import Admission, JobService
@@ -165,7 +166,9 @@ class Gateway:
                                  cluster=self.cluster, max_queue_depth=s.max_queue_depth,
                                  signals=AutoscalingSignals(
                                      store=self.store, pool=self.pool, prom=self.prom, workflows=self.registry.names,
-                                     per_instance=s.max_jobs_per_instance, total=s.max_concurrent_jobs))
+                                     per_instance=s.max_jobs_per_instance, total=s.max_concurrent_jobs),
+                                 timeline=Timeline())
+        self.telemetry.finished_listeners.append(self.overview.timeline.job_finished)
 
     def _estimates(self) -> ServiceEstimates:
         """Service times start from each workflow manifest's low estimate until they are measured."""
@@ -187,6 +190,7 @@ class Gateway:
         self._tasks.spawn_loop(self.dispatcher.renew_leases, "lease-renewal")
         self._tasks.spawn_loop(lambda: self.metrics.run_autosave(s.metrics_save_interval / 1000),
                                "metrics-autosave")
+        self._tasks.spawn_loop(lambda: self.overview.timeline.run(self.overview.queue_depth), "timeline")
 
     async def _open_backends(self) -> RedisBackends | None:
         s = self.settings

@@ -118,3 +118,12 @@ def strip_png_text(data: bytes) -> bytes:
 def image_size(data: bytes) -> tuple[int, int]:
     with Image.open(io.BytesIO(data)) as img:
         return img.size
+
+
+def thumbnail(data: bytes, max_side: int) -> bytes:
+    """A WEBP no larger than `max_side` on either side, for previews (alpha kept)."""
+    with Image.open(io.BytesIO(data)) as img:
+        img.thumbnail((max_side, max_side))
+        out = io.BytesIO()
+        img.save(out, format="WEBP", quality=80)
+        return out.getvalue()

@@ -18,6 +18,7 @@ from .errors import NotFound, StorageError
 from .jobs.store import JobStore, StoreCounts
 from .observability.job_metrics import JobMetrics, MetricsReading
 from .observability.prometheus import PromMetrics
+from .observability.timeline import Timeline
 from .readiness import Readiness, check_readiness
 from .service import Admission
 
@@ -45,7 +46,7 @@ class InstanceSnapshot:
 class Overview:
     def __init__(self, *, pool: InstancePool, slots: SlotLedger, store: JobStore, dispatcher: Dispatcher,
                  metrics: JobMetrics, prom: PromMetrics, admission: Admission,
-                 cluster: ClusterMetrics | None, max_queue_depth: int = 0,
+                 cluster: ClusterMetrics | None, timeline: Timeline, max_queue_depth: int = 0,
                  signals: AutoscalingSignals | None = None) -> None:
         self._pool = pool
         self._slots = slots
@@ -55,6 +56,7 @@ class Overview:
         self._cluster = cluster
         self.metrics = metrics
         self.prom = prom
+        self.timeline = timeline
         self.started_at = time.time()
         self._max_queue_depth = max_queue_depth
         self._signals = signals
@@ -104,6 +106,11 @@ class Overview:
         return await check_readiness(self._store, self._pool, admitting=self._admission.open,
                                      max_queue_depth=self._max_queue_depth,
                                      storage_fault=None if fault is None else fault.message)
+
+    async def queue_depth(self) -> tuple[int, int]:
+        """Jobs waiting and jobs running, over the whole pool (what the timeline samples)."""
+        usage = await self._slots.usage()
+        return await self._store.pending_count(), sum(usage.values())
 
     # --- the servers ---
 
