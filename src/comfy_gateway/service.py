@@ -29,6 +29,7 @@ from .jobs.model import Job, JobState, new_job_id
 from .jobs.storage_faults import StorageFaults
 from .jobs.store import JobFilter, JobStore, StoreCounts
 from .observability.job_metrics import JobMetrics
+from .observability.tracing import Tracing
 from .settings import Settings
 from .workflows.registry import Workflow, WorkflowRegistry
 
@@ -100,7 +101,7 @@ class JobService:
         self, *, settings: Settings, store: JobStore, blobs: BlobStore, events: JobEvents, pool: InstancePool,
         dispatcher: Dispatcher, janitor: Janitor, registry: WorkflowRegistry, metrics: JobMetrics,
         admission: Admission, quotas: Quotas, destinations: DestinationPolicy, outputs: JobOutputs,
-        placement: Placement, slots: SlotLedger,
+        placement: Placement, slots: SlotLedger, tracing: Tracing | None = None,
     ) -> None:
         self.settings = settings
         self._placement = placement
@@ -117,6 +118,7 @@ class JobService:
         self._quotas = quotas
         self._destinations = destinations
         self.outputs = outputs  # every output file of a job: see readable_outputs
+        self._tracing = tracing or Tracing.off()
 
     # --- workflows ---
 
@@ -184,14 +186,15 @@ class JobService:
 
     async def _enqueue(self, job: Job, owner: Principal, idempotency_key: str | None) -> tuple[Job, bool]:
         """The key is claimed in the same write that creates the job, so a retry never makes two."""
-        if idempotency_key is None:
-            await self._store.create(job)
-        else:
-            # Keys are the tenant's own: another tenant's same key names another job.
-            named, created = await self._store.create_once(job, f"{owner.name}/{idempotency_key}",
-                                                           self.settings.idempotency_ttl / 1000)
-            if not created:
-                return named, False
+        with self._tracing.submitting(job):  # the job's trace context is written with it
+            if idempotency_key is None:
+                await self._store.create(job)
+            else:
+                # Keys are the tenant's own: another tenant's same key names another job.
+                named, created = await self._store.create_once(job, f"{owner.name}/{idempotency_key}",
+                                                               self.settings.idempotency_ttl / 1000)
+                if not created:
+                    return named, False
         self._dispatcher.notify()
         await self._events.announce_work()
         return job, True

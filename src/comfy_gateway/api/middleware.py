@@ -27,10 +27,10 @@ from .v2 import errors as v2_errors
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-_QUIET_PATHS = frozenset({"/metrics"})
+_QUIET_PATHS = frozenset({"/metrics", "/live", "/ready"})
 # Their 503 answers a probe ("servers degraded"), it is no failure of the request: a warning, so that
 # load balancers polling a degraded gateway do not flood error.log and rotate real errors out of it.
-_PROBE_PATHS = frozenset({"/health", "/status"})
+_PROBE_PATHS = frozenset({"/health", "/status", "/ready"})
 CLIENT_CLOSED_REQUEST = 499  # nginx's status for a client that left before it could be answered
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 

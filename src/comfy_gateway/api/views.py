@@ -17,6 +17,7 @@ from ..graph_jobs import shown_params
 from ..jobs.model import Job, JobState
 from ..observability.formats import epoch_ms, num
 from ..observability.timestamps import iso as iso_ms
+from ..observability.tracing import trace_id_of
 
 # The original's fixed per-type estimates in seconds (the status endpoint's fallback before any job ran).
 SEED_ESTIMATE_S = {"remove-background": 45, "upscale-image": 60, "upscale-remove-bg": 90}
@@ -222,7 +223,7 @@ def info_body(job: Job) -> dict[str, Any]:
         "processing_time_seconds": job.processing_seconds, "queue_wait_seconds": job.queue_wait_seconds,
         "progress_percentage": int(job.progress),
         "params": shown_params(job.params), "input": job.input_meta, "attempts_history": job.history,
-        "lease_owner": job.lease_owner,
+        "lease_owner": job.lease_owner, "trace_id": trace_id_of(job),
         "tenant": job.tenant, "priority": job.priority, "webhook_deliveries": job.webhook_deliveries,
         "placement": job.placement,
     }

@@ -31,6 +31,7 @@ from ..jobs.blobs import BlobStore
 from ..jobs.events import JobEvents
 from ..jobs.model import Job
 from ..jobs.store import JobStore
+from ..observability.tracing import Tracing
 from .execution import JobExecution, Outcome, ProgressReporter, prompt_id_for
 from .placement import Choice, Placement, Plan
 from .slots import SlotLedger
@@ -71,6 +72,7 @@ class Dispatcher:
         execution: JobExecution, events: JobEvents, telemetry: Telemetry, health: HealthChecker | None,
         placement: Placement, owner: str, lease_s: float, job_timeout_s: float, max_attempts: int, sweep_s: float,
         tenant_caps: Callable[[], Mapping[str, int]] = dict,
+        tracing: Tracing | None = None,
     ) -> None:
         self.store = store
         self.blobs = blobs
@@ -87,6 +89,7 @@ class Dispatcher:
         self.max_attempts = max_attempts
         self.sweep_s = sweep_s
         self.tenant_caps = tenant_caps  # tenant -> most jobs it may run at once (read per claim: keys reload)
+        self.tracing = tracing or Tracing.off()
         self.running: dict[str, RunningJob] = {}
         self.draining = False
         self._jobs = TaskOwner(telemetry.log_exception)
@@ -117,6 +120,7 @@ class Dispatcher:
             available = self.pool.available()
             if not available:
                 return
+            since = time.time()  # the job's queue wait ends, its placement begins
             usage = await self.slots.usage()
             now = time.monotonic()
             waiting = {job_type for job_type, until in self._unplaced.items() if until > now}
@@ -134,10 +138,10 @@ class Dispatcher:
             if job is None:
                 await self.slots.release(reserved)
                 return
-            if not await self._place(job, plan, usage, reserved):
+            if not await self._place(job, plan, usage, reserved, since):
                 return
 
-    async def _place(self, job: Job, plan: Plan, usage: dict[str, int], reserved: str) -> bool:
+    async def _place(self, job: Job, plan: Plan, usage: dict[str, int], reserved: str, since: float) -> bool:
         """Start the claimed `job` on the best free server that can run it: the one whose slot is
         `reserved`, or a better one that still has a slot."""
         now = time.monotonic()
@@ -152,6 +156,8 @@ class Dispatcher:
                 instance = self.pool.get(choice.instance)
                 assert instance is not None
                 self.placement.sent(job, choice)
+                self.tracing.placed(job, choice.instance, candidates=sorted(plan.free), since=since,
+                                    avoided=failed_on, details=choice.as_dict())
                 self.start(job, instance, reattach=False, placement=choice)
                 return True
         # Rare: the job's own parameters name a model that no free server has. It waits again, and
@@ -165,7 +171,8 @@ class Dispatcher:
 
     def start(self, job: Job, instance: Instance, *, reattach: bool, placement: Choice | None = None) -> None:
         """Run `job` (already claimed, its slot on `instance` already taken) in its own task."""
-        task = self._jobs.spawn(self._run(job, instance, reattach, placement), name=f"job-{job.id}")
+        work = self.tracing.attempt(job, instance.name, self._run(job, instance, reattach, placement))
+        task = self._jobs.spawn(work, name=f"job-{job.id}")
         self.running[job.id] = RunningJob(job, instance.name, task)
 
     # --- one attempt ---

@@ -23,6 +23,7 @@ from ..jobs.blobs import BlobStore
 from ..jobs.model import Job
 from ..jobs.outputs import Output
 from ..jobs.store import JobStore
+from ..observability.tracing import step
 from ..workflows.graph import GRAPH_JOB_TYPE
 from ..workflows.registry import Workflow, WorkflowRegistry
 from .graph_run import GraphRun
@@ -120,7 +121,8 @@ class JobExecution:
                                        name=f"record-prompt-{job.id}")
         try:
             if job.type == GRAPH_JOB_TYPE:
-                workflow, result = None, await self.graphs.run(job, instance, on_progress)
+                with step("comfyui.prompt", prompt_id=job.prompt_id, graph=True) as prompt:
+                    workflow, result = None, await self.graphs.run(job, instance, prompt.progress_listener(on_progress))
             else:
                 workflow = self.workflow_of(job)
                 result = await self._run_workflow(job, instance, workflow, on_progress)
@@ -137,42 +139,53 @@ class JobExecution:
         image = await self.blobs.get(job.input_blob or input_key(job.id))
         if workflow.input_mode == "upload":
             ext = EXTENSIONS.get(job.input_meta.get("content_type", ""), "png")
-            ref = await instance.client.upload_image(image, f"cg_{job.id}.{ext}", overwrite=True)
+            with step("comfyui.upload", size_bytes=len(image)):
+                ref = await instance.client.upload_image(image, f"cg_{job.id}.{ext}", overwrite=True)
             value = f"{ref.subfolder}/{ref.filename}" if ref.subfolder else ref.filename
         else:
             value = base64.b64encode(image).decode("ascii")
         del image
         graph = workflow.render(value, run_tag=f"{job.id[:8]}_{job.attempt}", params=job.params.get("workflow", {}))
-        return await run_prompt(instance.client, instance.hub, graph, prompt_id=job.prompt_id,
-                                extra_data={"gateway_job": job.id, "attempt": job.attempt}, on_progress=on_progress)
+        with step("comfyui.prompt", prompt_id=job.prompt_id) as prompt:
+            return await run_prompt(instance.client, instance.hub, graph, prompt_id=job.prompt_id,
+                                    extra_data={"gateway_job": job.id, "attempt": job.attempt},
+                                    on_progress=prompt.progress_listener(on_progress))
 
     async def reattach(self, job: Job, instance: Instance, on_progress: Callable[[float], None]) -> Outcome:
         """Follow a prompt an earlier process submitted (restart or lease take-over)."""
         assert job.prompt_id is not None
         workflow = None if job.type == GRAPH_JOB_TYPE else self.workflow_of(job)
-        result = await attach(instance.client, instance.hub, job.prompt_id, on_progress=on_progress)
+        with step("comfyui.prompt", prompt_id=job.prompt_id, reattached=True) as prompt:
+            result = await attach(instance.client, instance.hub, job.prompt_id,
+                                  on_progress=prompt.progress_listener(on_progress))
         return await self.collect(job, instance, workflow, result)
 
     async def collect(self, job: Job, instance: Instance, workflow: Workflow | None, result: RunResult) -> Outcome:
         """The attempt's outputs, stored; a named workflow's job also gets its `result` image."""
         expires_at = None if self.result_ttl_s is None else time.time() + self.result_ttl_s
         if workflow is None:  # a submitted graph: every output, no single result
-            outputs = await self.collector.collect(instance.client, job, result.history)
+            with step("job.store_result") as stored:
+                outputs = await self.collector.collect(instance.client, job, result.history)
+                stored.set(outputs=len(outputs))
             return Outcome("", {"prompt_id": result.prompt_id}, outputs, expires_at)
         refs = outputs_of(result.history, workflow.result_node)
         if not refs:
             raise WorkflowFailed(f"the workflow produced no image at node {workflow.result_node}",
                                  instance=instance.name, prompt_id=result.prompt_id)
-        png = await instance.client.view(refs[0])
-        # Every output is stored while the result is made: the two writes overlap.
-        collecting = asyncio.create_task(
-            self.collector.collect(instance.client, job, result.history, {refs[0]: png}), name=f"outputs-{job.id}")
-        try:
-            key, meta = await self._keep_result(job, png, result.prompt_id)
-        except BaseException:
-            await self._abandon(collecting)  # ours: stopped, and what it stored dropped, before we go on
-            raise
-        outputs = await collecting
+        with step("comfyui.output_fetch", filename=refs[0].filename):
+            png = await instance.client.view(refs[0])
+        with step("job.store_result", format=job.params.get("format", "png")) as stored:
+            # Every output is stored while the result is made: the two writes overlap.
+            collecting = asyncio.create_task(
+                self.collector.collect(instance.client, job, result.history, {refs[0]: png}),
+                name=f"outputs-{job.id}")
+            try:
+                key, meta = await self._keep_result(job, png, result.prompt_id)
+            except BaseException:
+                await self._abandon(collecting)  # ours: stopped, and what it stored dropped, before we go on
+                raise
+            outputs = await collecting
+            stored.set(outputs=len(outputs))
         return Outcome(key, meta, outputs, expires_at)
 
     async def _keep_result(self, job: Job, png: bytes, prompt_id: str) -> tuple[str, dict[str, Any]]:

@@ -44,7 +44,7 @@ from .redis_scripts import (
 )
 from .resource import OpenClose
 from .storage_faults import REDIS_DOWN, StorageFaults, converting
-from .store import JobFilter, StoreCounts
+from .store import JobFilter, QueueStats, StoreCounts
 
 _STR_FIELDS = frozenset(
     {"id", "type", "lease_owner", "instance", "prompt_id", "input_blob", "result_blob", "tenant"}
@@ -55,7 +55,7 @@ _FLOAT_FIELDS = frozenset(
      "canceling_at"}
 )
 _JSON_FIELDS = frozenset({"params", "input_meta", "result_meta", "error", "history", "webhook_deliveries",
-                          "outputs", "placement"})
+                          "outputs", "placement", "trace_context"})
 _LIST_PAGE = 200
 
 
@@ -377,3 +377,20 @@ class RedisJobStore(OpenClose):
             pending, processing = await pipe.execute()
         jobs = [job for job in await self._fetch([*pending, *processing]) if not job.state.finished]
         return sorted(jobs, key=lambda job: job.created_at)
+
+    async def queue_stats(self) -> QueueStats:
+        types = sorted(_text(name) for name in await self._redis.smembers(self._keys.types))
+        pending, processing = self._keys.state(JobState.PENDING.value), self._keys.state(JobState.PROCESSING.value)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zrange(pending, 0, 0, withscores=True)
+            for name in types:
+                pipe.zintercard(2, [pending, self._keys.type(name)])
+                pipe.zintercard(2, [processing, self._keys.type(name)])
+            oldest, *counts = await pipe.execute()
+        stats = QueueStats(oldest_pending_created_at=float(oldest[0][1]) if oldest else None)
+        for name, waiting, running in zip(types, counts[::2], counts[1::2], strict=True):
+            if waiting:
+                stats.pending_by_type[name] = int(waiting)
+            if running:
+                stats.processing_by_type[name] = int(running)
+        return stats

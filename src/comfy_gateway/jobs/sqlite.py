@@ -31,7 +31,7 @@ from .resource import OpenClose
 from .sqlite_file import DatabaseFile
 from .sqlite_tenants import TENANT_COLUMNS, TENANT_SCHEMA, add_columns, next_fair, take_turn
 from .storage_faults import StorageFaults, converting
-from .store import JobFilter, StoreCounts
+from .store import JobFilter, QueueStats, StoreCounts
 
 _T = TypeVar("_T")
 
@@ -76,7 +76,8 @@ _COLUMNS = (
 )  # fmt: skip
 # The rest of the Job lives in the JSON column `data`.
 _DATA_FIELDS = ("params", "input_blob", "input_meta", "result_blob", "result_meta", "error", "history",
-                "tenant", "priority", "webhook_deliveries", "outputs", "expires_at", "placement", "canceling_at")
+                "tenant", "priority", "webhook_deliveries", "outputs", "expires_at", "placement",
+                "trace_context", "canceling_at")
 _SELECT = ", ".join((*_COLUMNS, "data"))
 
 _INSERT = f"INSERT INTO jobs ({_SELECT}) VALUES ({', '.join('?' * (len(_COLUMNS) + 1))})"
@@ -130,6 +131,9 @@ SELECT {_SELECT} FROM jobs
 WHERE state = 'processing' AND (lease_expires_at IS NULL OR lease_expires_at <= ?)
 ORDER BY lease_expires_at"""
 _DELETE = f"DELETE FROM jobs WHERE id = ? RETURNING {_SELECT}"
+_QUEUE_STATS = """
+SELECT state, type, COUNT(*), MIN(created_at) FROM jobs
+WHERE state IN ('pending', 'processing') GROUP BY state, type"""
 _BY_IDEMPOTENCY_KEY = f"SELECT {_SELECT} FROM jobs WHERE id = (SELECT job_id FROM idempotency WHERE key = ?)"
 _FINISHED_BEFORE = f"""
 SELECT {_SELECT} FROM jobs
@@ -442,3 +446,15 @@ class SqliteJobStore(OpenClose):
 
     async def unfinished(self) -> Sequence[Job]:
         return await self._many(_UNFINISHED)
+
+    async def queue_stats(self) -> QueueStats:
+        rows = await self._run(lambda conn: conn.execute(_QUEUE_STATS).fetchall())
+        stats = QueueStats()
+        for state, job_type, count, oldest in rows:
+            if state == JobState.PENDING.value:
+                stats.pending_by_type[job_type] = count
+                first = stats.oldest_pending_created_at
+                stats.oldest_pending_created_at = oldest if first is None else min(first, oldest)
+            else:
+                stats.processing_by_type[job_type] = count
+        return stats

@@ -35,6 +35,7 @@ import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from .timestamps import iso
+from .tracing import add_trace_ids
 
 SERVICE_NAME = "comfy-gateway"
 LOGGER_NAMESPACE = "comfy_gateway"
@@ -93,6 +94,7 @@ def _shared_processors() -> list[Processor]:
         structlog.stdlib.add_log_level,
         _add_timestamp,
         _add_service,
+        add_trace_ids,
     ]
 
 
