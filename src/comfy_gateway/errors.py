@@ -175,3 +175,10 @@ class WorkflowFailed(UpstreamError):
     """The graph ran and a node failed, or the run was interrupted."""
 
     code = "workflow_failed"
+
+
+class ResultTooLarge(WorkflowFailed):
+    """The workflow made an output past MAX_RESULT_BYTES or MAX_RESULT_PIXELS: it would be as large
+    on any server, so it is not run again."""
+
+    code = "result_too_large"

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import json
 import logging
 import time
 import uuid
@@ -28,6 +27,7 @@ import aiohttp
 
 from comfy_gateway.errors import UpstreamError, UpstreamUnavailable
 
+from . import wire
 from .client import ComfyClient
 from .reconcile import PollPolicy, reconcile
 from .watch import ProgressCallback, PromptWatch
@@ -233,7 +233,7 @@ class EventHub:
                     self._client.ws_url(client_id),
                     heartbeat=timeouts.ws_heartbeat,
                     timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0),
-                    max_msg_size=0,
+                    max_msg_size=self._client.limits.max_ws_frame_bytes,
                 )
                 first = await ws.receive()
             if first.type is not aiohttp.WSMsgType.TEXT:
@@ -299,13 +299,12 @@ class EventHub:
 
     def _dispatch(self, sock: _Socket, text: str) -> None:
         try:
-            frame = json.loads(text)
-            kind, data = frame["type"], frame["data"]
-        except (ValueError, KeyError, TypeError):
-            log.warning("unreadable event frame from %s", self._client.name)
+            frame = wire.validated(wire.EventFrame, wire.parse_json(text, "an event frame", self._client.name),
+                                   "an event frame", self._client.name)
+        except UpstreamUnavailable as exc:
+            log.warning("unreadable event frame from %s: %s", self._client.name, exc.message)
             return
-        if not isinstance(data, dict):
-            return
+        kind, data = frame.type, frame.data
         if kind == "status":
             self._queue_changed.set()
             self._queue_changed = asyncio.Event()

@@ -11,6 +11,7 @@ import aiohttp
 
 from .breaker import BreakerState, CircuitBreaker
 from .client import ClientTimeouts, ComfyClient
+from .models import ClientLimits
 from .events import EventHub
 
 
@@ -72,11 +73,12 @@ class InstancePool:
         on_breaker_change: Callable[[str, BreakerState, BreakerState], None] | None = None,
         on_reconnect: Callable[[str], None] | None = None,
         timeouts: ClientTimeouts | None = None,
+        limits: ClientLimits | None = None,
     ) -> None:
         self._instances: dict[str, Instance] = {}
         self._stack = contextlib.AsyncExitStack()
         for host in hosts:
-            client = ComfyClient(base_url(host), session, timeouts=timeouts)
+            client = ComfyClient(base_url(host), session, timeouts=timeouts, limits=limits)
             hub = EventHub(client, session, max_connections=max_connections, on_reconnect=on_reconnect)
             breaker = CircuitBreaker(on_change=self._breaker_callback(host, on_breaker_change))
             self._instances[host] = Instance(host, client, hub, breaker)
