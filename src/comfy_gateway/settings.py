@@ -95,7 +95,7 @@ class Settings(BaseSettings):
                                          description="a larger JSON answer (/history...) is the server's fault")
     max_upstream_frame_bytes: int = Field(16 * 1024 * 1024, ge=64 * 1024,
                                           description="a larger WebSocket message drops the event socket")
-    max_result_bytes: int = Field(256 * 1024 * 1024, ge=1024, description="a larger output file fails the job")
+    max_result_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="a larger output file fails the job")
     max_result_pixels: int = Field(40_000_000, ge=1, description="a result image declaring more fails the job")
 
     @field_validator("cors_origins")

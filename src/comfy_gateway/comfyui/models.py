@@ -25,7 +25,7 @@ class ClientLimits:
 
     max_json_bytes: int = 32 * 1024 * 1024  # one JSON answer (/history, /queue, /prompt, ...)
     max_ws_frame_bytes: int = 16 * 1024 * 1024  # one WebSocket message (previews are binary frames)
-    max_result_bytes: int = 256 * 1024 * 1024  # one output file fetched with /view
+    max_result_bytes: int = 64 * 1024 * 1024  # one output file fetched with /view
 
 
 @dataclass(frozen=True, slots=True)
