@@ -11,8 +11,8 @@ import aiohttp
 
 from .breaker import BreakerState, CircuitBreaker
 from .client import ClientTimeouts, ComfyClient
-from .models import ClientLimits
 from .events import EventHub
+from .models import ClientLimits
 
 
 class Instance:
