@@ -107,6 +107,9 @@ class Gateway:
         # Registered before anything is spawned: a start that fails from here on stops every task.
         self._stack.push_async_callback(self._shutdown)
         await self._recover()
+        resumed = await self.webhooks.resume()
+        if resumed:
+            self.log.info("Resumed webhook deliveries", count=resumed)
         self._spawn_loops(redis)
         self.admission.open = True
         self.log.info("Gateway started", instances=list(s.instance_hosts), store=s.job_store,
