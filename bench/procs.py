@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -163,13 +164,15 @@ class Cluster:
 
     @classmethod
     def start(cls, template: str, *, servers: int, service_time: float, settings: dict[str, Any],
-              workdir: Path, paused: bool = False) -> Cluster:
+              workdir: Path, paused: bool = False, fake_options: Sequence[str] = ()) -> Cluster:
+        """`fake_options`: more command-line options of every fake, e.g. `("--model-load-time", "1")`."""
         cluster = cls()
         try:
             with open(workdir / "fakes.log", "ab") as log:
                 for n in range(servers):
                     cluster.fakes.append(FakeProcess.start(service_time, name=f"fake-{n + 1}", paused=paused,
-                                                           stderr=log, cwd=ROOT, timeout=READY_TIMEOUT))
+                                                           stderr=log, cwd=ROOT, timeout=READY_TIMEOUT,
+                                                           options=fake_options))
             hosts = ",".join(f.host_port for f in cluster.fakes)
             cluster.gateway = start_gateway(template, hosts, settings, workdir)
         except BaseException:

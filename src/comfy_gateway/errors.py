@@ -16,6 +16,7 @@ GatewayError
 ├── Gone                         410  something that existed and is no more
 │   └── ResultExpired                 a result or output past RESULT_TTL
 ├── RangeNotSatisfiable          416  a Range header outside the file, malformed, or several ranges
+├── NoCapableServer              422  no configured server has the nodes or models the workflow needs
 ├── ServiceUnavailable           503  no healthy server, or the gateway is draining
 │   └── StorageError             503  the job store or blob storage failed (database gone, Redis down)
 │       └── InsufficientStorage  507  the disk is full
@@ -108,6 +109,13 @@ class JobNotFound(NotFound):
 class JobNotFinished(GatewayError):
     status_code = 409
     code = "job_not_finished"
+
+
+class NoCapableServer(GatewayError):
+    """Every configured server lacks a node class or model file the job needs: it could never run."""
+
+    status_code = 422
+    code = "no_capable_server"
 
 
 class Gone(GatewayError):

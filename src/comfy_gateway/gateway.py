@@ -30,8 +30,10 @@ from .comfyui.health import HealthChecker
 from .comfyui.instance import Instance, InstancePool
 from .comfyui.models import ClientLimits
 from .dispatch.dispatcher import Dispatcher
+from .dispatch.estimates import ServiceEstimates
 from .dispatch.execution import JobExecution
 from .dispatch.janitor import Janitor
+from .dispatch.placement import Placement
 from .dispatch.slots import LocalSlots, SlotLedger
 from .job_outputs import JobOutputs
 from .jobs.blob_cache import CachedBlobStore
@@ -118,14 +120,20 @@ class Gateway:
     def _build_parts(self, redis: RedisBackends | None) -> None:
         s = self.settings
         self.health = HealthChecker(self.pool, interval_s=s.health_check_interval / 1000,
-                                    timeout_s=s.health_check_timeout / 1000, on_probe=self._probed)
+                                    timeout_s=s.health_check_timeout / 1000, on_probe=self._probed,
+                                    capabilities_s=s.capabilities_refresh_s,
+                                    on_capabilities=lambda inst: self.dispatcher.notify())
+        self.placement = Placement(pool=self.pool, registry=self.registry, estimates=self._estimates(),
+                                   strategy=s.placement, per_instance=s.max_jobs_per_instance,
+                                   total=s.max_concurrent_jobs)
         self.execution = JobExecution(store=self.store, blobs=self.blobs, registry=self.registry,
                                       outputs_dir=s.outputs_dir if s.output_files else None,
                                       results=self.results, result_ttl_s=s.result_ttl_s,
                                       max_result_pixels=s.max_result_pixels)
         self.dispatcher = Dispatcher(
             store=self.store, blobs=self.blobs, slots=self.slots, pool=self.pool, execution=self.execution,
-            events=self.events, telemetry=self.telemetry, health=self.health, owner=s.replica_id,
+            events=self.events, telemetry=self.telemetry, health=self.health, placement=self.placement,
+            owner=s.replica_id,
             lease_s=s.lease_s, job_timeout_s=s.job_timeout_s, max_attempts=s.max_attempts,
             sweep_s=s.job_processing_interval / 1000, tenant_caps=self.keys.concurrency_caps)
         self.janitor = Janitor(store=self.store, blobs=self.blobs, dispatcher=self.dispatcher,
@@ -146,11 +154,18 @@ class Gateway:
             settings=s, store=self.store, blobs=self.blobs, events=self.events, pool=self.pool,
             dispatcher=self.dispatcher, janitor=self.janitor, registry=self.registry, metrics=self.metrics,
             admission=self.admission, quotas=Quotas(self.store, limiter, max_queue_depth=s.max_queue_depth),
-            destinations=self.destinations,
+            destinations=self.destinations, placement=self.placement, slots=self.slots,
             outputs=JobOutputs(self.results, url_ttl_s=s.result_url_ttl // 1000, redirect=s.result_redirect))
         self.overview = Overview(pool=self.pool, slots=self.slots, store=self.store, dispatcher=self.dispatcher,
                                  metrics=self.metrics, prom=self.prom, admission=self.admission,
                                  cluster=self.cluster)
+
+    def _estimates(self) -> ServiceEstimates:
+        """Service times start from each workflow manifest's low estimate until they are measured."""
+        priors = {wf.name: float(wf.estimated_seconds[0])
+                  for wf in (self.registry.get(name) for name in self.registry.names()) if wf is not None}
+        return ServiceEstimates(prior_s=priors, default_prior_s=10.0,
+                                switch_prior_s=self.settings.model_switch_cost_s)
 
     def _spawn_loops(self, redis: RedisBackends | None) -> None:
         s = self.settings

@@ -116,6 +116,9 @@ class Overview:
             view["active_jobs"] = 0 if snap is None else snap.active_jobs
             if snap is not None:
                 view.update(healthy=snap.healthy, circuit_breaker=snap.breaker.value)
+            inst = self._pool.get(name)
+            if inst is not None:  # capabilities, warm models, VRAM, measured service times: live, not saved
+                view["placement"] = self._dispatcher.placement.describe(inst)
         return views
 
     async def metrics_summary(self) -> dict[str, Any]:

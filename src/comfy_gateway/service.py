@@ -16,6 +16,8 @@ from .comfyui.instance import InstancePool
 from .dispatch.dispatcher import Dispatcher
 from .dispatch.execution import input_key, prompt_id_for
 from .dispatch.janitor import Janitor
+from .dispatch.placement import Placement
+from .dispatch.slots import SlotLedger
 from .errors import JobNotFound, NotFound, ServiceUnavailable, StorageError
 from .images import ImageInfo
 from .job_outputs import JobOutputs, result_expired
@@ -29,6 +31,7 @@ from .settings import Settings
 from .workflows.registry import Workflow, WorkflowRegistry
 
 STRANDED_GRACE_S = 3.0
+ETA_SAMPLE = 50  # pending jobs ahead that an estimate places one by one
 
 
 async def _set_within(event: asyncio.Event, seconds: float, also: asyncio.Event | None = None) -> bool:
@@ -94,8 +97,11 @@ class JobService:
         self, *, settings: Settings, store: JobStore, blobs: BlobStore, events: JobEvents, pool: InstancePool,
         dispatcher: Dispatcher, janitor: Janitor, registry: WorkflowRegistry, metrics: JobMetrics,
         admission: Admission, quotas: Quotas, destinations: DestinationPolicy, outputs: JobOutputs,
+        placement: Placement, slots: SlotLedger,
     ) -> None:
         self.settings = settings
+        self._placement = placement
+        self._slots = slots
         self._store = store
         self._blobs = blobs
         self._events = events
@@ -137,7 +143,9 @@ class JobService:
                      owner: Principal, idempotency_key: str | None = None) -> tuple[Job, bool]:
         """The job for this request, and whether it is new (False: the idempotency key named one).
 
-        The job is `owner`'s: its tenant and priority; past a queue bound, 429."""
+        The job is `owner`'s: its tenant and priority; past a queue bound, 429; 422 when no
+        configured server can run it."""
+        self._placement.check_runnable(job_type, params.get("workflow"))
         await self._quotas.check_queue(owner)
         job = Job(id=new_job_id(), type=job_type, params=params, input_meta=info.as_meta(),
                   tenant=owner.name, priority=owner.priority)
@@ -182,6 +190,24 @@ class JobService:
     async def pending_count(self) -> int:
         return await self._store.pending_count()
 
+    async def estimated_seconds(self, job: Job) -> float | None:
+        """Seconds until `job` should be done (see `Placement.estimate`).
+
+        Of the jobs pending ahead of a pending one, the newest ETA_SAMPLE are read; the older rest
+        is only counted (reading a long queue on every request would cost more than it tells)."""
+        if job.state.finished:
+            return 0.0
+        ahead: list[Job] = []
+        unseen = 0
+        if job.state is JobState.PENDING and not self._placement.placed_here(job.id):
+            pending = await self._store.pending_count()
+            if pending > 1:  # more than the job itself
+                sample = await self._store.list(JobFilter(state=JobState.PENDING, limit=ETA_SAMPLE))
+                ahead = sorted((j for j in sample if (j.created_at, j.id) < (job.created_at, job.id)),
+                               key=lambda j: j.created_at)
+                unseen = max(0, pending - len(sample) - 1) if len(sample) == ETA_SAMPLE else 0
+        return self._placement.estimate(job, ahead, unseen, await self._slots.usage())
+
     def average_seconds(self, job_type: str) -> float | None:
         """How long a job of this type took on average (successful jobs), if any ran yet."""
         return self._metrics.average_processing_seconds(job_type)
@@ -223,9 +249,9 @@ class JobService:
     async def wait_sync(self, job_id: str) -> Job:
         """A sync request's wait: until its job ends, unless the job cannot start.
 
-        A job still pending while no server is available (for STRANDED_GRACE_S) or while the gateway
-        drains is withdrawn (failed with a 503 reason), so the client does not hang and a later run
-        cannot surprise it. Woken by the job's own event; once a second it looks at the pool, and
+        A job still pending while no server that can run it is available (for STRANDED_GRACE_S) or
+        while the gateway drains is withdrawn (failed with a 503 reason), so the client does not hang
+        and a later run cannot surprise it. Woken by the job's own event; once a second it looks at the pool, and
         reads the job only when the pool gives a reason to."""
         deadline = time.monotonic() + self.sync_wait_limit()
         stranded_since: float | None = None
@@ -234,7 +260,7 @@ class JobService:
             job = await self._job(job_id)
             while not job.state.finished and time.monotonic() < deadline and not self.admission.stopped.is_set():
                 woken = await _set_within(event, min(1.0, deadline - time.monotonic()), self.admission.stopped)
-                stranded = self.admission.stranded()
+                stranded = self.admission.stranded() or not self._placement.can_start(job)
                 if woken or stranded:
                     job = await self._job(job_id)
                 if job.state is not JobState.PENDING or not stranded:

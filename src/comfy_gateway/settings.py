@@ -64,6 +64,13 @@ class Settings(BaseSettings):
     shared_blob_dir: Path | None = Field(None, description="with JOB_STORE=redis: blobs in this shared directory")
     replica_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
 
+    # --- placement: capabilities, warm models, estimates ---
+    placement: Literal["affinity", "least_loaded"] = Field(
+        "affinity", description="affinity: lowest expected finish (queue + service + model switch); "
+                                "least_loaded: fewest jobs. Both only pick servers that can run the job")
+    model_switch_cost: int = Field(2_000, ge=0, description="ms a model switch is assumed to cost until measured")
+    capabilities_refresh_interval: int = Field(300_000, ge=1_000, description="ms between /object_info reads")
+
     # --- results: every output file, where it is kept and for how long ---
     result_store: Literal["blobs", "s3"] = "blobs"
     result_ttl: int | None = Field(None, ge=1_000, description="ms results stay downloadable after the job "
@@ -172,6 +179,14 @@ class Settings(BaseSettings):
     @property
     def lease_s(self) -> float:
         return self.lease_duration / 1000
+
+    @property
+    def model_switch_cost_s(self) -> float:
+        return self.model_switch_cost / 1000
+
+    @property
+    def capabilities_refresh_s(self) -> float:
+        return self.capabilities_refresh_interval / 1000
 
     @property
     def cors_origin_list(self) -> list[str]:

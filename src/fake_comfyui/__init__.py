@@ -2,9 +2,10 @@
 
 In-process (the server listens on a real loopback port):
 
-    async with FakeComfyUI(host="127.0.0.1", port=0, service_time=0.0, name=None) as fake:
+    async with FakeComfyUI(host="127.0.0.1", port=0, service_time=0.0, name=None,
+                           without_nodes=(), models=None, model_load_time=0.0) as fake:
         fake.url, fake.host_port, fake.port
-        fake.set_service_time(s); fake.set_view_delay(s)
+        fake.set_service_time(s); fake.set_view_delay(s); fake.set_model_load_time(s)
         fake.pause(); fake.resume()
         fake.fail_next(n, message="Injected failure"); fake.hang_next(n)
         fake.interrupt(prompt_id=None)

@@ -25,11 +25,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lie-count", type=int, default=1, metavar="N", help="how many prompts --lie is about")
     parser.add_argument("--lie-bytes", type=int, default=DEFAULT_SIZE, help="size of the huge answers and frames")
     parser.add_argument("--name", default=None, help="a label reported in stats and /system_stats")
+    parser.add_argument("--without-nodes", default="", metavar="A,B",
+                        help="comma-separated node classes this server lacks (e.g. InspyrenetRembg)")
+    parser.add_argument("--models", default=None, metavar="A,B",
+                        help="comma-separated upscale model files it offers (default: the usual three)")
+    parser.add_argument("--model-load-time", type=float, default=0.0,
+                        help="seconds a prompt waits first when it uses other models than the previous one")
     return parser.parse_args(argv)
 
 
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
 async def serve(args: argparse.Namespace) -> None:
-    fake = FakeComfyUI(args.host, args.port, args.service_time, args.name, view_delay=args.view_delay)
+    fake = FakeComfyUI(args.host, args.port, args.service_time, args.name, view_delay=args.view_delay,
+                       without_nodes=_names(args.without_nodes),
+                       models=None if args.models is None else _names(args.models),
+                       model_load_time=args.model_load_time)
     async with fake:
         if args.paused:
             fake.pause()

@@ -98,6 +98,8 @@ class NodeSpec:
     v3: bool = False
     custom_validate: CustomValidator | None = None
     reports_progress: bool = False
+    model_input: str | None = None  # the input naming the model file this node loads
+    loads_own_model: bool = False  # loads weights of its own (no file input), e.g. InspyrenetRembg
 
     @property
     def is_loader(self) -> bool:
@@ -106,6 +108,13 @@ class NodeSpec:
 
     def input(self, name: str) -> InputSpec | None:
         return next((spec for spec in self.inputs if spec.name == name), None)
+
+    def models_used(self, inputs: Mapping[str, Any]) -> set[str]:
+        """The models a node of this class loads with these inputs."""
+        used = {self.name} if self.loads_own_model else set()
+        if self.model_input is not None and isinstance(inputs.get(self.model_input), str):
+            used.add(inputs[self.model_input])
+        return used
 
     def object_info(self, input_files: list[str]) -> dict[str, Any]:
         required = {spec.name: spec.wire_config(input_files) for spec in self.inputs}
@@ -147,6 +156,15 @@ class NodeCatalog:
 
     def names(self) -> list[str]:
         return list(self._specs)
+
+    def models_of(self, prompt: Mapping[str, Any]) -> frozenset[str]:
+        """Every model a prompt's nodes load (the model-load time is paid when this set changes)."""
+        used: set[str] = set()
+        for node in prompt.values():
+            spec = self.get(node.get("class_type", "")) if isinstance(node, Mapping) else None
+            if spec is not None:
+                used |= spec.models_used(node.get("inputs") or {})
+        return frozenset(used)
 
     def object_info(self, input_files: list[str]) -> dict[str, Any]:
         return {name: spec.object_info(input_files) for name, spec in self._specs.items()}

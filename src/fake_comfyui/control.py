@@ -2,8 +2,8 @@
 
 Used when the fake runs as a subprocess. Body of POST /fake/control:
 `{"action": ..., "n"?: int, "seconds"?: float, "message"?: str}`; actions are `pause`, `resume`,
-`fail_next`, `hang_next`, `drop_sockets`, `service_time`, `view_delay`, `reset_stats`, `exit`
-(answer first, then stop; the CLI process exits) and `lie_next` (`how`, `n`, `bytes`: see lies.py).
+`fail_next`, `hang_next`, `drop_sockets`, `service_time`, `model_load_time`, `view_delay`, `reset_stats`,
+`exit` (answer first, then stop; the CLI process exits) and `lie_next` (`how`, `n`, `bytes`: see lies.py).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ class Controllable(Protocol):
     def lie_next(self, how: str, n: int = 1, size: int = DEFAULT_SIZE) -> None: ...
     def set_service_time(self, seconds: float) -> None: ...
     def set_view_delay(self, seconds: float) -> None: ...
+    def set_model_load_time(self, seconds: float) -> None: ...
     def reset_stats(self) -> None: ...
     def stats(self) -> dict[str, Any]: ...
     def request_exit(self) -> None: ...
@@ -101,5 +102,7 @@ class ControlRoutes:
             target.set_service_time(_seconds(body))
         elif action == "view_delay":
             target.set_view_delay(_seconds(body))
+        elif action == "model_load_time":
+            target.set_model_load_time(_seconds(body))
         else:
             raise _BadControl(f"unknown action {action!r}")

@@ -130,6 +130,7 @@ class Executor:
         self._knobs = knobs
         self._stats = stats
         self._run: _Run | None = None
+        self._loaded_models: frozenset[str] = frozenset()  # those of the previous prompt
 
     # -- control ---------------------------------------------------------------------------------
 
@@ -193,6 +194,7 @@ class Executor:
         if run.lie is Lie.WS_FRAME:
             await self._emit(run, "progress_text", self._knobs.lies.frame(prompt_id))
         specs = {node_id: self._spec(run, node_id) for node_id in run.order}
+        await self._load_models(run)
         fault_node = next((n for n in run.order if not specs[n].is_loader), None)
         # The service time is what the whole prompt takes: the nodes' real work counts towards it,
         # and what is left of it is slept, shared among the nodes still to run.
@@ -221,6 +223,15 @@ class Executor:
                 if not run.lie.about_history:  # a lie about /history: the client must read it
                     await self._emit(run, "executed", {"node": node_id, "display_node": node_id,
                                                        "output": output.ui, "prompt_id": prompt_id})
+
+    async def _load_models(self, run: _Run) -> None:
+        """Pay the model-load time when this prompt uses other models than the previous one."""
+        models = self._catalog.models_of({n: run.item.prompt[n] for n in run.order})
+        changed = bool(models) and not models <= self._loaded_models
+        self._loaded_models = models
+        if changed:
+            self._stats.record_model_load()
+            await self._wait(run, self._knobs.model_load_time)
 
     def _spec(self, run: _Run, node_id: str) -> NodeSpec:
         spec = self._catalog.get(run.item.prompt[node_id]["class_type"])

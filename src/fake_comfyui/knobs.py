@@ -23,6 +23,7 @@ class Knobs:
     """Mutable settings of one fake server.
 
     service_time  extra seconds each prompt takes, spread over its nodes (and progress ticks)
+    model_load_time  seconds a prompt takes first when it uses other models than the previous one
     view_delay    seconds every GET /view waits before answering
     fail_next     prompts still to fail (execution_error on their first non-loader node)
     hang_next     prompts still to hang (never finish unless interrupted)
@@ -30,6 +31,7 @@ class Knobs:
     """
 
     service_time: float = 0.0
+    model_load_time: float = 0.0
     view_delay: float = 0.0
     fail_remaining: int = 0
     fail_message: str = DEFAULT_FAILURE_MESSAGE
@@ -38,6 +40,9 @@ class Knobs:
 
     def set_service_time(self, seconds: float) -> None:
         self.service_time = max(0.0, float(seconds))
+
+    def set_model_load_time(self, seconds: float) -> None:
+        self.model_load_time = max(0.0, float(seconds))
 
     def set_view_delay(self, seconds: float) -> None:
         self.view_delay = max(0.0, float(seconds))

@@ -7,7 +7,7 @@ import binascii
 import json
 import random
 import string
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,11 +132,15 @@ def _remove_background(inputs: Mapping[str, Any], ctx: NodeContext) -> NodeOutpu
     return NodeOutput(imaging.remove_background(inputs["image"]))
 
 
-def build_catalog() -> NodeCatalog:
-    """Every node class of the fake server (a new catalog per server; nothing is shared)."""
+def build_catalog(without: Collection[str] = (), upscale_models: Sequence[str] | None = None) -> NodeCatalog:
+    """The node classes of one fake server (a new catalog per server; nothing is shared).
+
+    `without` leaves classes out (a server lacking a custom node); `upscale_models` are the files
+    UpscaleModelLoader offers (default: UPSCALE_MODELS)."""
     image_in = InputSpec("image", "IMAGE")
     images_in = InputSpec("images", "IMAGE")
-    return NodeCatalog([
+    models = UPSCALE_MODELS if upscale_models is None else tuple(upscale_models)
+    specs = [
         NodeSpec("LoadImage", "Load Image", "image",
                  (InputSpec("image", "COMBO", {"image_upload": True}, choices_from_inputs=True),),
                  ("IMAGE", "MASK"), _load_image, custom_validate=_validate_load_image),
@@ -161,8 +165,9 @@ def build_catalog() -> NodeCatalog:
         NodeSpec("MaskToImage", "Convert Mask to Image", "mask", (InputSpec("mask", "MASK"),), ("IMAGE",),
                  _mask_to_image, python_module="comfy_extras.nodes_mask"),
         NodeSpec("UpscaleModelLoader", "Load Upscale Model", "loaders",
-                 (InputSpec("model_name", "COMBO", choices=UPSCALE_MODELS, v3=True),), ("UPSCALE_MODEL",),
-                 _load_upscale_model, python_module="comfy_extras.nodes_upscale_model", v3=True),
+                 (InputSpec("model_name", "COMBO", choices=models, v3=True),), ("UPSCALE_MODEL",),
+                 _load_upscale_model, python_module="comfy_extras.nodes_upscale_model", v3=True,
+                 model_input="model_name"),
         NodeSpec("ImageUpscaleWithModel", "Upscale Image (using Model)", "image/upscaling",
                  (InputSpec("upscale_model", "UPSCALE_MODEL", v3=True), InputSpec("image", "IMAGE", v3=True)),
                  ("IMAGE",), _upscale_with_model, python_module="comfy_extras.nodes_upscale_model", v3=True,
@@ -170,6 +175,10 @@ def build_catalog() -> NodeCatalog:
         NodeSpec("InspyrenetRembg", "Inspyrenet Rembg", "image",
                  (image_in, InputSpec("torchscript_jit", "COMBO", choices=("default", "on"))),
                  ("IMAGE", "MASK"), _remove_background,
-                 python_module="custom_nodes.ComfyUI-Inspyrenet-Rembg"),
+                 python_module="custom_nodes.ComfyUI-Inspyrenet-Rembg", loads_own_model=True),
         *media_specs(),
-    ])
+    ]
+    unknown = set(without) - {spec.name for spec in specs}
+    if unknown:
+        raise ValueError(f"no such node class to leave out: {sorted(unknown)}")
+    return NodeCatalog(spec for spec in specs if spec.name not in without)

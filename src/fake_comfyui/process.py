@@ -16,6 +16,7 @@ import sys
 import threading
 import urllib.request
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -56,13 +57,16 @@ class FakeProcess:
     @classmethod
     def start(cls, service_time: float = 0.0, *, name: str | None = None, paused: bool = False,
               stderr: BinaryIO | int | None = subprocess.STDOUT, cwd: Path | None = None,
-              timeout: float = 30.0) -> FakeProcess:
-        """A running fake; its stderr goes to `stderr` (default: collected with stdout)."""
+              timeout: float = 30.0, options: Sequence[str] = ()) -> FakeProcess:
+        """A running fake; its stderr goes to `stderr` (default: collected with stdout).
+
+        `options` are more command-line options, e.g. `("--model-load-time", "1")`."""
         cmd = [sys.executable, "-m", "fake_comfyui", "--port", "0", "--service-time", str(service_time)]
         if name:
             cmd += ["--name", name]
         if paused:
             cmd.append("--paused")
+        cmd += options
         popen = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, text=True, bufsize=1, cwd=cwd)
         fake = cls(popen)
         listening = threading.Event()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -46,17 +47,21 @@ class FakeComfyUI:
     """A protocol-faithful stand-in for a ComfyUI server, with knobs for fault injection."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, service_time: float = 0.0,
-                 name: str | None = None, *, view_delay: float = 0.0) -> None:
+                 name: str | None = None, *, view_delay: float = 0.0, without_nodes: Collection[str] = (),
+                 models: Sequence[str] | None = None, model_load_time: float = 0.0) -> None:
+        """`without_nodes`: node classes this server lacks; `models`: the upscale model files it offers;
+        `model_load_time`: seconds a prompt waits first when it uses other models than the previous one."""
         self._host = host
         self._port = port
         self._name = name
         self._knobs = Knobs()
         self._knobs.set_service_time(service_time)
         self._knobs.set_view_delay(view_delay)
+        self._knobs.set_model_load_time(model_load_time)
         self._stats = Stats()
         self._history = History()
         self._queue = PromptQueue()
-        self._catalog: NodeCatalog = build_catalog()
+        self._catalog: NodeCatalog = build_catalog(without_nodes, models)
         self._hub = WebSocketHub(self._stats, self._welcome)
         self._storage: Storage | None = None
         self._executor: Executor | None = None
@@ -191,6 +196,10 @@ class FakeComfyUI:
     def set_view_delay(self, seconds: float) -> None:
         """Delay every GET /view by `seconds`."""
         self._knobs.set_view_delay(seconds)
+
+    def set_model_load_time(self, seconds: float) -> None:
+        """Seconds a prompt waits first when it uses other models than the previous prompt."""
+        self._knobs.set_model_load_time(seconds)
 
     def pause(self) -> None:
         """Prompts keep queueing but none starts (a running one finishes)."""

@@ -19,6 +19,7 @@ class Stats:
     rejected: int = 0
     peak_queue_depth: int = 0
     sockets_seen: int = 0
+    model_loads: int = 0
     outcomes: dict[Outcome, int] = field(default_factory=lambda: dict.fromkeys(Outcome, 0))
 
     def record_prompt(self, prompt_id: str, number: float, client_id: str | None, arrived_at: float) -> None:
@@ -35,6 +36,9 @@ class Stats:
     def socket_opened(self) -> None:
         self.sockets_seen += 1
 
+    def record_model_load(self) -> None:
+        self.model_loads += 1
+
     def record_outcome(self, outcome: Outcome) -> None:
         self.outcomes[outcome] += 1
 
@@ -43,6 +47,7 @@ class Stats:
         self.rejected = 0
         self.peak_queue_depth = current_depth
         self.sockets_seen = 0
+        self.model_loads = 0
         self.outcomes = dict.fromkeys(Outcome, 0)
 
     def snapshot(self, *, queue_depth: int, sockets_open: int, name: str | None) -> dict[str, Any]:
@@ -56,5 +61,6 @@ class Stats:
             "queue_depth": queue_depth,
             "sockets_seen": self.sockets_seen,
             "sockets_open": sockets_open,
+            "model_loads": self.model_loads,
             **{outcome.value: count for outcome, count in self.outcomes.items()},
         }

@@ -128,6 +128,42 @@ async def test_claim_returns_none_when_nothing_is_pending(store: JobStore) -> No
     assert await store.claim("worker-a", LEASE) is None
 
 
+async def test_claim_of_types_takes_the_oldest_job_of_those_types_only(store: JobStore) -> None:
+    for i, job_type in enumerate(("rembg", "upscale", "rembg", "upscale", "edit")):
+        await store.create(make_job(f"job-{i}", T0 + i, job_type))
+    taken = [await store.claim("worker-a", LEASE, types={"upscale", "edit"}) for _ in range(3)]
+    assert [job.id for job in taken if job is not None] == ["job-1", "job-3", "job-4"]
+    assert await store.claim("worker-a", LEASE, types={"upscale"}) is None
+    assert await store.claim("worker-a", LEASE, types=set()) is None
+    rest = await store.claim("worker-a", LEASE)  # no filter: the oldest of any type
+    assert rest is not None and rest.id == "job-0"
+
+
+async def test_claim_of_types_keeps_the_fair_order_among_jobs_of_those_types(store: JobStore) -> None:
+    await store.create(make_job("a-rembg", T0, "rembg", tenant="a"))
+    await store.create(make_job("a-up", T0 + 1, "upscale", tenant="a"))
+    await store.create(make_job("a-up-2", T0 + 2, "upscale", tenant="a"))
+    await store.create(make_job("b-up", T0 + 3, "upscale", tenant="b"))
+    taken = [await store.claim("worker-a", LEASE, types={"upscale"}) for _ in range(3)]
+    # each tenant's oldest upscale job competes; a was served first, so b's comes next
+    assert [job.id for job in taken if job is not None] == ["a-up", "b-up", "a-up-2"]
+    assert await store.claim("worker-a", LEASE, types={"upscale"}) is None
+
+
+async def test_record_placement_sets_the_instance_and_is_fenced(store: JobStore) -> None:
+    await add_jobs(store, 1)
+    job = await store.claim("worker-a", LEASE)
+    assert job is not None and job.instance is None
+    placement = {"instance": "gpu-2", "reason": "warm model, 0 ahead", "expected_seconds": 1.5}
+    assert await store.record_placement(job.id, job.attempt, "gpu-2", placement)
+    stored = await store.get(job.id)
+    assert stored is not None and (stored.instance, stored.placement) == ("gpu-2", placement)
+    assert [j.id for j in await store.list(JobFilter(instance="gpu-2"))] == [job.id]
+    assert not await store.record_placement(job.id, job.attempt + 1, "gpu-3", placement)
+    assert await store.fail(job.id, job.attempt, {"message": "gone"})
+    assert not await store.record_placement(job.id, job.attempt, "gpu-3", placement)
+
+
 async def test_concurrent_claims_take_each_job_exactly_once(make_store: JobStoreFactory) -> None:
     first, second = make_store(), make_store()  # two replicas on one backing store
     await first.open()

@@ -78,6 +78,7 @@ CALLS: dict[str, Call] = {
     "queue": lambda c: c.queue(),
     "system_stats": lambda c: c.system_stats(),
     "upload": lambda c: c.upload_image(b"png", "a.png"),
+    "object_info": lambda c: c.object_info(),
 }
 LIES: list[tuple[str, Any]] = [
     ("prompt", []), ("prompt", {"prompt_id": 5}), ("prompt", {"prompt_id": "x", "node_errors": []}),
@@ -88,7 +89,10 @@ LIES: list[tuple[str, Any]] = [
     ("queue", {}), ("queue", {"queue_running": "x", "queue_pending": []}),
     ("queue", {"queue_running": [[0]], "queue_pending": []}),
     ("queue", {"queue_running": [], "queue_pending": [[0, 5]]}),
-    ("system_stats", []), ("system_stats", "ok"),
+    ("system_stats", []), ("system_stats", "ok"), ("system_stats", {"devices": 3}),
+    ("system_stats", {"devices": [{"vram_total": "lots"}]}),
+    ("object_info", []), ("object_info", {"X": 5}), ("object_info", {"X": {"input": []}}),
+    ("object_info", {"X": {"input": {"required": ["a"]}}}),
     ("upload", {"name": 5}), ("upload", []),
 ]
 

@@ -13,7 +13,7 @@ def persisted_view(summary: dict) -> dict:
     """What a restart must keep (uptime.start_time and timestamps of this process are not in it)."""
     return {
         "jobs": {k: v for k, v in summary["jobs"].items() if k != "jobs_per_hour"},
-        "instances": {name: {k: v for k, v in view.items() if k != "utilization_percent"}
+        "instances": {name: {k: v for k, v in view.items() if k not in ("utilization_percent", "placement")}
                       for name, view in summary["instances"].items()},
         "errors": summary["errors"],
         "percentiles": {k: v for k, v in summary["performance"].items() if k.startswith("p")},

@@ -87,7 +87,7 @@ async def cleanup(service: Service) -> dict[str, Any]:
 @router.get("/{job_id}/status", response_model=JobStatusBody, responses=NOT_FOUND)
 async def job_status(job_id: str, service: Service, caller: Caller) -> dict[str, Any]:
     job = await service.get(job_id, caller)
-    return status_body(job, service.average_seconds(job.type))
+    return status_body(job, service.average_seconds(job.type), estimate_s=await service.estimated_seconds(job))
 
 
 @router.get("/{job_id}/result", response_model=JobResultBody,

@@ -77,6 +77,7 @@ class JobInfoBody(BaseModel):
     tenant: str
     priority: int
     webhook_deliveries: list[dict[str, Any]]  # one entry per delivery attempt of its callback_url
+    placement: dict[str, Any] | None = Field(None, description="where the current attempt runs and why")
 
 
 class JobListBody(BaseModel):

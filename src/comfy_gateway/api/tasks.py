@@ -6,6 +6,7 @@ operator adds. Sync and async share one path: a sync request is an async job plu
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 import structlog
@@ -42,7 +43,10 @@ def _params(workflow: Workflow, request: Request, fields: dict[str, str]) -> dic
     return workflow.validate_params(raw)
 
 
-def _estimate(service: JobService, workflow: Workflow, pending: int) -> str:
+def _estimate(service: JobService, workflow: Workflow, pending: int, seconds: float | None) -> str:
+    """The seed's display string: a range around the estimate, or the manifest's range per round."""
+    if seconds is not None:
+        return f"{max(1, math.floor(seconds * 0.8))}-{max(2, math.ceil(seconds * 1.25))} seconds"
     low, high = workflow.estimated_seconds
     rounds = 1 + pending // max(1, service.settings.max_concurrent_jobs)
     return f"{low * rounds}-{high * rounds} seconds"
@@ -72,11 +76,12 @@ async def run_task(service: JobService, workflow: Workflow, request: Request, ca
     del upload
     replayed = {} if created else {idempotency.REPLAYED_HEADER: "true"}
     if run_async:
-        pending = await service.pending_count()
+        seconds = await service.estimated_seconds(job)
+        pending = 0 if seconds is not None else await service.pending_count()
         body = AsyncAccepted(
             job_id=job.id, status=job.state.value,
             message="Job submitted successfully. Poll status_url for progress and result_url for the image.",
-            estimated_completion_time=_estimate(service, workflow, pending),
+            estimated_completion_time=_estimate(service, workflow, pending, seconds),
             status_url=f"/api/jobs/{job.id}/status", result_url=f"/api/jobs/{job.id}/result")
         return JSONResponse(body.model_dump(), status_code=202, headers={"Location": body.status_url, **replayed})
     job = await service.wait_sync(job.id)

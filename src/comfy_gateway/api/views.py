@@ -75,9 +75,11 @@ def failure_response(job: Job) -> JSONResponse:
                         status_code=status, headers=headers)
 
 
-def remaining_seconds(job: Job, average_s: float | None) -> float | None:
+def remaining_seconds(job: Job, average_s: float | None, estimate_s: float | None = None) -> float | None:
     if job.state.finished:
         return 0.0
+    if estimate_s is not None:  # from the measured service times and the queue ahead
+        return round(estimate_s, 1)
     elapsed = job.processing_seconds
     if job.state is JobState.PROCESSING and elapsed is not None and job.progress >= 5:
         return round(elapsed * (100 - job.progress) / job.progress, 1)
@@ -86,14 +88,15 @@ def remaining_seconds(job: Job, average_s: float | None) -> float | None:
     return None
 
 
-def status_body(job: Job, average_s: float | None, queue_position: int | None = None) -> dict[str, Any]:
+def status_body(job: Job, average_s: float | None, queue_position: int | None = None,
+                estimate_s: float | None = None) -> dict[str, Any]:
     seconds = job.processing_seconds
     body: dict[str, Any] = {
         "job_id": job.id,
         "status": job.state.value,
         "type": job.type,
         "processing_time_seconds": None if seconds is None else round(seconds, 3),
-        "estimated_remaining_time_seconds": remaining_seconds(job, average_s),
+        "estimated_remaining_time_seconds": remaining_seconds(job, average_s, estimate_s),
         "progress_percentage": 100 if job.state is JobState.COMPLETED else int(job.progress),
         "comfyui_instance": job.instance,
         "attempt": job.attempt,
@@ -122,4 +125,5 @@ def info_body(job: Job) -> dict[str, Any]:
         "result": job.result_meta or None, "error": job.error, "attempts_history": job.history,
         "lease_owner": job.lease_owner,
         "tenant": job.tenant, "priority": job.priority, "webhook_deliveries": job.webhook_deliveries,
+        "placement": job.placement,
     }

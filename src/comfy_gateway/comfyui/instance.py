@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import aiohttp
 
 from .breaker import BreakerState, CircuitBreaker
+from .capabilities import Capabilities, Vram
 from .client import ClientTimeouts, ComfyClient
 from .events import EventHub
 from .models import ClientLimits
+
+RECENT_PROMPTS = 5
 
 
 class Instance:
@@ -25,6 +29,11 @@ class Instance:
         self.last_check_at: float | None = None
         self.last_error: str | None = None
         self.last_response_ms: float | None = None
+        self.capabilities: Capabilities | None = None  # None until /object_info was read: runs anything
+        self.vram: Vram | None = None
+        # The models of the prompts last sent here, newest last: the last one's are warm when the
+        # next prompt runs (ComfyUI's default cache keeps the previous prompt's loaded nodes).
+        self.recent_models: deque[frozenset[str]] = deque(maxlen=RECENT_PROMPTS)
 
     def record_probe(self, ok: bool, error: str | None = None, elapsed_ms: float | None = None) -> None:
         """A health probe's outcome. Its success only says the server answers, so it does not wipe
@@ -37,6 +46,13 @@ class Instance:
             self.breaker.record_probe_success()
         else:
             self.breaker.record_failure(error, probe=True)
+
+    def prompt_sent(self, models: frozenset[str]) -> None:
+        self.recent_models.append(models)
+
+    @property
+    def warm_models(self) -> frozenset[str]:
+        return self.recent_models[-1] if self.recent_models else frozenset()
 
     @property
     def available(self) -> bool:

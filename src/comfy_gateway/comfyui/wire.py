@@ -95,13 +95,34 @@ class QueueAnswer(_Wire):
     queue_pending: list[list[Any]]
 
 
+class Device(_Wire):
+    vram_total: int | None = None
+    vram_free: int | None = None
+
+
+class SystemStats(_Wire):
+    devices: list[Device] = Field(default_factory=list)
+
+
+class NodeInputs(_Wire):
+    required: dict[StrictStr, Any] = Field(default_factory=dict)
+    optional: dict[StrictStr, Any] = Field(default_factory=dict)
+
+
+class NodeInfo(_Wire):
+    """One node class of /object_info; only its inputs are read (for their combo options)."""
+
+    input: NodeInputs = Field(default_factory=NodeInputs)
+
+
 class EventFrame(_Wire):
     type: StrictStr
     data: dict[StrictStr, Any]
 
 
 _HISTORY = TypeAdapter(dict[StrictStr, Any])
-_STATS = TypeAdapter(dict[StrictStr, Any])
+_OBJECT = TypeAdapter(dict[StrictStr, Any])
+_OBJECT_INFO = TypeAdapter(dict[StrictStr, NodeInfo])
 _QUEUE_ITEM = TypeAdapter(tuple[float, StrictStr])
 _NODE_OUTPUT = TypeAdapter(NodeOutput)
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -201,11 +222,26 @@ def rejection_of(answer: Any) -> Rejection | None:
         return None
 
 
-def stats_object(answer: Any, what: str, instance: str) -> dict[str, Any]:
+def json_object(answer: Any, what: str, instance: str) -> dict[str, Any]:
     try:
-        return _STATS.validate_python(answer)
+        return _OBJECT.validate_python(answer)
     except ValidationError as exc:
         raise malformed(what, instance, _first_error(exc)) from None
+
+
+def system_stats(answer: Any, what: str, instance: str) -> dict[str, Any]:
+    """A /system_stats answer whose `devices` (read for their memory) have the right types."""
+    validated(SystemStats, answer, what, instance)
+    return json_object(answer, what, instance)
+
+
+def object_info(answer: Any, what: str, instance: str) -> dict[str, Any]:
+    """An /object_info answer: node classes, each with `input.required` / `input.optional` objects."""
+    try:
+        _OBJECT_INFO.validate_python(answer)
+    except ValidationError as exc:
+        raise malformed(what, instance, _first_error(exc)) from None
+    return json_object(answer, what, instance)
 
 
 def _first_error(exc: ValidationError | RecursionError) -> str:

@@ -2,6 +2,8 @@
 
 It sleeps until something can change the answer to "can a job start now?": a new job, a freed slot,
 a server that recovered. JOB_PROCESSING_INTERVAL is only a safety sweep, never the pace of work.
+Which jobs to claim and where each goes is placement's answer (placement.py); the store only
+hands out the next job, in its own order, of the types asked for.
 """
 
 from __future__ import annotations
@@ -22,10 +24,14 @@ from ..jobs.events import JobEvents
 from ..jobs.model import Job
 from ..jobs.store import JobStore
 from .execution import JobExecution, Outcome, ProgressReporter, prompt_id_for
+from .placement import Choice, Placement, Plan
 from .slots import SlotLedger
 
 StopReason = Literal["deleted", "shutdown", "lease_lost"]
 RETRY_AVOID_S = 10.0
+NOT_PLACED = "not_placed"  # the code of an attempt given back unstarted: no free server could take it
+UNPLACED_WAIT_S = 1.0  # how long a type waits after one of its jobs could not be placed
+RECHECK_S = 10.0  # a refused graph reads the server's capabilities again when they are older than this
 
 
 class Telemetry(Protocol):
@@ -64,7 +70,7 @@ class Dispatcher:
     def __init__(
         self, *, store: JobStore, blobs: BlobStore, slots: SlotLedger, pool: InstancePool,
         execution: JobExecution, events: JobEvents, telemetry: Telemetry, health: HealthChecker | None,
-        owner: str, lease_s: float, job_timeout_s: float, max_attempts: int, sweep_s: float,
+        placement: Placement, owner: str, lease_s: float, job_timeout_s: float, max_attempts: int, sweep_s: float,
         tenant_caps: Callable[[], Mapping[str, int]] = dict,
     ) -> None:
         self.store = store
@@ -75,6 +81,7 @@ class Dispatcher:
         self.events = events
         self.telemetry = telemetry
         self.health = health
+        self.placement = placement
         self.owner = owner
         self.lease_s = lease_s
         self.job_timeout_s = job_timeout_s
@@ -87,6 +94,7 @@ class Dispatcher:
         self._wake = asyncio.Event()
         # job id -> (server it just failed on, when): its retry should go elsewhere if it can.
         self._retry_from: dict[str, tuple[str, float]] = {}
+        self._unplaced: dict[str, float] = {}  # job type -> until when it is not claimed (see _place)
 
     # --- the loop ---
 
@@ -102,53 +110,76 @@ class Dispatcher:
                     await self._wake.wait()
 
     async def _fill(self) -> None:
-        """Start jobs while there is a pending job, a healthy server and a free slot."""
+        """Start jobs while there is a pending job and a free server that should run it now.
+
+        A slot is taken before the claim, so that replicas woken by the same freed slot do not all
+        claim a job for it; placement may then move the job to a better free server."""
         while not self.draining:
-            candidates = self.pool.available()
-            if not candidates:
+            available = self.pool.available()
+            if not available:
                 return
-            name = await self._acquire(candidates)
-            if name is None:
+            usage = await self.slots.usage()
+            now = time.monotonic()
+            waiting = {job_type for job_type, until in self._unplaced.items() if until > now}
+            plan = self.placement.plan(available, usage, waiting=waiting)
+            if not plan.free or plan.types == frozenset():
+                return
+            reserved = await self.slots.acquire(list(plan.free))
+            if reserved is None:
                 return
             try:
-                job = await self.store.claim(self.owner, self.lease_s, instance=name, caps=self.tenant_caps())
+                job = await self.store.claim(self.owner, self.lease_s, caps=self.tenant_caps(), types=plan.types)
             except BaseException:
-                await self.slots.release(name)
+                await self.slots.release(reserved)
                 raise
             if job is None:
-                await self.slots.release(name)
+                await self.slots.release(reserved)
                 return
-            self._retry_from.pop(job.id, None)
-            instance = self.pool.get(name)
-            assert instance is not None
-            self.start(job, instance, reattach=False)
+            if not await self._place(job, plan, usage, reserved):
+                return
 
-    async def _acquire(self, candidates: list[str]) -> str | None:
-        """A slot, away from the servers that jobs waiting for a retry just failed on, if one is free."""
+    async def _place(self, job: Job, plan: Plan, usage: dict[str, int], reserved: str) -> bool:
+        """Start the claimed `job` on the best free server that can run it: the one whose slot is
+        `reserved`, or a better one that still has a slot."""
         now = time.monotonic()
         for job_id, (_, at) in list(self._retry_from.items()):
             if now - at > RETRY_AVOID_S:
                 del self._retry_from[job_id]
-        avoid = {name for name, _ in self._retry_from.values()}
-        others = [c for c in candidates if c not in avoid]
-        if avoid and others:
-            name = await self.slots.acquire(others)
-            if name is not None:
-                return name
-        return await self.slots.acquire(candidates)
+        failed_on = self._retry_from.pop(job.id, (None, 0.0))[0]
+        for choice in self.placement.rank(job, plan.free, usage, avoid=failed_on):
+            if choice.instance == reserved or await self.slots.acquire([choice.instance]) is not None:
+                if choice.instance != reserved:
+                    await self.slots.release(reserved)
+                instance = self.pool.get(choice.instance)
+                assert instance is not None
+                self.placement.sent(job, choice)
+                self.start(job, instance, reattach=False, placement=choice)
+                return True
+        # Rare: the job's own parameters name a model that no free server has. It waits again, and
+        # its type with it for a while (or until a slot is freed here); the attempt is not counted
+        # against MAX_ATTEMPTS.
+        await self.slots.release(reserved)
+        await self.store.requeue(job.id, job.attempt, {"message": "no free server could take the job",
+                                                       "code": NOT_PLACED})
+        self._unplaced[job.type] = now + UNPLACED_WAIT_S
+        return False
 
-    def start(self, job: Job, instance: Instance, *, reattach: bool) -> None:
+    def start(self, job: Job, instance: Instance, *, reattach: bool, placement: Choice | None = None) -> None:
         """Run `job` (already claimed, its slot on `instance` already taken) in its own task."""
-        task = self._jobs.spawn(self._run(job, instance, reattach), name=f"job-{job.id}")
+        task = self._jobs.spawn(self._run(job, instance, reattach, placement), name=f"job-{job.id}")
         self.running[job.id] = RunningJob(job, instance.name, task)
 
     # --- one attempt ---
 
-    async def _run(self, job: Job, instance: Instance, reattach: bool) -> None:
+    async def _run(self, job: Job, instance: Instance, reattach: bool, placement: Choice | None) -> None:
         self.telemetry.job_started(job, instance.name)
         progress = ProgressReporter(self.store, job)
+        completed = False
         deadline = asyncio.timeout(self._time_left(job))
         try:
+            if placement is not None:
+                job.instance, job.placement = instance.name, placement.as_dict()
+                await self.store.record_placement(job.id, job.attempt, instance.name, job.placement)
             try:
                 async with deadline:
                     work = self.execution.reattach if reattach else self.execution.run
@@ -162,7 +193,7 @@ class Dispatcher:
                     "code": "job_timed_out", "instance": instance.name})
             else:
                 instance.breaker.record_success()
-                await self._finish_completed(job, instance, outcome)
+                completed = await self._finish_completed(job, instance, outcome)
         except asyncio.CancelledError:
             reason = self.running[job.id].stop_reason if job.id in self.running else None
             self.telemetry.job_released(job, instance.name)
@@ -177,7 +208,11 @@ class Dispatcher:
             await self._retry_or_fail(job, instance, exc)
         except (WorkflowRejected, WorkflowFailed) as exc:
             instance.breaker.record_success()  # the server works; the workflow or its input does not
-            await self._finish_failed(job, instance, error_of(exc, instance=instance.name))
+            if isinstance(exc, WorkflowRejected) and await self._lacks_what_it_needs(job, instance):
+                await self._retry_or_fail(job, instance, UpstreamUnavailable(
+                    f"{instance.name} lacks what the workflow needs ({exc.message})", instance=instance.name))
+            else:
+                await self._finish_failed(job, instance, error_of(exc, instance=instance.name))
         except StorageError:
             # The storage failed, not the job: it stays as the store has it (processing, its lease
             # left to run out) and is adopted again, re-attached to its prompt, once storage is back.
@@ -189,11 +224,22 @@ class Dispatcher:
             await self._finish_failed(job, instance, error_of(exc, instance=instance.name))
         finally:
             self.running.pop(job.id, None)
+            self.placement.ended(job.id, instance.name, completed=completed)
             await progress.aclose()
             await asyncio.shield(self._release(instance.name))
 
+    async def _lacks_what_it_needs(self, job: Job, instance: Instance) -> bool:
+        """After a refused graph, read what the server has (it may not have been read yet, or have
+        changed): True if it lacks a node or model `job` needs, so another server should run it."""
+        known = instance.capabilities
+        if self.health is not None and (known is None or time.time() - known.fetched_at > RECHECK_S):
+            await self.health.read_capabilities(instance)
+        needs = self.placement.job_needs(job)
+        return needs is not None and bool(self.placement.lacks(instance, needs))
+
     async def _release(self, instance: str) -> None:
         await self.slots.release(instance)
+        self._unplaced.clear()  # the freed slot may be one that a job waiting unplaced can use
         self.notify()
         await self.events.announce_work()
 
@@ -211,25 +257,28 @@ class Dispatcher:
 
     async def _retry_or_fail(self, job: Job, instance: Instance, exc: UpstreamUnavailable) -> None:
         error = error_of(exc, instance=instance.name, attempt=job.attempt)
-        if job.attempt < self.max_attempts:
+        ran = job.attempt - sum(1 for h in job.history if (h.get("error") or {}).get("code") == NOT_PLACED)
+        if ran < self.max_attempts:
             if await self.store.requeue(job.id, job.attempt, error):
                 self._retry_from[job.id] = (instance.name, time.monotonic())
                 self.telemetry.job_retried(job, instance.name, error)
             else:
                 self.telemetry.job_released(job, instance.name)
             return
-        error["message"] = f"no ComfyUI server could run the job in {job.attempt} attempts; last: {exc.message}"
+        error["message"] = f"no ComfyUI server could run the job in {ran} attempts; last: {exc.message}"
         await self._finish_failed(job, instance, error)
 
-    async def _finish_completed(self, job: Job, instance: Instance, outcome: Outcome) -> None:
+    async def _finish_completed(self, job: Job, instance: Instance, outcome: Outcome) -> bool:
         job.result_meta = outcome.meta
         if await self.store.complete(job.id, job.attempt, outcome.blob, outcome.meta, outcome.outputs,
                                      outcome.expires_at):
             self.telemetry.job_finished(job, instance.name, True, None)
             await self.events.publish_finished(job.id)
-        else:  # this attempt was abandoned (lease lost or job deleted): its result is not the job's
-            self.telemetry.job_released(job, instance.name)
-            await self.execution.discard(outcome)
+            return True
+        # this attempt was abandoned (lease lost or job deleted): its result is not the job's
+        self.telemetry.job_released(job, instance.name)
+        await self.execution.discard(outcome)
+        return False
 
     async def _finish_failed(self, job: Job, instance: Instance | None, error: dict[str, Any]) -> None:
         if await self.store.fail(job.id, job.attempt, error):

@@ -77,6 +77,7 @@ class Job:
     webhook_deliveries: list[dict[str, Any]] = field(default_factory=list)  # one entry per attempt
     outputs: list[Output] = field(default_factory=list)  # every file of every output node, in order
     expires_at: float | None = None  # when its result and outputs go (set when it completes)
+    placement: dict[str, Any] | None = None  # where the current attempt runs and why (dispatch/placement.py)
 
     def __post_init__(self) -> None:
         # The stores hand back the outputs as the dicts they wrote.

@@ -57,16 +57,34 @@ local function ranks_before(a, b)
     end
     return false
 end
--- The next job in fair-share order (see JobStore.claim); caps: tenant -> most processing jobs.
-local function fair_head(caps)
+-- The oldest job of `queue` whose type is in `types`, a JSON list ('' or nil: any type).
+local function first_of_types(queue, types)
+    if not types or types == '' then return redis.call('ZRANGE', queue, 0, 0)[1] end
+    local wanted = {}
+    for _, name in ipairs(cjson.decode(types)) do wanted[name] = true end
+    local start = 0
+    while true do
+        local page = redis.call('ZRANGE', queue, start, start + 99)
+        if #page == 0 then return nil end
+        for _, id in ipairs(page) do
+            if wanted[redis.call('HGET', k_job(id), 'type')] then return id end
+        end
+        start = start + 100
+    end
+end
+-- The next job in fair-share order (see JobStore.claim) of one of `types` (JSON list, '': any);
+-- caps: tenant -> most processing jobs.
+local function fair_head(caps, types)
     local best, best_rank
     for _, tenant in ipairs(redis.call('SMEMBERS', K_TENANTS)) do
         local cap = caps[tenant]
-        local head = redis.call('ZRANGE', k_tqueue(tenant), 0, 0, 'WITHSCORES')
-        if #head > 0 and (cap == nil or redis.call('ZCARD', k_trunning(tenant)) < cap) then
-            local rank = {-tonumber(redis.call('HGET', k_job(head[1]), 'priority') or '0'),
-                          tonumber(redis.call('HGET', K_TURNS, tenant) or '0'), tonumber(head[2]), head[1]}
-            if best == nil or ranks_before(rank, best_rank) then best, best_rank = head[1], rank end
+        local queue = k_tqueue(tenant)
+        local head = first_of_types(queue, types)
+        if head and (cap == nil or redis.call('ZCARD', k_trunning(tenant)) < cap) then
+            local rank = {-tonumber(redis.call('HGET', k_job(head), 'priority') or '0'),
+                          tonumber(redis.call('HGET', K_TURNS, tenant) or '0'),
+                          tonumber(redis.call('ZSCORE', queue, head)), head}
+            if best == nil or ranks_before(rank, best_rank) then best, best_rank = head, rank end
         end
     end
     return best
@@ -106,11 +124,11 @@ return 1
 """
 
 # ARGV: prefix, now, owner, lease expiry, has instance ('1'/'0'), instance, job id or '' (the next one),
-# caps as a JSON object
+# caps as a JSON object, job types the next one may have as a JSON list or '' (any)
 CLAIM = """
 local id = ARGV[7]
 if id == '' then
-    id = fair_head(cjson.decode(ARGV[8]))
+    id = fair_head(cjson.decode(ARGV[8]), ARGV[9])
     if not id then return false end
 end
 local key = k_job(id)
@@ -127,6 +145,17 @@ if not f[3] then redis.call('HSET', key, 'started_at', ARGV[2]) end
 set_instance(key, id, f[2], ARGV[5] == '1' and ARGV[6])
 redis.call('ZADD', K_LEASES, ARGV[4], id)
 return redis.call('HGETALL', key)
+"""
+
+# ARGV: prefix, id, attempt, instance, placement as JSON, now
+PLACE = """
+local id = ARGV[2]
+local key = k_job(id)
+local f = redis.call('HMGET', key, 'state', 'attempt', 'created_at')
+if f[1] ~= 'processing' or f[2] ~= ARGV[3] then return 0 end
+set_instance(key, id, f[3], ARGV[4])
+redis.call('HSET', key, 'placement', ARGV[5], 'updated_at', ARGV[6])
+return 1
 """
 
 # ARGV: prefix, id, attempt, check owner ('1'/'0'), owner, new lease expiry or '', field/value pairs...

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
@@ -37,6 +37,7 @@ from .redis_scripts import (
     FINISH,
     INDEX_TENANTS,
     LUA_HELPERS,
+    PLACE,
     REQUEUE,
     TAKE_OVER,
 )
@@ -52,7 +53,7 @@ _FLOAT_FIELDS = frozenset(
     {"created_at", "updated_at", "lease_expires_at", "started_at", "finished_at", "progress", "expires_at"}
 )
 _JSON_FIELDS = frozenset({"params", "input_meta", "result_meta", "error", "history", "webhook_deliveries",
-                          "outputs"})
+                          "outputs", "placement"})
 _LIST_PAGE = 200
 
 
@@ -139,6 +140,7 @@ class RedisJobStore(OpenClose):
         sources = {
             "create": CREATE, "create_once": CREATE_ONCE, "claim": CLAIM, "fenced_set": FENCED_SET, "finish": FINISH,
             "requeue": REQUEUE, "take_over": TAKE_OVER, "delete": DELETE, "counts": COUNTS,
+            "place": PLACE,
             "add_webhook_attempt": ADD_WEBHOOK_ATTEMPT, "index_tenants": INDEX_TENANTS,
         }  # fmt: skip
         self._scripts = {
@@ -196,19 +198,20 @@ class RedisJobStore(OpenClose):
         return _decode(await self._redis.hgetall(self._keys.job(job_id)))
 
     async def _claim(
-        self, owner: str, lease_seconds: float, instance: str | None, job_id: str, caps: Mapping[str, int]
+        self, owner: str, lease_seconds: float, instance: str | None, job_id: str, caps: Mapping[str, int],
+        types: Collection[str] | None = None,
     ) -> Job | None:
         now = time.time()
         has_instance = "0" if instance is None else "1"
         args = (_num(now), owner, _num(now + lease_seconds), has_instance, instance or "", job_id,
-                compact_json(dict(caps)) if caps else "{}")
+                compact_json(dict(caps)) if caps else "{}", "" if types is None else compact_json(sorted(types)))
         return _decode(await self._call("claim", *args))
 
     async def claim(
         self, owner: str, lease_seconds: float, instance: str | None = None,
-        caps: Mapping[str, int] | None = None,
+        caps: Mapping[str, int] | None = None, types: Collection[str] | None = None,
     ) -> Job | None:
-        return await self._claim(owner, lease_seconds, instance, "", caps or {})
+        return await self._claim(owner, lease_seconds, instance, "", caps or {}, types)
 
     async def claim_job(
         self, job_id: str, owner: str, lease_seconds: float, instance: str | None = None
@@ -224,6 +227,10 @@ class RedisJobStore(OpenClose):
 
     async def record_prompt(self, job_id: str, attempt: int, prompt_id: str) -> bool:
         return await self._fenced_set(job_id, attempt, "prompt_id", prompt_id)
+
+    async def record_placement(self, job_id: str, attempt: int, instance: str, placement: dict[str, Any]) -> bool:
+        args = (job_id, str(attempt), instance, compact_json(placement), _num(time.time()))
+        return bool(await self._call("place", *args))
 
     async def set_progress(self, job_id: str, attempt: int, progress: float) -> bool:
         return await self._fenced_set(job_id, attempt, "progress", _num(progress))

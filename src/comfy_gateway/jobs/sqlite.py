@@ -17,7 +17,7 @@ import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -75,7 +75,7 @@ _COLUMNS = (
 )  # fmt: skip
 # The rest of the Job lives in the JSON column `data`.
 _DATA_FIELDS = ("params", "input_blob", "input_meta", "result_blob", "result_meta", "error", "history",
-                "tenant", "priority", "webhook_deliveries", "outputs", "expires_at")
+                "tenant", "priority", "webhook_deliveries", "outputs", "expires_at", "placement")
 _SELECT = ", ".join((*_COLUMNS, "data"))
 
 _INSERT = f"INSERT INTO jobs ({_SELECT}) VALUES ({', '.join('?' * (len(_COLUMNS) + 1))})"
@@ -93,6 +93,9 @@ WHERE id = :id"""
 
 _FENCE = "WHERE id = :id AND state = 'processing' AND attempt = :attempt"
 _RECORD_PROMPT = f"UPDATE jobs SET prompt_id = :prompt_id, updated_at = :now {_FENCE}"
+_RECORD_PLACEMENT = f"""
+UPDATE jobs SET instance = :instance, updated_at = :now, data = json_set(data, '$.placement', json(:placement))
+{_FENCE}"""
 _SET_PROGRESS = f"UPDATE jobs SET progress = :progress, updated_at = :now {_FENCE}"
 _RENEW = f"UPDATE jobs SET lease_expires_at = :expires, updated_at = :now {_FENCE} AND lease_owner = :owner"
 _COMPLETE = f"""
@@ -270,9 +273,9 @@ class SqliteJobStore(OpenClose):
 
     async def claim(
         self, owner: str, lease_seconds: float, instance: str | None = None,
-        caps: Mapping[str, int] | None = None,
+        caps: Mapping[str, int] | None = None, types: Collection[str] | None = None,
     ) -> Job | None:
-        return await self._claim(None, owner, lease_seconds, instance, caps or {})
+        return await self._claim(None, owner, lease_seconds, instance, caps or {}, types)
 
     async def claim_job(
         self, job_id: str, owner: str, lease_seconds: float, instance: str | None = None
@@ -280,7 +283,8 @@ class SqliteJobStore(OpenClose):
         return await self._claim(job_id, owner, lease_seconds, instance, {})
 
     async def _claim(
-        self, job_id: str | None, owner: str, lease_seconds: float, instance: str | None, caps: Mapping[str, int]
+        self, job_id: str | None, owner: str, lease_seconds: float, instance: str | None, caps: Mapping[str, int],
+        types: Collection[str] | None = None,
     ) -> Job | None:
         now = time.time()
         params = {"id": job_id, "owner": owner, "expires": now + lease_seconds, "instance": instance, "now": now}
@@ -289,7 +293,7 @@ class SqliteJobStore(OpenClose):
             conn.execute("BEGIN IMMEDIATE")  # the tenants' counts, the choice and the claim: one step
             try:
                 if job_id is None:
-                    params["id"] = next_fair(conn, caps)
+                    params["id"] = next_fair(conn, caps, types)
                 rows = conn.execute(_CLAIM_ONE, params).fetchall()
                 job = _row_to_job(rows[0]) if rows else None
                 if job is not None:
@@ -305,6 +309,11 @@ class SqliteJobStore(OpenClose):
     async def record_prompt(self, job_id: str, attempt: int, prompt_id: str) -> bool:
         params = {"id": job_id, "attempt": attempt, "prompt_id": prompt_id, "now": time.time()}
         return await self._update(_RECORD_PROMPT, params)
+
+    async def record_placement(self, job_id: str, attempt: int, instance: str, placement: dict[str, Any]) -> bool:
+        params = {"id": job_id, "attempt": attempt, "instance": instance, "placement": compact_json(placement),
+                  "now": time.time()}
+        return await self._update(_RECORD_PLACEMENT, params)
 
     async def set_progress(self, job_id: str, attempt: int, progress: float) -> bool:
         params = {"id": job_id, "attempt": attempt, "progress": float(progress), "now": time.time()}

@@ -7,7 +7,7 @@ columns only index them. Which job a claim takes is described at `JobStore.claim
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from .model import compact_json
 
@@ -35,7 +35,9 @@ WITH RECURSIVE waiting(tenant) AS (
             WHERE state = 'pending' AND tenant > waiting.tenant)
     FROM waiting WHERE waiting.tenant IS NOT NULL
 ), heads(id) AS (
-    SELECT (SELECT id FROM jobs WHERE state = 'pending' AND tenant = waiting.tenant ORDER BY created_at, rowid LIMIT 1)
+    SELECT (SELECT id FROM jobs WHERE state = 'pending' AND tenant = waiting.tenant
+            AND (:types IS NULL OR type IN (SELECT value FROM json_each(:types)))
+            ORDER BY created_at, rowid LIMIT 1)
     FROM waiting WHERE tenant IS NOT NULL AND tenant NOT IN (SELECT value FROM json_each(:capped))
 )
 SELECT jobs.id FROM heads JOIN jobs ON jobs.id = heads.id LEFT JOIN tenant_turns USING (tenant)
@@ -53,11 +55,12 @@ def add_columns(conn: sqlite3.Connection) -> str:
     return " ".join(f"ALTER TABLE jobs ADD COLUMN {column};" for column in TENANT_COLUMNS)
 
 
-def next_fair(conn: sqlite3.Connection, caps: Mapping[str, int]) -> str | None:
-    """The id of the job a claim takes now; run inside the claim's transaction."""
+def next_fair(conn: sqlite3.Connection, caps: Mapping[str, int], types: Collection[str] | None = None) -> str | None:
+    """The id of the job a claim takes now (of one of `types`, if given); run inside the claim's transaction."""
     running = dict(conn.execute(_RUNNING_BY_TENANT).fetchall()) if caps else {}
     capped = [tenant for tenant, cap in caps.items() if running.get(tenant, 0) >= cap]
-    head = conn.execute(NEXT_FAIR, {"capped": compact_json(capped)}).fetchall()
+    only = None if types is None else compact_json(sorted(types))
+    head = conn.execute(NEXT_FAIR, {"capped": compact_json(capped), "types": only}).fetchall()
     return str(head[0][0]) if head else None
 
 

@@ -7,7 +7,7 @@ No SQL or Redis detail belongs here; `tests/contract/` holds the one suite every
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -50,7 +50,7 @@ class JobStore(Protocol):
 
     async def claim(
         self, owner: str, lease_seconds: float, instance: str | None = None,
-        caps: Mapping[str, int] | None = None,
+        caps: Mapping[str, int] | None = None, types: Collection[str] | None = None,
     ) -> Job | None:
         """Atomically take the next pending job in fair-share order: processing, attempt + 1, leased to `owner`.
 
@@ -58,7 +58,8 @@ class JobStore(Protocol):
         highest `priority` wins, among equals the tenant served longest ago (never served: first),
         then the oldest job. A tenant with `caps[tenant]` processing jobs or more is passed over, so
         its limit holds for every worker of the store. `instance` is recorded as the server the
-        attempt will run on."""
+        attempt will run on. With `types`, only jobs of these types are candidates (those the free
+        servers should run now: each tenant's oldest job of one of them); None: any type."""
 
     async def claim_job(
         self, job_id: str, owner: str, lease_seconds: float, instance: str | None = None
@@ -67,6 +68,9 @@ class JobStore(Protocol):
 
     async def record_prompt(self, job_id: str, attempt: int, prompt_id: str) -> bool:
         """Remember the ComfyUI prompt id of this attempt (set before the prompt is posted)."""
+
+    async def record_placement(self, job_id: str, attempt: int, instance: str, placement: dict[str, Any]) -> bool:
+        """The server this attempt runs on and why (`Job.placement`), chosen after the claim."""
 
     async def set_progress(self, job_id: str, attempt: int, progress: float) -> bool: ...
 

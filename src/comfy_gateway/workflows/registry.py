@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import InvalidInput
+from .needs import Needs, needs_of
 
 InputMode = Literal["base64", "upload"]
 BASE64_LOADER = "ETN_LoadImageBase64"
@@ -84,6 +85,10 @@ class Workflow:
         }
         return Workflow(self.name, self.description, graph, self.input_node, "image", mode,
                         self.result_node, self.parameters, self.estimated_seconds)
+
+    def needs(self, params: Mapping[str, Any] | None = None) -> Needs:
+        """The node classes and model files a run with these parameters needs of its server."""
+        return needs_of(self.render("", "", params or {}))
 
     def validate_params(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         """Typed, checked values for the parameters given; unknown names are refused."""
