@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from . import __version__
 from .access import KeyRing, Principal
-from .api import breakers, dashboard, errors, jobs, metrics, outputs, status, tasks
+from .api import breakers, dashboard, errors, jobs, metrics, outputs, status, tasks, v2
 from .api.auth import AuthMiddleware, document_keys
 from .api.cors import JsonCORSMiddleware
 from .api.middleware import RequestContextMiddleware, UploadLimitMiddleware
@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.gateway = gateway
             app.state.service = gateway.service
             app.state.overview = gateway.overview
+            app.state.graph_jobs = gateway.graph_jobs
             yield
 
     app = FastAPI(
@@ -49,6 +50,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     for module in (tasks, jobs, outputs, status, metrics, breakers, dashboard):
         app.include_router(module.router)
+    for router in v2.routers:
+        app.include_router(router)
     app.add_middleware(UploadLimitMiddleware, max_bytes=settings.max_upload_bytes)
 
     async def check_rate(caller: Principal) -> None:

@@ -3,15 +3,22 @@
 GatewayError
 ├── InvalidInput                 400  the request is wrong (missing file, bad parameter)
 │   ├── UnsupportedMediaType     415  a file that is not an image we accept
-│   └── PayloadTooLarge          413  upload or pixel count over the configured cap
-│   └── DestinationRefused       422  a callback_url the webhook policy does not allow
+│   ├── PayloadTooLarge          413  upload or pixel count over the configured cap
+│   ├── DestinationRefused       422  a callback_url the webhook policy does not allow
+│   ├── InvalidWorkflow          422  a submitted graph that cannot run (v2)
+│   │   └── WorkflowFormatUi     422  a UI export instead of an API-format graph
+│   ├── MissingAsset             422  a core/ASSET reference that names no asset
+│   ├── MetadataInvalid          422  job labels that are not a small map of short strings
+│   └── IdempotencyKeyReuse      422  a single-use Idempotency-Key presented again (v2)
+├── HashMismatch                 409  uploaded bytes that are not the hash the client declared
 ├── Unauthorized                 401  no API key, or an unknown one
 ├── Forbidden                    403  a key without the role the route needs
 ├── TooManyRequests              429  over a limit; Retry-After says when to come back
 │   ├── QueueFull                     MAX_QUEUE_DEPTH, or the key's max_queued_jobs
 │   └── RateLimited                   the key's requests_per_minute
-├── NotFound                     404  an unknown job, workflow or instance
-│   └── JobNotFound
+├── NotFound                     404  an unknown job, workflow, instance or asset
+│   ├── JobNotFound
+│   └── BlobNotFound                  no stored bytes with that hash
 ├── JobNotFinished               409  a result asked for before the job ended
 ├── Gone                         410  something that existed and is no more
 │   └── ResultExpired                 a result or output past RESULT_TTL
@@ -104,6 +111,39 @@ class NotFound(GatewayError):
 
 class JobNotFound(NotFound):
     code = "job_not_found"
+
+
+class InvalidWorkflow(InvalidInput):
+    status_code = 422
+    code = "invalid_workflow"
+
+
+class WorkflowFormatUi(InvalidWorkflow):
+    code = "workflow_format_ui"
+
+
+class MissingAsset(InvalidInput):
+    status_code = 422
+    code = "missing_asset"
+
+
+class MetadataInvalid(InvalidInput):
+    status_code = 422
+    code = "metadata_invalid"
+
+
+class IdempotencyKeyReuse(InvalidInput):
+    status_code = 422
+    code = "idempotency_key_reuse"
+
+
+class HashMismatch(GatewayError):
+    status_code = 409
+    code = "hash_mismatch"
+
+
+class BlobNotFound(NotFound):
+    code = "blob_not_found"
 
 
 class JobNotFinished(GatewayError):

@@ -35,7 +35,9 @@ from .dispatch.execution import JobExecution
 from .dispatch.janitor import Janitor
 from .dispatch.placement import Placement
 from .dispatch.slots import LocalSlots, SlotLedger
+from .graph_jobs import GraphJobs
 from .job_outputs import JobOutputs
+from .jobs.assets import AssetStore
 from .jobs.blob_cache import CachedBlobStore
 from .jobs.blobs import BlobStore
 from .jobs.events import JobEvents, LocalJobEvents
@@ -156,6 +158,8 @@ class Gateway:
             admission=self.admission, quotas=Quotas(self.store, limiter, max_queue_depth=s.max_queue_depth),
             destinations=self.destinations, placement=self.placement, slots=self.slots,
             outputs=JobOutputs(self.results, url_ttl_s=s.result_url_ttl // 1000, redirect=s.result_redirect))
+        self.assets = AssetStore(self.blobs)
+        self.graph_jobs = GraphJobs(service=self.service, assets=self.assets)
         self.overview = Overview(pool=self.pool, slots=self.slots, store=self.store, dispatcher=self.dispatcher,
                                  metrics=self.metrics, prom=self.prom, admission=self.admission,
                                  cluster=self.cluster)

@@ -152,19 +152,31 @@ class JobService:
         job.input_blob = input_key(job.id)
         await self._blobs.put(job.input_blob, data)
         try:
-            if idempotency_key is None:
-                await self._store.create(job)
-                named, created = job, True
-            else:
-                # Keys are the tenant's own: another tenant's same key names another job.
-                named, created = await self._store.create_once(job, f"{owner.name}/{idempotency_key}",
-                                                               self.settings.idempotency_ttl / 1000)
+            named, created = await self._enqueue(job, owner, idempotency_key)
         except BaseException:
             await self._blobs.delete(job.input_blob)
             raise
         if not created:
             await self._blobs.delete(job.input_blob)
-            return named, False
+        return named, created
+
+    async def submit_job(self, job: Job, owner: Principal, idempotency_key: str | None = None) -> tuple[Job, bool]:
+        """Queue `job` (its blobs stored already) as `owner`'s, unless `owner`'s idempotency key names
+        a job: then that job, and False. Past a queue bound, 429."""
+        await self._quotas.check_queue(owner)
+        job.tenant, job.priority = owner.name, owner.priority
+        return await self._enqueue(job, owner, idempotency_key)
+
+    async def _enqueue(self, job: Job, owner: Principal, idempotency_key: str | None) -> tuple[Job, bool]:
+        """The key is claimed in the same write that creates the job, so a retry never makes two."""
+        if idempotency_key is None:
+            await self._store.create(job)
+        else:
+            # Keys are the tenant's own: another tenant's same key names another job.
+            named, created = await self._store.create_once(job, f"{owner.name}/{idempotency_key}",
+                                                           self.settings.idempotency_ttl / 1000)
+            if not created:
+                return named, False
         self._dispatcher.notify()
         await self._events.announce_work()
         return job, True
@@ -285,6 +297,22 @@ class JobService:
         return await self._job(job_id)
 
     # --- cancelling and removing ---
+
+    async def cancel(self, job_id: str, viewer: Principal, error: dict[str, Any]) -> Job:
+        """Stop the job wherever it is (taken out of the queue, or its prompt interrupted, here or on
+        another replica) and fail it with `error`. A finished job stays as it is."""
+        job = await self.get(job_id, viewer)
+        if job.state is JobState.PROCESSING:
+            if not await self._dispatcher.stop_job(job_id, "canceled"):
+                await self._cancel_elsewhere(job)
+            failed = await self._store.fail(job_id, job.attempt, error)  # fenced: a late result is refused
+        else:
+            failed = not job.state.finished and await self._store.fail(job_id, None, error)
+        if failed:
+            await self._events.publish_finished(job_id)
+            return await self._job(job_id)
+        latest = await self._job(job_id)
+        return latest if latest.state.finished else await self.cancel(job_id, viewer, error)  # it moved on
 
     async def delete(self, job_id: str, viewer: Principal) -> Job:
         """Stop the job if it runs (here or on another replica), then remove it and its blobs."""

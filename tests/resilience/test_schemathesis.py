@@ -42,7 +42,7 @@ class Findings:
         if 400 <= status < 600:
             if not headers.get("content-type", "").startswith("application/json"):
                 self.problems.append(f"{where}: not JSON ({headers.get('content-type')}): {text[:120]}")
-            elif '"error"' not in text:
+            elif method != "HEAD" and '"error"' not in text:  # a HEAD answer has headers, never a body
                 self.problems.append(f"{where}: no error field: {text[:200]}")
 
 

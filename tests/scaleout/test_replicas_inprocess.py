@@ -3,30 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import pytest
 
-from support.gateway import gateway_settings, hosts_of, running_gateway
+from support.gateway import running_gateway
 from support.images import png
-from support.redis import REDIS_URL, connect_redis
+from support.redis import connect_redis
+from support.replicas import replica_settings, two_replicas
 from support.tally import submit
 
 pytestmark = pytest.mark.redis
-
-
-def replica_settings(tmp_path, fakes, prefix: str, name: str, **overrides):
-    return gateway_settings(tmp_path / name, hosts_of(fakes), job_store="redis", redis_url=REDIS_URL,
-                            redis_prefix=prefix, replica_id=name, **overrides)
-
-
-@contextlib.asynccontextmanager
-async def two_replicas(tmp_path, fakes, prefix, **overrides):
-    async with running_gateway(replica_settings(tmp_path, fakes, prefix, "replica-a", **overrides)) as a, \
-            running_gateway(replica_settings(tmp_path, fakes, prefix, "replica-b", **overrides)) as b:
-        yield a, b
-
-
 
 
 async def test_a_job_sent_to_one_replica_is_seen_waited_on_and_deleted_from_the_other(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
@@ -29,3 +31,13 @@ async def drop_prefix(client: Redis, prefix: str) -> None:
     keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
     if keys:
         await client.delete(*keys)
+
+
+@pytest.fixture
+async def redis_prefix() -> AsyncIterator[str]:
+    """A fresh key prefix on the real Redis server; every key under it is deleted afterwards."""
+    prefix = f"cgtest-{uuid.uuid4().hex[:10]}"
+    client = await connect_redis()
+    yield prefix
+    await drop_prefix(client, prefix)
+    await client.aclose()

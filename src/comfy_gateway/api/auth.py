@@ -25,6 +25,7 @@ from ..errors import Forbidden, GatewayError, Unauthorized
 from .deps import REALM
 from .errors import error_headers
 from .middleware import send_json
+from .v2 import errors as v2_errors
 
 
 class Rule(Enum):
@@ -42,6 +43,7 @@ ADMIN_ROUTES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((method, re.compil
     ("POST", r"/api/metrics/save"),
     ("POST", r"/api/circuit-breakers/[^/]+/(open|close)"),
 ))
+V2_HEALTH = "/api/v2/health"
 METRICS_PATHS = re.compile(r"/metrics|/status/metrics|/dashboard|/api/metrics(/.*)?")
 
 
@@ -50,6 +52,8 @@ def rule_for(method: str, path: str, *, metrics_public: bool) -> Rule:
         return Rule.ADMIN
     if METRICS_PATHS.fullmatch(path):
         return Rule.OPEN if metrics_public else Rule.ADMIN
+    if path == V2_HEALTH:  # the Comfy API v2 keeps its probe open, as the contract's self-hosted proxy does
+        return Rule.OPEN
     if path == "/api" or path.startswith("/api/"):
         return Rule.KEY
     return Rule.OPEN
@@ -82,7 +86,8 @@ class AuthMiddleware:
         try:
             principal = await self._admit(scope)
         except GatewayError as exc:
-            await send_json(send, exc.status_code, exc.to_dict(), error_headers(exc))
+            body = v2_errors.body_of(exc) if v2_errors.is_v2(scope["path"]) else exc.to_dict()
+            await send_json(send, exc.status_code, body, error_headers(exc))
             return
         if principal is not None:
             scope.setdefault("state", {})["principal"] = principal

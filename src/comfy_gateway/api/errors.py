@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import GatewayError, RangeNotSatisfiable, ServiceUnavailable, TooManyRequests, Unauthorized
+from .v2 import errors as v2
 
 
 def _json_safe(errors: list[Any]) -> list[dict[str, Any]]:
@@ -30,6 +31,8 @@ def error_headers(exc: GatewayError) -> dict[str, str]:
 
 async def gateway_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, GatewayError)
+    if v2.is_v2(request.url.path):
+        return v2.gateway_error(exc, error_headers(exc))
     return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=error_headers(exc) or None)
 
 
@@ -38,6 +41,8 @@ async def validation_error(request: Request, exc: Exception) -> JSONResponse:
     details = _json_safe(list(exc.errors()))
     first = details[0] if details else {"loc": [], "msg": "invalid request"}
     where = ".".join(str(p) for p in first["loc"])
+    if v2.is_v2(request.url.path):
+        return v2.http_error(400, f"invalid request: {where}: {first['msg']}", details={"errors": details})
     return JSONResponse({"error": f"invalid request: {where}: {first['msg']}", "code": "validation_error",
                          "details": details}, status_code=422)
 
@@ -47,12 +52,16 @@ async def http_error(request: Request, exc: Exception) -> JSONResponse:
     message = exc.detail if isinstance(exc.detail, str) else "request failed"
     if exc.status_code == 404 and message == "Not Found":
         message = f"no route {request.method} {request.url.path}"
+    if v2.is_v2(request.url.path):
+        return v2.http_error(exc.status_code, message, getattr(exc, "headers", None))
     return JSONResponse({"error": message, "code": f"http_{exc.status_code}"}, status_code=exc.status_code,
                         headers=getattr(exc, "headers", None))
 
 
 async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     # Already logged, with its request id, by RequestContextMiddleware.
+    if v2.is_v2(request.url.path):
+        return JSONResponse(v2.envelope("internal_error", "internal error"), status_code=500)
     return JSONResponse({"error": "internal error", "code": "internal_error"}, status_code=500)
 
 

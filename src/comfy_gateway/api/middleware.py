@@ -23,6 +23,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from comfy_gateway.errors import PayloadTooLarge
 from comfy_gateway.observability.prometheus import UNMATCHED_ROUTE, PromMetrics
 
+from .v2 import errors as v2_errors
+
 REQUEST_ID_HEADER = "X-Request-ID"
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _QUIET_PATHS = frozenset({"/metrics"})
@@ -163,6 +165,9 @@ class UploadLimitMiddleware:
         limit = self.max_bytes
         return PayloadTooLarge(f"Upload exceeds the limit of {limit} bytes", limit_bytes=limit)
 
+    def _error_body(self, scope: Scope) -> dict[str, Any]:
+        return v2_errors.body_of(self._error()) if v2_errors.is_v2(scope["path"]) else self._error().to_dict()
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             scope["type"] != "http"
@@ -174,7 +179,7 @@ class UploadLimitMiddleware:
 
         declared = Headers(scope=scope).get("content-length")
         if declared is not None and declared.strip().isdigit() and int(declared) > self.max_bytes:
-            await send_json(send, 413, self._error().to_dict())
+            await send_json(send, 413, self._error_body(scope))
             return
 
         received = 0
@@ -198,7 +203,7 @@ class UploadLimitMiddleware:
             if exceeded and not response_started:
                 # The app answered after the cap tripped (maybe with its own 400): say 413 instead.
                 response_started = True
-                await send_json(send, 413, self._error().to_dict())
+                await send_json(send, 413, self._error_body(scope))
                 return
             if exceeded:
                 return
@@ -211,7 +216,7 @@ class UploadLimitMiddleware:
         except PayloadTooLarge:
             if not response_started:
                 response_started = True
-                await send_json(send, 413, self._error().to_dict())
+                await send_json(send, 413, self._error_body(scope))
 
 
 async def send_json(send: Send, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 
@@ -38,6 +38,18 @@ class Upload:
     fields: dict[str, str]
 
 
+async def parsed_form(request: Request, *, max_files: int, max_fields: int) -> FormData:
+    """The multipart form of `request`; a malformed body is a clear 400."""
+    try:
+        return await request.form(max_files=max_files, max_fields=max_fields)
+    except MultiPartException as exc:
+        raise InvalidInput(f"malformed multipart body: {exc.message}") from None
+    except HTTPException as exc:  # Starlette reports a MultiPartException as a 400 HTTPException
+        if exc.status_code != 400:
+            raise
+        raise InvalidInput(f"malformed multipart body: {exc.detail}") from None
+
+
 async def read_upload(request: Request, max_pixels: int) -> Upload:
     content_type = request.headers.get("content-type", "")
     if not content_type and request.headers.get("content-length", "0").strip() in ("", "0") \
@@ -48,14 +60,7 @@ async def read_upload(request: Request, max_pixels: int) -> Upload:
     if not content_type.lower().startswith("multipart/form-data"):
         raise UnsupportedMediaType(
             f"send the image as multipart/form-data in the field {FIELD!r} (got {content_type or 'no type'})")
-    try:
-        form = await request.form(max_files=1, max_fields=50)
-    except MultiPartException as exc:
-        raise InvalidInput(f"malformed multipart body: {exc.message}") from None
-    except HTTPException as exc:  # Starlette reports a MultiPartException as a 400 HTTPException
-        if exc.status_code != 400:
-            raise
-        raise InvalidInput(f"malformed multipart body: {exc.detail}") from None
+    form = await parsed_form(request, max_files=1, max_fields=50)
     try:
         upload = form.get(FIELD)
         if not isinstance(upload, UploadFile):

@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
+from ..graph_jobs import shown_params
 from ..jobs.model import Job, JobState
 from ..observability.timestamps import iso as iso_ms
 
@@ -121,7 +122,7 @@ def info_body(job: Job) -> dict[str, Any]:
         "comfyui_instance": job.instance, "prompt_id": job.prompt_id or job.result_meta.get("prompt_id"),
         "created_at": iso(job.created_at), "started_at": iso(job.started_at), "finished_at": iso(job.finished_at),
         "processing_time_seconds": job.processing_seconds, "queue_wait_seconds": job.queue_wait_seconds,
-        "progress_percentage": int(job.progress), "params": job.params, "input": job.input_meta,
+        "progress_percentage": int(job.progress), "params": shown_params(job.params), "input": job.input_meta,
         "result": job.result_meta or None, "error": job.error, "attempts_history": job.history,
         "lease_owner": job.lease_owner,
         "tenant": job.tenant, "priority": job.priority, "webhook_deliveries": job.webhook_deliveries,

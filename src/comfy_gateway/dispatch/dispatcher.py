@@ -27,7 +27,7 @@ from .execution import JobExecution, Outcome, ProgressReporter, prompt_id_for
 from .placement import Choice, Placement, Plan
 from .slots import SlotLedger
 
-StopReason = Literal["deleted", "shutdown", "lease_lost"]
+StopReason = Literal["deleted", "canceled", "shutdown", "lease_lost"]
 RETRY_AVOID_S = 10.0
 NOT_PLACED = "not_placed"  # the code of an attempt given back unstarted: no free server could take it
 UNPLACED_WAIT_S = 1.0  # how long a type waits after one of its jobs could not be placed
@@ -197,7 +197,7 @@ class Dispatcher:
         except asyncio.CancelledError:
             reason = self.running[job.id].stop_reason if job.id in self.running else None
             self.telemetry.job_released(job, instance.name)
-            if reason == "deleted":
+            if reason in ("deleted", "canceled"):
                 await asyncio.shield(self.interrupt_prompt(job, instance))
             raise
         except UpstreamUnavailable as exc:

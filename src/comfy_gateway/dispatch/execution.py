@@ -22,7 +22,9 @@ from ..jobs.blobs import BlobStore
 from ..jobs.model import Job
 from ..jobs.outputs import Output
 from ..jobs.store import JobStore
+from ..workflows.graph import GRAPH_JOB_TYPE
 from ..workflows.registry import Workflow, WorkflowRegistry
+from .graph_run import GraphRun
 from .outputs import OutputCollector
 
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
@@ -98,6 +100,7 @@ class JobExecution:
         self.collector = OutputCollector(results or blobs)  # where every output file goes
         self.result_ttl_s = result_ttl_s
         self.max_result_pixels = max_result_pixels
+        self.graphs = GraphRun(blobs, results or blobs)
 
     def workflow_of(self, job: Job) -> Workflow:
         workflow = self.registry.get(job.type)
@@ -106,26 +109,17 @@ class JobExecution:
         return workflow
 
     async def run(self, job: Job, instance: Instance, on_progress: Callable[[float], None]) -> Outcome:
-        workflow = self.workflow_of(job)
         job.prompt_id = prompt_id_for(job.id, job.attempt)  # so the job's log lines and metrics carry it
         # Recorded while the prompt is prepared and posted: the id can be derived again by whoever
         # adopts the job, so the write need not come first.
         recorded = asyncio.create_task(self.store.record_prompt(job.id, job.attempt, job.prompt_id),
                                        name=f"record-prompt-{job.id}")
         try:
-            image = await self.blobs.get(job.input_blob or input_key(job.id))
-            if workflow.input_mode == "upload":
-                ext = EXTENSIONS.get(job.input_meta.get("content_type", ""), "png")
-                ref = await instance.client.upload_image(image, f"cg_{job.id}.{ext}", overwrite=True)
-                value = f"{ref.subfolder}/{ref.filename}" if ref.subfolder else ref.filename
+            if job.type == GRAPH_JOB_TYPE:
+                workflow, result = None, await self.graphs.run(job, instance, on_progress)
             else:
-                value = base64.b64encode(image).decode("ascii")
-            del image
-            graph = workflow.render(value, run_tag=f"{job.id[:8]}_{job.attempt}",
-                                    params=job.params.get("workflow", {}))
-            result = await run_prompt(instance.client, instance.hub, graph, prompt_id=job.prompt_id,
-                                      extra_data={"gateway_job": job.id, "attempt": job.attempt},
-                                      on_progress=on_progress)
+                workflow = self.workflow_of(job)
+                result = await self._run_workflow(job, instance, workflow, on_progress)
         finally:
             await asyncio.wait([recorded])  # our own cancellation still propagates from here
             if not recorded.cancelled():
@@ -133,15 +127,35 @@ class JobExecution:
         recorded.result()  # a store that cannot record the prompt fails the attempt
         return await self.collect(job, instance, workflow, result)
 
+    async def _run_workflow(self, job: Job, instance: Instance, workflow: Workflow,
+                            on_progress: Callable[[float], None]) -> RunResult:
+        assert job.prompt_id is not None
+        image = await self.blobs.get(job.input_blob or input_key(job.id))
+        if workflow.input_mode == "upload":
+            ext = EXTENSIONS.get(job.input_meta.get("content_type", ""), "png")
+            ref = await instance.client.upload_image(image, f"cg_{job.id}.{ext}", overwrite=True)
+            value = f"{ref.subfolder}/{ref.filename}" if ref.subfolder else ref.filename
+        else:
+            value = base64.b64encode(image).decode("ascii")
+        del image
+        graph = workflow.render(value, run_tag=f"{job.id[:8]}_{job.attempt}", params=job.params.get("workflow", {}))
+        return await run_prompt(instance.client, instance.hub, graph, prompt_id=job.prompt_id,
+                                extra_data={"gateway_job": job.id, "attempt": job.attempt}, on_progress=on_progress)
+
     async def reattach(self, job: Job, instance: Instance, on_progress: Callable[[float], None]) -> Outcome:
         """Follow a prompt an earlier process submitted (restart or lease take-over)."""
-        workflow = self.workflow_of(job)
         assert job.prompt_id is not None
+        workflow = None if job.type == GRAPH_JOB_TYPE else self.workflow_of(job)
         result = await attach(instance.client, instance.hub, job.prompt_id,
-                              total_nodes=workflow.node_count, on_progress=on_progress)
+                              total_nodes=workflow.node_count if workflow else None, on_progress=on_progress)
         return await self.collect(job, instance, workflow, result)
 
-    async def collect(self, job: Job, instance: Instance, workflow: Workflow, result: RunResult) -> Outcome:
+    async def collect(self, job: Job, instance: Instance, workflow: Workflow | None, result: RunResult) -> Outcome:
+        """The attempt's outputs, stored; a named workflow's job also gets its `result` image."""
+        expires_at = None if self.result_ttl_s is None else time.time() + self.result_ttl_s
+        if workflow is None:  # a submitted graph: every output, no single result
+            outputs = await self.collector.collect(instance.client, job, result.history)
+            return Outcome("", {"prompt_id": result.prompt_id}, outputs, expires_at)
         refs = outputs_of(result.history, workflow.result_node)
         if not refs:
             raise WorkflowFailed(f"the workflow produced no image at node {workflow.result_node}",
@@ -160,7 +174,6 @@ class JobExecution:
             await asyncio.shield(self._abandon(collecting))
             raise
         outputs = await collecting
-        expires_at = None if self.result_ttl_s is None else time.time() + self.result_ttl_s
         return Outcome(key, meta, outputs, expires_at)
 
     async def _keep_result(self, job: Job, png: bytes, prompt_id: str) -> tuple[str, dict[str, Any]]:
