@@ -85,7 +85,9 @@ LIES: list[tuple[str, Any]] = [
     ("prompt", {"prompt_id": "x", "node_errors": {"1": {"errors": "bad"}}}),
     ("history", ["x"]), ("history", {PID: {"outputs": []}}), ("history", {PID: {"status": "success"}}),
     ("history", {PID: {"outputs": {"9": {"images": [{"filename": 7}]}}}}),
-    ("history", {PID: {"outputs": {"9": ["images"]}}}), ("history", {PID: {"status": {"messages": [1]}}}),
+    ("history", {PID: {"outputs": {"9": ["images"]}}}),
+    ("history", {PID: {"outputs": {"9": {"images": [{"filename": "a.png", "subfolder": 3}]}}}}),
+    ("history", {PID: {"status": {"messages": [1]}}}),
     ("queue", {}), ("queue", {"queue_running": "x", "queue_pending": []}),
     ("queue", {"queue_running": [[0]], "queue_pending": []}),
     ("queue", {"queue_running": [], "queue_pending": [[0, 5]]}),
@@ -135,7 +137,7 @@ async def test_a_file_past_max_result_bytes_is_result_too_large(liar: tuple[Liar
 async def test_a_well_formed_history_entry_passes_unchanged(liar: tuple[Liar, str], client: ComfyClient) -> None:
     entry = {"prompt": [1, PID, {}, {}, ["9"]], "meta": {"9": {}},
              "outputs": {"9": {"images": [{"filename": "a.png", "subfolder": "", "type": "output"}],
-                               "animated": [True], "text": ["hi"]}},
+                               "animated": [True], "text": ["hi"], "custom": 5}},
              "status": {"status_str": "success", "completed": True, "messages": [["execution_start", {}]]}}
     liar[0].body = json.dumps({PID: entry}).encode()
     assert await client.history(PID) == entry

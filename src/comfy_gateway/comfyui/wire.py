@@ -31,9 +31,9 @@ class FileItem(_Wire):
     type: StrictStr | None = "output"
 
 
-NodeOutput = dict[StrictStr, list[Any]]
-"""A node's UI output: lists under keys such as `images`, `gifs`, `text` (their items are checked
-by `check_node_output`)."""
+NodeOutput = dict[StrictStr, Any]
+"""A node's UI output: lists under keys such as `images`, `gifs`, `text` (the files they name are
+checked by `check_node_output`); a custom node may add values of its own, which are not read."""
 
 
 class HistoryStatus(_Wire):
@@ -190,14 +190,14 @@ def check_entry(entry: Any, what: str, instance: str) -> dict[str, Any]:
     return entry
 
 
-def check_node_output(output: Any, what: str, instance: str) -> dict[str, list[Any]]:
+def check_node_output(output: Any, what: str, instance: str) -> dict[str, Any]:
     """A node's UI output: every entry that names a file names it with strings."""
     try:
         payload = _NODE_OUTPUT.validate_python(output)
     except ValidationError as exc:
         raise malformed(what, instance, _first_error(exc)) from None
     for values in payload.values():
-        for value in values:
+        for value in values if isinstance(values, list) else ():
             if isinstance(value, dict) and "filename" in value:
                 validated(FileItem, value, what, instance)
     return payload
