@@ -31,6 +31,7 @@ GatewayError
     ├── UpstreamUnavailable           refused, reset, timeout, 5xx, socket lost and no history: retry elsewhere
     ├── WorkflowRejected              400 (or 200 with node_errors) at submit: never retried
     └── WorkflowFailed                execution_error / execution_interrupted: never retried
+        └── ResultTooLarge            an output past MAX_RESULT_BYTES / MAX_RESULT_PIXELS: never retried
 """
 
 from __future__ import annotations
