@@ -43,7 +43,7 @@ class GatewayError(Exception):
     status_code = 500
     code = "gateway_error"
 
-    def __init__(self, message: str, **details: Any) -> None:
+    def __init__(self, message: str, /, **details: Any) -> None:
         super().__init__(message)
         self.message = message
         self.details = details

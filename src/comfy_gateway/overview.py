@@ -10,13 +10,13 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .comfyui.breaker import BreakerState, CircuitBreaker
+from .comfyui.breaker import BreakerFigures, BreakerState, CircuitBreaker
 from .comfyui.instance import InstancePool
 from .dispatch.dispatcher import Dispatcher
 from .dispatch.slots import SlotLedger
 from .errors import NotFound, StorageError
-from .jobs.store import JobStore
-from .observability.job_metrics import JobMetrics
+from .jobs.store import JobStore, StoreCounts
+from .observability.job_metrics import JobMetrics, MetricsReading
 from .observability.prometheus import PromMetrics
 from .service import Admission
 
@@ -34,6 +34,10 @@ class InstanceSnapshot:
     active_jobs: int
     running_here: tuple[str, ...]  # ids of the jobs this replica runs there
     detail: dict[str, Any]  # the server's own view: url, last probe, breaker figures
+    figures: BreakerFigures  # the breaker's counts, for the original's views
+    last_check_at: float | None  # epoch seconds of the last health probe
+    sockets_open: int  # WebSockets up now
+    sockets_opened: int  # WebSockets opened since start (the newest thousand)
 
 
 class Overview:
@@ -68,18 +72,18 @@ class Overview:
     def instance_count(self) -> int:
         return len(self._pool)
 
-    def overall_status(self) -> tuple[str, int]:
-        """healthy: every server healthy; degraded: some; critical: none, the gateway is draining, or
-        its storage fails."""
-        healthy = self._pool.healthy_count()
-        if not self._admission.open or healthy == 0 or self.storage_problem() is not None:
-            return "critical", healthy
-        return ("healthy" if healthy == len(self._pool) else "degraded"), healthy
-
     def storage_problem(self) -> dict[str, str] | None:
         """The job store's or blob storage's current fault, if any: {"error", "code"}."""
         error = self._admission.storage.current()
         return None if error is None else {"error": error.message, "code": error.code}
+
+    async def job_counts(self) -> StoreCounts:
+        """The jobs the store holds; none while it does not answer (the fault is then in `storage_problem`)."""
+        try:
+            return await self._store.counts()
+        except StorageError as exc:
+            self._admission.storage.failed(exc)
+            return StoreCounts()
 
     async def pending_count(self) -> int:
         """Jobs waiting; 0 while the store does not answer (the fault is then in `storage_problem`)."""
@@ -102,7 +106,8 @@ class Overview:
             name=inst.name, healthy=inst.is_healthy, breaker=inst.breaker.state,
             active_jobs=usage.get(inst.name, 0),
             running_here=tuple(sorted(j for j, r in running.items() if r.instance == inst.name)),
-            detail=inst.snapshot()) for inst in self._pool]
+            detail=inst.snapshot(), figures=inst.breaker.figures(), last_check_at=inst.last_check_at,
+            sockets_open=inst.hub.sockets_open, sockets_opened=len(inst.hub.client_ids_used)) for inst in self._pool]
 
     async def instance_views(self, views: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         """Metrics views of the servers plus their live state: slots in use, health, breaker.
@@ -133,6 +138,10 @@ class Overview:
         active = sum(view["active_jobs"] for view in summary["instances"].values())
         summary["queue"] = {"pending_jobs": await self._store.pending_count(), "active_jobs": active}
         return summary
+
+    async def reading(self) -> MetricsReading:
+        """The metrics figures: the whole cluster's with JOB_STORE=redis, else this gateway's."""
+        return self.metrics.reading() if self._cluster is None else await self._cluster.merged_reading()
 
     async def refresh_gauges(self) -> None:
         """Point-in-time gauges are read when Prometheus scrapes, not kept up to date by hand."""

@@ -190,7 +190,7 @@ class JobService:
     async def _job(self, job_id: str) -> Job:
         job = await self._store.get(job_id)
         if job is None:
-            raise JobNotFound(f"job {job_id} not found", job_id=job_id)
+            raise JobNotFound("Job not found", job_id=job_id)
         return job
 
     async def list(self, flt: JobFilter) -> Sequence[Job]:

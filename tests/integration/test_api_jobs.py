@@ -16,8 +16,8 @@ async def test_stats_list_info_and_filters(gw):
     stats = (await gw.client.get("/api/jobs/stats")).json()
     assert stats["total_jobs"] == 3
     assert stats["by_status"]["completed"] == 3 and stats["by_status"]["pending"] == 0
-    assert stats["by_type"] == {"upscale-image": 2, "remove-background": 1}
-    assert sum(stats["by_instance"].values()) == 3
+    assert stats["byType"] == {"upscale-image": 2, "remove-background": 1}
+    assert sum(stats["byInstance"].values()) == 3
 
     listing = (await gw.client.get("/api/jobs/list", params={"type": "upscale-image"})).json()
     assert listing["count"] == 2 and {j["type"] for j in listing["jobs"]} == {"upscale-image"}
@@ -26,7 +26,8 @@ async def test_stats_list_info_and_filters(gw):
         "type": "upscale-image", "status": "completed", "instance": instance})).json()
     assert combined["jobs"] and all(j["comfyui_instance"] == instance for j in combined["jobs"])
     assert (await gw.client.get("/api/jobs/list", params={"status": "failed"})).json()["count"] == 0
-    assert (await gw.client.get("/api/jobs/list", params={"status": "nonsense"})).status_code == 422
+    unknown = await gw.client.get("/api/jobs/list", params={"status": "nonsense"})
+    assert (unknown.status_code, unknown.json()["total"]) == (200, 0)  # as the original: no job matches
 
     info = (await gw.client.get(f"/api/jobs/{ids[2]}/info")).json()
     assert info["type"] == "remove-background" and info["status"] == "completed"
@@ -59,7 +60,7 @@ async def test_delete_running_job_interrupts_its_prompt(gw):
             break
         await asyncio.sleep(0.02)
     resp = await gw.client.delete(f"/api/jobs/{job_id}")
-    assert resp.status_code == 200 and "cancelled" in resp.json()["message"]
+    assert resp.status_code == 200 and resp.json()["cancelled"] is True
     await asyncio.sleep(0.3)
     assert sum(f.stats()["interrupted"] for f in gw.fakes) == 1
 

@@ -28,7 +28,7 @@ async def test_sync_upscale_png_is_exactly_twice_the_size(gw):
     resp = await gw.client.post("/api/upscale-image", files={"imageFile": ("in.png", png(40, 30), "image/png")})
     assert resp.status_code == 200, resp.text
     body = resp.json()
-    assert set(body) == {"imageBase64", "promptId", "jobId"}
+    assert set(body) == {"imageBase64", "promptId", "jobId", "format"} and body["format"] == "PNG"
     assert body["imageBase64"].startswith("data:image/png;base64,")
     assert image_of(body["imageBase64"]).size == (80, 60)
     assert body["promptId"] and body["jobId"]
@@ -83,7 +83,8 @@ async def test_async_flow_status_and_result_shapes(gw):
     resp = await gw.client.post("/api/async/remove-background", files={"imageFile": ("a.png", png(), "image/png")})
     assert resp.status_code == 202
     accepted = resp.json()
-    assert set(accepted) == {"job_id", "status", "message", "estimated_completion_time", "status_url", "result_url"}
+    assert set(accepted) == {"job_id", "status", "message", "estimated_completion_time", "status_url", "result_url",
+                             "format", "crop"}
     job_id = accepted["job_id"]
     assert accepted["status_url"] == f"/api/jobs/{job_id}/status"
     assert accepted["result_url"] == f"/api/jobs/{job_id}/result"

@@ -86,7 +86,8 @@ async def test_deliveries_are_signed_retried_and_recorded_in_the_job(fake_server
     second = Webhook(SECRET).verify(second_raw, second_headers)
     assert (first["job_id"], first["status"], first["result_url"]) == (
         ok["job_id"], "completed", f"/api/jobs/{ok['job_id']}/result")
-    assert (second["job_id"], second["status"]) == (bad["job_id"], "failed") and "boom" in second["error"]["message"]
+    assert (second["job_id"], second["status"]) == (bad["job_id"], "failed") and "boom" in second["error"]
+    assert second["error_details"]["code"] == "workflow_failed"
     with pytest.raises(Exception, match="signature"):
         Webhook("whsec_" + base64.b64encode(b"another secret").decode()).verify(first_raw, first_headers)
     tries = info["webhook_deliveries"]

@@ -28,7 +28,7 @@ async def test_a_request_id_is_echoed_and_on_every_line_the_request_causes(fake_
     assert resp.headers["X-Request-ID"] == "test-abc-123"
     assert opened.headers["X-Request-ID"] == "test-breaker-7"
     new_id = odd.headers["X-Request-ID"]
-    assert new_id != "not sane; drop table" and re.fullmatch(r"[0-9a-f]{32}", new_id)
+    assert new_id != "not sane; drop table" and re.fullmatch(r"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", new_id)
 
     lines = log_lines(settings.logs_dir / "combined.log")
     [access] = [line for line in lines

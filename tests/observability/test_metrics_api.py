@@ -30,13 +30,13 @@ async def test_a_known_mix_is_counted_exactly_in_every_view(fake_servers, tmp_pa
 
     jobs = summary["jobs"]
     assert (jobs["total_processed"], jobs["total_successful"], jobs["total_failed"]) == (10, 8, 2)
-    assert jobs["success_rate"] == "80.0%"
+    assert jobs["success_rate"] == "80.00%"
     assert jobs["jobs_per_hour"] == 600.0  # 10 jobs over the one-minute floor of the rate window
     by_type = {name: {k: v[k] for k in ("total", "successful", "failed", "success_rate")}
                for name, v in jobs["by_type"].items()}
     assert by_type == {
-        UPSCALE: {"total": 6, "successful": 5, "failed": 1, "success_rate": "83.3%"},
-        REMOVE_BG: {"total": 4, "successful": 3, "failed": 1, "success_rate": "75.0%"},
+        UPSCALE: {"total": 6, "successful": 5, "failed": 1, "success_rate": "83.33%"},
+        REMOVE_BG: {"total": 4, "successful": 3, "failed": 1, "success_rate": "75.00%"},
     }
     for view in jobs["by_type"].values():
         assert view["average_processing_time_ms"] > 0
@@ -45,8 +45,8 @@ async def test_a_known_mix_is_counted_exactly_in_every_view(fake_servers, tmp_pa
         return view["total_jobs"], view["successful_jobs"], view["failed_jobs"], view["success_rate"]
 
     assert {name: counts(v) for name, v in summary["instances"].items()} == {
-        mix.a: (4, 3, 1, "75.0%"),
-        mix.b: (6, 5, 1, "83.3%"),
+        mix.a: (4, 3, 1, "75.00%"),
+        mix.b: (6, 5, 1, "83.33%"),
     }
     for view in summary["instances"].values():
         assert view["active_jobs"] == 0
@@ -57,18 +57,20 @@ async def test_a_known_mix_is_counted_exactly_in_every_view(fake_servers, tmp_pa
     assert summary["uptime"]["metrics_since"] == summary["uptime"]["start_time"]
 
     # The last errors, newest first, name the job, its type, its server and the server's message.
-    assert errors == summary["errors"]
+    assert {key: errors[key] for key in summary["errors"]} == summary["errors"]
     assert errors["total_errors"] == 2
-    assert errors["error_rate"] == "20.0%"
+    assert errors["error_rate"] == "20%"
+    assert errors["errors"]["failed_jobs_by_type"][UPSCALE] == {"total_failed": 1, "total_jobs": 6,
+                                                                "failure_rate": "16.67%"}
     assert errors["errors_by_type"] == {UPSCALE: 1, REMOVE_BG: 1}
     assert errors["errors_by_instance"] == {mix.a: 1, mix.b: 1}
     recent = [(e["job_id"], e["job_type"], e["instance"], e["message"]) for e in errors["recent_errors"]]
     assert recent == list(reversed(mix.failed))
     assert all(e["timestamp"].endswith("Z") for e in errors["recent_errors"])
-    assert failed_status["error"]["message"] == "boom on A"
+    assert failed_status["error"] == "boom on A" and failed_status["error_details"]["code"] == "workflow_failed"
 
     # Processing time covers the 8 successful jobs; queue wait every attempt.
-    assert performance["success_rate"] == "80.0%"
+    assert performance["success_rate"] == "80.00%"
     p_processing = ordered_percentiles(performance, "processing_time")
     ordered_percentiles(performance, "queue_wait")
     assert p_processing[0] > 0
@@ -79,18 +81,19 @@ async def test_a_known_mix_is_counted_exactly_in_every_view(fake_servers, tmp_pa
     # The per-instance endpoints: every configured server, with live state added.
     assert instances["count"] == 2
     assert {name: counts(v) for name, v in instances["instances"].items()} == {
-        mix.a: (4, 3, 1, "75.0%"), mix.b: (6, 5, 1, "83.3%")}
+        mix.a: (4, 3, 1, "75.00%"), mix.b: (6, 5, 1, "83.33%")}
     assert instances["instances"][mix.a]["circuit_breaker"] == "open"  # steered away from A last
     assert instances["instances"][mix.b]["circuit_breaker"] == "closed"
     assert instances["instances"][mix.b]["healthy"] is True
-    assert counts(one) == (6, 5, 1, "83.3%")
+    assert counts(one) == (6, 5, 1, "83.33%")
     assert one["instance"] == mix.b and one["active_jobs"] == 0
 
     # The seed's basic view and /health tell the same story.
-    assert basic["jobs"] == {"total_processed": 10, "success_rate": "80.0%", "jobs_per_hour": 600.0}
+    assert basic["jobs"] == {"total_processed": 10, "completed": 8, "failed": 2, "success_rate": "80.00%",
+                             "error_rate": "20%", "jobs_per_hour": 600, "currently_active": 0, "max_concurrent": 4}
     assert basic["performance"]["p95_processing_time_ms"] == performance["p95_processing_time_ms"]
     assert basic["performance"]["average_processing_time_seconds"] == performance["average_processing_time_seconds"]
-    assert health["performance"] == {"total_jobs_processed": 10, "success_rate": "80.0%"}
+    assert (health["performance"]["total_jobs_processed"], health["performance"]["success_rate"]) == (10, "80.00%")
 
 
 async def test_instance_views_know_configured_servers_and_refuse_unknown_ones(fake_servers, tmp_path):
@@ -104,9 +107,10 @@ async def test_instance_views_know_configured_servers_and_refuse_unknown_ones(fa
     assert unknown.status_code == 404
     assert unknown.headers["content-type"].startswith("application/json")
     body = unknown.json()
-    assert body["code"] == "not_found" and "nowhere:8188" in body["error"]
+    assert body["code"] == "not_found" and body["error"] == "Instance not found"
+    assert body["available_instances"] == sorted(f.host_port for f in fakes)
     assert idle.status_code == 200
     assert idle.json()["total_jobs"] == 0 and idle.json()["circuit_breaker"] == "closed"
     assert set(listing["instances"]) == {f.host_port for f in fakes} and listing["count"] == 2
-    assert empty["jobs"]["total_processed"] == 0 and empty["jobs"]["success_rate"] == "0.0%"
+    assert empty["jobs"]["total_processed"] == 0 and empty["jobs"]["success_rate"] == "0%"
     assert empty["errors"]["recent_errors"] == []

@@ -48,8 +48,9 @@ def assert_error(resp: httpx.Response, statuses: set[int] | int, *words: str) ->
     assert resp.headers.get("x-request-id"), "no X-Request-ID"
     body = resp.json()
     assert isinstance(body.get("error"), str) and body["error"], body
+    text = f"{body['error']} {body.get('details') or ''}".lower()  # the original's words, then ours
     for word in words:
-        assert word.lower() in body["error"].lower(), (word, body["error"])
+        assert word.lower() in text, (word, body)
     return body
 
 
@@ -245,7 +246,7 @@ async def test_unknown_routes_and_methods_answer_json_not_html(gw, method, path)
 
 
 @pytest.mark.parametrize("query", [
-    "?format=gif", "?format=", "?async=maybe", "?mode=later", "?async=true&format=bmp",
+    "?format=gif", "?format=jpg", "?async=maybe", "?mode=later", "?async=true&format=bmp",
 ])
 async def test_bad_query_values_on_a_task_are_4xx(gw, query):
     before = prompts(gw)
@@ -254,7 +255,7 @@ async def test_bad_query_values_on_a_task_are_4xx(gw, query):
 
 
 @pytest.mark.parametrize("query", [
-    "?limit=0", "?limit=abc", "?limit=100000", "?offset=-1", "?status=bogus", "?type=" + "x" * 300,
+    "?limit=0", "?limit=abc", "?limit=100000", "?offset=-1", "?status=" + "x" * 30, "?type=" + "x" * 300,
     "?offset=" + "9" * 30, "?limit=1e3", "?status=completed&offset=10207334322296164969432244981730377728",
 ])
 async def test_bad_query_values_on_the_job_list_are_422(gw, query):

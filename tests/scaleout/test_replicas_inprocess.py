@@ -80,6 +80,7 @@ async def test_metrics_report_cluster_totals(fake_servers, tmp_path, redis_prefi
         here = body["replica_view"]["jobs"]["total_processed"]
         there = (await b.client.get("/api/metrics")).json()["replica_view"]["jobs"]["total_processed"]
     assert body["jobs"]["total_processed"] == 3 == here + there
+    assert body["metrics"]["jobs"]["total"] == 3  # the original's figures are the cluster's too
     assert sorted(body["cluster"]["replicas"]) == ["replica-a", "replica-b"]
 
 

@@ -33,7 +33,7 @@ class Tally:
         return f"submitted={self.submitted} completed={self.completed} failed={self.failed} lost={self.lost}"
 
     def failed_codes(self) -> list[str]:
-        return sorted(str((s.get("error") or {}).get("code")) for s in self.statuses.values()
+        return sorted(str((s.get("error_details") or {}).get("code")) for s in self.statuses.values()
                       if s.get("status") == "failed")
 
 

@@ -78,3 +78,25 @@ def test_trip_from_another_replica_opens_for_the_given_time():
     assert b.state is BreakerState.OPEN and 4.9 < b.retry_in <= 5.0
     clock.now += 5.1
     assert b.state is BreakerState.HALF_OPEN
+
+
+def test_the_request_window_counts_the_last_minute_only():
+    clock = Clock()
+    b = breaker(clock)
+    b.record_failure("refused")
+    b.record_probe_success()
+    clock.now += 30
+    b.record_success()
+    assert (b.figures().requests, b.figures().errors) == (3, 1)
+    clock.now += 31  # the first two are older than a minute now
+    assert (b.figures().requests, b.figures().errors) == (1, 0)
+
+
+def test_the_reset_timeout_is_the_wait_the_next_opening_imposes():
+    clock = Clock()
+    b = breaker(clock)
+    assert b.figures().reset_timeout_s == 2.0
+    b.force_open()
+    assert (b.figures().state, b.figures().reset_timeout_s) == (BreakerState.OPEN, 4.0)
+    b.force_close()
+    assert b.figures().reset_timeout_s == 2.0

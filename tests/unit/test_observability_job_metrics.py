@@ -52,21 +52,21 @@ def test_job_counts_and_rates(metrics: JobMetrics) -> None:
     assert jobs["total_processed"] == 11
     assert jobs["total_successful"] == 9
     assert jobs["total_failed"] == 2
-    assert jobs["success_rate"] == "81.8%"
+    assert jobs["success_rate"] == "81.82%"
     assert jobs["jobs_per_hour"] == 11.0
     assert jobs["by_type"] == {
         "remove-background": {
             "total": 9,
             "successful": 8,
             "failed": 1,
-            "success_rate": "88.9%",
+            "success_rate": "88.89%",
             "average_processing_time_ms": 4500,
         },
         "upscale-image": {
             "total": 2,
             "successful": 1,
             "failed": 1,
-            "success_rate": "50.0%",
+            "success_rate": "50.00%",
             "average_processing_time_ms": 10000,
         },
     }
@@ -86,21 +86,21 @@ def test_performance_percentiles_over_successful_jobs(metrics: JobMetrics) -> No
         "p95_queue_wait_ms": 2000,
         "p99_queue_wait_ms": 2000,
         "jobs_per_hour": 11.0,
-        "success_rate": "81.8%",
+        "success_rate": "81.82%",
     }
 
 
-def test_basic_view(metrics: JobMetrics) -> None:
-    assert metrics.basic() == {
-        "jobs": {"total_processed": 11, "success_rate": "81.8%", "jobs_per_hour": 11.0},
-        "performance": {"average_processing_time_seconds": 5.11, "p95_processing_time_ms": 10000},
-    }
+def test_reading_holds_the_raw_figures(metrics: JobMetrics) -> None:
+    reading = metrics.reading()
+    assert (reading.counts.totals.total, reading.counts.totals.failed, reading.jobs_per_hour) == (11, 2, 11)
+    assert len(reading.processing_ms) == 9 and max(reading.processing_ms) == 10000
+    assert [e["job_id"] for e in reading.recent_errors] == ["up-2", "rb-9"]  # oldest first
 
 
 def test_errors_view(metrics: JobMetrics) -> None:
     errors = metrics.errors()
     assert errors["total_errors"] == 2
-    assert errors["error_rate"] == "18.2%"
+    assert errors["error_rate"] == "18.18%"  # two decimals at most, trailing zeros dropped
     assert errors["errors_by_type"] == {"upscale-image": 1, "remove-background": 1}
     assert errors["errors_by_instance"] == {"gpu-b": 1, "unassigned": 1}
     assert errors["recent_errors"] == [
@@ -145,14 +145,14 @@ def test_instance_views(metrics: JobMetrics) -> None:
         "successful_jobs": 8,
         "failed_jobs": 0,
         "active_jobs": 0,
-        "success_rate": "100.0%",
+        "success_rate": "100.00%",
         "average_processing_time_ms": 4500,
         "utilization_percent": 1.0,  # 36 busy seconds in the hour since first seen
         "last_job_at": "2023-11-14T22:13:20.000Z",
     }
     gpu_b = metrics.instance("gpu-b")
     assert gpu_b is not None
-    assert (gpu_b["total_jobs"], gpu_b["failed_jobs"], gpu_b["success_rate"]) == (2, 1, "50.0%")
+    assert (gpu_b["total_jobs"], gpu_b["failed_jobs"], gpu_b["success_rate"]) == (2, 1, "50.00%")
     assert gpu_b["utilization_percent"] == 0.4  # 13 s / 3600 s
     assert metrics.instance("nope") is None
     assert list(metrics.instances()) == ["gpu-a", "gpu-b"]
@@ -200,8 +200,8 @@ def test_empty_metrics_read_as_zero(tmp_path: Path, clock: FakeClock) -> None:
     m = JobMetrics(tmp_path / "m.json", clock=clock)
     summary = m.summary()
     assert summary["jobs"]["total_processed"] == 0
-    assert summary["jobs"]["success_rate"] == "0.0%"
-    assert summary["errors"]["error_rate"] == "0.0%"
+    assert summary["jobs"]["success_rate"] == "0%"
+    assert summary["errors"]["error_rate"] == "0%"
     assert summary["performance"]["p95_processing_time_ms"] == 0
     assert summary["instances"] == {}
     json.dumps(summary)
@@ -211,7 +211,7 @@ def test_jobs_per_hour_floors_the_window_at_one_minute(tmp_path: Path, clock: Fa
     m = JobMetrics(tmp_path / "m.json", clock=clock)
     clock.now = T0 + 1
     m.job_finished("upscale-image", "gpu-a", True, 0.5, job_id="a")
-    assert m.basic()["jobs"]["jobs_per_hour"] == 60.0
+    assert m.reading().jobs_per_hour == 60
 
 
 def test_summary_uptime_and_timestamp(metrics: JobMetrics) -> None:
@@ -379,7 +379,7 @@ def test_merge_sums_replicas(tmp_path: Path, clock: FakeClock) -> None:
     assert merged["replicas"] == ["r1", "r2"]
     assert merged["jobs"]["total_processed"] == 12
     assert merged["jobs"]["total_successful"] == 10
-    assert merged["jobs"]["success_rate"] == "83.3%"
+    assert merged["jobs"]["success_rate"] == "83.33%"
     assert merged["jobs"]["by_type"]["upscale-image"]["total"] == 3
     assert merged["jobs"]["by_type"]["upscale-image"]["average_processing_time_ms"] == 7000
     assert merged["instances"]["gpu-b"]["total_jobs"] == 3

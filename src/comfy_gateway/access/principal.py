@@ -33,7 +33,7 @@ class Principal:
     def check_sees(self, job: Job) -> Job:
         """The job, if this caller may see it; else the same 404 as for a job that does not exist."""
         if not self.may_see(job):
-            raise JobNotFound(f"job {job.id} not found", job_id=job.id)
+            raise JobNotFound("Job not found", job_id=job.id)
         return job
 
 

@@ -8,39 +8,39 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from ..errors import JobNotFinished, JobNotFound
+from ..errors import JobNotFound
 from ..jobs.model import Job, JobState
 from ..jobs.store import JobFilter
 from .deps import Caller, Ops, Service
+from .metrics_views import job_manager_stats, processor_seed_stats, usage_of
 from .models import (
-    ErrorBody,
+    CleanupBody,
+    DeletedBody,
     JobInfoBody,
     JobListBody,
+    JobNotCompletedBody,
+    JobNotFoundBody,
     JobResultBody,
     JobStatsBody,
     JobStatusBody,
-    MessageBody,
     ProcessorStatsBody,
 )
-from .views import failure_response, image_response, info_body, iso, json_with_data_uri, status_body, wants_image
+from .views import image_response, info_body, json_with_data_uri, not_finished, result_body, status_body, wants_image
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
-NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": JobNotFoundBody}}
 PROGRESS_INTERVAL_S = 0.25  # how often a running job's progress is written, and so re-read
 
 
 @router.get("/stats", response_model=JobStatsBody)
-async def job_stats(service: Service) -> dict[str, Any]:
-    counts = await service.counts()
-    by_status = {state.value: counts.by_state.get(state.value, 0) for state in JobState}
-    return {"total_jobs": counts.total, "by_status": by_status, "by_type": counts.by_type,
-            "by_instance": counts.by_instance, "timestamp": iso(time.time())}
+async def job_stats(service: Service) -> JSONResponse:
+    return JSONResponse(job_manager_stats(await service.counts(), time.time()))
 
 
 @router.get("/processor/stats", response_model=ProcessorStatsBody)
-async def processor_stats(service: Service, ops: Ops) -> dict[str, Any]:
+async def processor_stats(service: Service, ops: Ops) -> JSONResponse:
     s = service.settings
     snaps = await ops.instances()
     instances = {snap.name: {
@@ -50,7 +50,8 @@ async def processor_stats(service: Service, ops: Ops) -> dict[str, Any]:
         "circuit_breaker": snap.breaker.value,
         "running_here": list(snap.running_here),
     } for snap in snaps}
-    return {
+    return JSONResponse({
+        **processor_seed_stats(s, usage_of(snaps), running=ops.processor_running),
         "processor_running": ops.processor_running,
         "active_jobs": sum(snap.active_jobs for snap in snaps),
         "active_jobs_this_replica": ops.running_here,
@@ -60,53 +61,49 @@ async def processor_stats(service: Service, ops: Ops) -> dict[str, Any]:
         "instances": instances,
         "replica": s.replica_id,
         "dispatch": "event-driven",
-        "safety_sweep_interval_ms": s.job_processing_interval,
-    }
+    })
 
 
 @router.get("/list", response_model=JobListBody)
 async def list_jobs(
     service: Service,
-    status: Annotated[JobState | None, Query()] = None,
+    status: Annotated[str | None, Query(max_length=20, description="pending, processing, completed or failed")] = None,
     type: Annotated[str | None, Query(max_length=200)] = None,
     instance: Annotated[str | None, Query(max_length=300)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
-) -> dict[str, Any]:
-    jobs = await service.list(JobFilter(state=status, type=type, instance=instance, limit=limit, offset=offset))
-    return {"jobs": [info_body(j) for j in jobs], "count": len(jobs),
-            "filters": {"status": status.value if status else None, "type": type, "instance": instance}}
+) -> JSONResponse:
+    state = JobState(status) if status in set(JobState) else None
+    # As the original: an empty value is no filter, an unknown status matches no job.
+    jobs = [] if status and state is None else await service.list(
+        JobFilter(state=state, type=type or None, instance=instance or None, limit=limit, offset=offset))
+    return JSONResponse({"jobs": [info_body(j) for j in jobs], "total": len(jobs), "count": len(jobs),
+                         "filters": {"status": status or None, "type": type or None, "instance": instance or None}})
 
 
-@router.post("/cleanup", response_model=MessageBody, response_model_exclude_none=True)
-async def cleanup(service: Service) -> dict[str, Any]:
+@router.post("/cleanup", response_model=CleanupBody)
+async def cleanup(service: Service) -> JSONResponse:
     removed = await service.cleanup_finished()
-    return {"message": f"removed {removed} finished job(s) older than the retention", "removed": removed}
+    return JSONResponse({"message": f"Cleaned up {removed} expired jobs", "cleanedCount": removed, "removed": removed})
 
 
 @router.get("/{job_id}/status", response_model=JobStatusBody, responses=NOT_FOUND)
-async def job_status(job_id: str, service: Service, caller: Caller) -> dict[str, Any]:
+async def job_status(job_id: str, service: Service, caller: Caller) -> JSONResponse:
     job = await service.get(job_id, caller)
-    return status_body(job, service.average_seconds(job.type), estimate_s=await service.estimated_seconds(job))
+    return JSONResponse(status_body(job, service.average_seconds(job.type),
+                                    estimate_s=await service.estimated_seconds(job)))
 
 
 @router.get("/{job_id}/result", response_model=JobResultBody,
-            responses={**NOT_FOUND, 409: {"model": ErrorBody}, 200: {"content": {"image/png": {}}}})
+            responses={**NOT_FOUND, 409: {"model": JobNotCompletedBody}, 200: {"content": {"image/png": {}}}})
 async def job_result(job_id: str, request: Request, service: Service, caller: Caller) -> Response:
     job = await service.get(job_id, caller)
-    if job.state is JobState.FAILED:
-        return failure_response(job)
     if job.state is not JobState.COMPLETED:
-        raise JobNotFinished(f"job {job_id} is {job.state.value}; its result is not ready",
-                             job_id=job_id, status=job.state.value, progress_percentage=int(job.progress))
+        raise not_finished(job)
     data = await service.result_bytes(job)
     if wants_image(request):
         return image_response(job, data)
-    meta = job.result_meta
-    return json_with_data_uri({"job_id": job.id, "status": "completed", "result": {
-        "image_base64": "", "prompt_id": meta.get("prompt_id"),
-        "content_type": meta["content_type"], "width": meta.get("width"), "height": meta.get("height")}},
-        ("result", "image_base64"), meta["content_type"], data)
+    return json_with_data_uri(result_body(job), ("result", "image_base64"), job.result_meta["content_type"], data)
 
 
 @router.get("/{job_id}/events", responses={**NOT_FOUND, 200: {"content": {"text/event-stream": {}}}})
@@ -135,12 +132,12 @@ async def job_events(job_id: str, service: Service, caller: Caller) -> Streaming
 
 
 @router.get("/{job_id}/info", response_model=JobInfoBody, responses=NOT_FOUND)
-async def job_info(job_id: str, service: Service, caller: Caller) -> dict[str, Any]:
-    return info_body(await service.get(job_id, caller))
+async def job_info(job_id: str, service: Service, caller: Caller) -> JSONResponse:
+    return JSONResponse(info_body(await service.get(job_id, caller)))
 
 
-@router.delete("/{job_id}", response_model=MessageBody, response_model_exclude_none=True, responses=NOT_FOUND)
-async def delete_job(job_id: str, service: Service, caller: Caller) -> dict[str, Any]:
+@router.delete("/{job_id}", response_model=DeletedBody, responses=NOT_FOUND)
+async def delete_job(job_id: str, service: Service, caller: Caller) -> JSONResponse:
     job = await service.delete(job_id, caller)
-    what = "cancelled and deleted" if job.state is JobState.PROCESSING else "deleted"
-    return {"message": f"job {what}", "job_id": job_id}
+    return JSONResponse({"message": "Job deleted successfully", "job_id": job_id,
+                         "cancelled": job.state is JobState.PROCESSING})

@@ -40,7 +40,7 @@ def request_id_from(headers: Headers) -> str:
     incoming = headers.get(REQUEST_ID_HEADER)
     if incoming is not None and _SANE_REQUEST_ID.fullmatch(incoming):
         return incoming
-    return uuid.uuid4().hex
+    return str(uuid.uuid4())
 
 
 def route_template(scope: Scope) -> str:

@@ -1,47 +1,88 @@
-"""Response bodies as typed models, so /docs shows every shape the seed's clients rely on."""
+"""Response bodies as typed models, so /docs shows every shape the original's clients rely on.
+
+The routers send JSON they build themselves (views.py and friends); these models describe it, and a
+test validates live answers against the OpenAPI schema generated from them. The original's keys come
+first in each model; the gateway's own follow. Extra keys are allowed everywhere (`OpenBody`).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+Iso = Annotated[str, Field(pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", examples=["2026-12-01T07:07:21.939Z"])]
+Pct2 = Annotated[str, Field(pattern=r"^(0|\d+\.\d\d)%$", examples=["98.50%", "0%"])]
+PctN = Annotated[str, Field(pattern=r"^\d+(\.\d{1,2})?%$", examples=["1.5%", "50%"])]
+EpochMs = Annotated[int, Field(description="milliseconds since the Unix epoch")]
 
-class ErrorBody(BaseModel):
+
+class OpenBody(BaseModel):
+    """A documented shape that may carry more fields than it names."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class ErrorBody(OpenBody):
     error: str
     code: str
+    details: Any = None
 
 
-class SyncResult(BaseModel):
+class JobNotFoundBody(ErrorBody):
+    job_id: str | None = None
+
+
+class JobNotCompletedBody(ErrorBody):
+    status: str
+    message: str
+    status_url: str
+
+
+class SyncResult(OpenBody):
     imageBase64: str = Field(description="data:image/...;base64,... of the result")
     promptId: str | None
     jobId: str
+    format: str = Field(description="PNG, JPEG or WEBP")
+    crop: bool | None = Field(None, description="remove-background only")
 
 
-class AsyncAccepted(BaseModel):
+class AsyncAccepted(OpenBody):
     job_id: str
     status: str
     message: str
     estimated_completion_time: str
     status_url: str
     result_url: str
+    format: str
+    crop: bool | None = Field(None, description="remove-background only")
 
 
-class JobStatusBody(BaseModel):
+class JobStatusBody(OpenBody):
     job_id: str
-    status: str
+    status: str = Field(description="pending, processing, completed or failed")
     type: str
-    processing_time_seconds: float | None
-    estimated_remaining_time_seconds: float | None
-    progress_percentage: int
+    created_time: Iso
+    updated_time: Iso
+    processing_time_seconds: int = Field(description="since creation, queue time included; frozen once ended")
     comfyui_instance: str | None
+    message: str
+    estimated_completion_time_seconds: int | None = Field(None, description="pending only")
+    prompt_id: str | None = Field(None, description="processing, once known")
+    estimated_remaining_time_seconds: int
+    completed_time: Iso | None = Field(None, description="completed only")
+    result_url: str | None = Field(None, description="completed only")
+    progress_percentage: int
+    error: str | None = Field(None, description="failed only")
+    failed_time: Iso | None = Field(None, description="failed only")
+    error_details: dict[str, Any] | None = Field(None, description="failed only: the reason, with its code")
+    eta_seconds: float = Field(description="seconds until the job is expected to end, to a tenth")
     attempt: int
-    created_at: str
+    created_at: Iso
     queue_position: int | None = None
-    error: dict[str, Any] | None = None
 
 
-class JobResultPayload(BaseModel):
+class JobResultPayload(OpenBody):
     image_base64: str
     prompt_id: str | None
     content_type: str
@@ -49,29 +90,60 @@ class JobResultPayload(BaseModel):
     height: int | None = None
 
 
-class JobResultBody(BaseModel):
+class JobResultBody(OpenBody):
     job_id: str
     status: str
+    type: str
+    completed_time: Iso
+    processing_time_seconds: int
     result: JobResultPayload
 
 
-class JobInfoBody(BaseModel):
-    job_id: str
+class JobData(OpenBody):
+    imageSize: int = Field(description="bytes")
+    mimeType: str
+    originalFilename: str
+    format: str
+    crop: bool | None = Field(None, description="remove-background only")
+    submittedAt: Iso
+    imageBase64_size: str = Field(description='always "[removed - use result endpoint]"')
+
+
+class JobResultRef(OpenBody):
+    promptId: str | None
+    base64_size: str = Field(description='always "[removed - use result endpoint]"')
+
+
+class JobInfoBody(OpenBody):
+    """The original's sanitised job (camelCase, epoch ms), then the gateway's own fields."""
+
+    id: str
     type: str
     status: str
+    data: JobData
+    createdTime: EpochMs
+    updatedTime: EpochMs
+    comfyuiInstance: str | None
+    result: JobResultRef | None
+    error: str | None
+    processingStartTime: EpochMs | None = None
+    completedTime: EpochMs | None = None
+    failedTime: EpochMs | None = None
+    processingDuration: int | None = Field(None, description="ms, from the start of processing")
+    promptId: str | None = None
+    errorDetails: dict[str, Any] | None = None
+    job_id: str
     attempt: int
     comfyui_instance: str | None
     prompt_id: str | None
-    created_at: str
-    started_at: str | None
-    finished_at: str | None
+    created_at: Iso
+    started_at: Iso | None
+    finished_at: Iso | None
     processing_time_seconds: float | None
     queue_wait_seconds: float | None
     progress_percentage: int
     params: dict[str, Any]
     input: dict[str, Any]
-    result: dict[str, Any] | None
-    error: dict[str, Any] | None
     attempts_history: list[dict[str, Any]]
     lease_owner: str | None
     tenant: str
@@ -80,79 +152,40 @@ class JobInfoBody(BaseModel):
     placement: dict[str, Any] | None = Field(None, description="where the current attempt runs and why")
 
 
-class JobListBody(BaseModel):
+class JobListBody(OpenBody):
     jobs: list[JobInfoBody]
+    total: int
     count: int
     filters: dict[str, str | None]
 
 
-class JobStatsBody(BaseModel):
+class JobManagerFigures(OpenBody):
+    """The original's job manager statistics (§7.1)."""
+
+    total: int
+    byStatus: dict[str, int]
+    byType: dict[str, int]
+    byInstance: dict[str, int]
+
+
+class JobStatsBody(JobManagerFigures):
     total_jobs: int
     by_status: dict[str, int]
-    by_type: dict[str, int]
-    by_instance: dict[str, int]
-    timestamp: str
+    timestamp: Iso
 
 
-class MessageBody(BaseModel):
-    message: str
-    job_id: str | None = None
-    removed: int | None = None
+class ProcessorFigures(OpenBody):
+    """The original's job processor statistics (§7.2)."""
+
+    isRunning: bool
+    activeJobs: int
+    maxConcurrentJobs: int
+    instanceJobCounts: dict[str, int]
+    processingInterval: int = Field(description="ms")
+    maxJobsPerInstance: int
 
 
-class OpenBody(BaseModel):
-    """A documented shape that may carry more fields than it names (replica and cluster views)."""
-
-    model_config = ConfigDict(extra="allow")
-
-
-class InstanceHealth(OpenBody):
-    name: str
-    url: str
-    healthy: bool
-    last_probe_ok: bool | None
-    circuit_breaker: dict[str, Any]
-    last_check_at: float | None
-    last_response_ms: float | None
-    last_error: str | None
-    active_jobs: int
-
-
-class InstancesHealth(OpenBody):
-    total: int
-    healthy: int
-    instances: list[InstanceHealth]
-
-
-class StorageHealth(OpenBody):
-    ok: bool = Field(description="false while the job store or blob storage fails")
-    error: str | None = None
-    code: str | None = Field(None, description="store_unavailable | insufficient_storage")
-
-
-class HealthBody(OpenBody):
-    status: str = Field(description="healthy | degraded | critical")
-    timestamp: str
-    uptime: dict[str, Any]
-    comfyui_instances: InstancesHealth
-    job_processing: dict[str, Any]
-    performance: dict[str, Any]
-    storage: StorageHealth
-
-
-class QuickStatusBody(OpenBody):
-    status: str
-    healthy_instances: int
-    active_jobs: int
-    uptime_hours: float
-
-
-class BasicMetricsBody(OpenBody):
-    jobs: dict[str, Any]
-    performance: dict[str, Any]
-
-
-class ProcessorStatsBody(OpenBody):
+class ProcessorStatsBody(ProcessorFigures):
     processor_running: bool
     active_jobs: int
     active_jobs_this_replica: int
@@ -162,35 +195,22 @@ class ProcessorStatsBody(OpenBody):
     instances: dict[str, dict[str, Any]]
     replica: str
     dispatch: str
-    safety_sweep_interval_ms: int
 
 
-class MetricsBody(OpenBody):
-    timestamp: str
-    uptime: dict[str, Any]
-    jobs: dict[str, Any]
-    performance: dict[str, Any]
-    instances: dict[str, Any]
-    errors: dict[str, Any]
-    queue: dict[str, Any]
-
-
-class BreakersBody(OpenBody):
-    circuit_breakers: dict[str, dict[str, Any]]
-
-
-class BreakerChangeBody(OpenBody):
+class CleanupBody(OpenBody):
     message: str
-    circuit_breaker: dict[str, Any]
+    cleanedCount: int
+    removed: int
+
+
+class DeletedBody(OpenBody):
+    message: str
+    job_id: str
+    cancelled: bool
 
 
 class WorkflowsBody(OpenBody):
     workflows: list[dict[str, Any]]
-
-
-class MetricsSavedBody(OpenBody):
-    message: str
-    persistence: dict[str, Any]
 
 
 class OutputEntry(BaseModel):

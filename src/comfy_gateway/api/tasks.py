@@ -22,7 +22,15 @@ from . import idempotency
 from .deps import Caller, Service
 from .models import AsyncAccepted, ErrorBody, SyncResult, WorkflowsBody
 from .uploads import UPLOAD_BODY, read_upload
-from .views import failure_response, image_response, json_with_data_uri, wants_image
+from .views import (
+    CROP_TASK,
+    accepted_body,
+    failure_response,
+    image_response,
+    json_with_data_uri,
+    sync_body,
+    wants_image,
+)
 
 router = APIRouter(tags=["tasks"])
 
@@ -33,7 +41,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 AsyncFlag = Annotated[bool | None, Query(alias="async", description="true: answer 202 with a job id")]
 Mode = Annotated[Literal["sync", "async"] | None, Query(description="async: same as async=true")]
-Format = Annotated[Literal["png", "jpeg", "webp"] | None, Query(description="output image format")]
+Format = Annotated[str | None, Query(max_length=20, description="output image format: PNG, JPEG or WEBP (any case)")]
+FORMATS = ("PNG", "JPEG", "WEBP")
 IdemKey = Annotated[str | None, Header(alias=idempotency.HEADER, description=(
     "retrying with the same key returns the same job instead of starting another"))]
 
@@ -41,6 +50,20 @@ IdemKey = Annotated[str | None, Header(alias=idempotency.HEADER, description=(
 def _params(workflow: Workflow, request: Request, fields: dict[str, str]) -> dict[str, Any]:
     raw = {k: v for k, v in {**fields, **request.query_params}.items() if k in workflow.parameters}
     return workflow.validate_params(raw)
+
+
+def _output_format(fields: dict[str, str], query_format: str | None) -> str:
+    """As the original: the form field, else the query, else PNG; upper-cased, one of FORMATS."""
+    name = (fields.get("format") or query_format or "PNG").upper()
+    if name not in FORMATS:
+        raise InvalidInput("Invalid format", details=f"Format must be one of: {', '.join(FORMATS)}",
+                           parameter="format")
+    return name.lower()
+
+
+def _crop(fields: dict[str, str], query_crop: str | None) -> bool:
+    """As the original: the form field if present (even empty), else the query; only "false" is false."""
+    return fields.get("crop", query_crop) != "false"
 
 
 def _estimate(service: JobService, workflow: Workflow, pending: int, seconds: float | None) -> str:
@@ -56,16 +79,17 @@ async def run_task(service: JobService, workflow: Workflow, request: Request, ca
                    fmt: str | None, idempotency_key: str | None) -> Response:
     service.check_admission(sync=not run_async)
     upload = await read_upload(request, service.settings.max_image_pixels)
-    params = {"workflow": _params(workflow, request, upload.fields),
-              "format": fmt or upload.fields.get("format") or "png"}
-    if params["format"] not in ("png", "jpeg", "webp"):
-        raise InvalidInput("format must be png, jpeg or webp", parameter="format")
+    params: dict[str, Any] = {"workflow": _params(workflow, request, upload.fields),
+                              "format": _output_format(upload.fields, fmt)}
+    if workflow.name == CROP_TASK:
+        params["crop"] = _crop(upload.fields, request.query_params.get("crop"))
     callback = request.query_params.get("callback_url") or upload.fields.get("callback_url")
     if callback:
         params["callback_url"] = await service.checked_callback_url(callback)
     key = idempotency.checked_key(idempotency_key)
     if key is not None:
         params["request_fingerprint"] = idempotency.fingerprint(workflow.name, params, upload.data)
+    params["original_filename"] = upload.filename  # shown by the job views; no part of the fingerprint
     request_id = structlog.contextvars.get_contextvars().get("request_id")
     if request_id:
         params["request_id"] = request_id  # so the job's log lines can be traced to the request
@@ -78,12 +102,8 @@ async def run_task(service: JobService, workflow: Workflow, request: Request, ca
     if run_async:
         seconds = await service.estimated_seconds(job)
         pending = 0 if seconds is not None else await service.pending_count()
-        body = AsyncAccepted(
-            job_id=job.id, status=job.state.value,
-            message="Job submitted successfully. Poll status_url for progress and result_url for the image.",
-            estimated_completion_time=_estimate(service, workflow, pending, seconds),
-            status_url=f"/api/jobs/{job.id}/status", result_url=f"/api/jobs/{job.id}/result")
-        return JSONResponse(body.model_dump(), status_code=202, headers={"Location": body.status_url, **replayed})
+        body = accepted_body(job, _estimate(service, workflow, pending, seconds))
+        return JSONResponse(body, status_code=202, headers={"Location": body["status_url"], **replayed})
     job = await service.wait_sync(job.id)
     if not job.state.finished and service.admission.stopped.is_set():
         raise ServiceUnavailable(f"the gateway is restarting; job {job.id} goes on after the restart: poll its status",
@@ -97,8 +117,7 @@ async def run_task(service: JobService, workflow: Workflow, request: Request, ca
     if wants_image(request):
         answer = image_response(job, data)
     else:
-        body_sync = SyncResult(imageBase64="", promptId=job.result_meta.get("prompt_id"), jobId=job.id)
-        answer = json_with_data_uri(body_sync.model_dump(), ("imageBase64",), job.result_meta["content_type"], data)
+        answer = json_with_data_uri(sync_body(job), ("imageBase64",), job.result_meta["content_type"], data)
     answer.headers.update(replayed)
     return answer
 

@@ -15,6 +15,7 @@ from ..errors import InvalidInput, UnsupportedMediaType
 from ..images import ImageInfo, inspect_image
 
 FIELD = "imageFile"
+NO_FILE = "No image file provided."  # the original's words; the details say what was wrong
 INLINE_CHECK_BYTES = 256 * 1024
 
 # The request body of every task endpoint, for the OpenAPI document (the handler parses it itself
@@ -36,6 +37,7 @@ class Upload:
     data: bytes
     info: ImageInfo
     fields: dict[str, str]
+    filename: str = ""
 
 
 async def parsed_form(request: Request, *, max_files: int, max_fields: int) -> FormData:
@@ -55,8 +57,8 @@ async def read_upload(request: Request, max_pixels: int) -> Upload:
     if not content_type and request.headers.get("content-length", "0").strip() in ("", "0") \
             and "transfer-encoding" not in request.headers:
         # No body at all: no file, rather than a body of the wrong type.
-        raise InvalidInput(f"the multipart field {FIELD!r} with an image file is required (got no body)",
-                           field=FIELD)
+        raise InvalidInput(NO_FILE, details=f"the multipart field {FIELD!r} with an image file is required "
+                                            "(got no body)", field=FIELD)
     if not content_type.lower().startswith("multipart/form-data"):
         raise UnsupportedMediaType(
             f"send the image as multipart/form-data in the field {FIELD!r} (got {content_type or 'no type'})")
@@ -66,8 +68,10 @@ async def read_upload(request: Request, max_pixels: int) -> Upload:
         if not isinstance(upload, UploadFile):
             other = [k for k, v in form.multi_items() if isinstance(v, UploadFile)]
             hint = f"; got a file in {other[0]!r}" if other else ""
-            raise InvalidInput(f"the multipart field {FIELD!r} with an image file is required{hint}", field=FIELD)
+            raise InvalidInput(NO_FILE, details=f"the multipart field {FIELD!r} with an image file is required{hint}",
+                               field=FIELD)
         data = await upload.read()
+        filename = upload.filename or ""
         fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
     finally:
         await form.close()
@@ -76,4 +80,4 @@ async def read_upload(request: Request, max_pixels: int) -> Upload:
         info = inspect_image(data, max_pixels)
     else:
         info = await asyncio.to_thread(inspect_image, data, max_pixels)
-    return Upload(data, info, fields)
+    return Upload(data, info, fields, filename)

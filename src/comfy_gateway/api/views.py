@@ -1,17 +1,21 @@
-"""How a job is shown to clients: the seed's JSON shapes, built from a Job in one place."""
+"""How a job is shown to clients: the original middleware's JSON shapes (SEED-API.md §2-§7), built from a
+Job in one place. The original's keys come first, in its order; the gateway's own keys follow them."""
 
 from __future__ import annotations
 
 import binascii
 import json
+import time
 import uuid
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
+from ..errors import JobNotFinished
 from ..graph_jobs import shown_params
 from ..jobs.model import Job, JobState
+from ..observability.formats import epoch_ms, num
 from ..observability.timestamps import iso as iso_ms
 
 # The HTTP status a failed job answers with, by the code of its error.
@@ -23,6 +27,20 @@ FAILURE_STATUS = {
     "queue_timeout": 503,
     "no_server": 503,
     "job_timed_out": 504,
+}
+
+
+# The original's fixed per-type estimates in seconds (the status endpoint's fallback before any job ran).
+SEED_ESTIMATE_S = {"remove-background": 45, "upscale-image": 60, "upscale-remove-bg": 90}
+DEFAULT_ESTIMATE_S = 30
+REMOVED = "[removed - use result endpoint]"  # stands where the original held image data
+CROP_TASK = "remove-background"  # the one task whose answers carry `crop`
+ACCEPTED_MESSAGE = "Job submitted successfully. Use /api/jobs/{job_id}/status to track progress."
+STATUS_MESSAGES = {
+    JobState.PENDING: "Job is queued for processing",
+    JobState.PROCESSING: "Job is currently being processed",
+    JobState.COMPLETED: "Job completed successfully",
+    JobState.FAILED: "Job failed to process",
 }
 
 
@@ -67,46 +85,131 @@ def image_response(job: Job, data: bytes) -> Response:
                     headers={"X-Job-ID": job.id, "X-Prompt-ID": str(job.result_meta.get("prompt_id") or "")})
 
 
+def error_message(job: Job) -> str | None:
+    return None if job.error is None else str(job.error.get("message", "job failed"))
+
+
 def failure_response(job: Job) -> JSONResponse:
     error = job.error or {"message": "job failed", "code": "failed"}
     status = FAILURE_STATUS.get(str(error.get("code")), 502)
     headers = {"Retry-After": "5"} if status == 503 else None
-    return JSONResponse({"error": error.get("message", "job failed"), "code": error.get("code", "failed"),
-                         "job_id": job.id, "status": job.state.value, "details": error},
+    message = str(error.get("message", "job failed"))
+    return JSONResponse({"error": message, "details": message, "code": error.get("code", "failed"),
+                         "job_id": job.id, "status": job.state.value, "error_details": error},
                         status_code=status, headers=headers)
 
 
-def remaining_seconds(job: Job, average_s: float | None, estimate_s: float | None = None) -> float | None:
+def output_format(job: Job) -> dict[str, Any]:
+    """`format` (upper case) and, for remove-background, `crop`, as the original echoes them."""
+    shown: dict[str, Any] = {"format": str(job.params.get("format", "png")).upper()}
+    if job.type == CROP_TASK:
+        shown["crop"] = bool(job.params.get("crop", True))
+    return shown
+
+
+def accepted_body(job: Job, estimate: str) -> dict[str, Any]:
+    return {"job_id": job.id, "status": job.state.value, "message": ACCEPTED_MESSAGE,
+            "estimated_completion_time": estimate, "status_url": f"/api/jobs/{job.id}/status",
+            "result_url": f"/api/jobs/{job.id}/result", **output_format(job)}
+
+
+def sync_body(job: Job) -> dict[str, Any]:
+    """The sync answer; `imageBase64` is a placeholder that `json_with_data_uri` fills."""
+    return {"imageBase64": "", "promptId": job.result_meta.get("prompt_id"), "jobId": job.id, **output_format(job)}
+
+
+def result_body(job: Job) -> dict[str, Any]:
+    """The result answer; `result.image_base64` is a placeholder that `json_with_data_uri` fills."""
+    meta = job.result_meta
+    return {"job_id": job.id, "status": "completed", "type": job.type, "completed_time": iso(end_time(job)),
+            "processing_time_seconds": elapsed_seconds(job),
+            "result": {"image_base64": "", "prompt_id": meta.get("prompt_id"), "content_type": meta["content_type"],
+                       "width": meta.get("width"), "height": meta.get("height")}}
+
+
+def not_finished(job: Job) -> JobNotFinished:
+    """The 409 of a result asked for before the job completed: the original's keys, plus ours."""
+    message = ("Job failed to process" if job.state is JobState.FAILED
+               else f"Job is currently {job.state.value}. Check status endpoint for progress.")
+    return JobNotFinished("Job not completed", status=job.state.value, message=message,
+                          status_url=f"/api/jobs/{job.id}/status", job_id=job.id,
+                          progress_percentage=int(job.progress))
+
+
+def end_time(job: Job) -> float:
+    return job.finished_at if job.finished_at is not None else job.updated_at
+
+
+def elapsed_seconds(job: Job) -> int:
+    """Whole seconds since the job was created (queue time included), frozen once it has ended."""
+    end = end_time(job) if job.state.finished else time.time()
+    return max(0, round(end - job.created_at))
+
+
+def estimate_seconds(job: Job, average_s: float | None) -> int:
+    return round(average_s) if average_s is not None else SEED_ESTIMATE_S.get(job.type, DEFAULT_ESTIMATE_S)
+
+
+def eta_seconds(job: Job, average_s: float | None, estimate_s: float | None = None) -> float:
+    """Seconds until the job is expected to end (0 once it has)."""
     if job.state.finished:
         return 0.0
     if estimate_s is not None:  # from the measured service times and the queue ahead
-        return round(estimate_s, 1)
-    elapsed = job.processing_seconds
-    if job.state is JobState.PROCESSING and elapsed is not None and job.progress >= 5:
-        return round(elapsed * (100 - job.progress) / job.progress, 1)
-    if average_s is not None:
-        return round(max(0.0, average_s - (elapsed or 0.0)), 1)
-    return None
+        return estimate_s
+    started = job.processing_seconds
+    if job.state is JobState.PROCESSING and started is not None and job.progress >= 5:
+        return started * (100 - job.progress) / job.progress
+    return max(0.0, estimate_seconds(job, average_s) - (started or 0.0))
 
 
 def status_body(job: Job, average_s: float | None, queue_position: int | None = None,
                 estimate_s: float | None = None) -> dict[str, Any]:
-    seconds = job.processing_seconds
     body: dict[str, Any] = {
-        "job_id": job.id,
-        "status": job.state.value,
-        "type": job.type,
-        "processing_time_seconds": None if seconds is None else round(seconds, 3),
-        "estimated_remaining_time_seconds": remaining_seconds(job, average_s, estimate_s),
-        "progress_percentage": 100 if job.state is JobState.COMPLETED else int(job.progress),
-        "comfyui_instance": job.instance,
-        "attempt": job.attempt,
-        "created_at": iso(job.created_at),
-        "queue_position": queue_position,
+        "job_id": job.id, "status": job.state.value, "type": job.type,
+        "created_time": iso(job.created_at), "updated_time": iso(job.updated_at),
+        "processing_time_seconds": elapsed_seconds(job), "comfyui_instance": job.instance,
+        "message": STATUS_MESSAGES[job.state],
     }
-    if job.state is JobState.FAILED:
-        body["error"] = job.error
+    eta = eta_seconds(job, average_s, estimate_s)
+    if job.state is JobState.PENDING:
+        body["estimated_completion_time_seconds"] = round(eta)
+    elif job.state is JobState.PROCESSING:
+        if job.prompt_id:
+            body["prompt_id"] = job.prompt_id
+        body["estimated_remaining_time_seconds"] = round(eta)
+    elif job.state is JobState.COMPLETED:
+        body.update(completed_time=iso(end_time(job)), result_url=f"/api/jobs/{job.id}/result")
+    else:
+        body.update(error=error_message(job), failed_time=iso(end_time(job)), error_details=job.error)
+    body["progress_percentage"] = 100 if job.state is JobState.COMPLETED else int(job.progress)
+    body.setdefault("estimated_remaining_time_seconds", round(eta))
+    body.update(eta_seconds=num(eta, 1), attempt=job.attempt, created_at=iso(job.created_at),
+                queue_position=queue_position)
     return body
+
+
+def _input_data(job: Job) -> dict[str, Any]:
+    meta = job.input_meta
+    data: dict[str, Any] = {"imageSize": int(meta.get("size_bytes", 0)), "mimeType": str(meta.get("content_type", "")),
+                            "originalFilename": str(job.params.get("original_filename", "")),
+                            **output_format(job), "submittedAt": iso(job.created_at), "imageBase64_size": REMOVED}
+    return data
+
+
+def _timeline(job: Job) -> dict[str, Any]:
+    """The original's optional time fields, present once they have happened."""
+    times: dict[str, Any] = {}
+    if job.started_at is not None:
+        times["processingStartTime"] = epoch_ms(job.started_at)
+    if job.state.finished:
+        times["completedTime" if job.state is JobState.COMPLETED else "failedTime"] = epoch_ms(end_time(job))
+        if job.started_at is not None:
+            times["processingDuration"] = max(0, round((end_time(job) - job.started_at) * 1000))
+    if job.prompt_id:
+        times["promptId"] = job.prompt_id
+    if job.error is not None:
+        times["errorDetails"] = job.error
+    return times
 
 
 def webhook_body(job: Job) -> dict[str, Any]:
@@ -117,13 +220,20 @@ def webhook_body(job: Job) -> dict[str, Any]:
 
 
 def info_body(job: Job) -> dict[str, Any]:
+    """The original's sanitised job (camelCase, epoch ms, no image data), then the gateway's own fields."""
+    result = None
+    if job.state is JobState.COMPLETED:
+        result = {"promptId": job.result_meta.get("prompt_id"), "base64_size": REMOVED, **job.result_meta}
     return {
-        "job_id": job.id, "type": job.type, "status": job.state.value, "attempt": job.attempt,
-        "comfyui_instance": job.instance, "prompt_id": job.prompt_id or job.result_meta.get("prompt_id"),
-        "created_at": iso(job.created_at), "started_at": iso(job.started_at), "finished_at": iso(job.finished_at),
+        "id": job.id, "type": job.type, "status": job.state.value, "data": _input_data(job),
+        "createdTime": epoch_ms(job.created_at), "updatedTime": epoch_ms(job.updated_at),
+        "comfyuiInstance": job.instance, "result": result, "error": error_message(job), **_timeline(job),
+        "job_id": job.id, "attempt": job.attempt, "comfyui_instance": job.instance,
+        "prompt_id": job.prompt_id or job.result_meta.get("prompt_id"), "created_at": iso(job.created_at),
+        "started_at": iso(job.started_at), "finished_at": iso(job.finished_at),
         "processing_time_seconds": job.processing_seconds, "queue_wait_seconds": job.queue_wait_seconds,
-        "progress_percentage": int(job.progress), "params": shown_params(job.params), "input": job.input_meta,
-        "result": job.result_meta or None, "error": job.error, "attempts_history": job.history,
+        "progress_percentage": int(job.progress),
+        "params": shown_params(job.params), "input": job.input_meta, "attempts_history": job.history,
         "lease_owner": job.lease_owner,
         "tenant": job.tenant, "priority": job.priority, "webhook_deliveries": job.webhook_deliveries,
         "placement": job.placement,

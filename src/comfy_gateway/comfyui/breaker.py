@@ -12,14 +12,58 @@ whose /system_stats answers while every prompt fails still opens, and stays out 
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import StrEnum
+
+WINDOW_S = 60.0  # the span the request and error counts of a breaker cover
 
 
 class BreakerState(StrEnum):
     CLOSED = "closed"
     HALF_OPEN = "half_open"
     OPEN = "open"
+
+
+@dataclass(frozen=True)
+class BreakerFigures:
+    """A breaker at one moment, as the operators' views show it."""
+
+    state: BreakerState
+    failures: int  # consecutive, towards opening
+    successes: int  # towards closing a half-open breaker
+    requests: int  # in the last WINDOW_S seconds
+    errors: int
+    retry_in_s: float  # while open: until the next try
+    reset_timeout_s: float  # the wait the next opening would impose
+
+
+class RequestWindow:
+    """Outcomes of the last WINDOW_S seconds: how many requests a breaker saw, how many failed.
+
+    Counted as they come and go, so reading the figures costs the same however busy the server is."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._outcomes: deque[tuple[float, bool]] = deque()
+        self._errors = 0
+
+    def add(self, ok: bool) -> None:
+        self._outcomes.append((self._clock(), ok))
+        self._errors += not ok
+        self._prune()
+
+    def counts(self) -> tuple[int, int]:
+        """(requests, errors) in the window."""
+        self._prune()
+        return len(self._outcomes), self._errors
+
+    def _prune(self) -> None:
+        horizon = self._clock() - WINDOW_S
+        while self._outcomes and self._outcomes[0][0] < horizon:
+            _, ok = self._outcomes.popleft()
+            self._errors -= not ok
 
 
 class CircuitBreaker:
@@ -48,6 +92,7 @@ class CircuitBreaker:
         self.forced = False  # opened by an operator: stays open until closed by one
         self.last_failure: str | None = None
         self.opened_remotely = False  # True only while `trip` announces its change
+        self.window = RequestWindow(clock)
 
     @property
     def state(self) -> BreakerState:
@@ -59,11 +104,23 @@ class CircuitBreaker:
     def retry_in(self) -> float:
         return max(0.0, self._open_until - self._clock()) if self._state is BreakerState.OPEN else 0.0
 
+    def figures(self) -> BreakerFigures:
+        requests, errors = self.window.counts()
+        return BreakerFigures(state=self.state, failures=self._failures, successes=self._successes,
+                              requests=requests, errors=errors, retry_in_s=self.retry_in,
+                              reset_timeout_s=self.reset_timeout_s)
+
+    @property
+    def reset_timeout_s(self) -> float:
+        """The wait the next opening would impose (the backoff grows with each opening)."""
+        return float(min(self.max_backoff, self.base_backoff * 2.0 ** self._openings))
+
     def allows_requests(self) -> bool:
         return self.state is not BreakerState.OPEN
 
     def record_success(self) -> None:
         """A real job got through: the server works (full recovery)."""
+        self.window.add(True)
         if self.forced:
             return
         self._failures = self._probe_failures = 0
@@ -78,6 +135,7 @@ class CircuitBreaker:
 
     def record_probe_success(self) -> None:
         """The health probe answered: reachable again, but job failures and the backoff stand."""
+        self.window.add(True)
         if self.forced:
             return
         self._failures -= self._probe_failures
@@ -89,6 +147,7 @@ class CircuitBreaker:
 
     def record_failure(self, reason: str | None = None, *, probe: bool = False) -> None:
         self.last_failure = reason
+        self.window.add(False)
         state = self.state
         if state is BreakerState.HALF_OPEN:
             self._open()
@@ -125,7 +184,7 @@ class CircuitBreaker:
                 "last_failure": self.last_failure}
 
     def _open(self) -> None:
-        backoff = min(self.max_backoff, self.base_backoff * (2 ** self._openings))
+        backoff = self.reset_timeout_s
         self._openings += 1
         self._open_until = self._clock() + backoff
         self._failures = self._probe_failures = 0

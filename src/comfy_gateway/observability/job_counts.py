@@ -12,9 +12,11 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .formats import num, pct2, pct_n
 from .timestamps import iso
 
 UNASSIGNED = "unassigned"  # errors_by_instance key for jobs that failed before reaching a server
+MIN_RATE_WINDOW_S = 60.0  # jobs per hour counts at least a minute, so a fresh gateway reports no absurd rate
 
 
 @dataclass
@@ -103,15 +105,27 @@ class Counts:
         )
 
 
-def merge_states(snapshots: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """Sum several replicas' `export_state()` into one totals view (jobs, instances, errors)."""
+@dataclass
+class Merged:
+    """Several replicas' counters summed, with their recent samples and errors pooled."""
+
+    counts: Counts
+    replicas: list[str]
+    processing_ms: list[float]  # the successful durations of every replica's sample
+    recent_errors: list[dict[str, Any]]  # oldest first
+
+
+def merge_counts(snapshots: Iterable[dict[str, Any]]) -> Merged:
+    """Sum several replicas' `export_state()`."""
     merged: Counts | None = None
     replicas: list[str] = []
     processing: list[float] = []
+    errors: list[dict[str, Any]] = []
     for snap in snapshots:
         counts = Counts.from_dict(snap)
         replicas.append(str(snap.get("replica", "")))
         processing.extend(float(v) for v in snap.get("samples", {}).get("processing_ms", []))
+        errors.extend(dict(e) for e in snap.get("recent_errors", []))
         if merged is None:
             merged = counts
             continue
@@ -123,8 +137,14 @@ def merge_states(snapshots: Iterable[dict[str, Any]]) -> dict[str, Any]:
             merged.instances.setdefault(name, InstanceTally()).add(inst)
         merged.errors_by_type.update(counts.errors_by_type)
         merged.errors_by_instance.update(counts.errors_by_instance)
-    if merged is None:
-        merged = Counts(metrics_started_at=0.0)
+    errors.sort(key=lambda e: str(e.get("timestamp", "")))
+    return Merged(merged or Counts(metrics_started_at=0.0), replicas, processing, errors)
+
+
+def merge_states(snapshots: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Sum several replicas' `export_state()` into one totals view (jobs, instances, errors)."""
+    pooled = merge_counts(snapshots)
+    merged, replicas, processing = pooled.counts, pooled.replicas, pooled.processing_ms
     totals = merged.totals
     ordered = sorted(processing)
     return {
@@ -144,11 +164,15 @@ def merge_states(snapshots: Iterable[dict[str, Any]]) -> dict[str, Any]:
         "instances": {name: instance_view(name, s, time.time()) for name, s in sorted(merged.instances.items())},
         "errors": {
             "total_errors": totals.failed,
-            "error_rate": rate(totals.failed, totals.total),
+            "error_rate": pct_n(totals.failed, totals.total),
             "errors_by_type": dict(merged.errors_by_type),
             "errors_by_instance": dict(merged.errors_by_instance),
         },
     }
+
+
+def jobs_per_hour(total: int, since: float, now: float) -> int | float:
+    return num(total / (max(MIN_RATE_WINDOW_S, now - since) / 3600), 2)
 
 
 def type_view(t: Tally) -> dict[str, Any]:
@@ -195,5 +219,5 @@ def to_ms(value: float) -> int:
 
 
 def rate(part: int, whole: int) -> str:
-    return f"{part / whole * 100:.1f}%" if whole else "0.0%"
+    return pct2(part, whole)
 

@@ -9,7 +9,7 @@ Counted from events the dispatcher reports:
 
 Definitions (the shapes of the reads are the public contract):
 
-- rates are strings with one decimal, "98.5%"; with no jobs they read "0.0%";
+- rates are the original's strings: success rates "98.50%", error rates "1.5%"; with no jobs "0%";
 - processing-time averages and percentiles cover *successful* jobs: a failure's duration is mostly
   a timeout or an early error and would say nothing about how long work takes. Instance busy time
   counts every attempt, because the server was busy either way;
@@ -30,18 +30,19 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .formats import num, pct_n
 from .job_counts import (
     UNASSIGNED,
     Counts,
     InstanceTally,
     Tally,
     instance_view,
-    iso,
+    jobs_per_hour,
     merge_states,
-    percentile,
     percentiles,
     rate,
     to_ms,
@@ -49,10 +50,24 @@ from .job_counts import (
 )
 from .json_file import read_json, write_json_atomic
 from .logging import get_logger
+from .timestamps import iso
 
 STATE_VERSION = 1
 RECENT_ERRORS = 100
-_MIN_RATE_WINDOW_S = 60.0
+
+
+@dataclass(frozen=True)
+class MetricsReading:
+    """A moment's figures: the counters, the recent successful durations and errors (oldest first)."""
+
+    now: float
+    process_started_at: float
+    counts: Counts
+    processing_ms: tuple[float, ...]
+    recent_errors: tuple[dict[str, Any], ...]
+    jobs_per_hour: int | float
+    file_path: Path
+    save_interval_s: float | None
 
 
 class JobMetrics:
@@ -156,7 +171,7 @@ class JobMetrics:
             "uptime": {
                 "start_time": iso(self._process_started_at),
                 "total_uptime_ms": int(uptime_s * 1000),
-                "total_uptime_hours": round(uptime_s / 3600, 2),
+                "total_uptime_hours": num(uptime_s / 3600, 2),
                 "metrics_since": iso(self._counts.metrics_started_at),
             },
             "jobs": {
@@ -181,7 +196,7 @@ class JobMetrics:
         )
         return {
             "average_processing_time_ms": totals.average_ms,
-            "average_processing_time_seconds": round(totals.average_ms / 1000, 2),
+            "average_processing_time_seconds": num(totals.average_ms / 1000, 2),
             **percentiles("processing_time", self._processing_ms),
             "average_queue_wait_ms": to_ms(queue_avg),
             **percentiles("queue_wait", self._queue_wait_ms),
@@ -193,7 +208,7 @@ class JobMetrics:
         counts = self._counts
         return {
             "total_errors": counts.totals.failed,
-            "error_rate": rate(counts.totals.failed, counts.totals.total),
+            "error_rate": pct_n(counts.totals.failed, counts.totals.total),
             "recent_errors": [dict(e) for e in reversed(self._recent_errors)],
             "errors_by_type": dict(counts.errors_by_type),
             "errors_by_instance": dict(counts.errors_by_instance),
@@ -207,19 +222,13 @@ class JobMetrics:
         stats = self._counts.instances.get(name)
         return None if stats is None else instance_view(name, stats, self._clock())
 
-    def basic(self) -> dict[str, Any]:
-        totals = self._counts.totals
-        return {
-            "jobs": {
-                "total_processed": totals.total,
-                "success_rate": rate(totals.successful, totals.total),
-                "jobs_per_hour": self._jobs_per_hour(self._clock()),
-            },
-            "performance": {
-                "average_processing_time_seconds": round(totals.average_ms / 1000, 2),
-                "p95_processing_time_ms": percentile(sorted(self._processing_ms), 95),
-            },
-        }
+    def reading(self) -> MetricsReading:
+        """The raw figures, for views that shape them another way (the original's wire format)."""
+        now = self._clock()
+        return MetricsReading(now=now, process_started_at=self._process_started_at, counts=self._counts,
+                              processing_ms=tuple(self._processing_ms), recent_errors=tuple(self._recent_errors),
+                              jobs_per_hour=self._jobs_per_hour(now), file_path=self._path,
+                              save_interval_s=self._save_interval_s)
 
     def average_processing_seconds(self, job_type: str) -> float | None:
         """Mean processing time of this type's successful jobs (None before the first one);
@@ -229,9 +238,8 @@ class JobMetrics:
             return None
         return tally.processing_ms_sum / tally.processing_count / 1000
 
-    def _jobs_per_hour(self, now: float) -> float:
-        window_s = max(_MIN_RATE_WINDOW_S, now - self._counts.metrics_started_at)
-        return round(self._counts.totals.total / (window_s / 3600), 2)
+    def _jobs_per_hour(self, now: float) -> int | float:
+        return jobs_per_hour(self._counts.totals.total, self._counts.metrics_started_at, now)
 
     # ---- persistence ----------------------------------------------------------------------------
 
