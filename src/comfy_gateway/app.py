@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from . import __version__
 from .access import KeyRing, Principal
-from .api import breakers, dashboard, errors, jobs, metrics, outputs, status, tasks, v2
+from .api import breakers, dashboard, errors, jobs, metrics, outputs, previews, status, tasks, timeline, v2
 from .api.auth import AuthMiddleware, document_keys
 from .api.cors import JsonCORSMiddleware
 from .api.middleware import RequestContextMiddleware, UploadLimitMiddleware
@@ -52,6 +52,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     for router in v2.routers:
         app.include_router(router)
+    app.include_router(previews.router)
+    app.include_router(timeline.router)
+    app.mount(dashboard.STATIC_PATH, dashboard.static_files, name="dashboard-static")
     app.add_middleware(UploadLimitMiddleware, max_bytes=settings.max_upload_bytes)
 
     async def check_rate(caller: Principal) -> None:

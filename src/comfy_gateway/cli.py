@@ -161,7 +161,8 @@ async def _demo(args: argparse.Namespace) -> None:
               f"  curl -s -F imageFile=@{sample} {base}/api/async/upscale-image\n"
               f"  curl -s {base}/api/jobs/<job_id>/status\n"
               f"  curl -s {base}/health ; curl -s {base}/api/metrics\n"
-              f"  open {base}/dashboard (live view) and {base}/docs (the API)\n", flush=True)
+              f"  comfy-gateway submit {sample.parent} --url {base} --out-dir results   (a batch)\n"
+              f"  open {base}/dashboard (try it, the pool, jobs) and {base}/docs (the API)\n", flush=True)
         await make_server(settings).serve()
     finally:
         for fake in reversed(fakes):

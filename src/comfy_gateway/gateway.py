@@ -48,6 +48,7 @@ from .observability.job_metrics import JobMetrics
 from .observability.logging import get_logger
 from .observability.prometheus import PromMetrics
 from .observability.telemetry import Telemetry
+from .observability.timeline import Timeline
 from .overview import Overview
 from .service import Admission, JobService
 from .settings import Settings
@@ -162,7 +163,8 @@ class Gateway:
         self.graph_jobs = GraphJobs(service=self.service, assets=self.assets)
         self.overview = Overview(pool=self.pool, slots=self.slots, store=self.store, dispatcher=self.dispatcher,
                                  metrics=self.metrics, prom=self.prom, admission=self.admission,
-                                 cluster=self.cluster)
+                                 cluster=self.cluster, timeline=Timeline())
+        self.telemetry.finished_listeners.append(self.overview.timeline.job_finished)
 
     def _estimates(self) -> ServiceEstimates:
         """Service times start from each workflow manifest's low estimate until they are measured."""
@@ -184,6 +186,7 @@ class Gateway:
         self._tasks.spawn_loop(self.dispatcher.renew_leases, "lease-renewal")
         self._tasks.spawn_loop(lambda: self.metrics.run_autosave(s.metrics_save_interval / 1000),
                                "metrics-autosave")
+        self._tasks.spawn_loop(lambda: self.overview.timeline.run(self.overview.queue_depth), "timeline")
 
     async def _open_backends(self) -> RedisBackends | None:
         s = self.settings

@@ -141,3 +141,12 @@ def _too_many_pixels(declared: str, max_pixels: int) -> ResultTooLarge:
 def image_size(data: bytes) -> tuple[int, int]:
     with Image.open(io.BytesIO(data)) as img:
         return img.size
+
+
+def thumbnail(data: bytes, max_side: int) -> bytes:
+    """A WEBP no larger than `max_side` on either side, for previews (alpha kept)."""
+    with Image.open(io.BytesIO(data)) as img:
+        img.thumbnail((max_side, max_side))
+        out = io.BytesIO()
+        img.save(out, format="WEBP", quality=80)
+        return out.getvalue()

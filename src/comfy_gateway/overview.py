@@ -18,6 +18,7 @@ from .errors import NotFound, StorageError
 from .jobs.store import JobStore, StoreCounts
 from .observability.job_metrics import JobMetrics, MetricsReading
 from .observability.prometheus import PromMetrics
+from .observability.timeline import Timeline
 from .service import Admission
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ class InstanceSnapshot:
 class Overview:
     def __init__(self, *, pool: InstancePool, slots: SlotLedger, store: JobStore, dispatcher: Dispatcher,
                  metrics: JobMetrics, prom: PromMetrics, admission: Admission,
-                 cluster: ClusterMetrics | None) -> None:
+                 cluster: ClusterMetrics | None, timeline: Timeline) -> None:
         self._pool = pool
         self._slots = slots
         self._store = store
@@ -52,6 +53,7 @@ class Overview:
         self._cluster = cluster
         self.metrics = metrics
         self.prom = prom
+        self.timeline = timeline
         self.started_at = time.time()
 
     # --- the gateway as a whole ---
@@ -92,6 +94,11 @@ class Overview:
         except StorageError as exc:
             self._admission.storage.failed(exc)
             return 0
+
+    async def queue_depth(self) -> tuple[int, int]:
+        """Jobs waiting and jobs running, over the whole pool (what the timeline samples)."""
+        usage = await self._slots.usage()
+        return await self._store.pending_count(), sum(usage.values())
 
     # --- the servers ---
 

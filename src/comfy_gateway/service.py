@@ -234,6 +234,13 @@ class JobService:
         except KeyError:
             raise JobNotFound(f"the result of job {job.id} is no longer stored", job_id=job.id) from None
 
+    async def input_bytes(self, job: Job) -> bytes:
+        """The image the job was submitted with (kept until the job is cleaned up)."""
+        try:
+            return await self._blobs.get(job.input_blob or input_key(job.id))
+        except KeyError:
+            raise JobNotFound(f"the input of job {job.id} is no longer stored", job_id=job.id) from None
+
     async def readable_outputs(self, job_id: str, viewer: Principal) -> Job:
         """The job whose outputs (`job.outputs`, read through `self.outputs`) are asked for:
         404 unknown (or another tenant's), 409 not finished yet, 410 past its `expires_at`."""

@@ -90,7 +90,7 @@ class Settings(BaseSettings):
     max_connections: int = Field(900, ge=1, description="open connections past this get 503 (stay below ulimit -n)")
     # --- access control, admission, webhooks ---
     api_keys_file: Path | None = Field(None, description="TOML file of [[keys]]; none: no keys, one tenant")
-    metrics_public: bool = Field(False, description="metrics and the dashboard without an admin key")
+    metrics_public: bool = Field(False, description="metrics (and so the dashboard's charts) without an admin key")
     allow_insecure_bind: bool = Field(False, description="serve on a non-loopback HOST without API keys")
     cors_origins: str = Field("", description="comma-separated origins allowed to call from a browser")
     max_queue_depth: int = Field(0, ge=0, description="pending jobs of the whole gateway; past it 429 (0: no cap)")

@@ -49,6 +49,7 @@ ROWS = [
     Row("GET", "/api/jobs/{job_id}/events", "/api/jobs/{job}/events", ALICES),
     Row("GET", "/api/jobs/{job_id}/info", "/api/jobs/{job}/info", ALICES),
     Row("DELETE", "/api/jobs/{job_id}", "/api/jobs/{delete}", ALICES),
+    Row("GET", "/api/jobs/{job_id}/preview/{which}", "/api/jobs/{job}/preview/input", ALICES),
     Row("GET", "/api/jobs/{job_id}/outputs", "/api/jobs/{job}/outputs", ALICES),
     Row("GET", "/api/jobs/{job_id}/outputs/{index}", "/api/jobs/{job}/outputs/0", ALICES),
     Row("GET", "/health", "/health", OPEN),
@@ -61,6 +62,7 @@ ROWS = [
     Row("GET", "/api/metrics/instances/{instance}", "/api/metrics/instances/{instance}", ADMIN),
     Row("POST", "/api/metrics/save", "/api/metrics/save", ADMIN),
     Row("GET", "/api/metrics/persistence", "/api/metrics/persistence", ADMIN),
+    Row("GET", "/api/metrics/timeline", "/api/metrics/timeline", ADMIN),
     Row("GET", "/api/circuit-breakers", "/api/circuit-breakers", KEY),
     Row("POST", "/api/circuit-breakers/{name}/open", "/api/circuit-breakers/{instance}/open", ADMIN),
     Row("POST", "/api/circuit-breakers/{name}/close", "/api/circuit-breakers/{instance}/close", ADMIN),
@@ -80,7 +82,7 @@ ROWS = [
     Row("GET", "/api/v2/health", "/api/v2/health", OPEN),
     # outside the OpenAPI document
     Row("GET", "/metrics", "/metrics", ADMIN),
-    Row("GET", "/dashboard", "/dashboard", ADMIN),
+    Row("GET", "/dashboard", "/dashboard", OPEN),  # the page; what it reads is ruled above
     Row("GET", "/openapi.json", "/openapi.json", OPEN),
     Row("GET", "/docs", "/docs", OPEN),
     Row("GET", "/api/no-such-route", "/api/no-such-route", (401, 404, 404, 404)),

@@ -34,3 +34,14 @@ def decode(data: bytes) -> Image.Image:
     img = Image.open(io.BytesIO(data))
     img.load()
     return img
+
+
+def scene(width: int = 160, height: int = 120) -> bytes:
+    """A flat background around a few shapes: a cutout shows clearly in a screenshot."""
+    img = Image.new("RGB", (width, height), (70, 140, 210))
+    draw = ImageDraw.Draw(img)
+    draw.ellipse((width * 0.55, height * 0.12, width * 0.85, height * 0.52), fill=(250, 200, 40))
+    draw.rectangle((width * 0.15, height * 0.5, width * 0.5, height * 0.88), fill=(200, 70, 60))
+    draw.polygon([(width * 0.1, height * 0.5), (width * 0.325, height * 0.22), (width * 0.55, height * 0.5)],
+                 fill=(120, 50, 40))
+    return encode(img, "PNG")

@@ -2,8 +2,9 @@
 
 With API_KEYS_FILE set, every `/api` path needs a key (`Authorization: Bearer <key>` or
 `X-API-Key: <key>`), else 401 with `WWW-Authenticate`; the routes of `ADMIN_ROUTES` need an admin
-key, else 403; metrics (`/metrics`, `/api/metrics*`, `/status/metrics`) and the dashboard need an
-admin key unless METRICS_PUBLIC. `/health`, `/status`, `/docs` and `/openapi.json` stay open.
+key, else 403; metrics (`/metrics`, `/api/metrics*`, `/status/metrics`) need an admin key unless
+METRICS_PUBLIC. `/health`, `/status`, `/docs`, `/openapi.json` and the dashboard's page stay open
+(the page sends the key its user types with each read).
 Without keys every caller is the anonymous admin, as before keys existed. Which jobs a key may
 see is the JobService's business; this only says who is calling (`request.state.principal`).
 A key never reaches a log line; its name is bound to the request's (`api_key`).
@@ -44,7 +45,8 @@ ADMIN_ROUTES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((method, re.compil
     ("POST", r"/api/circuit-breakers/[^/]+/(open|close)"),
 ))
 V2_HEALTH = "/api/v2/health"
-METRICS_PATHS = re.compile(r"/metrics|/status/metrics|/dashboard|/api/metrics(/.*)?")
+# The dashboard's page is not here: it holds no data (a browser cannot send a key to open it); what it reads is.
+METRICS_PATHS = re.compile(r"/metrics|/status/metrics|/api/metrics(/.*)?")
 
 
 def rule_for(method: str, path: str, *, metrics_public: bool) -> Rule:
