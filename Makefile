@@ -24,8 +24,10 @@ test: $(STAMP)  ## the whole suite (needs Redis; REDIS_URL, default redis://127.
 test-fast: $(STAMP)  ## skip the slow fault and load tests
 	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
-lint: $(STAMP)
+lint: $(STAMP)  ## ruff, mypy --strict on src/, and the import contracts (layers point down)
 	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: $(STAMP)  ## benchmarks against fake servers; writes bench/RESULTS.md
 	$(BIN)/python bench/run.py $(BENCH_ARGS)

@@ -13,30 +13,51 @@ from fastapi import FastAPI
 
 from . import __version__
 from .access import KeyRing, Principal
-from .api import breakers, dashboard, errors, jobs, metrics, outputs, previews, status, tasks, timeline, v2
+from .api import (
+    breakers,
+    dashboard,
+    errors,
+    jobs,
+    metrics,
+    outputs,
+    previews,
+    probes,
+    status,
+    tasks,
+    timeline,
+    v2,
+)
 from .api.auth import AuthMiddleware, document_keys
 from .api.cors import JsonCORSMiddleware
 from .api.middleware import RequestContextMiddleware, UploadLimitMiddleware
+from .api.tracing_middleware import TracingMiddleware
 from .api.views import webhook_body
 from .gateway import Gateway
 from .observability.logging import get_logger
 from .observability.prometheus import PromMetrics
+from .observability.tracing import Tracing
 from .settings import Settings
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, tracing: Tracing | None = None) -> FastAPI:
+    """`tracing` defaults to what the OTEL_* settings ask for (off unless an exporter is configured)."""
     settings = settings or Settings()
     prom = PromMetrics()  # made here: the middleware counts requests from the first one
+    tracing = tracing or Tracing.from_settings(settings)
     keys = KeyRing(settings.api_keys_file)  # read at start (a broken file stops it) and on SIGHUP
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with Gateway(settings, prom=prom, webhook_body=webhook_body, keys=keys) as gateway:
-            app.state.gateway = gateway
-            app.state.service = gateway.service
-            app.state.overview = gateway.overview
-            app.state.graph_jobs = gateway.graph_jobs
-            yield
+        try:
+            async with Gateway(settings, prom=prom, webhook_body=webhook_body, keys=keys,
+                               tracing=tracing) as gateway:
+                app.state.gateway = gateway
+                app.state.service = gateway.service
+                app.state.overview = gateway.overview
+                app.state.graph_jobs = gateway.graph_jobs
+                yield
+        finally:
+            await tracing.aclose()  # last: the spans of the shutdown are sent too
 
     app = FastAPI(
         title="comfy-gateway",
@@ -48,7 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.keys = keys
     errors.install(app)
-    for module in (tasks, jobs, outputs, status, metrics, breakers, dashboard):
+    for module in (tasks, jobs, outputs, status, probes, metrics, breakers, dashboard):
         app.include_router(module.router)
     for router in v2.routers:
         app.include_router(router)
@@ -66,6 +87,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.cors_origin_list:
         app.add_middleware(JsonCORSMiddleware, allow_origins=settings.cors_origin_list)
     app.add_middleware(RequestContextMiddleware, prom=prom, logger=get_logger("http"), draining=lambda: _draining(app))
+    if tracing.enabled:  # outermost, so the access log line carries the request's trace id
+        app.add_middleware(TracingMiddleware, tracing=tracing)
     return app
 
 

@@ -53,10 +53,18 @@ class TaskOwner:
             self._log_exception("task crashed", task=task.get_name(), exc_info=exc)
 
     async def aclose(self) -> None:
-        """Cancel every task still running and wait for all of them; closing twice is harmless."""
-        self._closed = True
+        """Cancel every task still running and wait for all of them; closing twice is harmless.
+
+        A task may still spawn its own clean-up while it stops; that one is awaited (and cancelled)
+        too, and only then are new tasks refused."""
         while self._tasks:
             await asyncio.gather(*(cancel_and_wait(task) for task in list(self._tasks)))
+        self._closed = True
+
+    async def finish(self, coro: Coroutine[Any, Any, T], name: str) -> None:
+        """Run a clean-up step that must not be cut short by a second cancellation of its caller:
+        it runs in a task of this owner, so it goes on (owned) even if the caller stops waiting."""
+        await asyncio.wait([self.spawn(coro, name)])
 
 
 class BackgroundTasks(TaskOwner):

@@ -24,6 +24,7 @@ from .access import (
     RedisRateLimiter,
     WebhookSigner,
 )
+from .autoscaling import AutoscalingSignals
 from .background import BackgroundTasks
 from .comfyui.breaker import BreakerState
 from .comfyui.health import HealthChecker
@@ -49,6 +50,7 @@ from .observability.logging import get_logger
 from .observability.prometheus import PromMetrics
 from .observability.telemetry import Telemetry
 from .observability.timeline import Timeline
+from .observability.tracing import Tracing
 from .overview import Overview
 from .service import Admission, JobService
 from .settings import Settings
@@ -64,8 +66,9 @@ JobView = Callable[[Job], dict[str, Any]]
 
 class Gateway:
     def __init__(self, settings: Settings, *, webhook_body: JobView, prom: PromMetrics | None = None,
-                 keys: KeyRing | None = None) -> None:
+                 keys: KeyRing | None = None, tracing: Tracing | None = None) -> None:
         self.settings = settings
+        self.tracing = tracing or Tracing.off()  # the caller's to close
         self.keys = keys or KeyRing(settings.api_keys_file)
         self.destinations = DestinationPolicy(settings.webhook_allow_list)
         self.log = get_logger("gateway")
@@ -76,7 +79,8 @@ class Gateway:
         self._webhook_body = webhook_body
         self._stack = contextlib.AsyncExitStack()
         self._tasks = BackgroundTasks(self.telemetry.log_exception)
-        self._drained: asyncio.Future[int] | None = None
+        self._drain_lock = asyncio.Lock()
+        self._left_running: int | None = None  # set once the drain is over
         self.storage_faults = StorageFaults(get_logger("storage"))
 
     # --- life cycle ---
@@ -138,14 +142,16 @@ class Gateway:
             events=self.events, telemetry=self.telemetry, health=self.health, placement=self.placement,
             owner=s.replica_id,
             lease_s=s.lease_s, job_timeout_s=s.job_timeout_s, max_attempts=s.max_attempts,
-            sweep_s=s.job_processing_interval / 1000, tenant_caps=self.keys.concurrency_caps)
+            sweep_s=s.job_processing_interval / 1000, tenant_caps=self.keys.concurrency_caps,
+            tracing=self.tracing)
         self.janitor = Janitor(store=self.store, blobs=self.blobs, dispatcher=self.dispatcher,
                                retention_s=s.job_retention_s, queue_timeout_s=s.queue_timeout_s,
                                interval_s=min(s.job_cleanup_interval / 1000, 5.0), log=self.log,
                                results=self.results, result_ttl_s=s.result_ttl_s)
         self.webhooks = WebhookSender(
             self.store, self._tasks, get_logger("webhooks"), body=self._webhook_body, policy=self.destinations,
-            signer=WebhookSigner(s.webhook_secret) if s.webhook_secret else None, timeout_s=s.webhook_timeout / 1000)
+            signer=WebhookSigner(s.webhook_secret) if s.webhook_secret else None, timeout_s=s.webhook_timeout / 1000,
+            tracing=self.tracing)
         self.telemetry.finished_listeners.append(self.webhooks.job_finished)
         self.events.on_work(self.dispatcher.notify)
         self.events.on_breaker_open(self._remote_breaker_open)
@@ -157,13 +163,17 @@ class Gateway:
             settings=s, store=self.store, blobs=self.blobs, events=self.events, pool=self.pool,
             dispatcher=self.dispatcher, janitor=self.janitor, registry=self.registry, metrics=self.metrics,
             admission=self.admission, quotas=Quotas(self.store, limiter, max_queue_depth=s.max_queue_depth),
-            destinations=self.destinations, placement=self.placement, slots=self.slots,
+            destinations=self.destinations, placement=self.placement, slots=self.slots, tracing=self.tracing,
             outputs=JobOutputs(self.results, url_ttl_s=s.result_url_ttl // 1000, redirect=s.result_redirect))
         self.assets = AssetStore(self.blobs)
         self.graph_jobs = GraphJobs(service=self.service, assets=self.assets)
         self.overview = Overview(pool=self.pool, slots=self.slots, store=self.store, dispatcher=self.dispatcher,
                                  metrics=self.metrics, prom=self.prom, admission=self.admission,
-                                 cluster=self.cluster, timeline=Timeline())
+                                 cluster=self.cluster, max_queue_depth=s.max_queue_depth,
+                                 signals=AutoscalingSignals(
+                                     store=self.store, pool=self.pool, prom=self.prom, workflows=self.registry.names,
+                                     per_instance=s.max_jobs_per_instance, total=s.max_concurrent_jobs),
+                                 timeline=Timeline())
         self.telemetry.finished_listeners.append(self.overview.timeline.job_finished)
 
     def _estimates(self) -> ServiceEstimates:
@@ -256,9 +266,10 @@ class Gateway:
         The server calls it on SIGTERM while it still answers (new work gets 503); the lifespan's
         close calls it again, which then costs nothing: one grace period in all. Returns how many
         jobs were left running."""
-        if self._drained is None:
-            self._drained = asyncio.ensure_future(self._drain_once())
-        return await asyncio.shield(self._drained)
+        async with self._drain_lock:  # a second caller waits for the first drain, then reads its result
+            if self._left_running is None:
+                self._left_running = await self._drain_once()
+            return self._left_running
 
     async def _drain_once(self) -> int:
         self.begin_drain()

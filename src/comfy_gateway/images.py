@@ -77,7 +77,7 @@ def convert_image(data: bytes, fmt: OutputFormat) -> bytes:
     """Re-encode a PNG result as `fmt` (JPEG has no alpha: it is flattened onto white)."""
     if fmt == "png":
         return data
-    img = Image.open(io.BytesIO(data))
+    img: Image.Image = Image.open(io.BytesIO(data))
     if fmt == "jpeg" and img.mode in ("RGBA", "LA", "P"):
         rgba = img.convert("RGBA")
         background = Image.new("RGB", rgba.size, (255, 255, 255))

@@ -19,9 +19,11 @@ from .jobs.store import JobStore, StoreCounts
 from .observability.job_metrics import JobMetrics, MetricsReading
 from .observability.prometheus import PromMetrics
 from .observability.timeline import Timeline
+from .readiness import Readiness, check_readiness
 from .service import Admission
 
 if TYPE_CHECKING:
+    from .autoscaling import AutoscalingSignals
     from .scaleout.cluster_metrics import ClusterMetrics
 
 
@@ -44,7 +46,8 @@ class InstanceSnapshot:
 class Overview:
     def __init__(self, *, pool: InstancePool, slots: SlotLedger, store: JobStore, dispatcher: Dispatcher,
                  metrics: JobMetrics, prom: PromMetrics, admission: Admission,
-                 cluster: ClusterMetrics | None, timeline: Timeline) -> None:
+                 cluster: ClusterMetrics | None, timeline: Timeline, max_queue_depth: int = 0,
+                 signals: AutoscalingSignals | None = None) -> None:
         self._pool = pool
         self._slots = slots
         self._store = store
@@ -55,6 +58,8 @@ class Overview:
         self.prom = prom
         self.timeline = timeline
         self.started_at = time.time()
+        self._max_queue_depth = max_queue_depth
+        self._signals = signals
 
     # --- the gateway as a whole ---
 
@@ -94,6 +99,13 @@ class Overview:
         except StorageError as exc:
             self._admission.storage.failed(exc)
             return 0
+
+    async def readiness(self) -> Readiness:
+        """Whether this replica can take work now (`/ready`)."""
+        fault = self._admission.storage.current()
+        return await check_readiness(self._store, self._pool, admitting=self._admission.open,
+                                     max_queue_depth=self._max_queue_depth,
+                                     storage_fault=None if fault is None else fault.message)
 
     async def queue_depth(self) -> tuple[int, int]:
         """Jobs waiting and jobs running, over the whole pool (what the timeline samples)."""
@@ -153,10 +165,13 @@ class Overview:
     async def refresh_gauges(self) -> None:
         """Point-in-time gauges are read when Prometheus scrapes, not kept up to date by hand."""
         self.prom.set_queue_depth(await self._store.pending_count())
-        for snap in await self.instances():
+        snaps = await self.instances()
+        for snap in snaps:
             self.prom.set_jobs_running(snap.name, snap.active_jobs)
             self.prom.set_instance_healthy(snap.name, snap.healthy)
             self.prom.set_circuit_state(snap.name, snap.breaker.value)
+        if self._signals is not None:
+            await self._signals.refresh(sum(snap.active_jobs for snap in snaps))
 
     # --- the breakers ---
 

@@ -1,24 +1,26 @@
 """JobService: the one door to jobs for every API surface.
 
-Submit, wait, cancel, withdraw, read and list. Routers call this and never reach into the store,
-the blobs, the pool or the dispatcher; the composition root (gateway.py) builds it.
+Submit, wait (async, sync, a stream of updates), withdraw, read, list, and cancel (`delete` stops a
+running job first). Routers call this and never reach into the store, the blobs, the pool or the
+dispatcher; the composition root (gateway.py) builds it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from .access import DestinationPolicy, Principal, Quotas
+from .background import cancel_and_wait
 from .comfyui.instance import InstancePool
 from .dispatch.dispatcher import Dispatcher
 from .dispatch.execution import input_key, prompt_id_for
 from .dispatch.janitor import Janitor
 from .dispatch.placement import Placement
 from .dispatch.slots import SlotLedger
-from .errors import JobNotFound, NotFound, ServiceUnavailable, StorageError
+from .errors import JobNotFound, NotFound, ServiceUnavailable, StorageError, Withdrawn
 from .images import ImageInfo
 from .job_outputs import JobOutputs, result_expired
 from .jobs.blobs import BlobStore
@@ -27,30 +29,32 @@ from .jobs.model import Job, JobState, new_job_id
 from .jobs.storage_faults import StorageFaults
 from .jobs.store import JobFilter, JobStore, StoreCounts
 from .observability.job_metrics import JobMetrics
+from .observability.tracing import Tracing
 from .settings import Settings
 from .workflows.registry import Workflow, WorkflowRegistry
 
 STRANDED_GRACE_S = 3.0
+# Updates are pushed by the job's events; this re-read only covers a notification lost on the way.
+UPDATE_RECHECK_S = 15.0
 ETA_SAMPLE = 50  # pending jobs ahead that an estimate places one by one
 
 
 async def _set_within(event: asyncio.Event, seconds: float, also: asyncio.Event | None = None) -> bool:
     """True if `event` is set within `seconds`; `also` set ends the wait early (False unless `event`
     is set too). The caller's own cancellation propagates."""
-    try:
-        async with asyncio.timeout(max(0.0, seconds)):
-            if also is None:
+    if also is None:
+        try:
+            async with asyncio.timeout(max(0.0, seconds)):
                 await event.wait()
-                return True
-            waits = [asyncio.ensure_future(e.wait()) for e in (event, also)]
-            try:
-                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for w in waits:
-                    w.cancel()
-                await asyncio.gather(*waits, return_exceptions=True)
-    except TimeoutError:
-        return False
+        except TimeoutError:
+            return False
+        return True
+    waits = [asyncio.create_task(e.wait()) for e in (event, also)]
+    try:
+        await asyncio.wait(waits, timeout=max(0.0, seconds), return_when=asyncio.FIRST_COMPLETED)
+    finally:  # both waits are ours: neither outlives this call
+        for wait in waits:
+            await cancel_and_wait(wait)
     return event.is_set()
 
 
@@ -97,7 +101,7 @@ class JobService:
         self, *, settings: Settings, store: JobStore, blobs: BlobStore, events: JobEvents, pool: InstancePool,
         dispatcher: Dispatcher, janitor: Janitor, registry: WorkflowRegistry, metrics: JobMetrics,
         admission: Admission, quotas: Quotas, destinations: DestinationPolicy, outputs: JobOutputs,
-        placement: Placement, slots: SlotLedger,
+        placement: Placement, slots: SlotLedger, tracing: Tracing | None = None,
     ) -> None:
         self.settings = settings
         self._placement = placement
@@ -114,6 +118,7 @@ class JobService:
         self._quotas = quotas
         self._destinations = destinations
         self.outputs = outputs  # every output file of a job: see readable_outputs
+        self._tracing = tracing or Tracing.off()
 
     # --- workflows ---
 
@@ -169,14 +174,15 @@ class JobService:
 
     async def _enqueue(self, job: Job, owner: Principal, idempotency_key: str | None) -> tuple[Job, bool]:
         """The key is claimed in the same write that creates the job, so a retry never makes two."""
-        if idempotency_key is None:
-            await self._store.create(job)
-        else:
-            # Keys are the tenant's own: another tenant's same key names another job.
-            named, created = await self._store.create_once(job, f"{owner.name}/{idempotency_key}",
-                                                           self.settings.idempotency_ttl / 1000)
-            if not created:
-                return named, False
+        with self._tracing.submitting(job):  # the job's trace context is written with it
+            if idempotency_key is None:
+                await self._store.create(job)
+            else:
+                # Keys are the tenant's own: another tenant's same key names another job.
+                named, created = await self._store.create_once(job, f"{owner.name}/{idempotency_key}",
+                                                               self.settings.idempotency_ttl / 1000)
+                if not created:
+                    return named, False
         self._dispatcher.notify()
         await self._events.announce_work()
         return job, True
@@ -262,6 +268,21 @@ class JobService:
         finally:
             self._events.unsubscribe(job_id, event)
 
+    async def updates(self, job_id: str) -> AsyncIterator[Job]:
+        """The job now and after each change (started, progress, retried) until it has finished;
+        JobNotFound once it is deleted. Read from the store only when its events say it changed."""
+        event = self._events.subscribe(job_id, changes=True)
+        try:
+            while True:
+                event.clear()
+                job = await self._job(job_id)
+                yield job
+                if job.state.finished:
+                    return
+                await _set_within(event, UPDATE_RECHECK_S)
+        finally:
+            self._events.unsubscribe(job_id, event)
+
     def sync_wait_limit(self) -> float:
         return self.settings.queue_timeout_s + self.settings.job_timeout_s + 5
 
@@ -298,7 +319,7 @@ class JobService:
         runs on (the store fails only pending jobs this way) and is returned as it is."""
         reason = ("the gateway is shutting down" if not self.admission.open
                   else "no healthy ComfyUI server is available")
-        error = {"message": f"{reason}; the request was withdrawn, retry later", "code": "no_server"}
+        error = Withdrawn(f"{reason}; the request was withdrawn, retry later").as_job_error()
         if await self._store.fail(job_id, None, error):
             await self._events.publish_finished(job_id)
         return await self._job(job_id)

@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     metrics_public: bool = Field(False, description="metrics (and so the dashboard's charts) without an admin key")
     allow_insecure_bind: bool = Field(False, description="serve on a non-loopback HOST without API keys")
     cors_origins: str = Field("", description="comma-separated origins allowed to call from a browser")
-    max_queue_depth: int = Field(0, ge=0, description="pending jobs of the whole gateway; past it 429 (0: no cap)")
+    max_queue_depth: int = Field(0, ge=0, description="pending jobs in all; past it 429 and /ready 503 (0: no cap)")
     webhook_secret: str | None = Field(None, description="Standard Webhooks secret: whsec_<base64> or base64")
     webhook_allow_hosts: str = Field("", description="hosts, addresses or networks webhooks may reach though private")
     webhook_timeout: int = Field(10_000, ge=100, le=120_000, description="ms per webhook delivery attempt")
@@ -123,6 +123,14 @@ class Settings(BaseSettings):
             except (binascii.Error, ValueError):
                 raise ValueError("must be whsec_ followed by base64 (Standard Webhooks)") from None
         return value
+
+    # --- operations: tracing (the OpenTelemetry SDK's own variable names) ---
+    otel_sdk_disabled: bool = False
+    otel_traces_exporter: str | None = Field(None, description="otlp turns tracing on; none keeps it off")
+    otel_exporter_otlp_endpoint: str | None = Field(None, description="OTLP/HTTP base URL; /v1/traces is added")
+    otel_exporter_otlp_traces_endpoint: str | None = Field(None, description="full OTLP/HTTP traces URL")
+    otel_exporter_otlp_protocol: Literal["http/protobuf"] | None = Field(
+        None, description="the gateway sends OTLP over HTTP (protobuf) only")
 
     @field_validator("comfyui_hosts", "comfyui_host_1", "comfyui_host_2", "comfyui_host")
     @classmethod
@@ -211,3 +219,20 @@ class Settings(BaseSettings):
     @property
     def jobs_db_path(self) -> Path:
         return self.data_dir / "jobs.db"
+
+    @property
+    def tracing_enabled(self) -> bool:
+        """Off by default: on with OTEL_TRACES_EXPORTER=otlp or an OTLP endpoint, unless disabled."""
+        exporter = (self.otel_traces_exporter or "").strip().lower()
+        if self.otel_sdk_disabled or exporter == "none":
+            return False
+        return exporter == "otlp" or bool(self.otel_exporter_otlp_traces_endpoint or self.otel_exporter_otlp_endpoint)
+
+    @property
+    def otlp_traces_endpoint(self) -> str | None:
+        """Where spans go (None: the SDK's default, http://localhost:4318/v1/traces)."""
+        if self.otel_exporter_otlp_traces_endpoint:
+            return self.otel_exporter_otlp_traces_endpoint
+        if self.otel_exporter_otlp_endpoint:
+            return self.otel_exporter_otlp_endpoint.rstrip("/") + "/v1/traces"
+        return None

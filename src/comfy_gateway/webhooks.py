@@ -28,6 +28,7 @@ from .errors import DestinationRefused
 from .jobs.model import Job
 from .jobs.store import JobStore
 from .observability.timestamps import iso
+from .observability.tracing import Tracing
 
 RETRY_DELAYS_S = (1.0, 3.0, 9.0)
 RESUME_WINDOW_S = 3600.0  # deliveries of jobs that finished longer ago are not taken up again
@@ -37,9 +38,10 @@ _RESUME_PAGE = 500
 class WebhookSender:
     def __init__(self, store: JobStore, tasks: TaskOwner, log: Any, *, body: Callable[[Job], dict[str, Any]],
                  policy: DestinationPolicy, signer: WebhookSigner | None, timeout_s: float,
-                 retry_delays_s: tuple[float, ...] = RETRY_DELAYS_S) -> None:
+                 retry_delays_s: tuple[float, ...] = RETRY_DELAYS_S, tracing: Tracing | None = None) -> None:
         """`body` renders a job as the API shows its status (the API layer hands it in)."""
         self._body = body
+        self._tracing = tracing or Tracing.off()
         self._store = store
         self._tasks = tasks
         self._log = log
@@ -88,18 +90,23 @@ class WebhookSender:
         job = await self._store.get(job_id)
         if job is None:
             return False
+        with self._tracing.job_span(job, "webhook.deliver", host=urlsplit(url).hostname) as span:
+            delivered = await self._deliver(url, job, first_attempt, message_id or new_message_id())
+            span.set(delivered=delivered)
+        return delivered
+
+    async def _deliver(self, url: str, job: Job, first_attempt: int, message_id: str) -> bool:
+        """From attempt `first_attempt` on, all under `message_id` (receivers deduplicate on it)."""
         payload = json.dumps(self._body(job)).encode()
-        # One message: its retries keep the id, as receivers deduplicate on it.
-        message_id = message_id or new_message_id()
         delays = (0.0, *self._retry_delays_s)
         for attempt, delay in enumerate(delays[first_attempt - 1:], start=first_attempt):
             await asyncio.sleep(delay)
             outcome = await self._attempt(url, payload, message_id)
-            await self._store.add_webhook_attempt(job_id, {"attempt": attempt, "at": iso(time.time()),
+            await self._store.add_webhook_attempt(job.id, {"attempt": attempt, "at": iso(time.time()),
                                                            "webhook_id": message_id, **outcome})
             if outcome["ok"]:
                 return True
-            self._log.warning("Webhook delivery failed", jobId=job_id, host=urlsplit(url).hostname,
+            self._log.warning("Webhook delivery failed", jobId=job.id, host=urlsplit(url).hostname,
                               attempt=attempt, error=outcome["error"])
             if outcome.get("final"):
                 break

@@ -211,8 +211,11 @@ class Executor:
             if node_id == fault_node and run.fault is Fault.HANG:
                 await self._wait(run, None)
             nodes_left = len(run.order) - index
-            output = await self._run_node(run, node_id, specs[node_id],
-                                          lambda left=nodes_left: max(0.0, deadline - time.monotonic()) / left)
+
+            def share(left: int = nodes_left) -> float:
+                return max(0.0, deadline - time.monotonic()) / left
+
+            output = await self._run_node(run, node_id, specs[node_id], share)
             run.values[node_id] = output.values
             run.executed.append(node_id)
             await self._progress_state(run, node_id, "finished", 1.0, 1.0)

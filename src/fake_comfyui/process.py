@@ -42,6 +42,7 @@ class FakeProcess:
     popen: subprocess.Popen[str]
     url: str = ""
     lines: deque[str] = field(default_factory=lambda: deque(maxlen=200))
+    reader: threading.Thread | None = None
 
     @property
     def pid(self) -> int:
@@ -73,16 +74,18 @@ class FakeProcess:
 
         def drain() -> None:
             assert popen.stdout is not None
-            for line in popen.stdout:
-                fake.lines.append(line)
-                if line.startswith(LISTENING) and not listening.is_set():
-                    fake.url = line.removeprefix(LISTENING).strip()
-                    listening.set()
+            with popen.stdout:  # closed once the output ends
+                for line in popen.stdout:
+                    fake.lines.append(line)
+                    if line.startswith(LISTENING) and not listening.is_set():
+                        fake.url = line.removeprefix(LISTENING).strip()
+                        listening.set()
             listening.set()  # the output ended: the process is gone
 
-        threading.Thread(target=drain, daemon=True, name=f"fake-output-{popen.pid}").start()
+        fake.reader = threading.Thread(target=drain, daemon=True, name=f"fake-output-{popen.pid}")
+        fake.reader.start()
         if not listening.wait(timeout) or not fake.url:
-            stop_process(popen)
+            fake.stop()
             raise RuntimeError(f"the fake ComfyUI did not start (exit code {popen.poll()}): {fake.output()}")
         return fake
 
@@ -105,4 +108,7 @@ class FakeProcess:
         return entry
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Stop the process and wait until its output is read to the end (and its pipe closed)."""
         stop_process(self.popen, timeout)
+        if self.reader is not None:
+            self.reader.join(timeout)

@@ -54,6 +54,8 @@ ROWS = [
     Row("GET", "/api/jobs/{job_id}/outputs/{index}", "/api/jobs/{job}/outputs/0", ALICES),
     Row("GET", "/health", "/health", OPEN),
     Row("GET", "/status", "/status", OPEN),
+    Row("GET", "/live", "/live", OPEN),  # Kubernetes probes carry no key
+    Row("GET", "/ready", "/ready", OPEN),
     Row("GET", "/status/metrics", "/status/metrics", ADMIN),
     Row("GET", "/api/metrics", "/api/metrics", ADMIN),
     Row("GET", "/api/metrics/performance", "/api/metrics/performance", ADMIN),

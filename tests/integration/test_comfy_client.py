@@ -28,6 +28,7 @@ from comfy_gateway.comfyui import (
 )
 from comfy_gateway.errors import UpstreamError, UpstreamUnavailable, WorkflowFailed, WorkflowRejected
 from fake_comfyui import FakeComfyUI
+from support.proxy import FaultProxy
 from support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(30)
@@ -445,7 +446,10 @@ async def test_hub_close_is_idempotent_and_final(client: ComfyClient, session: a
 async def test_lazy_pool_opens_up_to_max(client: ComfyClient, session: aiohttp.ClientSession) -> None:
     async with EventHub(client, session, max_connections=2) as hub:
         assert hub.sockets_open == 0
-        watches = [await hub.watch(f"p-{i}") for i in range(4)]
+        watches = [await hub.watch(f"p-{i}") for i in range(2)]
+        # The first socket is busy: a second one opens in the background, for the prompts after.
+        await eventually(lambda: hub.sockets_open == 2)
+        watches += [await hub.watch(f"p-{i}") for i in range(2, 4)]
         assert hub.sockets_open == 2
         assert len({w.client_id for w in watches}) == 2
         with pytest.raises(ValueError):
@@ -454,6 +458,25 @@ async def test_lazy_pool_opens_up_to_max(client: ComfyClient, session: aiohttp.C
             w.close()
             w.close()
         assert hub.watching == 0
+
+
+async def test_a_slow_connect_does_not_delay_prompts_while_a_socket_is_up(
+    fake: FakeComfyUI, session: aiohttp.ClientSession
+) -> None:
+    async with FaultProxy(fake.url) as proxy:
+        client = ComfyClient(f"http://{proxy.host_port}", session,
+                             timeouts=ClientTimeouts(connect=20.0, submit=5.0, history=2.0, view=5.0, probe=1.0))
+        async with EventHub(client, session, max_connections=3) as hub:
+            first = await hub.watch("p-first")
+            proxy.ws_delay = 15.0  # from now on every new socket takes 15 s to connect
+            # Busy sockets make the hub open more, but the prompts go on the one that is up meanwhile.
+            second = await asyncio.wait_for(hub.watch("p-second"), 5)
+            result = await asyncio.wait_for(run_prompt(client, hub, scale_graph(png(), prefix=unique())), 5)
+            assert second.client_id == first.client_id
+            assert result.outputs["3"]
+            assert hub.sockets_open == 1  # the slow one is still connecting
+            first.close()
+            second.close()
 
 
 async def test_origin_header_is_refused() -> None:

@@ -6,7 +6,7 @@ import logging
 import logging.handlers
 import re
 
-from comfy_gateway.observability.logging import get_logger
+from comfy_gateway.observability.logging import get_logger, installed_writers
 from observability.helpers import REMOVE_BG, UPSCALE, log_lines, run_job, steer_to
 from support.gateway import gateway_settings, hosts_of, running_gateway
 from support.images import png
@@ -135,7 +135,7 @@ async def test_log_files_rotate_at_five_megabytes_keeping_five(fake_servers, tmp
     settings = gateway_settings(tmp_path, hosts_of(fakes))
     logs = settings.logs_dir
     async with running_gateway(settings):
-        ours = {h.get_name(): h for h in logging.getLogger().handlers if (h.get_name() or "").startswith("comfy")}
+        ours = {h.get_name(): h for h in installed_writers()}
         for name in ("combined", "error"):
             handler = ours[f"comfy_gateway.{name}"]
             assert isinstance(handler, logging.handlers.RotatingFileHandler)

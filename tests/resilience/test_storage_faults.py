@@ -206,6 +206,7 @@ async def test_redis_stopped_for_10_s_answers_503_and_loses_no_accepted_job(tmp_
                 await settle(client, ids)
     finally:
         redis.kill()
+        redis.wait(10)
     for resp in during:
         assert_refused(resp, {503})
     assert health.status_code == 503 and health.headers["content-type"].startswith("application/json")

@@ -63,19 +63,19 @@ def gateway_settings(data_dir: Path, hosts: str, **overrides: Any) -> Settings:
 
 
 @contextlib.asynccontextmanager
-async def running_gateway(settings: Settings) -> AsyncIterator[RunningGateway]:
+async def running_gateway(settings: Settings, **app_options: Any) -> AsyncIterator[RunningGateway]:
     """The gateway as `comfy-gateway serve` runs it: logs configured as the CLI does, then the app."""
     configure_logging(settings.log_level, settings.logs_dir)
     try:
-        async with _serving(settings) as running:
+        async with _serving(settings, **app_options) as running:
             yield running
     finally:
         close_logging()
 
 
 @contextlib.asynccontextmanager
-async def _serving(settings: Settings) -> AsyncIterator[RunningGateway]:
-    app = create_app(settings)
+async def _serving(settings: Settings, **app_options: Any) -> AsyncIterator[RunningGateway]:
+    app = create_app(settings, **app_options)
     server = uvicorn.Server(uvicorn_config(app, settings, host="127.0.0.1", port=0))
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve())

@@ -2,7 +2,8 @@
 
 Forwards HTTP and the event WebSocket untouched. With `fail_prompts = True`, every POST /prompt is
 answered 500 without reaching the server while everything else (the health probe included)
-keeps working: a server that is up but fails every job.
+keeps working: a server that is up but fails every job. With `ws_delay` seconds, every new event
+socket waits that long before its upgrade is answered: a slow connect.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ class FaultProxy:
         self.upstream = upstream.rstrip("/")
         self.fail_prompts = False
         self.failed_prompts = 0
+        self.ws_delay = 0.0
         self._session: aiohttp.ClientSession | None = None
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -64,6 +66,8 @@ class FaultProxy:
 
     async def _websocket(self, request: web.Request) -> web.WebSocketResponse:
         assert self._session is not None
+        if self.ws_delay:
+            await asyncio.sleep(self.ws_delay)
         server = web.WebSocketResponse()
         await server.prepare(request)
         async with self._session.ws_connect(self.upstream + request.path_qs) as client:

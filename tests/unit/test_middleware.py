@@ -252,11 +252,14 @@ async def test_unhandled_error_is_answered_logged_and_counted(
 ) -> None:
     response = await client.get("/boom")
     assert response.status_code == 500
+    request_id = response.headers["x-request-id"]
     assert response.json() == {
-        "error": "Internal server error",
+        "error": f"internal error (reference {request_id})",
         "code": "internal_error",
-        "request_id": response.headers["x-request-id"],
+        "reference": request_id,
+        "request_id": request_id,
     }
+    assert "kaput" not in response.text
     assert [e.level for e in logger.entries] == ["exception", "error"]
     assert logger.entries[0].context == {"request_id": response.headers["x-request-id"]}
     assert _http_requests(prom)[("GET", "/boom", "500")] == 1

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.handlers
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,9 @@ import structlog
 from comfy_gateway.observability.logging import (
     close_logging,
     configure_logging,
+    flush_logging,
     get_logger,
+    installed_writers,
     parse_level,
 )
 
@@ -32,11 +35,12 @@ def _restore_logging() -> Iterator[None]:
 
 
 def _lines(path: Path) -> list[dict[str, Any]]:
+    flush_logging()
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def _ours() -> list[logging.Handler]:
-    return [h for h in logging.getLogger().handlers if (h.get_name() or "").startswith("comfy_gateway.")]
+    return list(installed_writers())
 
 
 def test_lines_are_json_with_service_component_message_and_bound_context(tmp_path: Path) -> None:
@@ -146,6 +150,7 @@ def test_files_rotate_at_the_size_limit(tmp_path: Path) -> None:
     log = get_logger("server")
     for i in range(200):
         log.info("filler line", n=i)
+    flush_logging()
     files = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("combined"))
     assert files == ["combined.log", "combined.log.1", "combined.log.2"]
     for name in files:
@@ -154,9 +159,21 @@ def test_files_rotate_at_the_size_limit(tmp_path: Path) -> None:
     assert _lines(tmp_path / "combined.log")[-1]["n"] == 199
 
 
+def test_lines_are_written_by_a_thread_of_their_own(tmp_path: Path) -> None:
+    configure_logging("info", tmp_path, console=False)
+    # On the logging side there is only the queue: the logging call renders and enqueues.
+    [queued] = [h for h in logging.getLogger().handlers if (h.get_name() or "").startswith("comfy_gateway.")]
+    assert isinstance(queued, logging.handlers.QueueHandler)
+    writers = {h.get_name(): h for h in _ours()}
+    assert all(isinstance(writers[f"comfy_gateway.{name}"], logging.FileHandler) for name in ("combined", "error"))
+    get_logger("server").info("queued")
+    assert [e["message"] for e in _lines(tmp_path / "combined.log")] == ["queued"]
+
+
 def test_console_only_writes_no_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     configure_logging("info", None, console=True)
     get_logger("server").info("to the console")
+    flush_logging()
     assert list(tmp_path.iterdir()) == []
     assert [h.get_name() for h in _ours()] == ["comfy_gateway.console"]
     [line] = capsys.readouterr().err.splitlines()

@@ -19,6 +19,13 @@ FAMILIES = {
     "comfy_gateway_circuit_breaker_state": "gauge",
     "comfy_gateway_websocket_reconnects": "counter",
     "comfy_gateway_upstream_errors": "counter",
+    # what autoscalers read
+    "comfy_gateway_queue_depth_by_workflow": "gauge",
+    "comfy_gateway_demand_by_workflow": "gauge",
+    "comfy_gateway_queue_oldest_pending_age_seconds": "gauge",
+    "comfy_gateway_pool_slots": "gauge",
+    "comfy_gateway_pool_slots_busy": "gauge",
+    "comfy_gateway_instance_slots": "gauge",
 }
 
 
@@ -42,6 +49,8 @@ def _record_one_of_each(prom: PromMetrics) -> None:
     prom.set_circuit_state("gpu-b", "open")
     prom.websocket_reconnected("gpu-a")
     prom.upstream_error("gpu-b", "connect")
+    prom.set_demand({"upscale-image": 2}, {"upscale-image": 1}, ["upscale-image"], 4.0)
+    prom.set_pool_slots(4, 1, {"gpu-a": 2, "gpu-b": 2})
 
 
 def test_render_holds_every_family_with_its_type() -> None:

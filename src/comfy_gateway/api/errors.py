@@ -9,7 +9,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import GatewayError, RangeNotSatisfiable, ServiceUnavailable, TooManyRequests, Unauthorized
+from ..errors import (
+    GatewayError,
+    InternalError,
+    RangeNotSatisfiable,
+    ServiceUnavailable,
+    TooManyRequests,
+    Unauthorized,
+)
 from .v2 import errors as v2
 
 
@@ -59,10 +66,11 @@ async def http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    # Already logged, with its request id, by RequestContextMiddleware.
+    # Already logged, with its request id, by RequestContextMiddleware: that id is the reference.
+    internal = InternalError(request.headers.get("x-request-id"))
     if v2.is_v2(request.url.path):
-        return JSONResponse(v2.envelope("internal_error", "internal error"), status_code=500)
-    return JSONResponse({"error": "internal error", "code": "internal_error"}, status_code=500)
+        return JSONResponse(v2.envelope(internal.code, internal.message), status_code=internal.status_code)
+    return JSONResponse(internal.to_dict(), status_code=internal.status_code)
 
 
 def install(app: FastAPI) -> None:

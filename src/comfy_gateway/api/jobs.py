@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from ..errors import JobNotFound
-from ..jobs.model import Job, JobState
+from ..jobs.model import JobState
 from ..jobs.store import JobFilter
 from .deps import Caller, Ops, Service
 from .metrics_views import job_manager_stats, processor_seed_stats, usage_of
@@ -31,7 +31,6 @@ from .views import image_response, info_body, json_with_data_uri, not_finished, 
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": JobNotFoundBody}}
-PROGRESS_INTERVAL_S = 0.25  # how often a running job's progress is written, and so re-read
 
 
 @router.get("/stats", response_model=JobStatsBody)
@@ -109,24 +108,19 @@ async def job_result(job_id: str, request: Request, service: Service, caller: Ca
 @router.get("/{job_id}/events", responses={**NOT_FOUND, 200: {"content": {"text/event-stream": {}}}})
 async def job_events(job_id: str, service: Service, caller: Caller) -> StreamingResponse:
     """Live status as server-sent events: one `status` event per change, the last one when it ends."""
-    job = await service.get(job_id, caller)  # 404 before the stream starts
+    await service.get(job_id, caller)  # 404 before the stream starts
 
     async def stream() -> AsyncIterator[str]:
         last: dict[str, Any] | None = None
-        current: Job = job
-        while True:
-            body = status_body(current, service.average_seconds(current.type))
-            shown = {k: body[k] for k in ("status", "progress_percentage", "comfyui_instance", "attempt")}
-            if shown != last:
-                last = shown
-                yield f"event: status\ndata: {json.dumps(body)}\n\n"
-            if current.state.finished:
-                return
-            try:  # woken at once when the job ends; progress is re-read at the pace it is recorded
-                current = await service.wait(job_id, PROGRESS_INTERVAL_S)
-            except JobNotFound:
-                yield f"event: deleted\ndata: {json.dumps({'job_id': job_id})}\n\n"
-                return
+        try:  # fed by the job's own events: the store is read only when the job changed
+            async for current in service.updates(job_id):
+                body = status_body(current, service.average_seconds(current.type))
+                shown = {k: body[k] for k in ("status", "progress_percentage", "comfyui_instance", "attempt")}
+                if shown != last:
+                    last = shown
+                    yield f"event: status\ndata: {json.dumps(body)}\n\n"
+        except JobNotFound:
+            yield f"event: deleted\ndata: {json.dumps({'job_id': job_id})}\n\n"
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 

@@ -20,17 +20,17 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from comfy_gateway.errors import PayloadTooLarge
+from comfy_gateway.errors import InternalError, PayloadTooLarge
 from comfy_gateway.observability.prometheus import UNMATCHED_ROUTE, PromMetrics
 
 from .v2 import errors as v2_errors
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-_QUIET_PATHS = frozenset({"/metrics"})
+_QUIET_PATHS = frozenset({"/metrics", "/live", "/ready"})
 # Their 503 answers a probe ("servers degraded"), it is no failure of the request: a warning, so that
 # load balancers polling a degraded gateway do not flood error.log and rotate real errors out of it.
-_PROBE_PATHS = frozenset({"/health", "/status"})
+_PROBE_PATHS = frozenset({"/health", "/status", "/ready"})
 CLIENT_CLOSED_REQUEST = 499  # nginx's status for a client that left before it could be answered
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
@@ -99,15 +99,14 @@ class RequestContextMiddleware:
             # answered, and nothing went wrong here. Logged (once, below) as nginx's 499.
             status = CLIENT_CLOSED_REQUEST
         except Exception:
+            # Logged with the request id, which the answer names as its reference; no exception text.
             self.logger.exception(
                 "Unhandled error while answering request", method=scope["method"], path=scope["path"]
             )
             if not response_started:
-                await send_json(
-                    send_with_context,
-                    500,
-                    {"error": "Internal server error", "code": "internal_error", "request_id": request_id},
-                )
+                internal = InternalError(request_id)
+                await send_json(send_with_context, internal.status_code,
+                                {**internal.to_dict(), "request_id": request_id})
             raise
         finally:
             duration_s = time.perf_counter() - started

@@ -150,6 +150,7 @@ class JobInfoBody(OpenBody):
     priority: int
     webhook_deliveries: list[dict[str, Any]]  # one entry per delivery attempt of its callback_url
     placement: dict[str, Any] | None = Field(None, description="where the current attempt runs and why")
+    trace_id: str | None = None  # the job's OpenTelemetry trace, when tracing is on
 
 
 class JobListBody(OpenBody):

@@ -6,6 +6,7 @@ operator adds. Sync and async share one path: a sync request is an async job plu
 
 from __future__ import annotations
 
+import asyncio
 import math
 from typing import Annotated, Any, Literal
 
@@ -14,8 +15,9 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from ..access import Principal
-from ..errors import InvalidInput, ServiceUnavailable
-from ..jobs.model import JobState
+from ..background import cancel_and_wait
+from ..errors import InvalidInput, ServiceUnavailable, SyncTimeout
+from ..jobs.model import Job, JobState
 from ..service import JobService
 from ..workflows.registry import Workflow
 from . import idempotency
@@ -75,6 +77,25 @@ def _estimate(service: JobService, workflow: Workflow, pending: int, seconds: fl
     return f"{low * rounds}-{high * rounds} seconds"
 
 
+async def _disconnected(request: Request) -> None:
+    """Returns once the client has gone (its body is read by now: nothing else comes but that)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _wait_while_connected(service: JobService, request: Request, job_id: str) -> Job | None:
+    """The sync wait for `job_id`, given up (None) as soon as the client disconnects."""
+    waiting = asyncio.create_task(service.wait_sync(job_id), name=f"sync-wait-{job_id}")
+    gone = asyncio.create_task(_disconnected(request), name=f"sync-client-{job_id}")
+    try:
+        await asyncio.wait([waiting, gone], return_when=asyncio.FIRST_COMPLETED)
+    finally:  # both are ours: neither outlives this request, whichever way it ends
+        await cancel_and_wait(gone)
+        if not waiting.done():
+            await cancel_and_wait(waiting)
+    return None if waiting.cancelled() else waiting.result()
+
+
 async def run_task(service: JobService, workflow: Workflow, request: Request, caller: Principal, *, run_async: bool,
                    fmt: str | None, idempotency_key: str | None) -> Response:
     service.check_admission(sync=not run_async)
@@ -104,15 +125,18 @@ async def run_task(service: JobService, workflow: Workflow, request: Request, ca
         pending = 0 if seconds is not None else await service.pending_count()
         body = accepted_body(job, _estimate(service, workflow, pending, seconds))
         return JSONResponse(body, status_code=202, headers={"Location": body["status_url"], **replayed})
-    job = await service.wait_sync(job.id)
+    finished = await _wait_while_connected(service, request, job.id)
+    if finished is None:  # the client hung up: nobody to answer, the job goes on as an async one
+        return Response(status_code=499)
+    job = finished
     if not job.state.finished and service.admission.stopped.is_set():
         raise ServiceUnavailable(f"the gateway is restarting; job {job.id} goes on after the restart: poll its status",
                                  retry_after=5, job_id=job.id, status_url=f"/api/jobs/{job.id}/status")
     if job.state is JobState.FAILED:
         return failure_response(job)
     if job.state is not JobState.COMPLETED:
-        return JSONResponse({"error": "the job did not finish in time; poll its status", "code": "sync_timeout",
-                             "job_id": job.id, "status_url": f"/api/jobs/{job.id}/status"}, status_code=504)
+        raise SyncTimeout("the job did not finish in time; poll its status", job_id=job.id,
+                          status_url=f"/api/jobs/{job.id}/status")
     data = await service.result_bytes(job)
     if wants_image(request):
         answer = image_response(job, data)

@@ -12,23 +12,12 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
-from ..errors import JobNotFinished
+from ..errors import JobNotFinished, status_for_code
 from ..graph_jobs import shown_params
 from ..jobs.model import Job, JobState
 from ..observability.formats import epoch_ms, num
 from ..observability.timestamps import iso as iso_ms
-
-# The HTTP status a failed job answers with, by the code of its error.
-FAILURE_STATUS = {
-    "workflow_rejected": 422,
-    "invalid_input": 422,
-    "workflow_failed": 502,
-    "upstream_unavailable": 503,
-    "queue_timeout": 503,
-    "no_server": 503,
-    "job_timed_out": 504,
-}
-
+from ..observability.tracing import trace_id_of
 
 # The original's fixed per-type estimates in seconds (the status endpoint's fallback before any job ran).
 SEED_ESTIMATE_S = {"remove-background": 45, "upscale-image": 60, "upscale-remove-bg": 90}
@@ -91,7 +80,7 @@ def error_message(job: Job) -> str | None:
 
 def failure_response(job: Job) -> JSONResponse:
     error = job.error or {"message": "job failed", "code": "failed"}
-    status = FAILURE_STATUS.get(str(error.get("code")), 502)
+    status = status_for_code(str(error.get("code")))
     headers = {"Retry-After": "5"} if status == 503 else None
     message = str(error.get("message", "job failed"))
     return JSONResponse({"error": message, "details": message, "code": error.get("code", "failed"),
@@ -234,7 +223,7 @@ def info_body(job: Job) -> dict[str, Any]:
         "processing_time_seconds": job.processing_seconds, "queue_wait_seconds": job.queue_wait_seconds,
         "progress_percentage": int(job.progress),
         "params": shown_params(job.params), "input": job.input_meta, "attempts_history": job.history,
-        "lease_owner": job.lease_owner,
+        "lease_owner": job.lease_owner, "trace_id": trace_id_of(job),
         "tenant": job.tenant, "priority": job.priority, "webhook_deliveries": job.webhook_deliveries,
         "placement": job.placement,
     }

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable
 from types import TracebackType
@@ -26,10 +24,12 @@ from types import TracebackType
 import aiohttp
 
 from comfy_gateway.errors import UpstreamError, UpstreamUnavailable
+from comfy_gateway.lifecycle import Lifecycle
 
 from . import wire
 from .client import ComfyClient
 from .reconcile import PollPolicy, reconcile
+from .socket import EventSocket
 from .watch import ProgressCallback, PromptWatch
 
 log = logging.getLogger(__name__)
@@ -37,26 +37,6 @@ log = logging.getLogger(__name__)
 RECONNECT_FIRST_DELAY = 0.1
 RECONNECT_MAX_DELAY = 5.0
 _STABLE_AFTER = 5.0  # a connection that lived this long resets the reconnect backoff
-
-
-class _State(enum.Enum):
-    OPEN = "open"
-    CLOSED = "closed"
-
-
-class _Socket:
-    """One WebSocket slot of the pool. The ws object is replaced on every reconnect."""
-
-    def __init__(self) -> None:
-        self.client_id = ""
-        self.ws: aiohttp.ClientWebSocketResponse | None = None
-        self.prompts: set[str] = set()
-        self.connected_at = 0.0
-        self.reader: asyncio.Task[None] | None = None
-
-    @property
-    def is_up(self) -> bool:
-        return self.ws is not None and not self.ws.closed
 
 
 class EventHub:
@@ -78,10 +58,11 @@ class EventHub:
         self._max = max_connections
         self._on_reconnect = on_reconnect
         self._policy = poll_policy or PollPolicy()
-        self._state = _State.OPEN
-        self._sockets: list[_Socket] = []
+        self._state = Lifecycle.OPEN
+        self._sockets: list[EventSocket] = []
         self._watches: dict[str, PromptWatch] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._reconciliations: dict[str, asyncio.Task[None]] = {}  # prompt id -> its polling task
+        self._growing: asyncio.Task[None] | None = None  # one more socket, opened in the background
         self._open_lock = asyncio.Lock()
         self._socket_up = asyncio.Condition()
         self._queue_changed = asyncio.Event()
@@ -100,11 +81,6 @@ class EventHub:
         return sum(1 for sock in self._sockets if sock.is_up)
 
     @property
-    def client_ids(self) -> list[str]:
-        """clientIds of the sockets that are up now."""
-        return [sock.client_id for sock in self._sockets if sock.is_up]
-
-    @property
     def watching(self) -> int:
         return len(self._watches)
 
@@ -121,10 +97,11 @@ class EventHub:
 
     async def aclose(self) -> None:
         """Stop readers and reconciliations, close the sockets; waiting prompts end as lost."""
-        if self._state is _State.CLOSED:
+        if self._state is Lifecycle.CLOSED:
             return
-        self._state = _State.CLOSED
-        tasks = [sock.reader for sock in self._sockets if sock.reader is not None] + list(self._tasks)
+        self._state = Lifecycle.CLOSED
+        tasks = [sock.reader for sock in self._sockets if sock.reader is not None]
+        tasks += [*self._reconciliations.values(), *([self._growing] if self._growing else [])]
         for task in tasks:
             task.cancel()
         if tasks:
@@ -133,11 +110,11 @@ class EventHub:
             if sock.ws is not None:
                 await sock.ws.close()
         for watch in list(self._watches.values()):
-            watch._lose("event hub closed")
+            watch.lose("event hub closed")
         self._watches.clear()
 
     def _check_open(self) -> None:
-        if self._state is _State.CLOSED:
+        if self._state is Lifecycle.CLOSED:
             raise RuntimeError(f"the event hub of {self._client.name} is closed")
 
     # -------------------------------------------------------------- watching
@@ -178,21 +155,36 @@ class EventHub:
         self._start_reconciliation(watch)
         return watch
 
-    def _forget(self, watch: PromptWatch) -> None:
+    def release(self, watch: PromptWatch) -> asyncio.Task[None] | None:
+        """A watch closes: forget it and cancel its reconciliation (returned, to be awaited)."""
         if self._watches.get(watch.prompt_id) is watch:
             del self._watches[watch.prompt_id]
         for sock in self._sockets:
             sock.prompts.discard(watch.prompt_id)
+        task = self._reconciliations.get(watch.prompt_id)
+        if task is not None:
+            task.cancel()
+        return task
 
-    async def _pick_socket(self) -> _Socket:
-        async with self._open_lock:
-            up = [sock for sock in self._sockets if sock.is_up]
-            best = min(up, key=lambda sock: len(sock.prompts)) if up else None
-            if (best is None or best.prompts) and len(self._sockets) < self._max:
+    def _least_busy(self) -> EventSocket | None:
+        up = [sock for sock in self._sockets if sock.is_up]
+        return min(up, key=lambda sock: len(sock.prompts)) if up else None
+
+    async def _pick_socket(self) -> EventSocket:
+        """The least busy socket that is up. A prompt never waits for a connect while one is up:
+        when they are all busy and there is room, another opens in the background for later ones."""
+        best = self._least_busy()
+        if best is not None:
+            if best.prompts:
+                self._grow()
+            return best
+        async with self._open_lock:  # no socket up: one caller connects, the others wait for it
+            best = self._least_busy()
+            if best is None and len(self._sockets) < self._max:
                 try:
-                    best = await self._open_socket()
+                    return await self._open_socket()
                 except UpstreamUnavailable:
-                    if best is None and not self._sockets:
+                    if not self._sockets:
                         raise
             if best is not None:
                 return best
@@ -203,12 +195,29 @@ class EventHub:
         except TimeoutError as exc:
             raise UpstreamUnavailable("no event socket", instance=self._client.name) from exc
         self._check_open()
-        return min((s for s in self._sockets if s.is_up), key=lambda sock: len(sock.prompts))
+        best = self._least_busy()
+        assert best is not None
+        return best
 
-    async def _open_socket(self) -> _Socket:
-        sock = _Socket()
+    def _grow(self) -> None:
+        if self._growing is not None or len(self._sockets) >= self._max or self._state is Lifecycle.CLOSED:
+            return
+        self._growing = asyncio.create_task(self._grow_one(), name=f"comfyui-events-{self._client.name}-grow")
+
+    async def _grow_one(self) -> None:
+        try:
+            async with self._open_lock:
+                if len(self._sockets) < self._max:
+                    await self._open_socket()
+        except (UpstreamUnavailable, RuntimeError) as exc:  # the sockets that are up carry on
+            log.debug("extra event socket to %s not opened: %s", self._client.name, exc)
+        finally:
+            self._growing = None
+
+    async def _open_socket(self) -> EventSocket:
+        sock = EventSocket()
         await self._connect(sock)
-        if self._state is _State.CLOSED:  # closed while we connected
+        if self._state is Lifecycle.CLOSED:  # closed while we connected
             assert sock.ws is not None
             await sock.ws.close()
             self._check_open()
@@ -220,46 +229,17 @@ class EventHub:
 
     # ------------------------------------------------------------ the socket
 
-    async def _connect(self, sock: _Socket) -> None:
-        """Open the socket under a fresh clientId and wait for the first frame: the server has
-        registered the id once it sends that `status` frame (protocol §6)."""
-        client_id = f"cg-{uuid.uuid4().hex}"
-        timeouts = self._client.timeouts
-        ws: aiohttp.ClientWebSocketResponse | None = None
-        connected = False
-        try:
-            async with asyncio.timeout(timeouts.connect):
-                ws = await self._session.ws_connect(
-                    self._client.ws_url(client_id),
-                    heartbeat=timeouts.ws_heartbeat,
-                    timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0),
-                    max_msg_size=self._client.limits.max_ws_frame_bytes,
-                )
-                first = await ws.receive()
-            if first.type is not aiohttp.WSMsgType.TEXT:
-                raise UpstreamUnavailable(
-                    f"event socket closed at once ({first.type.name})", instance=self._client.name
-                )
-            connected = True
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise UpstreamUnavailable(
-                f"cannot open the event socket: {exc or type(exc).__name__}", instance=self._client.name
-            ) from exc
-        finally:
-            if not connected and ws is not None:
-                await ws.close()
-        sock.client_id = client_id
-        sock.ws = ws
-        sock.connected_at = time.monotonic()
-        self.client_ids_used.append(client_id)
+    async def _connect(self, sock: EventSocket) -> None:
+        await sock.connect(self._client, self._session)
+        self.client_ids_used.append(sock.client_id)
         async with self._socket_up:
             self._socket_up.notify_all()
 
-    async def _read_forever(self, sock: _Socket) -> None:
+    async def _read_forever(self, sock: EventSocket) -> None:
         delay = RECONNECT_FIRST_DELAY
         while True:
             assert sock.ws is not None
-            await self._read(sock, sock.ws)
+            await self._read(sock)
             self._socket_lost(sock)
             await sock.ws.close()
             if time.monotonic() - sock.connected_at >= _STABLE_AFTER:
@@ -280,24 +260,16 @@ class EventHub:
                 except Exception:
                     log.exception("on_reconnect callback failed")
 
-    async def _read(self, sock: _Socket, ws: aiohttp.ClientWebSocketResponse) -> None:
+    async def _read(self, sock: EventSocket) -> None:
         """Route frames until the socket closes or fails."""
-        try:
-            async for msg in ws:
-                if msg.type is aiohttp.WSMsgType.TEXT:
-                    try:
-                        self._dispatch(sock, msg.data)
-                    except Exception:
-                        # One bad frame must not stop the events of every other prompt.
-                        log.exception("cannot route an event frame from %s", self._client.name)
-                elif msg.type is aiohttp.WSMsgType.ERROR:
-                    log.info("event socket of %s failed: %s", self._client.name, ws.exception())
-                    return
-                # Binary frames are previews (protocol §6.6): not needed here.
-        except (aiohttp.ClientError, OSError) as exc:
-            log.info("event socket of %s failed: %s", self._client.name, exc)
+        async for text in sock.frames(self._client.name):
+            try:
+                self._dispatch(sock, text)
+            except Exception:
+                # One bad frame must not stop the events of every other prompt.
+                log.exception("cannot route an event frame from %s", self._client.name)
 
-    def _dispatch(self, sock: _Socket, text: str) -> None:
+    def _dispatch(self, sock: EventSocket, text: str) -> None:
         try:
             frame = wire.validated(wire.EventFrame, wire.parse_json(text, "an event frame", self._client.name),
                                    "an event frame", self._client.name)
@@ -314,35 +286,39 @@ class EventHub:
         watch = self._watches.get(prompt_id)
         # Only the socket the prompt was posted with speaks for it; some frames are broadcast.
         if watch is not None and prompt_id in sock.prompts:
-            watch._feed(kind, data)
+            watch.feed(kind, data)
 
     # ---------------------------------------------------------- reconciling
 
-    def _socket_lost(self, sock: _Socket) -> None:
+    def _socket_lost(self, sock: EventSocket) -> None:
         lost = [self._watches[pid] for pid in sock.prompts if pid in self._watches]
         sock.prompts.clear()
         if lost:
             log.info("event socket of %s lost; reconciling %d prompt(s)", self._client.name, len(lost))
         for watch in lost:
-            if watch._start_reconciling():
+            if watch.socket_lost():
                 self._start_reconciliation(watch)
 
     def _start_reconciliation(self, watch: PromptWatch) -> None:
-        task = asyncio.create_task(
-            self._reconcile(watch), name=f"comfyui-reconcile-{self._client.name}-{watch.prompt_id}"
-        )
-        watch.task = task
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        prompt_id = watch.prompt_id
+        task = asyncio.create_task(self._reconcile(watch), name=f"comfyui-reconcile-{self._client.name}-{prompt_id}")
+        self._reconciliations[prompt_id] = task
+        task.add_done_callback(lambda done: self._reconciliation_ended(prompt_id, done))
+
+    def _reconciliation_ended(self, prompt_id: str, task: asyncio.Task[None]) -> None:
+        if self._reconciliations.get(prompt_id) is task:
+            del self._reconciliations[prompt_id]
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("reconciling prompt %s failed", prompt_id, exc_info=exc)
 
     async def _reconcile(self, watch: PromptWatch) -> None:
         await watch.wait_submitted()
         try:
             result = await reconcile(self._client, watch.prompt_id, policy=self._policy, wake=self._wake)
         except UpstreamError as exc:
-            watch._reconciled(None, exc.message)
+            watch.settle(None, exc.message)
             return
-        watch._reconciled(result.history, result.reason)
+        watch.settle(result.history, result.reason)
 
     async def _wake(self, seconds: float) -> None:
         """Sleep up to `seconds`, or until the server broadcasts a queue change."""

@@ -12,9 +12,9 @@ import aiohttp
 
 from .breaker import BreakerState, CircuitBreaker
 from .capabilities import Capabilities, Vram
-from .client import ClientTimeouts, ComfyClient
+from .client import ComfyClient
 from .events import EventHub
-from .models import ClientLimits
+from .models import ClientLimits, ClientTimeouts
 
 RECENT_PROMPTS = 5
 

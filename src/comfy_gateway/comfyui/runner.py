@@ -56,16 +56,14 @@ async def attach(
     hub: EventHub,
     prompt_id: str,
     *,
-    total_nodes: int | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> RunResult:
     """Follow a prompt posted earlier (its events go to a clientId we no longer hold).
 
     Finished: classified at once. Queued or running: followed by polling /history and /queue,
     woken by the hub's `status` frames. Neither: UpstreamUnavailable("prompt lost").
-    `total_nodes` is accepted for symmetry; an adopted prompt reports progress only at its end.
+    An adopted prompt reports progress only at its end.
     """
-    del total_nodes
     async with hub.adopt(prompt_id, on_progress=on_progress) as watch:
         await watch.wait()
     return await _conclude(client, watch)

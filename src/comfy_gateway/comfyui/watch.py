@@ -7,14 +7,18 @@ import enum
 import logging
 from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .events import EventHub
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[float], None]
+
+
+class WatchOwner(Protocol):
+    """What a watch needs of the hub that made it: to be let go of."""
+
+    def release(self, watch: PromptWatch) -> asyncio.Task[None] | None:
+        """Forget `watch` and stop following its prompt; returns the task still stopping, if any."""
 
 
 class WatchOutcome(enum.Enum):
@@ -91,11 +95,14 @@ class PromptWatch:
     After `wait()`: `outcome`, and what the events said: `succeeded`, `error` (the
     `execution_error` data), `interrupted` (the `execution_interrupted` data), `history` (set when
     the end was found by polling) and `lost_reason`.
+
+    The hub drives a watch through four calls and nothing else: `feed` (a live event),
+    `socket_lost` (switch to polling), `settle` (what polling found) and `lose`.
     """
 
     def __init__(
         self,
-        hub: EventHub,
+        owner: WatchOwner,
         prompt_id: str,
         client_id: str | None,
         *,
@@ -104,7 +111,7 @@ class PromptWatch:
     ) -> None:
         self.prompt_id = prompt_id
         self._client_id = client_id
-        self._hub = hub
+        self._owner = owner
         self._mode = _Mode.LIVE if client_id is not None else _Mode.RECONCILING
         self._ended = asyncio.Event()
         self._submitted = asyncio.Event()
@@ -116,7 +123,7 @@ class PromptWatch:
         self.outputs: dict[str, Any] = {}  # node id -> its `executed` UI output, as history will hold it
         self.history: dict[str, Any] | None = None
         self.lost_reason = ""
-        self.task: asyncio.Task[None] | None = None  # the reconciliation, owned by the hub
+        self._stopping: asyncio.Task[None] | None = None  # the hub's reconciliation, as it stops
 
     def __repr__(self) -> str:
         return f"PromptWatch({self.prompt_id}, {self._mode.value})"
@@ -154,16 +161,14 @@ class PromptWatch:
         if self._mode is _Mode.CLOSED:
             return
         self._mode = _Mode.CLOSED
-        if self.task is not None:
-            self.task.cancel()
-        self._hub._forget(self)
-        self._lose("watch closed")  # a wait() still pending returns LOST
+        self._stopping = self._owner.release(self)
+        self.lose("watch closed")  # a wait() still pending returns LOST
 
     async def aclose(self) -> None:
         """`close()`, then wait until the reconciliation task (if any) has really stopped."""
         self.close()
-        if self.task is not None and not self.task.done():
-            await asyncio.wait([self.task])
+        if self._stopping is not None and not self._stopping.done():
+            await asyncio.wait([self._stopping])
 
     async def __aenter__(self) -> PromptWatch:
         return self
@@ -175,7 +180,7 @@ class PromptWatch:
 
     # ---------------------------------------------------------- for the hub
 
-    def _feed(self, kind: str, data: dict[str, Any]) -> None:
+    def feed(self, kind: str, data: dict[str, Any]) -> None:
         if self._mode is not _Mode.LIVE:
             return
         if kind == "executing":
@@ -204,14 +209,14 @@ class PromptWatch:
         elif kind == "execution_interrupted":
             self.interrupted = data
 
-    def _start_reconciling(self) -> bool:
+    def socket_lost(self) -> bool:
         """The socket is gone. True if the hub should start polling for this prompt."""
         if self._mode is not _Mode.LIVE:
             return False
         self._mode = _Mode.RECONCILING
         return True
 
-    def _reconciled(self, history: dict[str, Any] | None, reason: str) -> None:
+    def settle(self, history: dict[str, Any] | None, reason: str) -> None:
         if self._mode is not _Mode.RECONCILING:
             return
         if history is None:
@@ -229,7 +234,7 @@ class PromptWatch:
                     self.interrupted = message[1]
         self._end(WatchOutcome.FINISHED)
 
-    def _lose(self, reason: str) -> None:
+    def lose(self, reason: str) -> None:
         if self.outcome is None:
             self.lost_reason = reason
             self._end(WatchOutcome.LOST)

@@ -18,11 +18,20 @@ from typing import Any, Literal, Protocol
 from ..background import TaskOwner, cancel_and_wait
 from ..comfyui.health import HealthChecker
 from ..comfyui.instance import Instance, InstancePool
-from ..errors import GatewayError, StorageError, UpstreamUnavailable, WorkflowFailed, WorkflowRejected
+from ..errors import (
+    GatewayError,
+    InternalError,
+    JobTimedOut,
+    StorageError,
+    UpstreamUnavailable,
+    WorkflowFailed,
+    WorkflowRejected,
+)
 from ..jobs.blobs import BlobStore
 from ..jobs.events import JobEvents
 from ..jobs.model import Job
 from ..jobs.store import JobStore
+from ..observability.tracing import Tracing
 from .execution import JobExecution, Outcome, ProgressReporter, prompt_id_for
 from .placement import Choice, Placement, Plan
 from .slots import SlotLedger
@@ -57,21 +66,13 @@ class RunningJob:
     started: float = field(default_factory=time.monotonic)
 
 
-def error_of(exc: BaseException, **extra: Any) -> dict[str, Any]:
-    if isinstance(exc, GatewayError):
-        body = {"message": exc.message, "code": exc.code, **exc.details}
-    else:
-        body = {"message": f"internal error: {type(exc).__name__}: {exc}", "code": "internal_error"}
-    body.update(extra)
-    return {k: v for k, v in body.items() if v is not None}
-
-
 class Dispatcher:
     def __init__(
         self, *, store: JobStore, blobs: BlobStore, slots: SlotLedger, pool: InstancePool,
         execution: JobExecution, events: JobEvents, telemetry: Telemetry, health: HealthChecker | None,
         placement: Placement, owner: str, lease_s: float, job_timeout_s: float, max_attempts: int, sweep_s: float,
         tenant_caps: Callable[[], Mapping[str, int]] = dict,
+        tracing: Tracing | None = None,
     ) -> None:
         self.store = store
         self.blobs = blobs
@@ -88,6 +89,7 @@ class Dispatcher:
         self.max_attempts = max_attempts
         self.sweep_s = sweep_s
         self.tenant_caps = tenant_caps  # tenant -> most jobs it may run at once (read per claim: keys reload)
+        self.tracing = tracing or Tracing.off()
         self.running: dict[str, RunningJob] = {}
         self.draining = False
         self._jobs = TaskOwner(telemetry.log_exception)
@@ -118,6 +120,7 @@ class Dispatcher:
             available = self.pool.available()
             if not available:
                 return
+            since = time.time()  # the job's queue wait ends, its placement begins
             usage = await self.slots.usage()
             now = time.monotonic()
             waiting = {job_type for job_type, until in self._unplaced.items() if until > now}
@@ -135,10 +138,10 @@ class Dispatcher:
             if job is None:
                 await self.slots.release(reserved)
                 return
-            if not await self._place(job, plan, usage, reserved):
+            if not await self._place(job, plan, usage, reserved, since):
                 return
 
-    async def _place(self, job: Job, plan: Plan, usage: dict[str, int], reserved: str) -> bool:
+    async def _place(self, job: Job, plan: Plan, usage: dict[str, int], reserved: str, since: float) -> bool:
         """Start the claimed `job` on the best free server that can run it: the one whose slot is
         `reserved`, or a better one that still has a slot."""
         now = time.monotonic()
@@ -153,6 +156,8 @@ class Dispatcher:
                 instance = self.pool.get(choice.instance)
                 assert instance is not None
                 self.placement.sent(job, choice)
+                self.tracing.placed(job, choice.instance, candidates=sorted(plan.free), since=since,
+                                    avoided=failed_on, details=choice.as_dict())
                 self.start(job, instance, reattach=False, placement=choice)
                 return True
         # Rare: the job's own parameters name a model that no free server has. It waits again, and
@@ -166,20 +171,22 @@ class Dispatcher:
 
     def start(self, job: Job, instance: Instance, *, reattach: bool, placement: Choice | None = None) -> None:
         """Run `job` (already claimed, its slot on `instance` already taken) in its own task."""
-        task = self._jobs.spawn(self._run(job, instance, reattach, placement), name=f"job-{job.id}")
+        work = self.tracing.attempt(job, instance.name, self._run(job, instance, reattach, placement))
+        task = self._jobs.spawn(work, name=f"job-{job.id}")
         self.running[job.id] = RunningJob(job, instance.name, task)
 
     # --- one attempt ---
 
     async def _run(self, job: Job, instance: Instance, reattach: bool, placement: Choice | None) -> None:
         self.telemetry.job_started(job, instance.name)
-        progress = ProgressReporter(self.store, job)
+        progress = ProgressReporter(self.store, job, self.events.publish_changed)
         completed = False
         deadline = asyncio.timeout(self._time_left(job))
         try:
             if placement is not None:
                 job.instance, job.placement = instance.name, placement.as_dict()
                 await self.store.record_placement(job.id, job.attempt, instance.name, job.placement)
+            await self.events.publish_changed(job.id)  # processing now, on `instance`
             try:
                 async with deadline:
                     work = self.execution.reattach if reattach else self.execution.run
@@ -188,9 +195,9 @@ class Dispatcher:
                 if not deadline.expired():  # some other timeout inside the attempt: not the job's deadline
                     raise
                 await self.interrupt_prompt(job, instance)
-                await self._finish_failed(job, instance, {
-                    "message": f"job exceeded JOB_TIMEOUT of {self.job_timeout_s:g} s; its prompt was interrupted",
-                    "code": "job_timed_out", "instance": instance.name})
+                timed_out = JobTimedOut(
+                    f"job exceeded JOB_TIMEOUT of {self.job_timeout_s:g} s; its prompt was interrupted")
+                await self._finish_failed(job, instance, timed_out.as_job_error(instance=instance.name))
             else:
                 instance.breaker.record_success()
                 completed = await self._finish_completed(job, instance, outcome)
@@ -198,7 +205,7 @@ class Dispatcher:
             reason = self.running[job.id].stop_reason if job.id in self.running else None
             self.telemetry.job_released(job, instance.name)
             if reason in ("deleted", "canceled"):
-                await asyncio.shield(self.interrupt_prompt(job, instance))
+                await self._jobs.finish(self.interrupt_prompt(job, instance), f"interrupt-{job.id}")
             raise
         except UpstreamUnavailable as exc:
             self.telemetry.upstream_error(instance.name, exc.code)
@@ -212,21 +219,24 @@ class Dispatcher:
                 await self._retry_or_fail(job, instance, UpstreamUnavailable(
                     f"{instance.name} lacks what the workflow needs ({exc.message})", instance=instance.name))
             else:
-                await self._finish_failed(job, instance, error_of(exc, instance=instance.name))
+                await self._finish_failed(job, instance, exc.as_job_error(instance=instance.name))
         except StorageError:
             # The storage failed, not the job: it stays as the store has it (processing, its lease
             # left to run out) and is adopted again, re-attached to its prompt, once storage is back.
             self.telemetry.job_released(job, instance.name)
             self.telemetry.log_exception("storage failed during a job; it is taken up again once storage is back",
                                          job_id=job.id, instance=instance.name)
-        except Exception as exc:
-            self.telemetry.log_exception("job crashed", job_id=job.id, instance=instance.name)
-            await self._finish_failed(job, instance, error_of(exc, instance=instance.name))
+        except Exception:
+            # The client is told a reference to this log line, never the exception's text.
+            internal = InternalError()
+            self.telemetry.log_exception("job crashed", job_id=job.id, instance=instance.name,
+                                         reference=internal.reference)
+            await self._finish_failed(job, instance, internal.as_job_error(instance=instance.name))
         finally:
             self.running.pop(job.id, None)
             self.placement.ended(job.id, instance.name, completed=completed)
             await progress.aclose()
-            await asyncio.shield(self._release(instance.name))
+            await self._jobs.finish(self._release(instance.name), f"release-{job.id}")
 
     async def _lacks_what_it_needs(self, job: Job, instance: Instance) -> bool:
         """After a refused graph, read what the server has (it may not have been read yet, or have
@@ -256,12 +266,13 @@ class Dispatcher:
                     await instance.client.cancel(job.prompt_id)
 
     async def _retry_or_fail(self, job: Job, instance: Instance, exc: UpstreamUnavailable) -> None:
-        error = error_of(exc, instance=instance.name, attempt=job.attempt)
+        error = exc.as_job_error(instance=instance.name, attempt=job.attempt)
         ran = job.attempt - sum(1 for h in job.history if (h.get("error") or {}).get("code") == NOT_PLACED)
         if ran < self.max_attempts:
             if await self.store.requeue(job.id, job.attempt, error):
                 self._retry_from[job.id] = (instance.name, time.monotonic())
                 self.telemetry.job_retried(job, instance.name, error)
+                await self.events.publish_changed(job.id)
             else:
                 self.telemetry.job_released(job, instance.name)
             return

@@ -9,19 +9,21 @@ import asyncio
 import base64
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..comfyui.instance import Instance
-from ..comfyui.runner import RunResult, attach, outputs_of, run_prompt
+from ..comfyui.models import RunResult
+from ..comfyui.runner import attach, outputs_of, run_prompt
 from ..errors import UpstreamUnavailable, WorkflowFailed
 from ..images import OUTPUT_MIME, convert_image, image_size, result_size, strip_png_text
 from ..jobs.blobs import BlobStore
 from ..jobs.model import Job
 from ..jobs.outputs import Output
 from ..jobs.store import JobStore
+from ..observability.tracing import step
 from ..workflows.graph import GRAPH_JOB_TYPE
 from ..workflows.registry import Workflow, WorkflowRegistry
 from .graph_run import GraphRun
@@ -61,13 +63,15 @@ class ProgressReporter:
 
     One write at a time, in a task the reporter owns: `aclose()` waits for the last one."""
 
-    def __init__(self, store: JobStore, job: Job, interval: float = 0.25) -> None:
+    def __init__(self, store: JobStore, job: Job, on_change: Callable[[str], Awaitable[None]],
+                 interval: float = 0.25) -> None:
         self._store = store
         self._job = job
+        self._on_change = on_change
         self._interval = interval
         self._last_write = time.monotonic()  # a job that ends within `interval` never writes progress
         self._last_pct = -1
-        self._pending: asyncio.Task[bool] | None = None
+        self._pending: asyncio.Task[None] | None = None
 
     def __call__(self, fraction: float) -> None:
         pct = int(max(0.0, min(1.0, fraction)) * 100)
@@ -77,8 +81,11 @@ class ProgressReporter:
         if self._pending is not None and not self._pending.done():
             return
         self._last_pct, self._last_write = pct, now
-        self._pending = asyncio.create_task(self._store.set_progress(self._job.id, self._job.attempt, pct),
-                                            name=f"progress-{self._job.id}")
+        self._pending = asyncio.create_task(self._write(pct), name=f"progress-{self._job.id}")
+
+    async def _write(self, pct: int) -> None:
+        if await self._store.set_progress(self._job.id, self._job.attempt, pct):
+            await self._on_change(self._job.id)
 
     async def aclose(self) -> None:
         """Wait for the write under way; a failed progress write only costs that figure."""
@@ -116,7 +123,8 @@ class JobExecution:
                                        name=f"record-prompt-{job.id}")
         try:
             if job.type == GRAPH_JOB_TYPE:
-                workflow, result = None, await self.graphs.run(job, instance, on_progress)
+                with step("comfyui.prompt", prompt_id=job.prompt_id, graph=True) as prompt:
+                    workflow, result = None, await self.graphs.run(job, instance, prompt.progress_listener(on_progress))
             else:
                 workflow = self.workflow_of(job)
                 result = await self._run_workflow(job, instance, workflow, on_progress)
@@ -133,48 +141,62 @@ class JobExecution:
         image = await self.blobs.get(job.input_blob or input_key(job.id))
         if workflow.input_mode == "upload":
             ext = EXTENSIONS.get(job.input_meta.get("content_type", ""), "png")
-            ref = await instance.client.upload_image(image, f"cg_{job.id}.{ext}", overwrite=True)
+            with step("comfyui.upload", size_bytes=len(image)):
+                ref = await instance.client.upload_image(image, f"cg_{job.id}.{ext}", overwrite=True)
             value = f"{ref.subfolder}/{ref.filename}" if ref.subfolder else ref.filename
         else:
             value = base64.b64encode(image).decode("ascii")
         del image
         graph = workflow.render(value, run_tag=f"{job.id[:8]}_{job.attempt}", params=job.params.get("workflow", {}))
-        return await run_prompt(instance.client, instance.hub, graph, prompt_id=job.prompt_id,
-                                extra_data={"gateway_job": job.id, "attempt": job.attempt}, on_progress=on_progress)
+        with step("comfyui.prompt", prompt_id=job.prompt_id) as prompt:
+            return await run_prompt(instance.client, instance.hub, graph, prompt_id=job.prompt_id,
+                                    extra_data={"gateway_job": job.id, "attempt": job.attempt},
+                                    on_progress=prompt.progress_listener(on_progress))
 
     async def reattach(self, job: Job, instance: Instance, on_progress: Callable[[float], None]) -> Outcome:
         """Follow a prompt an earlier process submitted (restart or lease take-over)."""
         assert job.prompt_id is not None
         workflow = None if job.type == GRAPH_JOB_TYPE else self.workflow_of(job)
-        result = await attach(instance.client, instance.hub, job.prompt_id,
-                              total_nodes=workflow.node_count if workflow else None, on_progress=on_progress)
+        with step("comfyui.prompt", prompt_id=job.prompt_id, reattached=True) as prompt:
+            result = await attach(instance.client, instance.hub, job.prompt_id,
+                                  on_progress=prompt.progress_listener(on_progress))
         return await self.collect(job, instance, workflow, result)
 
     async def collect(self, job: Job, instance: Instance, workflow: Workflow | None, result: RunResult) -> Outcome:
         """The attempt's outputs, stored; a named workflow's job also gets its `result` image."""
         expires_at = None if self.result_ttl_s is None else time.time() + self.result_ttl_s
         if workflow is None:  # a submitted graph: every output, no single result
-            outputs = await self.collector.collect(instance.client, job, result.history)
+            with step("job.store_result") as stored:
+                outputs = await self.collector.collect(instance.client, job, result.history)
+                stored.set(outputs=len(outputs))
             return Outcome("", {"prompt_id": result.prompt_id}, outputs, expires_at)
         refs = outputs_of(result.history, workflow.result_node)
         if not refs:
             raise WorkflowFailed(f"the workflow produced no image at node {workflow.result_node}",
                                  instance=instance.name, prompt_id=result.prompt_id)
-        png = await instance.client.view(refs[0])  # at most MAX_RESULT_BYTES
-        try:
-            result_size(png, self.max_result_pixels)  # the header only: nothing huge is ever decoded
-        except UpstreamUnavailable as exc:
-            raise UpstreamUnavailable(exc.message, instance=instance.name, prompt_id=result.prompt_id) from None
-        # Every output is stored while the result is made: the two writes overlap.
-        collecting = asyncio.ensure_future(
-            self.collector.collect(instance.client, job, result.history, {refs[0]: png}))
-        try:
-            key, meta = await self._keep_result(job, png, result.prompt_id)
-        except BaseException:
-            await asyncio.shield(self._abandon(collecting))
-            raise
-        outputs = await collecting
+        with step("comfyui.output_fetch", filename=refs[0].filename):
+            png = await instance.client.view(refs[0])  # at most MAX_RESULT_BYTES
+        self._check_result(png, instance, result.prompt_id)
+        with step("job.store_result", format=job.params.get("format", "png")) as stored:
+            # Every output is stored while the result is made: the two writes overlap.
+            collecting = asyncio.create_task(
+                self.collector.collect(instance.client, job, result.history, {refs[0]: png}),
+                name=f"outputs-{job.id}")
+            try:
+                key, meta = await self._keep_result(job, png, result.prompt_id)
+            except BaseException:
+                await self._abandon(collecting)  # ours: stopped, and what it stored dropped, before we go on
+                raise
+            outputs = await collecting
+            stored.set(outputs=len(outputs))
         return Outcome(key, meta, outputs, expires_at)
+
+    def _check_result(self, png: bytes, instance: Instance, prompt_id: str) -> None:
+        """Refuse a result past MAX_RESULT_PIXELS from its header: nothing huge is ever decoded."""
+        try:
+            result_size(png, self.max_result_pixels)
+        except UpstreamUnavailable as exc:
+            raise UpstreamUnavailable(exc.message, instance=instance.name, prompt_id=prompt_id) from None
 
     async def _keep_result(self, job: Job, png: bytes, prompt_id: str) -> tuple[str, dict[str, Any]]:
         """The job's `result` (its first image, in the format asked for): stored, and described."""
@@ -191,7 +213,7 @@ class JobExecution:
         return key, {"content_type": OUTPUT_MIME[fmt], "format": fmt, "size_bytes": len(data),
                      "width": width, "height": height, "prompt_id": prompt_id}
 
-    async def _abandon(self, collecting: asyncio.Future[list[Output]]) -> None:
+    async def _abandon(self, collecting: asyncio.Task[list[Output]]) -> None:
         """Stop a collection whose job failed: what it stored goes."""
         collecting.cancel()
         await asyncio.wait([collecting])

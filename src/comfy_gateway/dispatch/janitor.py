@@ -9,6 +9,7 @@ import math
 import time
 from typing import Any
 
+from ..errors import QueueTimeout
 from ..jobs.blobs import BlobStore
 from ..jobs.model import Job, JobState
 from ..jobs.store import JobStore
@@ -81,8 +82,8 @@ class Janitor:
             if job.state is JobState.PENDING and job.created_at >= cutoff:
                 next_deadline = min(next_deadline, job.created_at + self.queue_timeout_s)
             if job.state is JobState.PENDING and job.created_at < cutoff:
-                reason = {"message": f"no ComfyUI server took the job within the queue deadline "
-                                     f"({self.queue_timeout_s:g} s)", "code": "queue_timeout"}
+                reason = QueueTimeout(f"no ComfyUI server took the job within the queue deadline "
+                                      f"({self.queue_timeout_s:g} s)").as_job_error()
                 if await self.store.fail(job.id, None, reason):
                     self.dispatcher.telemetry.job_finished(job, None, False, reason)
                     await self.dispatcher.events.publish_finished(job.id)

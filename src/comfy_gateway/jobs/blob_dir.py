@@ -20,6 +20,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
 from typing import BinaryIO
 
+from ..lifecycle import Lifecycle
 from .blobs import CHUNK_BYTES
 from .resource import OpenClose
 from .storage_faults import StorageFaults, converting
@@ -99,21 +100,21 @@ class DirectoryBlobStore(OpenClose):
         self.faults = faults
         self._root = Path(root)
         self._fsync = fsync
-        self._state = "new"
+        self._state = Lifecycle.NEW
 
     async def open(self) -> None:
-        if self._state == "closed":
+        if self._state is Lifecycle.CLOSED:
             raise RuntimeError("DirectoryBlobStore is closed and cannot be reopened")
         await asyncio.to_thread(self._root.mkdir, parents=True, exist_ok=True)
-        self._state = "open"
+        self._state = Lifecycle.OPEN
 
     async def close(self) -> None:
-        self._state = "closed"
+        self._state = Lifecycle.CLOSED
 
     def path(self, key: str) -> Path:
         """Where the blob for `key` lives (ValueError for an invalid key)."""
-        if self._state != "open":
-            raise RuntimeError(f"DirectoryBlobStore is {self._state}, not open")
+        if self._state is not Lifecycle.OPEN:
+            raise RuntimeError(f"DirectoryBlobStore is {self._state.value}, not open")
         digest = hashlib.sha256(validate_key(key).encode()).hexdigest()
         return self._root / digest[:2] / digest[2:4] / key
 

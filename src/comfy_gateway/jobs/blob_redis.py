@@ -12,6 +12,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 
 from redis.asyncio import Redis
 
+from ..lifecycle import Lifecycle
 from .blobs import CHUNK_BYTES
 from .redis_keys import RedisKeys
 from .resource import OpenClose
@@ -30,19 +31,19 @@ class RedisBlobStore(OpenClose):
         self._client = client
         self._keys = RedisKeys(prefix)
         self._ttl = int(ttl_seconds)
-        self._state = "new"
+        self._state = Lifecycle.NEW
 
     async def open(self) -> None:
-        if self._state == "closed":
+        if self._state is Lifecycle.CLOSED:
             raise RuntimeError("RedisBlobStore is closed and cannot be reopened")
-        self._state = "open"
+        self._state = Lifecycle.OPEN
 
     async def close(self) -> None:
-        self._state = "closed"
+        self._state = Lifecycle.CLOSED
 
     def _key(self, key: str) -> str:
-        if self._state != "open":
-            raise RuntimeError(f"RedisBlobStore is {self._state}, not open")
+        if self._state is not Lifecycle.OPEN:
+            raise RuntimeError(f"RedisBlobStore is {self._state.value}, not open")
         if not key:
             raise ValueError("blob key must not be empty")
         return self._keys.blob(key)

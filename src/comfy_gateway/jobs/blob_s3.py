@@ -19,9 +19,10 @@ from aiobotocore.response import StreamingBody
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ..lifecycle import Lifecycle
 from .blobs import CHUNK_BYTES
 from .outputs import content_disposition
-from .resource import OpenClose, Phase
+from .resource import OpenClose
 from .storage_faults import converting
 
 if TYPE_CHECKING:
@@ -51,10 +52,10 @@ class S3BlobStore(OpenClose):
         self._part_bytes = part_bytes
         self._stack = contextlib.AsyncExitStack()
         self._client: S3Client | None = None
-        self._phase = Phase.NEW
+        self._phase = Lifecycle.NEW
 
     async def open(self) -> None:
-        if self._phase is Phase.CLOSED:
+        if self._phase is Lifecycle.CLOSED:
             raise RuntimeError("S3BlobStore is closed and cannot be reopened")
         config = AioConfig(signature_version="s3v4", s3={"addressing_style": "path"},
                            retries={"max_attempts": 3, "mode": "standard"})
@@ -66,15 +67,15 @@ class S3BlobStore(OpenClose):
         except BaseException:
             await self._stack.aclose()
             raise
-        self._phase = Phase.OPEN
+        self._phase = Lifecycle.OPEN
 
     async def close(self) -> None:
-        self._phase = Phase.CLOSED
+        self._phase = Lifecycle.CLOSED
         await self._stack.aclose()
 
     @property
     def _s3(self) -> S3Client:
-        if self._phase is not Phase.OPEN or self._client is None:
+        if self._phase is not Lifecycle.OPEN or self._client is None:
             raise RuntimeError(f"S3BlobStore is {self._phase.value}, not open")
         return self._client
 

@@ -1,11 +1,12 @@
 """Notifications between the parts of the gateway (and, with Redis, between its replicas).
 
 - job finished: a sync request waits on its job without polling;
+- job changed (started, progress, back in the queue): a live status stream re-reads the job only then;
 - work available: a job was queued or a slot freed, so dispatchers wake up;
 - breaker opened: a server one replica found dead is avoided by all.
 
 `LocalJobEvents` serves one process, where the last two need no message at all. The Redis
-variant (`scaleout/bus.py`) carries all three over pub/sub.
+variant (`scaleout/bus.py`) carries them all over pub/sub.
 """
 
 from __future__ import annotations
@@ -26,10 +27,17 @@ class JobEvents(Protocol):
 
     async def publish_finished(self, job_id: str) -> None: ...
 
-    def subscribe(self, job_id: str) -> asyncio.Event:
-        """An event set when `job_id` finishes; pair with `unsubscribe`."""
+    async def publish_changed(self, job_id: str) -> None:
+        """The job's state or progress changed, and it has not finished."""
+
+    def subscribe(self, job_id: str, *, changes: bool = False) -> asyncio.Event:
+        """An event set when `job_id` finishes (with `changes`, also at every change); pair with
+        `unsubscribe`. The subscriber clears it before it reads the job."""
 
     def unsubscribe(self, job_id: str, event: asyncio.Event) -> None: ...
+
+    def subscribers(self, job_id: str) -> int:
+        """How many subscriptions wait on `job_id` here."""
 
     async def announce_work(self) -> None:
         """Tell other replicas' dispatchers to look for work (a new job, a freed slot)."""
@@ -43,35 +51,47 @@ class JobEvents(Protocol):
 
 class LocalJobEvents:
     def __init__(self) -> None:
-        self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self._finish_waiters: dict[str, set[asyncio.Event]] = defaultdict(set)  # woken when the job ends
+        self._change_waiters: dict[str, set[asyncio.Event]] = defaultdict(set)  # woken at every change
 
     async def open(self) -> None:
         return None
 
     async def close(self) -> None:
-        for events in self._waiters.values():
-            for event in events:
-                event.set()
-        self._waiters.clear()
+        for waiters in (self._finish_waiters, self._change_waiters):
+            for events in waiters.values():
+                for event in events:
+                    event.set()
+            waiters.clear()
 
-    def deliver(self, job_id: str) -> None:
-        for event in self._waiters.get(job_id, ()):
+    def deliver(self, job_id: str, *, finished: bool = True) -> None:
+        targets = list(self._change_waiters.get(job_id, ()))
+        if finished:
+            targets += self._finish_waiters.get(job_id, ())
+        for event in targets:
             event.set()
 
     async def publish_finished(self, job_id: str) -> None:
         self.deliver(job_id)
 
-    def subscribe(self, job_id: str) -> asyncio.Event:
+    async def publish_changed(self, job_id: str) -> None:
+        self.deliver(job_id, finished=False)
+
+    def subscribe(self, job_id: str, *, changes: bool = False) -> asyncio.Event:
         event = asyncio.Event()
-        self._waiters[job_id].add(event)
+        (self._change_waiters if changes else self._finish_waiters)[job_id].add(event)
         return event
 
     def unsubscribe(self, job_id: str, event: asyncio.Event) -> None:
-        events = self._waiters.get(job_id)
-        if events is not None:
-            events.discard(event)
-            if not events:
-                del self._waiters[job_id]
+        for waiters in (self._finish_waiters, self._change_waiters):
+            events = waiters.get(job_id)
+            if events is not None:
+                events.discard(event)
+                if not events:
+                    del waiters[job_id]
+
+    def subscribers(self, job_id: str) -> int:
+        return len(self._finish_waiters.get(job_id, ())) + len(self._change_waiters.get(job_id, ()))
 
     # One process: its own dispatcher is woken directly, and there is nobody else to tell.
     async def announce_work(self) -> None:

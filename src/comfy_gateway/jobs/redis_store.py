@@ -23,6 +23,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
+from ..lifecycle import Lifecycle
 from .model import Job, JobState, compact_json
 from .outputs import Output
 from .redis_keys import LUA_KEYS, RedisKeys
@@ -41,9 +42,9 @@ from .redis_scripts import (
     REQUEUE,
     TAKE_OVER,
 )
-from .resource import OpenClose, Phase
+from .resource import OpenClose
 from .storage_faults import REDIS_DOWN, StorageFaults, converting
-from .store import JobFilter, StoreCounts
+from .store import JobFilter, QueueStats, StoreCounts
 
 _STR_FIELDS = frozenset(
     {"id", "type", "lease_owner", "instance", "prompt_id", "input_blob", "result_blob", "tenant"}
@@ -53,7 +54,7 @@ _FLOAT_FIELDS = frozenset(
     {"created_at", "updated_at", "lease_expires_at", "started_at", "finished_at", "progress", "expires_at"}
 )
 _JSON_FIELDS = frozenset({"params", "input_meta", "result_meta", "error", "history", "webhook_deliveries",
-                          "outputs", "placement"})
+                          "outputs", "placement", "trace_context"})
 _LIST_PAGE = 200
 
 
@@ -126,14 +127,14 @@ class RedisJobStore(OpenClose):
         self._owns_client = isinstance(url_or_client, str)
         self._prefix = prefix
         self._keys = RedisKeys(prefix)
-        self._phase = Phase.NEW
+        self._phase = Lifecycle.NEW
         self._client: Redis | None = None
         self._scripts: dict[str, AsyncScript] = {}
 
     async def open(self) -> None:
-        if self._phase is Phase.OPEN:
+        if self._phase is Lifecycle.OPEN:
             return
-        if self._phase is Phase.CLOSED:
+        if self._phase is Lifecycle.CLOSED:
             raise RuntimeError("RedisJobStore is closed and cannot be reopened")
         source = self._url_or_client
         client = Redis.from_url(source) if isinstance(source, str) else source
@@ -147,19 +148,19 @@ class RedisJobStore(OpenClose):
             name: client.register_script(LUA_KEYS + LUA_HELPERS + body) for name, body in sources.items()
         }
         self._client = client
-        self._phase = Phase.OPEN
+        self._phase = Lifecycle.OPEN
         await self._call("index_tenants")  # jobs a gateway without tenants queued get their place
 
     async def close(self) -> None:
-        was_open = self._phase is Phase.OPEN
-        self._phase = Phase.CLOSED
+        was_open = self._phase is Lifecycle.OPEN
+        self._phase = Lifecycle.CLOSED
         client, self._client = self._client, None
         if was_open and self._owns_client and client is not None:
             await client.aclose()
 
     @property
     def _redis(self) -> Redis:
-        if self._phase is not Phase.OPEN or self._client is None:
+        if self._phase is not Lifecycle.OPEN or self._client is None:
             raise RuntimeError(f"RedisJobStore is {self._phase.value}, not open")
         return self._client
 
@@ -300,7 +301,8 @@ class RedisJobStore(OpenClose):
                 pipe.zcard(key)
             sizes = await pipe.execute()
         index = min(zip(sizes, indexes[1:], strict=True))[1]
-        wanted, found, start = offset + flt.limit, [], 0
+        wanted, start = offset + flt.limit, 0
+        found: list[Job] = []
         while len(found) < wanted:
             ids = await redis.zrevrange(index, start, start + _LIST_PAGE - 1)
             if not ids:
@@ -347,3 +349,20 @@ class RedisJobStore(OpenClose):
             pending, processing = await pipe.execute()
         jobs = [job for job in await self._fetch([*pending, *processing]) if not job.state.finished]
         return sorted(jobs, key=lambda job: job.created_at)
+
+    async def queue_stats(self) -> QueueStats:
+        types = sorted(_text(name) for name in await self._redis.smembers(self._keys.types))
+        pending, processing = self._keys.state(JobState.PENDING.value), self._keys.state(JobState.PROCESSING.value)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zrange(pending, 0, 0, withscores=True)
+            for name in types:
+                pipe.zintercard(2, [pending, self._keys.type(name)])
+                pipe.zintercard(2, [processing, self._keys.type(name)])
+            oldest, *counts = await pipe.execute()
+        stats = QueueStats(oldest_pending_created_at=float(oldest[0][1]) if oldest else None)
+        for name, waiting, running in zip(types, counts[::2], counts[1::2], strict=True):
+            if waiting:
+                stats.pending_by_type[name] = int(waiting)
+            if running:
+                stats.processing_by_type[name] = int(running)
+        return stats

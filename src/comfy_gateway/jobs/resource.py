@@ -1,18 +1,11 @@
-"""`async with` for the stores: anything with `open()` and `close()` gets it from here."""
+"""`async with` for the stores: anything with `open()` and `close()` gets it from here.
+
+Their life cycle is `comfy_gateway.lifecycle.Lifecycle`: a closed store cannot be opened again."""
 
 from __future__ import annotations
 
-import enum
 from types import TracebackType
 from typing import Self
-
-
-class Phase(enum.Enum):
-    """Where a store is in its life: a closed store cannot be opened again."""
-
-    NEW = "new"
-    OPEN = "open"
-    CLOSED = "closed"
 
 
 class OpenClose:

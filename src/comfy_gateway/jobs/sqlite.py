@@ -24,13 +24,14 @@ from typing import Any, TypeVar
 
 import structlog
 
+from ..lifecycle import Lifecycle
 from .model import Job, JobState, compact_json
 from .outputs import Output
-from .resource import OpenClose, Phase
+from .resource import OpenClose
 from .sqlite_file import DatabaseFile
 from .sqlite_tenants import TENANT_COLUMNS, TENANT_SCHEMA, add_columns, next_fair, take_turn
 from .storage_faults import StorageFaults, converting
-from .store import JobFilter, StoreCounts
+from .store import JobFilter, QueueStats, StoreCounts
 
 _T = TypeVar("_T")
 
@@ -75,7 +76,8 @@ _COLUMNS = (
 )  # fmt: skip
 # The rest of the Job lives in the JSON column `data`.
 _DATA_FIELDS = ("params", "input_blob", "input_meta", "result_blob", "result_meta", "error", "history",
-                "tenant", "priority", "webhook_deliveries", "outputs", "expires_at", "placement")
+                "tenant", "priority", "webhook_deliveries", "outputs", "expires_at", "placement",
+                "trace_context")
 _SELECT = ", ".join((*_COLUMNS, "data"))
 
 _INSERT = f"INSERT INTO jobs ({_SELECT}) VALUES ({', '.join('?' * (len(_COLUMNS) + 1))})"
@@ -128,6 +130,9 @@ SELECT {_SELECT} FROM jobs
 WHERE state = 'processing' AND (lease_expires_at IS NULL OR lease_expires_at <= ?)
 ORDER BY lease_expires_at"""
 _DELETE = f"DELETE FROM jobs WHERE id = ? RETURNING {_SELECT}"
+_QUEUE_STATS = """
+SELECT state, type, COUNT(*), MIN(created_at) FROM jobs
+WHERE state IN ('pending', 'processing') GROUP BY state, type"""
 _BY_IDEMPOTENCY_KEY = f"SELECT {_SELECT} FROM jobs WHERE id = (SELECT job_id FROM idempotency WHERE key = ?)"
 _FINISHED_BEFORE = f"""
 SELECT {_SELECT} FROM jobs
@@ -174,16 +179,16 @@ class SqliteJobStore(OpenClose):
 
     def __init__(self, path: Path, *, faults: StorageFaults | None = None, log: Any = None) -> None:
         self._path = Path(path)
-        self._phase = Phase.NEW
+        self._phase = Lifecycle.NEW
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
         self.faults = faults
         self._file = DatabaseFile(self._path, _connect, faults, log or structlog.get_logger("job-store"))
 
     async def open(self) -> None:
-        if self._phase is Phase.OPEN:
+        if self._phase is Lifecycle.OPEN:
             return
-        if self._phase is Phase.CLOSED:
+        if self._phase is Lifecycle.CLOSED:
             raise RuntimeError("SqliteJobStore is closed and cannot be reopened")
         self._path.parent.mkdir(parents=True, exist_ok=True)
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-jobs")
@@ -194,13 +199,13 @@ class SqliteJobStore(OpenClose):
             raise
         self._executor = executor
         self._file.opened()
-        self._phase = Phase.OPEN
+        self._phase = Lifecycle.OPEN
 
     async def close(self) -> None:
-        if self._phase is not Phase.OPEN:
-            self._phase = Phase.CLOSED
+        if self._phase is not Lifecycle.OPEN:
+            self._phase = Lifecycle.CLOSED
             return
-        self._phase = Phase.CLOSED
+        self._phase = Lifecycle.CLOSED
         executor, conn = self._executor, self._conn
         self._executor = self._conn = None
         assert executor is not None and conn is not None
@@ -210,7 +215,7 @@ class SqliteJobStore(OpenClose):
             executor.shutdown(wait=True)
 
     async def _run(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
-        if self._phase is not Phase.OPEN:
+        if self._phase is not Lifecycle.OPEN:
             raise RuntimeError(f"SqliteJobStore is {self._phase.value}, not open")
         return await asyncio.get_running_loop().run_in_executor(self._executor, self._call, fn)
 
@@ -416,3 +421,15 @@ class SqliteJobStore(OpenClose):
 
     async def unfinished(self) -> Sequence[Job]:
         return await self._many(_UNFINISHED)
+
+    async def queue_stats(self) -> QueueStats:
+        rows = await self._run(lambda conn: conn.execute(_QUEUE_STATS).fetchall())
+        stats = QueueStats()
+        for state, job_type, count, oldest in rows:
+            if state == JobState.PENDING.value:
+                stats.pending_by_type[job_type] = count
+                first = stats.oldest_pending_created_at
+                stats.oldest_pending_created_at = oldest if first is None else min(first, oldest)
+            else:
+                stats.processing_by_type[job_type] = count
+        return stats

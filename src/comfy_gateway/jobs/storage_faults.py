@@ -24,7 +24,7 @@ NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 FAULT_WINDOW_S = 10.0  # a fault with no successful write since is reported this long
 # Methods of the stores that only read: that they work says nothing of a full disk or a read-only file.
 READS = frozenset({"get", "list", "counts", "pending_count", "expired_leases", "finished_before", "unfinished",
-                   "exists", "usage", "open", "close", "finished_since", "read", "presign"})
+                   "exists", "usage", "open", "close", "finished_since", "read", "presign", "queue_stats"})
 RETRY_AFTER_S = 5
 
 # What Redis raises when it is down, restarting or unreachable (after the client's own retries).

@@ -32,6 +32,15 @@ class StoreCounts:
     by_instance: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass
+class QueueStats:
+    """What autoscaling looks at: the unfinished jobs by workflow, and the oldest one waiting."""
+
+    pending_by_type: dict[str, int] = field(default_factory=dict)
+    processing_by_type: dict[str, int] = field(default_factory=dict)
+    oldest_pending_created_at: float | None = None
+
+
 class JobStore(Protocol):
     async def open(self) -> None: ...
 
@@ -123,3 +132,6 @@ class JobStore(Protocol):
 
     async def unfinished(self) -> Sequence[Job]:
         """Every pending or processing job (start-up recovery)."""
+
+    async def queue_stats(self) -> QueueStats:
+        """Pending and processing jobs counted by type (types with none left out), oldest pending's age."""

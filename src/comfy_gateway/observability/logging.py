@@ -14,6 +14,10 @@ Every line is one JSON object:
 
 Handlers: stderr (optional), `log_dir/combined.log` (everything at the configured level) and
 `log_dir/error.log` (ERROR and above), both rotating at `max_bytes` keeping `backup_count` files.
+A line is rendered where it is logged (so it carries that task's context), then queued; one
+background thread writes it, so no disk or pipe write ever blocks the event loop
+(QueueHandler/QueueListener). `flush_logging()` waits until everything queued is written; a
+clean exit writes it all, a SIGKILL can lose the lines of its last milliseconds.
 Calling `configure_logging` again replaces the handlers it installed before; it never adds twice.
 """
 
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import queue
 import sys
 import time
 from pathlib import Path
@@ -30,6 +35,7 @@ import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from .timestamps import iso
+from .tracing import add_trace_ids
 
 SERVICE_NAME = "comfy-gateway"
 LOGGER_NAMESPACE = "comfy_gateway"
@@ -88,22 +94,12 @@ def _shared_processors() -> list[Processor]:
         structlog.stdlib.add_log_level,
         _add_timestamp,
         _add_service,
+        add_trace_ids,
     ]
 
 
-class _RenderOnce(structlog.stdlib.ProcessorFormatter):
-    """Renders a record once, however many handlers (console, combined.log, error.log) write it."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        line = getattr(record, "_rendered_json", None)
-        if line is None:
-            line = super().format(record)
-            record._rendered_json = line
-        return line
-
-
 def _formatter() -> structlog.stdlib.ProcessorFormatter:
-    return _RenderOnce(
+    return structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[*_shared_processors(), _component_from_record],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
@@ -116,10 +112,45 @@ def _formatter() -> structlog.stdlib.ProcessorFormatter:
     )
 
 
+class _QueuedWriters(logging.handlers.QueueHandler):
+    """Renders each record once, on the thread that logs it, and queues the line for `writers`,
+    which a QueueListener thread feeds (each at its own level)."""
+
+    def __init__(self, writers: list[logging.Handler]) -> None:
+        super().__init__(queue.Queue())
+        for writer in writers:
+            writer.setFormatter(logging.Formatter("%(message)s"))  # the line is rendered already
+        self.listener = logging.handlers.QueueListener(self.queue, *writers, respect_handler_level=True)
+        self.listener.start()
+        self._running = True
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        prepared: logging.LogRecord = super().prepare(record)
+        prepared.stack_info = None  # rendered into the line already
+        return prepared
+
+    @property
+    def writers(self) -> tuple[logging.Handler, ...]:
+        return tuple(self.listener.handlers)
+
+    def flush(self) -> None:
+        """Wait until every queued line has been written."""
+        if self._running and isinstance(self.queue, queue.Queue):
+            self.queue.join()
+
+    def close(self) -> None:
+        """Write what is still queued, stop the thread, close the writers; twice is harmless."""
+        if self._running:
+            self._running = False
+            self.listener.stop()
+            for writer in self.listener.handlers:
+                writer.close()
+        super().close()
+
+
 def _named(handler: logging.Handler, name: str, level: int) -> logging.Handler:
     handler.set_name(_HANDLER_PREFIX + name)
     handler.setLevel(level)
-    handler.setFormatter(_formatter())
     return handler
 
 
@@ -158,24 +189,38 @@ def configure_logging(
     _remove_our_handlers(root)
     root.setLevel(numeric_level)
 
-    handlers: list[logging.Handler] = []
+    writers: list[logging.Handler] = []
     if console:
-        handlers.append(_named(logging.StreamHandler(sys.stderr), "console", numeric_level))
+        writers.append(_named(logging.StreamHandler(sys.stderr), "console", numeric_level))
     if log_dir is not None:
         log_dir.mkdir(parents=True, exist_ok=True)
         for name, file_level in (("combined", numeric_level), ("error", logging.ERROR)):
             file_handler = logging.handlers.RotatingFileHandler(
                 log_dir / f"{name}.log", maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8"
             )
-            handlers.append(_named(file_handler, name, max(file_level, numeric_level)))
-    for handler in handlers:
-        root.addHandler(handler)
+            writers.append(_named(file_handler, name, max(file_level, numeric_level)))
+    if writers:
+        queued = _named(_QueuedWriters(writers), "queue", numeric_level)
+        queued.setFormatter(_formatter())
+        root.addHandler(queued)
 
     _quiet_servers()
 
 
+def installed_writers() -> tuple[logging.Handler, ...]:
+    """The handlers that write the lines (console, files), behind the queue."""
+    return tuple(w for h in logging.getLogger().handlers if isinstance(h, _QueuedWriters) for w in h.writers)
+
+
+def flush_logging() -> None:
+    """Wait until every line logged so far has been written (tests read the files right after)."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, _QueuedWriters):
+            handler.flush()
+
+
 def close_logging() -> None:
-    """Detach and close the handlers `configure_logging` installed (lifespan shutdown, tests)."""
+    """Write what is queued, then detach and close the handlers `configure_logging` installed."""
     _remove_our_handlers(logging.getLogger())
 
 

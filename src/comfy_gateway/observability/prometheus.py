@@ -28,19 +28,7 @@ class PromMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.http_requests = Counter(
-            PREFIX + "http_requests_total",
-            "HTTP requests answered.",
-            ["method", "route", "status"],
-            registry=r,
-        )
-        self.http_request_duration = Histogram(
-            PREFIX + "http_request_duration_seconds",
-            "Time to answer an HTTP request, body included.",
-            ["method", "route"],
-            buckets=_REQUEST_BUCKETS,
-            registry=r,
-        )
+        self._add_http_series(r)
         self.jobs = Counter(
             PREFIX + "jobs_total",
             "Jobs that reached an end state.",
@@ -89,6 +77,44 @@ class PromMetrics:
             ["instance", "kind"],
             registry=r,
         )
+        self._add_autoscaling_gauges(r)
+
+    def _add_autoscaling_gauges(self, r: CollectorRegistry) -> None:
+        """What an autoscaler (KEDA, HPA) scales ComfyUI servers on; read from the store at scrape time."""
+        self.queue_depth_by_workflow = Gauge(
+            PREFIX + "queue_depth_by_workflow", "Jobs waiting for a server, per workflow.", ["workflow"], registry=r
+        )
+        self.demand_by_workflow = Gauge(
+            PREFIX + "demand_by_workflow", "Jobs wanting a server (waiting or running), per workflow.",
+            ["workflow"], registry=r,
+        )
+        self.oldest_pending_age = Gauge(
+            PREFIX + "queue_oldest_pending_age_seconds", "Age of the oldest waiting job; 0 when none waits.",
+            registry=r,
+        )
+        self.pool_slots = Gauge(
+            PREFIX + "pool_slots", "Job slots on healthy servers (MAX_JOBS_PER_INSTANCE each, within "
+            "MAX_CONCURRENT_JOBS).", registry=r,
+        )
+        self.pool_slots_busy = Gauge(PREFIX + "pool_slots_busy", "Job slots in use.", registry=r)
+        self.instance_slots = Gauge(
+            PREFIX + "instance_slots", "Job slots one server offers (MAX_JOBS_PER_INSTANCE).", ["instance"], registry=r
+        )
+
+    def _add_http_series(self, r: CollectorRegistry) -> None:
+        self.http_requests = Counter(
+            PREFIX + "http_requests_total",
+            "HTTP requests answered.",
+            ["method", "route", "status"],
+            registry=r,
+        )
+        self.http_request_duration = Histogram(
+            PREFIX + "http_request_duration_seconds",
+            "Time to answer an HTTP request, body included.",
+            ["method", "route"],
+            buckets=_REQUEST_BUCKETS,
+            registry=r,
+        )
 
     # ---- recording helpers (the metric attributes stay available for anything unusual) ---------
 
@@ -108,6 +134,21 @@ class PromMetrics:
 
     def set_queue_depth(self, depth: int) -> None:
         self.queue_depth.set(depth)
+
+    def set_demand(self, pending: dict[str, int], processing: dict[str, int], workflows: list[str],
+                   oldest_age_s: float | None) -> None:
+        """Per workflow (every configured one, 0 when idle, so a scaler sees it drop to zero)."""
+        for name in sorted({*workflows, *pending, *processing}):
+            waiting = pending.get(name, 0)
+            self.queue_depth_by_workflow.labels(workflow=name).set(waiting)
+            self.demand_by_workflow.labels(workflow=name).set(waiting + processing.get(name, 0))
+        self.oldest_pending_age.set(max(0.0, oldest_age_s or 0.0))
+
+    def set_pool_slots(self, slots: int, busy: int, per_instance: dict[str, int]) -> None:
+        self.pool_slots.set(slots)
+        self.pool_slots_busy.set(busy)
+        for instance, count in per_instance.items():
+            self.instance_slots.labels(instance=instance).set(count)
 
     def set_jobs_running(self, instance: str, count: int) -> None:
         self.jobs_running.labels(instance=instance).set(count)

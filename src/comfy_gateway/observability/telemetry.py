@@ -9,6 +9,7 @@ from typing import Any
 from ..jobs.model import Job
 from .job_metrics import JobMetrics
 from .prometheus import PromMetrics
+from .tracing import mark_outcome, trace_id_of
 
 
 class Telemetry:
@@ -25,8 +26,10 @@ class Telemetry:
         return None if started is None else max(0.0, time.time() - started)
 
     def _job_log(self, job: Job, instance: str | None) -> Any:
-        return self.log.bind(jobId=job.id, jobType=job.type, instance=instance, attempt=job.attempt,
-                             promptId=job.prompt_id, request_id=job.params.get("request_id"))
+        log = self.log.bind(jobId=job.id, jobType=job.type, instance=instance, attempt=job.attempt,
+                            promptId=job.prompt_id, request_id=job.params.get("request_id"))
+        trace_id = trace_id_of(job)
+        return log if trace_id is None else log.bind(trace_id=trace_id)
 
     def job_started(self, job: Job, instance: str) -> None:
         self._attempt_started[job.id] = time.time()
@@ -43,6 +46,7 @@ class Telemetry:
         self.metrics.job_finished(job.type, instance, ok, seconds, job_id=job.id, error=message,
                                   attempt_s=self._attempt_seconds(job))
         self.prom.job_finished(job.type, instance, "completed" if ok else "failed", seconds)
+        mark_outcome(ok, error)
         for listener in self.finished_listeners:
             listener(job, ok)
         log = self._job_log(job, instance)

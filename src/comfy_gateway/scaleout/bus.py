@@ -1,4 +1,5 @@
-"""Replica-to-replica notifications over Redis pub/sub: job finished, work available, breaker open.
+"""Replica-to-replica notifications over Redis pub/sub: job finished or changed, work available,
+breaker open.
 
 One subscriber connection per replica, read by one task. Publishing also delivers locally at once,
 so a replica never waits on a round trip to hear about its own events.
@@ -13,6 +14,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from ..background import cancel_and_wait
 from ..jobs.events import BreakerHandler, LocalJobEvents, WorkHandler
 
 
@@ -23,6 +25,7 @@ class RedisJobEvents(LocalJobEvents):
         self._replica = replica
         self._log = log
         self._finished = f"{prefix}:events:finished"
+        self._changed = f"{prefix}:events:changed"
         self._work = f"{prefix}:events:work"
         self._breaker = f"{prefix}:events:breaker"
         self._work_handlers: list[WorkHandler] = []
@@ -32,14 +35,16 @@ class RedisJobEvents(LocalJobEvents):
 
     async def open(self) -> None:
         self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
-        await self._pubsub.subscribe(self._finished, self._work, self._breaker)
+        await self._pubsub.subscribe(*self._channels)
         self._reader = asyncio.create_task(self._read(), name="redis-events")
+
+    @property
+    def _channels(self) -> tuple[str, ...]:
+        return self._finished, self._changed, self._work, self._breaker
 
     async def close(self) -> None:
         if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+            await cancel_and_wait(self._reader)
             self._reader = None
         if self._pubsub is not None:
             await self._pubsub.aclose()
@@ -51,13 +56,11 @@ class RedisJobEvents(LocalJobEvents):
             try:
                 async for message in self._pubsub.listen():
                     self._dispatch(message["channel"], message["data"])
-            except asyncio.CancelledError:
-                raise
             except Exception:  # a dropped connection: resubscribe after a pause, never die
                 self._log.warning("Redis event subscription lost; resubscribing", exc_info=True)
                 await asyncio.sleep(0.5)
                 with contextlib.suppress(Exception):
-                    await self._pubsub.subscribe(self._finished, self._work, self._breaker)
+                    await self._pubsub.subscribe(*self._channels)
                 for handler in self._work_handlers:  # anything missed meanwhile: look again
                     handler()
 
@@ -66,6 +69,8 @@ class RedisJobEvents(LocalJobEvents):
         text = data.decode() if isinstance(data, bytes) else data
         if channel == self._finished:
             self.deliver(text)
+        elif channel == self._changed:
+            self.deliver(text, finished=False)
         elif channel == self._work:
             if text != self._replica:
                 for handler in self._work_handlers:
@@ -79,6 +84,10 @@ class RedisJobEvents(LocalJobEvents):
     async def publish_finished(self, job_id: str) -> None:
         self.deliver(job_id)
         await self._client.publish(self._finished, job_id)
+
+    async def publish_changed(self, job_id: str) -> None:
+        self.deliver(job_id, finished=False)
+        await self._client.publish(self._changed, job_id)
 
     async def announce_work(self) -> None:
         await self._client.publish(self._work, self._replica)

@@ -70,10 +70,6 @@ class Workflow:
     parameters: Mapping[str, Parameter] = field(default_factory=dict)
     estimated_seconds: tuple[int, int] = (10, 60)
 
-    @property
-    def node_count(self) -> int:
-        return len(self.graph)
-
     def with_input_mode(self, mode: InputMode) -> Workflow:
         """The same workflow taking its image the other way (the loaders share their outputs)."""
         if mode == self.input_mode:
@@ -115,6 +111,12 @@ class Workflow:
         return graph
 
 
+def _seconds_range(value: Any) -> tuple[int, int]:
+    """A manifest's `estimated_seconds`: [low, high] (a TypeError otherwise, reported as a bad manifest)."""
+    low, high = value
+    return int(low), int(high)
+
+
 def parse_workflow(data: Mapping[str, Any], source: str = "<memory>") -> Workflow:
     try:
         graph = data["graph"]
@@ -129,9 +131,9 @@ def parse_workflow(data: Mapping[str, Any], source: str = "<memory>") -> Workflo
             name=data["name"], description=data.get("description", ""), graph=graph,
             input_node=str(inp["node"]), input_field=inp.get("field", "image"),
             input_mode=inp.get("mode", "base64"), result_node=str(result["node"]), parameters=params,
-            estimated_seconds=tuple(data.get("estimated_seconds", (10, 60))),  # type: ignore[arg-type]
+            estimated_seconds=_seconds_range(data.get("estimated_seconds", (10, 60))),
         )
-    except (KeyError, TypeError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"workflow {source}: missing or malformed field {exc}") from exc
     for node in (wf.input_node, wf.result_node, *(p.node for p in params.values())):
         if node not in graph:
