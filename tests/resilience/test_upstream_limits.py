@@ -75,7 +75,10 @@ async def run_job(client: httpx.AsyncClient, fmt: str = "png") -> dict[str, Any]
         info = (await client.get(f"/api/jobs/{job_id}/info")).json()
         return info if info["status"] in ("completed", "failed") else None
 
-    return dict(await eventually(finished, timeout=60, what="the job to finish", step=0.1))
+    info = dict(await eventually(finished, timeout=60, what="the job to finish", step=0.1))
+    # The info's `error` is the original's string; the status carries the error's code and details.
+    info["error"] = (await client.get(f"/api/jobs/{job_id}/status")).json().get("error_details")
+    return info
 
 
 async def lied_about(how: str, tmp_path, *, liars: int, honest: int = 0, fmt: str = "png",
