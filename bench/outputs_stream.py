@@ -34,6 +34,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import report  # noqa: E402
 from bench.procs import Cluster, default_gateway_cmd, free_port  # noqa: E402
 from fake_comfyui.process import stop_process  # noqa: E402
 
@@ -184,7 +185,7 @@ def blob_path(data_dir: Path, job_id: str, index: int) -> Path:
 
 
 def markers(store: str) -> tuple[str, str]:
-    return f"<!-- outputs-stream:{store} -->", f"<!-- /outputs-stream:{store} -->"
+    return report.markers(f"outputs-stream:{store}")
 
 
 def section(figures: dict[str, Any]) -> str:
@@ -214,17 +215,6 @@ def section(figures: dict[str, Any]) -> str:
     ])
 
 
-def write_section(path: Path, store: str, text: str) -> None:
-    first, last = markers(store)
-    current = path.read_text() if path.exists() else ""
-    start, end = current.find(first), current.find(last)
-    if start >= 0 and end > start:
-        current = current[:start].rstrip("\n") + "\n\n" + text + current[end + len(last):]
-    else:
-        current = current.rstrip("\n") + "\n\n" + text + "\n"
-    path.write_text(current)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench/outputs_stream.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -239,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
     print(json.dumps(figures, indent=2))
     if not args.no_write:
-        write_section(ROOT / "bench" / "RESULTS.md", args.store, section(figures))
+        report.write_section(ROOT / "bench" / "RESULTS.md", f"outputs-stream:{args.store}", section(figures))
     return 0 if figures["growth_mb"] < TARGET_GROWTH_MB else 1
 
 

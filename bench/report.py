@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -109,8 +110,34 @@ def write(out_dir: Path, run: dict[str, Any], notes_file: Path | None, baseline_
     if notes_file is not None and notes_file.exists():
         lines += ["", notes_file.read_text().rstrip()]
     path = out_dir / "RESULTS.md"
-    path.write_text("\n".join(lines) + "\n")
+    kept = marked_sections(path.read_text()) if path.exists() else []
+    path.write_text("\n".join(lines + [s for section in kept for s in ("", section)]) + "\n")
     return path
+
+
+# Sections other bench scripts (outputs_stream.py, v2_peer.py) write between markers: a run of
+# run.py keeps them, and each script replaces only its own.
+_MARKED = re.compile(r"<!-- ([a-z0-9:_-]+) -->.*?<!-- /\1 -->", re.S)
+
+
+def markers(name: str) -> tuple[str, str]:
+    return f"<!-- {name} -->", f"<!-- /{name} -->"
+
+
+def marked_sections(text: str) -> list[str]:
+    return [m.group(0) for m in _MARKED.finditer(text)]
+
+
+def write_section(path: Path, name: str, text: str) -> None:
+    """Put `text` (which starts and ends with the markers of `name`) into `path`, replacing its old one."""
+    first, last = markers(name)
+    current = path.read_text() if path.exists() else ""
+    start, end = current.find(first), current.find(last)
+    if start >= 0 and end > start:
+        current = current[:start].rstrip("\n") + "\n\n" + text + current[end + len(last):]
+    else:
+        current = current.rstrip("\n") + "\n\n" + text + "\n"
+    path.write_text(current)
 
 
 def _markdown(run: dict[str, Any], baseline: dict[str, Any] | None) -> list[str]:

@@ -40,6 +40,7 @@ GatewayError                     status  code
     ├── UpstreamUnavailable      503  upstream_unavailable    refused, reset, timeout, 5xx, socket lost: retry elsewhere
     ├── WorkflowRejected         422  workflow_rejected       400 (or 200 with node_errors) at submit: never retried
     └── WorkflowFailed           502  workflow_failed         execution_error / execution_interrupted: never retried
+        └── ResultTooLarge       502  result_too_large        an output past MAX_RESULT_BYTES / _PIXELS: never retried
 """
 
 from __future__ import annotations
@@ -286,3 +287,10 @@ class WorkflowFailed(UpstreamError):
     """The graph ran and a node failed, or the run was interrupted."""
 
     code = "workflow_failed"
+
+
+class ResultTooLarge(WorkflowFailed):
+    """The workflow made an output past MAX_RESULT_BYTES or MAX_RESULT_PIXELS: it would be as large
+    on any server, so it is not run again."""
+
+    code = "result_too_large"

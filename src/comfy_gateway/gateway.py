@@ -29,6 +29,7 @@ from .background import BackgroundTasks
 from .comfyui.breaker import BreakerState
 from .comfyui.health import HealthChecker
 from .comfyui.instance import Instance, InstancePool
+from .comfyui.models import ClientLimits
 from .dispatch.dispatcher import Dispatcher
 from .dispatch.estimates import ServiceEstimates
 from .dispatch.execution import JobExecution
@@ -108,13 +109,16 @@ class Gateway:
         self.results = await self._open_results()
         self.pool = await self._stack.enter_async_context(InstancePool(
             s.instance_hosts, base_url=s.base_url, session=self.session,
-            max_connections=s.max_connections_per_instance,
+            max_connections=s.max_connections_per_instance, limits=upstream_limits(s),
             on_breaker_change=self._breaker_changed, on_reconnect=self._socket_reconnected))
         self._build_parts(redis)
         await self._stack.enter_async_context(self.webhooks)
         # Registered before anything is spawned: a start that fails from here on stops every task.
         self._stack.push_async_callback(self._shutdown)
         await self._recover()
+        resumed = await self.webhooks.resume()
+        if resumed:
+            self.log.info("Resumed webhook deliveries", count=resumed)
         self._spawn_loops(redis)
         self.admission.open = True
         self.log.info("Gateway started", instances=list(s.instance_hosts), store=s.job_store,
@@ -131,7 +135,8 @@ class Gateway:
                                    total=s.max_concurrent_jobs)
         self.execution = JobExecution(store=self.store, blobs=self.blobs, registry=self.registry,
                                       outputs_dir=s.outputs_dir if s.output_files else None,
-                                      results=self.results, result_ttl_s=s.result_ttl_s)
+                                      results=self.results, result_ttl_s=s.result_ttl_s,
+                                      max_result_pixels=s.max_result_pixels)
         self.dispatcher = Dispatcher(
             store=self.store, blobs=self.blobs, slots=self.slots, pool=self.pool, execution=self.execution,
             events=self.events, telemetry=self.telemetry, health=self.health, placement=self.placement,
@@ -305,3 +310,9 @@ class Gateway:
     def _socket_reconnected(self, instance: str) -> None:
         self.prom.websocket_reconnected(instance)
         self.health.kick()  # a lost socket may be a dead server: do not wait for the next probe
+
+
+def upstream_limits(s: Settings) -> ClientLimits:
+    """What a ComfyUI server's answers may take, from MAX_UPSTREAM_* and MAX_RESULT_BYTES."""
+    return ClientLimits(max_json_bytes=s.max_upstream_json_bytes, max_ws_frame_bytes=s.max_upstream_frame_bytes,
+                        max_result_bytes=s.max_result_bytes)

@@ -13,7 +13,7 @@ from typing import Literal
 
 from PIL import Image, UnidentifiedImageError
 
-from .errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from .errors import InvalidInput, PayloadTooLarge, ResultTooLarge, UnsupportedMediaType, UpstreamUnavailable
 
 ACCEPTED_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 OutputFormat = Literal["png", "jpeg", "webp"]
@@ -113,6 +113,29 @@ def strip_png_text(data: bytes) -> bytes:
             out.append(view[pos:end])
         pos = end
     return b"".join(out)
+
+
+def result_size(data: bytes, max_pixels: int) -> tuple[int, int]:
+    """The size a result image declares in its header, refused past `max_pixels` before any decoding.
+
+    Not an image at all: the server sent something else than its result, which is its fault."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                width, height = img.size
+    except Image.DecompressionBombError:  # past twice Pillow's own cap: far too large either way
+        raise _too_many_pixels("more than Pillow opens", max_pixels) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise UpstreamUnavailable(f"the result is not a readable image: {exc}") from None
+    if width * height > max_pixels:
+        raise _too_many_pixels(f"{width}x{height} = {width * height}", max_pixels)
+    return width, height
+
+
+def _too_many_pixels(declared: str, max_pixels: int) -> ResultTooLarge:
+    return ResultTooLarge(f"the result image is {declared} pixels, over MAX_RESULT_PIXELS ({max_pixels})",
+                          max_result_pixels=max_pixels)
 
 
 def image_size(data: bytes) -> tuple[int, int]:

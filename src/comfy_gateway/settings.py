@@ -97,6 +97,13 @@ class Settings(BaseSettings):
     webhook_secret: str | None = Field(None, description="Standard Webhooks secret: whsec_<base64> or base64")
     webhook_allow_hosts: str = Field("", description="hosts, addresses or networks webhooks may reach though private")
     webhook_timeout: int = Field(10_000, ge=100, le=120_000, description="ms per webhook delivery attempt")
+    # --- limits on what a ComfyUI server may send back ---
+    max_upstream_json_bytes: int = Field(32 * 1024 * 1024, ge=64 * 1024,
+                                         description="a larger JSON answer (/history...) is the server's fault")
+    max_upstream_frame_bytes: int = Field(16 * 1024 * 1024, ge=64 * 1024,
+                                          description="a larger WebSocket message drops the event socket")
+    max_result_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="a larger output file fails the job")
+    max_result_pixels: int = Field(40_000_000, ge=1, description="a result image declaring more fails the job")
 
     @field_validator("cors_origins")
     @classmethod

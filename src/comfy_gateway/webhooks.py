@@ -5,6 +5,9 @@ retried with growing delays; each attempt is recorded in the job (`webhook_deliv
 info). The body is the job's status (as GET /api/jobs/{id}/status) plus `result_url`, signed as
 Standard Webhooks when WEBHOOK_SECRET is set. Deliveries go through their own HTTP session whose
 resolver refuses what the destination policy refuses; redirects are never followed.
+
+A delivery cut short by a shutdown is taken up again when a gateway starts (`resume`): the
+recorded attempts say how far it got, and the next attempt keeps the message's webhook-id.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from .observability.timestamps import iso
 from .observability.tracing import Tracing
 
 RETRY_DELAYS_S = (1.0, 3.0, 9.0)
+RESUME_WINDOW_S = 3600.0  # deliveries of jobs that finished longer ago are not taken up again
+_RESUME_PAGE = 500
 
 
 class WebhookSender:
@@ -62,19 +67,39 @@ class WebhookSender:
         if url and not self._tasks.closed:
             self._tasks.spawn(self.deliver(url, job.id), f"webhook-{job.id}")
 
-    async def deliver(self, url: str, job_id: str) -> bool:
+    async def resume(self) -> int:
+        """Take up the deliveries that neither succeeded nor gave up, of jobs that finished within
+        RESUME_WINDOW_S. Returns how many. (With several replicas, each one that starts takes them
+        up: a receiver may then see a message twice, under the same webhook-id.)"""
+        resumed, since, now = 0, time.time() - RESUME_WINDOW_S, time.time()
+        while True:
+            jobs = await self._store.finished_before(now, _RESUME_PAGE, since)
+            for job in jobs:
+                url = job.params.get("callback_url")
+                unfinished = _unfinished_delivery(job.webhook_deliveries, len(self._retry_delays_s) + 1)
+                if url and unfinished is not None:
+                    first_attempt, message_id = unfinished
+                    self._tasks.spawn(self.deliver(url, job.id, first_attempt=first_attempt, message_id=message_id),
+                                      f"webhook-{job.id}")
+                    resumed += 1
+            if len(jobs) < _RESUME_PAGE or jobs[-1].finished_at is None:
+                return resumed
+            since = jobs[-1].finished_at  # the next page starts there (its jobs are seen twice at most)
+
+    async def deliver(self, url: str, job_id: str, *, first_attempt: int = 1, message_id: str | None = None) -> bool:
         job = await self._store.get(job_id)
         if job is None:
             return False
         with self._tracing.job_span(job, "webhook.deliver", host=urlsplit(url).hostname) as span:
-            delivered = await self._deliver(url, job)
+            delivered = await self._deliver(url, job, first_attempt, message_id or new_message_id())
             span.set(delivered=delivered)
         return delivered
 
-    async def _deliver(self, url: str, job: Job) -> bool:
+    async def _deliver(self, url: str, job: Job, first_attempt: int, message_id: str) -> bool:
+        """From attempt `first_attempt` on, all under `message_id` (receivers deduplicate on it)."""
         payload = json.dumps(self._body(job)).encode()
-        message_id = new_message_id()  # one message: its retries keep the id, as receivers deduplicate on it
-        for attempt, delay in enumerate((0.0, *self._retry_delays_s), start=1):
+        delays = (0.0, *self._retry_delays_s)
+        for attempt, delay in enumerate(delays[first_attempt - 1:], start=first_attempt):
             await asyncio.sleep(delay)
             outcome = await self._attempt(url, payload, message_id)
             await self._store.add_webhook_attempt(job.id, {"attempt": attempt, "at": iso(time.time()),
@@ -104,3 +129,12 @@ class WebhookSender:
             return {"ok": False, "error": exc.message, "final": True}
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             return {"ok": False, "error": str(exc) or type(exc).__name__}
+
+
+def _unfinished_delivery(attempts: list[dict[str, Any]], budget: int) -> tuple[int, str | None] | None:
+    """The next attempt and the webhook-id of a delivery still owed, or None when it is over
+    (delivered, refused for good, or out of attempts)."""
+    if any(a.get("ok") or a.get("final") for a in attempts) or len(attempts) >= budget:
+        return None
+    message_id = attempts[-1].get("webhook_id") if attempts else None
+    return len(attempts) + 1, message_id if isinstance(message_id, str) else None

@@ -8,6 +8,7 @@ import contextlib
 import signal
 import sys
 
+from .lies import DEFAULT_SIZE
 from .server import FakeComfyUI
 
 
@@ -20,6 +21,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--fail-next", type=int, default=0, metavar="N", help="fail the next N prompts")
     parser.add_argument("--hang-next", type=int, default=0, metavar="N", help="hang the next N prompts")
     parser.add_argument("--view-delay", type=float, default=0.0, help="seconds each GET /view waits")
+    parser.add_argument("--lie", default=None, metavar="HOW", help="lie about the next prompts (lies.py)")
+    parser.add_argument("--lie-count", type=int, default=1, metavar="N", help="how many prompts --lie is about")
+    parser.add_argument("--lie-bytes", type=int, default=DEFAULT_SIZE, help="size of the huge answers and frames")
     parser.add_argument("--name", default=None, help="a label reported in stats and /system_stats")
     parser.add_argument("--without-nodes", default="", metavar="A,B",
                         help="comma-separated node classes this server lacks (e.g. InspyrenetRembg)")
@@ -46,6 +50,8 @@ async def serve(args: argparse.Namespace) -> None:
             fake.fail_next(args.fail_next)
         if args.hang_next:
             fake.hang_next(args.hang_next)
+        if args.lie:
+            fake.lie_next(args.lie, args.lie_count, args.lie_bytes)
         print(f"fake_comfyui listening on {fake.url}", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -2,9 +2,8 @@
 
 Used when the fake runs as a subprocess. Body of POST /fake/control:
 `{"action": ..., "n"?: int, "seconds"?: float, "message"?: str}`; actions are `pause`, `resume`,
-`fail_next`, `hang_next`, `drop_sockets`, `service_time`, `model_load_time`, `view_delay`, `reset_stats`
-and `exit`
-(answer first, then stop; the CLI process exits).
+`fail_next`, `hang_next`, `drop_sockets`, `service_time`, `model_load_time`, `view_delay`, `reset_stats`,
+`exit` (answer first, then stop; the CLI process exits) and `lie_next` (`how`, `n`, `bytes`: see lies.py).
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from .knobs import DEFAULT_FAILURE_MESSAGE
+from .lies import DEFAULT_SIZE
 
 
 class Controllable(Protocol):
@@ -23,6 +23,7 @@ class Controllable(Protocol):
     def resume(self) -> None: ...
     def fail_next(self, n: int = 1, message: str = DEFAULT_FAILURE_MESSAGE) -> None: ...
     def hang_next(self, n: int = 1) -> None: ...
+    def lie_next(self, how: str, n: int = 1, size: int = DEFAULT_SIZE) -> None: ...
     def set_service_time(self, seconds: float) -> None: ...
     def set_view_delay(self, seconds: float) -> None: ...
     def set_model_load_time(self, seconds: float) -> None: ...
@@ -92,6 +93,11 @@ class ControlRoutes:
             target.fail_next(_int(body, "n", 1), str(message))
         elif action == "hang_next":
             target.hang_next(_int(body, "n", 1))
+        elif action == "lie_next":
+            try:
+                target.lie_next(str(body.get("how")), _int(body, "n", 1), _int(body, "bytes", DEFAULT_SIZE))
+            except ValueError as exc:
+                raise _BadControl(str(exc)) from None
         elif action == "service_time":
             target.set_service_time(_seconds(body))
         elif action == "view_delay":

@@ -20,6 +20,7 @@ from .errors import ExecutionInterrupted, NodeExecutionError
 from .history import History
 from .hub import WebSocketHub
 from .knobs import Fault, Knobs
+from .lies import Lie
 from .prompt_queue import PromptQueue, QueueItem
 from .stats import Outcome, Stats
 from .storage import Storage, StoredFile
@@ -67,6 +68,7 @@ class _Run:
 
     item: QueueItem
     fault: Fault
+    lie: Lie = Lie.NONE
     interrupt: threading.Event = field(default_factory=threading.Event)
     current: str | None = None
     values: dict[str, tuple[Any, ...]] = field(default_factory=dict)
@@ -161,7 +163,7 @@ class Executor:
             await self._execute(item)
 
     async def _execute(self, item: QueueItem) -> None:
-        run = self._run = _Run(item, self._knobs.take_fault())
+        run = self._run = _Run(item, self._knobs.take_fault(), self._knobs.lies.take())
         await self._status()
         try:
             await self._run_graph(run)
@@ -176,6 +178,7 @@ class Executor:
             await self._finish_event(run, "execution_success", {"prompt_id": item.prompt_id,
                                                                 "timestamp": now_ms()})
         self._history.put(item.prompt_id, self._history_entry(run, outcome))
+        self._knobs.lies.record(item.prompt_id, run.lie, run.outputs)
         self._stats.record_outcome(outcome)
         self._queue.finish(item)
         self._run = None
@@ -188,6 +191,8 @@ class Executor:
         await self._finish_event(run, "execution_cached",
                                  {"nodes": [], "prompt_id": prompt_id, "timestamp": now_ms()})
         run.order = execution_order(run.item.prompt, run.item.outputs)
+        if run.lie is Lie.WS_FRAME:
+            await self._emit(run, "progress_text", self._knobs.lies.frame(prompt_id))
         specs = {node_id: self._spec(run, node_id) for node_id in run.order}
         await self._load_models(run)
         fault_node = next((n for n in run.order if not specs[n].is_loader), None)
@@ -218,8 +223,9 @@ class Executor:
                 run.outputs[node_id] = output.ui
                 run.meta[node_id] = {"node_id": node_id, "display_node": node_id, "parent_node": None,
                                      "real_node_id": node_id}
-                await self._emit(run, "executed", {"node": node_id, "display_node": node_id,
-                                                   "output": output.ui, "prompt_id": prompt_id})
+                if not run.lie.about_history:  # a lie about /history: the client must read it
+                    await self._emit(run, "executed", {"node": node_id, "display_node": node_id,
+                                                       "output": output.ui, "prompt_id": prompt_id})
 
     async def _load_models(self, run: _Run) -> None:
         """Pay the model-load time when this prompt uses other models than the previous one."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from .lies import Lies
 
 DEFAULT_FAILURE_MESSAGE = "Injected failure"
 
@@ -25,6 +27,7 @@ class Knobs:
     view_delay    seconds every GET /view waits before answering
     fail_next     prompts still to fail (execution_error on their first non-loader node)
     hang_next     prompts still to hang (never finish unless interrupted)
+    lies          what the server says falsely about chosen prompts (lies.py)
     """
 
     service_time: float = 0.0
@@ -33,6 +36,7 @@ class Knobs:
     fail_remaining: int = 0
     fail_message: str = DEFAULT_FAILURE_MESSAGE
     hang_remaining: int = 0
+    lies: Lies = field(default_factory=Lies)
 
     def set_service_time(self, seconds: float) -> None:
         self.service_time = max(0.0, float(seconds))

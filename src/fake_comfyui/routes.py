@@ -21,6 +21,7 @@ from .executor import Executor
 from .history import History
 from .hub import SERVER_FEATURES, WebSocketHub
 from .knobs import Knobs
+from .lies import Lie
 from .prompt_queue import PromptQueue, QueueItem
 from .stats import Stats
 from .storage import Storage
@@ -250,8 +251,12 @@ class ComfyRoutes:
             raise MalformedRequest("bad paging parameter") from exc
         return web.json_response(self._p.history.page(max_items, offset))
 
-    async def get_history_one(self, request: web.Request) -> web.Response:
-        return web.json_response(self._p.history.get(request.match_info["prompt_id"]))
+    async def get_history_one(self, request: web.Request) -> web.StreamResponse:
+        prompt_id = request.match_info["prompt_id"]
+        lie = self._p.knobs.lies.about_prompt(prompt_id)
+        if lie is not Lie.NONE:
+            return await self._p.knobs.lies.history_answer(request, lie, prompt_id)
+        return web.json_response(self._p.history.get(prompt_id))
 
     async def post_history(self, request: web.Request) -> web.Response:
         body = _json_object(await read_json(request))
@@ -264,6 +269,9 @@ class ComfyRoutes:
     # -- files -----------------------------------------------------------------------------------
 
     async def view(self, request: web.Request) -> web.StreamResponse:
+        lie = self._p.knobs.lies.about_file(request.query.get("filename", ""))
+        if lie is not Lie.NONE:
+            return await self._p.knobs.lies.view_answer(request, lie)
         return await serve_view(request, self._p.storage, self._p.knobs.view_delay)
 
     async def upload_image(self, request: web.Request) -> web.Response:

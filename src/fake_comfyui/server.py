@@ -25,6 +25,7 @@ from .executor import Executor
 from .history import History
 from .hub import MAX_UPLOAD_SIZE, Message, WebSocketHub, status_data
 from .knobs import DEFAULT_FAILURE_MESSAGE, Knobs
+from .lies import DEFAULT_SIZE
 from .nodes import build_catalog
 from .prompt_queue import PromptQueue
 from .routes import ComfyRoutes, ServerParts, error_responses, origin_guard
@@ -215,6 +216,10 @@ class FakeComfyUI:
         """The next `n` prompts to start never finish unless interrupted (POST /interrupt)."""
         self._knobs.hang_next(n)
 
+    def lie_next(self, how: str, n: int = 1, size: int = DEFAULT_SIZE) -> None:
+        """The next `n` prompts to start are lied about as `how` says (see lies.py)."""
+        self._knobs.lies.lie_next(how, n, size)
+
     def interrupt(self, prompt_id: str | None = None) -> bool:
         """Same as POST /interrupt; returns whether a running prompt was flagged."""
         return self._executor.interrupt(prompt_id) if self._executor is not None else False
@@ -224,8 +229,8 @@ class FakeComfyUI:
         await self._hub.close_all()
 
     def stats(self) -> dict[str, Any]:
-        return self._stats.snapshot(queue_depth=self._queue.depth(), sockets_open=self._hub.open_count,
-                                    name=self._name)
+        return {**self._stats.snapshot(queue_depth=self._queue.depth(), sockets_open=self._hub.open_count,
+                                       name=self._name), "lies_told": dict(self._knobs.lies.told)}
 
     def reset_stats(self) -> None:
         self._stats.reset(self._queue.depth())

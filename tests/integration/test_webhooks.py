@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
 import socket
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from aiohttp import web
 from standardwebhooks import Webhook
 
 from comfy_gateway.access import DestinationPolicy
+from comfy_gateway.access.signing import WebhookSigner
 from comfy_gateway.background import TaskOwner
 from comfy_gateway.jobs.model import Job
 from comfy_gateway.jobs.sqlite import SqliteJobStore
@@ -199,3 +201,39 @@ async def test_a_destination_refused_at_delivery_is_not_retried_or_connected_to(
     assert listener.connections == 0
     assert [t["ok"] for t in job.webhook_deliveries] == [False]
     assert "non-public" in job.webhook_deliveries[0]["error"]
+
+
+async def test_resume_takes_up_only_the_deliveries_still_owed(tmp_path):
+    """After a restart: a delivery cut short goes on under its webhook-id from the next attempt; one
+    that arrived, was refused for good or ran out of attempts is left alone, as is a job without URL."""
+    receiver = Receiver()
+    async with receiver as hook, SqliteJobStore(tmp_path / "jobs.db") as store:
+        histories = {"owed": [{"attempt": 1, "ok": False, "webhook_id": "msg_owed"}],
+                     "never-tried": [],
+                     "delivered": [{"attempt": 1, "ok": True, "webhook_id": "msg_d"}],
+                     "refused": [{"attempt": 1, "ok": False, "final": True, "webhook_id": "msg_r"}],
+                     "exhausted": [{"attempt": n, "ok": False, "webhook_id": "msg_x"} for n in (1, 2)]}
+        for job_id, attempts in {**histories, "no-url": []}.items():
+            params = {} if job_id == "no-url" else {"callback_url": hook}
+            await store.create(Job(id=job_id, type="upscale", params=params))
+            claimed = await store.claim_job(job_id, "w", 30)
+            assert claimed is not None and await store.complete(job_id, claimed.attempt, "blob", {})
+            for attempt in attempts:
+                await store.add_webhook_attempt(job_id, attempt)
+        tasks = TaskOwner(lambda *a, **k: None)
+        sender = WebhookSender(store, tasks, _NoLog(), body=lambda job: {"job_id": job.id},
+                               policy=DestinationPolicy(["127.0.0.1"]), signer=WebhookSigner(SECRET),
+                               timeout_s=5, retry_delays_s=(0.05,))
+        async with sender:
+            assert await sender.resume() == 2
+            async with asyncio.timeout(10):
+                while len(receiver.posts) < 2:
+                    await asyncio.sleep(0.02)
+            await tasks.aclose()
+        owed, fresh = await store.get("owed"), await store.get("never-tried")
+    by_job = {json.loads(body)["job_id"]: headers for body, headers in receiver.posts}
+    assert set(by_job) == {"owed", "never-tried"}
+    assert by_job["owed"]["webhook-id"] == "msg_owed"  # the message of the attempts before
+    assert owed is not None and [d["attempt"] for d in owed.webhook_deliveries] == [1, 2]
+    assert owed.webhook_deliveries[-1]["ok"]
+    assert fresh is not None and [d["attempt"] for d in fresh.webhook_deliveries] == [1]

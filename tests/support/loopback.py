@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
@@ -14,6 +14,7 @@ class Posted:
     path: str
     content_type: str
     body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class LoopbackReceiver:
@@ -29,7 +30,7 @@ class LoopbackReceiver:
 
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()
-        self.posts.append(Posted(request.path, request.content_type, body))
+        self.posts.append(Posted(request.path, request.content_type, body, dict(request.headers)))
         self.arrived.set()
         status, payload, content_type = self._answer(body)
         return web.Response(status=status, body=payload or None, content_type=content_type)

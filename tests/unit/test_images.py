@@ -8,8 +8,15 @@ import zlib
 import pytest
 from PIL import Image, PngImagePlugin
 
-from comfy_gateway.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
-from comfy_gateway.images import convert_image, inspect_image, strip_png_text
+from comfy_gateway.errors import (
+    InvalidInput,
+    PayloadTooLarge,
+    ResultTooLarge,
+    UnsupportedMediaType,
+    UpstreamUnavailable,
+)
+from comfy_gateway.images import convert_image, inspect_image, result_size, strip_png_text
+from fake_comfyui.lies import huge_png
 from support.images import decode, jpeg, png
 
 
@@ -77,3 +84,13 @@ def test_convert_to_jpeg_flattens_alpha_and_webp_keeps_it():
     assert as_jpeg.getpixel((5, 5))[1] > 240  # transparent became white, not black
     as_webp = decode(convert_image(rgba.getvalue(), "webp"))
     assert as_webp.format == "WEBP" and as_webp.mode == "RGBA"
+
+
+def test_result_size_reads_the_header_and_refuses_past_max_result_pixels() -> None:
+    assert result_size(png(30, 20), max_pixels=600) == (30, 20)
+    with pytest.raises(ResultTooLarge, match="30x20 = 600 pixels, over MAX_RESULT_PIXELS"):
+        result_size(png(30, 20), max_pixels=599)
+    with pytest.raises(ResultTooLarge, match="12000x12000"):  # over Pillow's warning size: never decoded
+        result_size(huge_png(), max_pixels=40_000_000)
+    with pytest.raises(UpstreamUnavailable, match="not a readable image"):
+        result_size(b"<html>", max_pixels=600)

@@ -2,6 +2,8 @@
 
 Mapping at this boundary:
     refused / reset / timeout / malformed answer / any 5xx   -> UpstreamUnavailable (retry elsewhere)
+    an answer past its size cap (ClientLimits)              -> UpstreamUnavailable
+    an output file past MAX_RESULT_BYTES                    -> ResultTooLarge (not retried)
     POST /prompt 400, or 200 with non-empty node_errors      -> WorkflowRejected
     413 on upload                                           -> PayloadTooLarge
     any other unexpected 4xx                                -> UpstreamError (not retryable)
@@ -14,7 +16,6 @@ Origin that does not match its host (protocol §0).
 from __future__ import annotations
 
 import contextlib
-import json
 import mimetypes
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, NoReturn
@@ -24,12 +25,14 @@ from yarl import URL
 
 from comfy_gateway.errors import (
     PayloadTooLarge,
+    ResultTooLarge,
     UpstreamError,
     UpstreamUnavailable,
     WorkflowRejected,
 )
 
-from .models import CancelOutcome, ClientTimeouts, ImageRef, QueueState, Submitted
+from . import wire
+from .models import CancelOutcome, ClientLimits, ClientTimeouts, ImageRef, QueueState, Submitted
 
 _TRANSPORT_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError)
 _CHUNK = 64 * 1024
@@ -44,6 +47,7 @@ class ComfyClient:
         session: aiohttp.ClientSession,
         *,
         timeouts: ClientTimeouts | None = None,
+        limits: ClientLimits | None = None,
     ) -> None:
         url = URL(base_url)
         if not url.is_absolute() or url.scheme not in ("http", "https"):
@@ -55,6 +59,7 @@ class ComfyClient:
         self.base_url = str(self._base)
         self.name = f"{url.host}:{url.port}"
         self.timeouts = timeouts or ClientTimeouts()
+        self.limits = limits or ClientLimits()
         self._session = session
 
     def __repr__(self) -> str:
@@ -86,27 +91,20 @@ class ComfyClient:
             body["extra_data"] = extra_data
         async with self._request("POST", "prompt", self.timeouts.submit, json=body) as resp:
             if resp.status == 400:
-                answer = await _json_or_none(resp)
-                raise _rejection(answer, instance=self.name, prompt_id=prompt_id)
+                raise await self._rejection(resp, prompt_id)
             self._check_status(resp, "POST /prompt")
-            answer = await self._json(resp)
-        try:
-            submitted = Submitted(prompt_id=str(answer["prompt_id"]), number=answer.get("number", 0))
-        except (KeyError, TypeError) as exc:
-            raise UpstreamUnavailable(
-                "malformed answer to POST /prompt", instance=self.name, prompt_id=prompt_id
-            ) from exc
-        node_errors = answer.get("node_errors") or {}
-        if node_errors:
+            answer = wire.validated(wire.PromptAnswer, await self._json(resp), "POST /prompt", self.name)
+        submitted = Submitted(prompt_id=answer.prompt_id, number=answer.number)
+        if answer.node_errors:
             # The valid branches were queued and would run; take the prompt back before refusing it.
             with contextlib.suppress(UpstreamError):
                 await self.cancel(submitted.prompt_id)
             raise WorkflowRejected(
-                _describe_node_errors("Part of the workflow failed validation", node_errors),
+                _describe_node_errors("Part of the workflow failed validation", answer.node_errors),
                 instance=self.name,
                 prompt_id=submitted.prompt_id,
                 error_type="prompt_outputs_failed_validation",
-                node_errors=node_errors,
+                node_errors={node: entry.model_dump(exclude_unset=True) for node, entry in answer.node_errors.items()},
             )
         return submitted
 
@@ -115,23 +113,13 @@ class ComfyClient:
         async with self._request("GET", f"history/{prompt_id}", self.timeouts.history) as resp:
             self._check_status(resp, "GET /history")
             answer = await self._json(resp)
-        if not answer:
-            return None
-        if not isinstance(answer, dict):
-            raise UpstreamUnavailable("malformed answer to GET /history", instance=self.name)
-        entry = answer.get(prompt_id)
-        return entry if isinstance(entry, dict) else None
+        return wire.history_entry(answer, prompt_id, "GET /history", self.name)
 
     async def queue(self) -> QueueState:
         async with self._request("GET", "queue", self.timeouts.history) as resp:
             self._check_status(resp, "GET /queue")
             answer = await self._json(resp)
-        try:
-            running = [str(item[1]) for item in answer["queue_running"]]
-            pending_items = sorted(answer["queue_pending"], key=lambda item: item[0])
-            pending = [str(item[1]) for item in pending_items]
-        except (KeyError, IndexError, TypeError) as exc:
-            raise UpstreamUnavailable("malformed answer to GET /queue", instance=self.name) from exc
+        running, pending = wire.queue_prompt_ids(answer, "GET /queue", self.name)
         return QueueState(running=running, pending=pending)
 
     async def delete_queued(self, prompt_ids: list[str]) -> None:
@@ -185,15 +173,8 @@ class ComfyClient:
                     "image larger than the server accepts", instance=self.name, filename=filename
                 )
             self._check_status(resp, "POST /upload/image")
-            answer = await self._json(resp)
-        try:
-            return ImageRef(
-                filename=str(answer["name"]),
-                subfolder=str(answer.get("subfolder") or ""),
-                type=str(answer.get("type") or image_type),
-            )
-        except (KeyError, TypeError) as exc:
-            raise UpstreamUnavailable("malformed answer to POST /upload/image", instance=self.name) from exc
+            answer = wire.validated(wire.UploadAnswer, await self._json(resp), "POST /upload/image", self.name)
+        return ImageRef(filename=answer.name, subfolder=answer.subfolder or "", type=answer.type or image_type)
 
     async def view(self, ref: ImageRef) -> bytes:
         """The bytes of one file (GET /view)."""
@@ -204,8 +185,9 @@ class ComfyClient:
         """The bytes of one file, in chunks as they arrive.
 
         The response is released when the iterator ends; wrap it in `contextlib.aclosing` when
-        the loop may stop early. Outputs can be of any size, so the `view` timeout bounds each
-        wait for data, not the whole transfer (the job's deadline bounds that).
+        the loop may stop early. The `view` timeout bounds each wait for data, not the whole
+        transfer (the job's deadline bounds that); a file past `max_result_bytes`, announced or
+        counted, raises ResultTooLarge.
         """
         params = {"filename": ref.filename, "subfolder": ref.subfolder, "type": ref.type}
         try:
@@ -217,7 +199,14 @@ class ComfyClient:
                 if resp.status == 404:
                     raise UpstreamError("output file not found", instance=self.name, filename=ref.filename)
                 self._check_status(resp, "GET /view")
+                limit, seen = self.limits.max_result_bytes, 0
+                if resp.content_length is not None and resp.content_length > limit:
+                    raise self._too_large(ref, limit)
                 async for chunk in resp.content.iter_chunked(_CHUNK):
+                    seen += len(chunk)
+                    if seen > limit:
+                        resp.close()  # not drained: the rest of the file is never read
+                        raise self._too_large(ref, limit)
                     yield chunk
         except _TRANSPORT_ERRORS as exc:
             self._unavailable("GET /view", exc)
@@ -226,19 +215,19 @@ class ComfyClient:
 
     async def system_stats(self) -> dict[str, Any]:
         """GET /system_stats with the short probe timeout: the readiness probe."""
-        return await self._get_object("system_stats", self.timeouts.probe)
+        return wire.system_stats(await self._get_object("system_stats", self.timeouts.probe),
+                                 "GET /system_stats", self.name)
 
     async def object_info(self) -> dict[str, Any]:
         """GET /object_info: every node class and its inputs (about 0.5 MB on a stock server)."""
-        return await self._get_object("object_info", self.timeouts.history)
+        return wire.object_info(await self._get_object("object_info", self.timeouts.history),
+                                "GET /object_info", self.name)
 
     async def _get_object(self, path: str, total: float) -> dict[str, Any]:
         async with self._request("GET", path, total) as resp:
             self._check_status(resp, f"GET /{path}")
             answer = await self._json(resp)
-        if not isinstance(answer, dict):
-            raise UpstreamUnavailable(f"malformed answer to GET /{path}", instance=self.name)
-        return answer
+        return wire.json_object(answer, f"GET /{path}", self.name)
 
     # -------------------------------------------------------------- plumbing
 
@@ -262,12 +251,20 @@ class ComfyClient:
             await resp.read()
 
     async def _json(self, resp: aiohttp.ClientResponse) -> Any:
+        what = f"{resp.method} {resp.url.path}"
+        body = await wire.read_capped(resp, self.limits.max_json_bytes, what, self.name)
+        return wire.parse_json(body, what, self.name)
+
+    async def _rejection(self, resp: aiohttp.ClientResponse, prompt_id: str | None) -> WorkflowRejected:
         try:
-            return await resp.json(content_type=None)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise UpstreamUnavailable(
-                f"{resp.method} {resp.url.path} answered with malformed JSON", instance=self.name
-            ) from exc
+            answer = await self._json(resp)
+        except UpstreamUnavailable:
+            answer = None
+        return rejection(answer, instance=self.name, prompt_id=prompt_id)
+
+    def _too_large(self, ref: ImageRef, limit: int) -> ResultTooLarge:
+        return ResultTooLarge(f"output {ref.filename!r} is larger than MAX_RESULT_BYTES ({limit} bytes)",
+                              instance=self.name, filename=ref.filename, max_result_bytes=limit)
 
     def _check_status(self, resp: aiohttp.ClientResponse, what: str) -> None:
         if resp.status >= 500:
@@ -280,38 +277,31 @@ class ComfyClient:
         raise UpstreamUnavailable(f"{what} failed: {reason}", instance=self.name) from exc
 
 
-async def _json_or_none(resp: aiohttp.ClientResponse) -> Any:
-    try:
-        return await resp.json(content_type=None)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None
-
-
-def _rejection(answer: Any, *, instance: str, prompt_id: str | None) -> WorkflowRejected:
-    if not isinstance(answer, dict) or not isinstance(answer.get("error"), dict):
+def rejection(answer: Any, *, instance: str, prompt_id: str | None) -> WorkflowRejected:
+    """The WorkflowRejected of a 400 answer to POST /prompt; an unreadable one is rejected plainly."""
+    parsed = wire.rejection_of(answer)
+    if parsed is None:
         return WorkflowRejected("workflow rejected (HTTP 400)", instance=instance, prompt_id=prompt_id)
-    error = answer["error"]
-    node_errors = answer.get("node_errors") or {}
-    message = str(error.get("message") or "workflow rejected")
-    if error.get("details") and not node_errors:
-        message = f"{message} ({error['details']})"
+    node_errors = {node: entry.model_dump(exclude_unset=True) for node, entry in parsed.node_errors.items()}
+    message = parsed.error.message or "workflow rejected"
+    if parsed.error.details and not node_errors:
+        message = f"{message} ({parsed.error.details})"
     return WorkflowRejected(
-        _describe_node_errors(message, node_errors),
+        _describe_node_errors(message, parsed.node_errors),
         instance=instance,
         prompt_id=prompt_id,
-        error_type=error.get("type"),
+        error_type=parsed.error.type,
         node_errors=node_errors,
     )
 
 
-def _describe_node_errors(message: str, node_errors: dict[str, Any]) -> str:
+def _describe_node_errors(message: str, node_errors: dict[str, wire.NodeError]) -> str:
     """`message: node 2 (ImageScaleBy): Required input is missing: scale_by; ...`"""
     parts = []
     for node_id, entry in node_errors.items():
-        errors = entry.get("errors") if isinstance(entry, dict) else None
-        for err in errors or []:
-            text = str(err.get("message", "invalid"))
-            if err.get("details"):
-                text = f"{text}: {err['details']}"
-            parts.append(f"node {node_id} ({entry.get('class_type', '?')}): {text}")
+        for err in entry.errors:
+            text = err.message or "invalid"
+            if err.details:
+                text = f"{text}: {err.details}"
+            parts.append(f"node {node_id} ({entry.class_type or '?'}): {text}")
     return f"{message}: {'; '.join(parts)}" if parts else message

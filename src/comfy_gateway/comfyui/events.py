@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections import deque
@@ -27,6 +26,7 @@ import aiohttp
 from comfy_gateway.errors import UpstreamError, UpstreamUnavailable
 from comfy_gateway.lifecycle import Lifecycle
 
+from . import wire
 from .client import ComfyClient
 from .reconcile import PollPolicy, reconcile
 from .socket import EventSocket
@@ -271,13 +271,12 @@ class EventHub:
 
     def _dispatch(self, sock: EventSocket, text: str) -> None:
         try:
-            frame = json.loads(text)
-            kind, data = frame["type"], frame["data"]
-        except (ValueError, KeyError, TypeError):
-            log.warning("unreadable event frame from %s", self._client.name)
+            frame = wire.validated(wire.EventFrame, wire.parse_json(text, "an event frame", self._client.name),
+                                   "an event frame", self._client.name)
+        except UpstreamUnavailable as exc:
+            log.warning("unreadable event frame from %s: %s", self._client.name, exc.message)
             return
-        if not isinstance(data, dict):
-            return
+        kind, data = frame.type, frame.data
         if kind == "status":
             self._queue_changed.set()
             self._queue_changed = asyncio.Event()

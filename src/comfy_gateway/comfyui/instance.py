@@ -14,7 +14,7 @@ from .breaker import BreakerState, CircuitBreaker
 from .capabilities import Capabilities, Vram
 from .client import ComfyClient
 from .events import EventHub
-from .models import ClientTimeouts
+from .models import ClientLimits, ClientTimeouts
 
 RECENT_PROMPTS = 5
 
@@ -89,11 +89,12 @@ class InstancePool:
         on_breaker_change: Callable[[str, BreakerState, BreakerState], None] | None = None,
         on_reconnect: Callable[[str], None] | None = None,
         timeouts: ClientTimeouts | None = None,
+        limits: ClientLimits | None = None,
     ) -> None:
         self._instances: dict[str, Instance] = {}
         self._stack = contextlib.AsyncExitStack()
         for host in hosts:
-            client = ComfyClient(base_url(host), session, timeouts=timeouts)
+            client = ComfyClient(base_url(host), session, timeouts=timeouts, limits=limits)
             hub = EventHub(client, session, max_connections=max_connections, on_reconnect=on_reconnect)
             breaker = CircuitBreaker(on_change=self._breaker_callback(host, on_breaker_change))
             self._instances[host] = Instance(host, client, hub, breaker)

@@ -20,6 +20,15 @@ class ClientTimeouts:
 
 
 @dataclass(frozen=True, slots=True)
+class ClientLimits:
+    """Bytes a server's answers may take: past them the answer is refused, never read whole."""
+
+    max_json_bytes: int = 32 * 1024 * 1024  # one JSON answer (/history, /queue, /prompt, ...)
+    max_ws_frame_bytes: int = 16 * 1024 * 1024  # one WebSocket message (previews are binary frames)
+    max_result_bytes: int = 64 * 1024 * 1024  # one output file fetched with /view
+
+
+@dataclass(frozen=True, slots=True)
 class ImageRef:
     """A file on a server, as named by /upload/image, `executed` events and history outputs."""
 

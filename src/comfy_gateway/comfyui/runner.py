@@ -19,6 +19,7 @@ from typing import Any
 
 from comfy_gateway.errors import UpstreamError, UpstreamUnavailable, WorkflowFailed
 
+from . import wire
 from .client import ComfyClient
 from .events import EventHub
 from .models import ImageRef, RunResult
@@ -93,6 +94,7 @@ async def _conclude(client: ComfyClient, watch: PromptWatch) -> RunResult:
         raise UpstreamUnavailable(
             "prompt lost", instance=client.name, prompt_id=prompt_id, reason="finished without history"
         )
+    entry = wire.check_entry(entry, "the history of the prompt", client.name)
     status = entry.get("status") or {}
     if status.get("status_str") == "success":
         outputs = {str(node): outputs_of(entry, str(node)) for node in (entry.get("outputs") or {})}
@@ -120,30 +122,32 @@ _HISTORY_RETRY_DELAYS = (0.1, 0.3, 0.6, None)
 
 
 def _failure(instance: str, prompt_id: str, entry: dict[str, Any], watch: PromptWatch) -> WorkflowFailed:
-    error, interrupted = watch.error, watch.interrupted
+    raw_error, raw_interrupted = watch.error, watch.interrupted
     for message in (entry.get("status") or {}).get("messages") or []:
-        if isinstance(message, list | tuple) and len(message) == 2 and isinstance(message[1], dict):
-            if message[0] == "execution_error":
-                error = message[1]
-            elif message[0] == "execution_interrupted":
-                interrupted = message[1]
-    if interrupted is not None:
+        if message[0] == "execution_error":
+            raw_error = message[1]
+        elif message[0] == "execution_interrupted":
+            raw_interrupted = message[1]
+    what = "the error report of the prompt"
+    if raw_interrupted is not None:
+        interrupted = wire.validated(wire.EventError, raw_interrupted, what, instance)
         return WorkflowFailed(
             "Execution interrupted",
             instance=instance,
             prompt_id=prompt_id,
-            node_id=interrupted.get("node_id"),
-            node_type=interrupted.get("node_type"),
+            node_id=interrupted.node_id,
+            node_type=interrupted.node_type,
             interrupted=True,
         )
-    if error is not None:
+    if raw_error is not None:
+        error = wire.validated(wire.EventError, raw_error, what, instance)
         return WorkflowFailed(
-            str(error.get("exception_message") or "execution failed").strip(),
+            (error.exception_message or "execution failed").strip(),
             instance=instance,
             prompt_id=prompt_id,
-            node_id=error.get("node_id"),
-            node_type=error.get("node_type"),
-            exception_type=error.get("exception_type"),
+            node_id=error.node_id,
+            node_type=error.node_type,
+            exception_type=error.exception_type,
         )
     return WorkflowFailed(
         f"execution ended with status {status_str(entry)!r}", instance=instance, prompt_id=prompt_id

@@ -45,7 +45,7 @@ class EventSocket:
                     client.ws_url(client_id),
                     heartbeat=timeouts.ws_heartbeat,
                     timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0),
-                    max_msg_size=0,
+                    max_msg_size=client.limits.max_ws_frame_bytes,
                 )
                 first = await ws.receive()
             if first.type is not aiohttp.WSMsgType.TEXT:

@@ -17,8 +17,8 @@ from typing import Any
 from ..comfyui.instance import Instance
 from ..comfyui.models import RunResult
 from ..comfyui.runner import attach, outputs_of, run_prompt
-from ..errors import WorkflowFailed
-from ..images import OUTPUT_MIME, convert_image, image_size, strip_png_text
+from ..errors import UpstreamUnavailable, WorkflowFailed
+from ..images import OUTPUT_MIME, convert_image, image_size, result_size, strip_png_text
 from ..jobs.blobs import BlobStore
 from ..jobs.model import Job
 from ..jobs.outputs import Output
@@ -98,13 +98,15 @@ class ProgressReporter:
 
 class JobExecution:
     def __init__(self, *, store: JobStore, blobs: BlobStore, registry: WorkflowRegistry,
-                 outputs_dir: Path | None, results: BlobStore | None = None, result_ttl_s: float | None = None) -> None:
+                 outputs_dir: Path | None, results: BlobStore | None = None, result_ttl_s: float | None = None,
+                 max_result_pixels: int = 40_000_000) -> None:
         self.store = store
         self.blobs = blobs
         self.registry = registry
         self.outputs_dir = outputs_dir
         self.collector = OutputCollector(results or blobs)  # where every output file goes
         self.result_ttl_s = result_ttl_s
+        self.max_result_pixels = max_result_pixels
         self.graphs = GraphRun(blobs, results or blobs)
 
     def workflow_of(self, job: Job) -> Workflow:
@@ -173,7 +175,8 @@ class JobExecution:
             raise WorkflowFailed(f"the workflow produced no image at node {workflow.result_node}",
                                  instance=instance.name, prompt_id=result.prompt_id)
         with step("comfyui.output_fetch", filename=refs[0].filename):
-            png = await instance.client.view(refs[0])
+            png = await instance.client.view(refs[0])  # at most MAX_RESULT_BYTES
+        self._check_result(png, instance, result.prompt_id)
         with step("job.store_result", format=job.params.get("format", "png")) as stored:
             # Every output is stored while the result is made: the two writes overlap.
             collecting = asyncio.create_task(
@@ -188,10 +191,20 @@ class JobExecution:
             stored.set(outputs=len(outputs))
         return Outcome(key, meta, outputs, expires_at)
 
+    def _check_result(self, png: bytes, instance: Instance, prompt_id: str) -> None:
+        """Refuse a result past MAX_RESULT_PIXELS from its header: nothing huge is ever decoded."""
+        try:
+            result_size(png, self.max_result_pixels)
+        except UpstreamUnavailable as exc:
+            raise UpstreamUnavailable(exc.message, instance=instance.name, prompt_id=prompt_id) from None
+
     async def _keep_result(self, job: Job, png: bytes, prompt_id: str) -> tuple[str, dict[str, Any]]:
         """The job's `result` (its first image, in the format asked for): stored, and described."""
         fmt = job.params.get("format", "png")
-        data = await asyncio.to_thread(convert_image, png, fmt) if fmt != "png" else strip_png_text(png)
+        try:
+            data = await asyncio.to_thread(convert_image, png, fmt) if fmt != "png" else strip_png_text(png)
+        except (OSError, SyntaxError, ValueError) as exc:  # its header was fine, its pixels are not
+            raise UpstreamUnavailable(f"the result image is damaged: {exc}", prompt_id=prompt_id) from None
         width, height = image_size(data)  # the header only: microseconds
         key = result_key(job.id, job.attempt)
         await self.blobs.put(key, data)
