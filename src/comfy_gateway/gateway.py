@@ -166,7 +166,7 @@ class Gateway:
             destinations=self.destinations, placement=self.placement, slots=self.slots, tracing=self.tracing,
             outputs=JobOutputs(self.results, url_ttl_s=s.result_url_ttl // 1000, redirect=s.result_redirect))
         self.assets = AssetStore(self.blobs)
-        self.graph_jobs = GraphJobs(service=self.service, assets=self.assets)
+        self.graph_jobs = GraphJobs(service=self.service, assets=self.assets, tasks=self._tasks)
         self.overview = Overview(pool=self.pool, slots=self.slots, store=self.store, dispatcher=self.dispatcher,
                                  metrics=self.metrics, prom=self.prom, admission=self.admission,
                                  cluster=self.cluster, max_queue_depth=s.max_queue_depth,

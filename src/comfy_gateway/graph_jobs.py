@@ -12,13 +12,24 @@ from dataclasses import dataclass
 from typing import Any
 
 from .access import Principal
-from .errors import IdempotencyKeyReuse, InvalidInput, JobNotFound, MissingAsset, NotFound
-from .jobs.assets import AssetRecord, AssetStore
+from .background import TaskOwner
+from .errors import (
+    HashMismatch,
+    IdempotencyKeyReuse,
+    InvalidInput,
+    InvalidWorkflow,
+    JobNotFound,
+    MissingAsset,
+    NoCapableServer,
+    NotFound,
+)
+from .jobs.assets import HASH_PREFIX, AssetRecord, AssetStore
 from .jobs.model import Job, JobState, new_job_id
 from .jobs.outputs import Output
 from .jobs.store import JobFilter
 from .service import JobService
 from .workflows.graph import GRAPH_JOB_TYPE, asset_ids, checked_graph
+from .workflows.needs import node_errors
 
 CANCELED = "canceled"
 OUTPUT_ID_SEPARATOR = "."
@@ -40,15 +51,19 @@ OUTPUT_TYPES = {"images": "image", "gifs": "video", "videos": "video", "video": 
                 "text": "text", "latents": "latent"}
 
 
-def outputs_of(job: Job) -> list[dict[str, Any]]:
-    """A completed job's files as v2 outputs, each with its asset id (its place in `job.outputs`).
+def content_hash_of(output: Output) -> str | None:
+    """The contract's `blake3:<hex>`, computed as the output streamed into storage (null for an output
+    stored before the gateway kept it, as the contract allows)."""
+    return None if output.blake3 is None else HASH_PREFIX + output.blake3
 
-    The stored digest is SHA-256, not the contract's blake3: `hash` is null, as the contract allows."""
+
+def outputs_of(job: Job) -> list[dict[str, Any]]:
+    """A completed job's files as v2 outputs, each with its asset id (its place in `job.outputs`)."""
     if job.state is not JobState.COMPLETED:
         return []
     return [{"node_id": out.node_id, "name": out.filename, "type": OUTPUT_TYPES.get(out.kind, "file"),
-             "content_type": out.content_type, "size_bytes": out.size, "id": output_id(job.id, n), "hash": None}
-            for n, out in enumerate(job.outputs)]
+             "content_type": out.content_type, "size_bytes": out.size, "id": output_id(job.id, n),
+             "hash": content_hash_of(out)} for n, out in enumerate(job.outputs)]
 
 
 @dataclass(frozen=True)
@@ -63,8 +78,9 @@ class OutputAsset:
 class GraphJobs:
     """Graph jobs through the JobService; their input and output assets."""
 
-    def __init__(self, *, service: JobService, assets: AssetStore) -> None:
+    def __init__(self, *, service: JobService, assets: AssetStore, tasks: TaskOwner) -> None:
         self._service = service
+        self._tasks = tasks  # the interrupts of canceled running jobs
         self.assets = assets
         self.settings = service.settings
 
@@ -75,6 +91,7 @@ class GraphJobs:
         retry after a lost answer finds it claimed and can never run the graph twice."""
         self._service.check_admission(sync=False)
         graph = checked_graph(graph)
+        self._check_runnable(graph)
         inputs = {asset_id: await self._input_source(asset_id, owner) for asset_id in asset_ids(graph)}
         params: dict[str, Any] = {"graph": graph, "inputs": inputs, "metadata": metadata or {}}
         if extra_data:
@@ -86,6 +103,17 @@ class GraphJobs:
                                       "list your jobs instead of submitting again", job_id=named.id)
         return job
 
+    def _check_runnable(self, graph: dict[str, Any]) -> None:
+        """The contract's answer for a graph no server can run: 422 `invalid_workflow`, per node."""
+        try:
+            self._service.check_runnable(GRAPH_JOB_TYPE, graph)
+        except NoCapableServer as exc:
+            missing, servers = exc.details.get("missing") or [], exc.details.get("servers") or {}
+            # The nodes to blame: what every server lacks, else (each lacks something else) all of it.
+            everywhere = set.intersection(*(set(lacks) for lacks in servers.values())) if servers else set()
+            raise InvalidWorkflow(exc.message, node_errors=node_errors(graph, everywhere or set(missing)),
+                                  missing=missing, servers=servers) from None
+
     async def _input_source(self, asset_id: str, owner: Principal) -> dict[str, Any]:
         """Where an input's bytes are, pinned at submit so the job does not depend on the record."""
         try:
@@ -95,24 +123,58 @@ class GraphJobs:
         if isinstance(found, AssetRecord):
             return {"key": found.content_key, "hash": found.hash, "file_path": found.file_path}
         out = found.record  # in the result store, which may not be the blob store
-        return {"key": out.key, "hash": out.sha256, "file_path": out.filename, "results": True}
+        return {"key": out.key, "hash": content_hash_of(out) or out.sha256, "file_path": out.filename, "results": True}
 
     async def get(self, job_id: str, viewer: Principal) -> Job:
         return await self._service.get(job_id, viewer)
+
+    async def queue_position(self, job: Job) -> int | None:
+        return await self._service.queue_position(job)
+
+    def updates(self, job_id: str) -> AsyncIterator[Job]:
+        """The job now and after each change until it has finished (JobService.updates)."""
+        return self._service.updates(job_id)
 
     async def wait(self, job_id: str, timeout_s: float) -> Job:
         """The job as it is when it finishes or when `timeout_s` has passed, whichever comes first."""
         return await self._service.wait(job_id, timeout_s)
 
-    async def list(self, viewer: Principal, limit: int, offset: int) -> tuple[list[Job], bool]:
-        """Graph jobs `viewer` may see among `limit` of all, newest first, from `offset`; and whether
-        there may be more."""
-        page = await self._service.list(JobFilter(type=GRAPH_JOB_TYPE, limit=limit, offset=offset))
-        return [job for job in page if viewer.may_see(job)], len(page) == limit
+    async def list(self, viewer: Principal, limit: int,
+                   before: tuple[float, str] | None) -> tuple[list[Job], tuple[float, str] | None]:
+        """Graph jobs `viewer` may see among `limit` of all, newest first, after the key `before`; and
+        the key to go on from (None: no more)."""
+        page = await self._service.list(JobFilter(type=GRAPH_JOB_TYPE, limit=limit, before=before))
+        last = (page[-1].created_at, page[-1].id) if len(page) == limit else None
+        return [job for job in page if viewer.may_see(job)], last
+
+    async def add_asset(self, data: bytes, owner: Principal, *, idempotency_key: str | None, content_type: str,
+                        file_path: str, tags: tuple[str, ...], expected_hash: str | None) -> tuple[AssetRecord, bool]:
+        """A new asset of `owner` (see `AssetStore.add`). An Idempotency-Key is single-use, as for
+        jobs: a reused one answers 422. Its key is given back only when the upload certainly minted
+        nothing (the hash did not match); after an unknown outcome it stays taken."""
+        key = None if idempotency_key is None else f"asset:{owner.name}/{idempotency_key}"
+        if key is not None and not await self._service.claim_key(key):
+            raise IdempotencyKeyReuse("this Idempotency-Key was used already; keys are single-use: look the "
+                                      "asset up by its hash instead of uploading again")
+        try:
+            return await self.assets.add(data, tenant=owner.name, content_type=content_type, file_path=file_path,
+                                         tags=tags, expected_hash=expected_hash)
+        except HashMismatch:
+            if key is not None:
+                await self._service.release_key(key)
+            raise
 
     async def cancel(self, job_id: str, viewer: Principal) -> Job:
-        """Stop the job wherever it is; a job that has finished stays as it is."""
+        """Stop the job wherever it is; a job that has finished stays as it is.
+
+        A queued job is canceled at once. A running one is `canceling` (recorded on the job, so
+        every replica and its event stream show it) while its prompt is interrupted in the
+        background, and then canceled."""
         error = {"code": CANCELED, "message": "the job was canceled on request"}
+        job = await self._service.get(job_id, viewer)
+        if await self._service.mark_canceling(job):
+            self._tasks.spawn(self._service.cancel(job_id, viewer, error), name=f"cancel-{job_id}")
+            return job
         return await self._service.cancel(job_id, viewer, error)
 
     async def output(self, asset_id: str, viewer: Principal) -> OutputAsset:

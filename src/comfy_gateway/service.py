@@ -136,6 +136,11 @@ class JobService:
     def check_admission(self, sync: bool) -> None:
         self.admission.check(sync)
 
+    def check_runnable(self, job_type: str, params: dict[str, Any] | None) -> None:
+        """422 (NoCapableServer) when no configured server has what the job needs; a server whose
+        capabilities were not read yet counts as able to run anything."""
+        self._placement.check_runnable(job_type, params)
+
     async def check_rate(self, caller: Principal) -> None:
         """One request of `caller` against its requests_per_minute (429 past it)."""
         await self._quotas.check_rate(caller)
@@ -150,7 +155,7 @@ class JobService:
 
         The job is `owner`'s: its tenant and priority; past a queue bound, 429; 422 when no
         configured server can run it."""
-        self._placement.check_runnable(job_type, params.get("workflow"))
+        self.check_runnable(job_type, params.get("workflow"))
         await self._quotas.check_queue(owner)
         job = Job(id=new_job_id(), type=job_type, params=params, input_meta=info.as_meta(),
                   tenant=owner.name, priority=owner.priority)
@@ -171,6 +176,13 @@ class JobService:
         await self._quotas.check_queue(owner)
         job.tenant, job.priority = owner.name, owner.priority
         return await self._enqueue(job, owner, idempotency_key)
+
+    async def claim_key(self, key: str) -> bool:
+        """Take an idempotency key that names no job (an asset upload's) for IDEMPOTENCY_TTL."""
+        return await self._store.claim_key(key, self.settings.idempotency_ttl / 1000)
+
+    async def release_key(self, key: str) -> None:
+        await self._store.release_key(key)
 
     async def _enqueue(self, job: Job, owner: Principal, idempotency_key: str | None) -> tuple[Job, bool]:
         """The key is claimed in the same write that creates the job, so a retry never makes two."""
@@ -207,6 +219,10 @@ class JobService:
 
     async def pending_count(self) -> int:
         return await self._store.pending_count()
+
+    async def queue_position(self, job: Job) -> int | None:
+        """Where a pending job stands in this gateway's queue (see `JobStore.queue_position`)."""
+        return await self._store.queue_position(job.id) if job.state is JobState.PENDING else None
 
     async def estimated_seconds(self, job: Job) -> float | None:
         """Seconds until `job` should be done (see `Placement.estimate`).
@@ -341,6 +357,15 @@ class JobService:
             return await self._job(job_id)
         latest = await self._job(job_id)
         return latest if latest.state.finished else await self.cancel(job_id, viewer, error)  # it moved on
+
+    async def mark_canceling(self, job: Job) -> bool:
+        """Record that a cancel of the running `job` was asked (False: it is not running that attempt
+        any more); `cancel` then ends it."""
+        if job.state is not JobState.PROCESSING or not await self._store.mark_canceling(job.id, job.attempt):
+            return False
+        job.canceling_at = time.time()
+        await self._events.publish_changed(job.id)  # its streams show `canceling` at once
+        return True
 
     async def delete(self, job_id: str, viewer: Principal) -> Job:
         """Stop the job if it runs (here or on another replica), then remove it and its blobs."""

@@ -164,6 +164,60 @@ async def test_record_placement_sets_the_instance_and_is_fenced(store: JobStore)
     assert not await store.record_placement(job.id, job.attempt, "gpu-3", placement)
 
 
+async def test_list_pages_by_key_so_new_jobs_do_not_shift_them(store: JobStore) -> None:
+    await add_jobs(store, 5)
+    await store.create(make_job("job-tie", T0 + 2))  # created with job-002: the id orders them
+    first = await store.list(JobFilter(type="upscale", limit=3))
+    assert [j.id for j in first] == ["job-004", "job-003", "job-tie"]
+    await store.create(make_job("job-new", T0 + 100))  # a new job: the next page is the same
+    last = first[-1]
+    second = await store.list(JobFilter(type="upscale", limit=3, before=(last.created_at, last.id)))
+    assert [j.id for j in second] == ["job-002", "job-001", "job-000"]
+    both = await store.list(JobFilter(type="upscale", state=JobState.PENDING, limit=2, before=(T0 + 2, "job-tie")))
+    assert [j.id for j in both] == ["job-002", "job-001"]
+    everything = await store.list(JobFilter(limit=10, before=(T0 + 3, "job-003")))
+    assert [j.id for j in everything] == ["job-tie", "job-002", "job-001", "job-000"]
+
+
+async def test_a_key_is_claimed_once_until_released_or_expired(store: JobStore) -> None:
+    assert await store.claim_key("asset:t/k1", 30)
+    assert not await store.claim_key("asset:t/k1", 30)
+    await store.release_key("asset:t/k1")
+    assert await store.claim_key("asset:t/k1", 30)
+    assert await store.claim_key("asset:t/short", 0.05)
+    await asyncio.sleep(0.2)
+    assert await store.claim_key("asset:t/short", 30)  # expired: free again
+    assert await store.claim_key("asset:u/k1", 30)  # another key
+
+
+async def test_queue_position_counts_the_pending_jobs_created_before(store: JobStore) -> None:
+    jobs = await add_jobs(store, 4)
+    await store.create(make_job("job-tie", T0 + 2))  # created with job-002: the id decides
+    assert [await store.queue_position(j.id) for j in jobs] == [1, 2, 3, 5]
+    assert await store.queue_position("job-tie") == 4
+    await claimed(store, "job-000")
+    assert await store.queue_position("job-000") is None
+    assert [await store.queue_position(j.id) for j in jobs[1:]] == [1, 2, 4]
+    assert await store.queue_position("no-such-job") is None
+
+
+async def test_mark_canceling_is_kept_and_fenced(store: JobStore) -> None:
+    await add_jobs(store, 2)
+    waiting = (await store.get("job-001"))
+    job = await claimed(store, "job-000")
+    assert waiting is not None and not await store.mark_canceling(waiting.id, 0)  # not running
+    assert not await store.mark_canceling(job.id, job.attempt + 1)
+    before = time.time()
+    assert await store.mark_canceling(job.id, job.attempt)
+    stored = await store.get(job.id)
+    assert stored is not None and stored.canceling_at is not None and stored.canceling_at >= before - 1
+    assert stored.state is JobState.PROCESSING
+    assert await store.fail(job.id, job.attempt, {"message": "canceled", "code": "canceled"})
+    assert not await store.mark_canceling(job.id, job.attempt)
+    failed = await store.get(job.id)
+    assert failed is not None and failed.canceling_at == stored.canceling_at
+
+
 async def test_concurrent_claims_take_each_job_exactly_once(make_store: JobStoreFactory) -> None:
     first, second = make_store(), make_store()  # two replicas on one backing store
     await first.open()

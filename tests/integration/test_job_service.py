@@ -14,6 +14,7 @@ from comfy_gateway.app import create_app
 from comfy_gateway.jobs.model import JobState
 from support.gateway import gateway_settings, hosts_of, running_gateway
 from support.images import png
+from support.store_reads import counted_reads
 from support.tally import submit
 from support.waiting import eventually
 
@@ -80,15 +81,7 @@ async def test_the_event_stream_reads_the_store_only_when_the_job_changes(gw):
         fake.pause()
     job_id = await submit(gw.client)
     await eventually(lambda: sum(f.stats()["queue_depth"] for f in gw.fakes) == 1, what="the prompt at a server")
-    store = gw.gateway.store
-    reads: list[str] = []
-    real_get = store.get
-
-    async def counting_get(wanted: str):  # type: ignore[no-untyped-def]
-        reads.append(wanted)
-        return await real_get(wanted)
-
-    store.get = counting_get  # type: ignore[method-assign]
+    reads = counted_reads(gw.gateway.store)
     statuses = []
     async with gw.client.stream("GET", f"/api/jobs/{job_id}/events") as resp:
         lines = resp.aiter_lines()

@@ -16,6 +16,7 @@ from comfy_gateway.dispatch.estimates import ServiceEstimates
 from comfy_gateway.dispatch.placement import Placement
 from comfy_gateway.errors import NoCapableServer
 from comfy_gateway.jobs.model import Job
+from comfy_gateway.workflows.graph import GRAPH_JOB_TYPE
 from comfy_gateway.workflows.needs import ModelRef, needs_of
 from comfy_gateway.workflows.registry import WorkflowRegistry, parse_workflow
 
@@ -119,7 +120,7 @@ async def test_a_type_waits_for_its_warm_server_unless_a_capable_one_is_idle(poo
     b.prompt_sent(frozenset({"InspyrenetRembg"}))
     plan = placement.plan(["a:1", "b:1"], {"a:1": 1, "b:1": 2})
     # remove-background is best on b (warm, full): it waits rather than switch a's model
-    assert plan.free == ("a:1",) and plan.types == {"upscale-image", "upscale-remove-bg"}
+    assert plan.free == ("a:1",) and plan.types == {"upscale-image", "upscale-remove-bg", GRAPH_JOB_TYPE}
     assert placement.plan(["a:1", "b:1"], {"b:1": 2}).types is None  # a is idle: everything may start
     assert placement.plan(["a:1", "b:1"], {"a:1": 2, "b:1": 2}).free == ()
     job = Job(id="j", type="remove-background")
@@ -141,7 +142,8 @@ async def test_only_servers_that_have_the_node_are_used_and_none_is_refused(pool
         placement.check_runnable("remove-background", None)
     assert refused.value.details["missing"] == ["node InspyrenetRembg"]
     assert set(refused.value.details["servers"]) == {"a:1", "b:1"}
-    assert placement.plan(["a:1", "b:1"], {}).types == set()  # nothing here can run on them
+    # No named workflow can run on them; a submitted graph may (its own needs pick its server).
+    assert placement.plan(["a:1", "b:1"], {}).types == {GRAPH_JOB_TYPE}
 
 
 async def test_a_job_can_start_only_while_a_server_that_can_run_it_is_up(pool: InstancePool) -> None:

@@ -47,6 +47,20 @@ def test_the_timeline_of_a_retried_job_only_grows() -> None:
         assert longer[:len(shorter)] == shorter
 
 
+def test_a_cancel_while_running_adds_canceling_and_the_timeline_still_only_grows() -> None:
+    settings = Settings(_env_file=None)
+    job = Job(id="j", type="api-graph", state=JobState.PROCESSING, attempt=1)
+    running = timeline(job, "http://gw", settings)
+    job.canceling_at = 1.0
+    canceling = timeline(job, "http://gw", settings)
+    job.state, job.error = JobState.FAILED, {"code": "canceled"}
+    canceled = timeline(job, "http://gw", settings)
+
+    assert v2_status(Job(id="k", type="api-graph", state=JobState.PROCESSING, canceling_at=1.0)) == "canceling"
+    assert [d["status"] for _, d in canceled] == ["queued", "running", "canceling", "canceled"]
+    assert canceling[:len(running)] == running and canceled[:len(canceling)] == canceling
+
+
 @pytest.mark.parametrize(("header", "expected"), [
     (None, (0, None)), ("3", (3, None)), ("3-42", (3, 42)), ("junk", (0, None)), ("-1", (0, None)),
 ])

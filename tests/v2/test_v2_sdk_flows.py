@@ -82,8 +82,10 @@ async def test_cancel_a_running_job(sdk: AsyncComfy, v2gw: RunningGateway) -> No
     job = await _running_job(sdk, v2gw, service_time=20)
     await job.cancel()
 
-    assert job.status == "canceled"
+    assert job.status == "canceling"  # the contract's running -> canceling -> canceled; not terminal for the SDK
     assert (await job.wait(timeout=5)).status == "canceled"
+    statuses = [e.status async for e in job.events() if isinstance(e, StatusChange)]
+    assert statuses == ["queued", "running", "canceling", "canceled"]
     stored = await v2gw.gateway.service.get(job.id, ANONYMOUS)
     fake = next(f for f in v2gw.fakes if f.host_port == stored.instance)
 

@@ -1,8 +1,9 @@
 """One attempt of a graph job: its input assets put on THIS server, then the graph run.
 
 Input assets go to the server the attempt landed on (POST /upload/image), under a name derived from
-their content, so a retry elsewhere uploads them there and a second run here overwrites the same
-file with the same bytes. No other server receives them. The outputs are collected like every
+their content, so a retry elsewhere uploads them there, and a second run here finds the same bytes
+under that name: ComfyUI keeps the file as it is (not overwritten, so never rewritten while another
+prompt reads it). No other server receives them. The outputs are collected like every
 job's (dispatch/outputs.py).
 """
 
@@ -50,6 +51,6 @@ class GraphRun:
             except KeyError:
                 raise WorkflowFailed(f"input asset {asset_id} is no longer stored", asset_id=asset_id) from None
             ref = await instance.client.upload_image(data, server_filename(source["hash"], source["file_path"]),
-                                                     overwrite=True)
+                                                     overwrite=False)
             names[asset_id] = ref.load_image_name
         return names

@@ -59,4 +59,5 @@ class OutputCollector:
         async with contextlib.aclosing(chunks):
             await self.store.put_stream(key, digest.measured(chunks))
         return Output(node_id=item.node_id, kind=item.kind, filename=filename, content_type=content_type,
-                      size=digest.size, sha256=digest.hexdigest, key=key, subfolder=subfolder)
+                      size=digest.size, sha256=digest.hexdigest, key=key, subfolder=subfolder,
+                      blake3=digest.blake3_hexdigest)

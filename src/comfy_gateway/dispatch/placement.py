@@ -23,7 +23,8 @@ from ..comfyui.capabilities import Capabilities
 from ..comfyui.instance import Instance, InstancePool
 from ..errors import NoCapableServer
 from ..jobs.model import Job, JobState
-from ..workflows.needs import Needs, is_model_input
+from ..workflows.graph import GRAPH_JOB_TYPE
+from ..workflows.needs import Needs, is_model_input, needs_of
 from ..workflows.registry import WorkflowRegistry
 from .backlog import Backlog, Sent
 from .estimates import ServiceEstimates
@@ -86,6 +87,9 @@ class Placement:
     # --- what a job needs and who has it ---
 
     def needs(self, job_type: str, params: Mapping[str, Any] | None = None) -> Needs | None:
+        """What a job of `job_type` needs; for a submitted graph (GRAPH_JOB_TYPE) `params` is the graph."""
+        if job_type == GRAPH_JOB_TYPE:
+            return needs_of(params) if params else None  # one pass over the graph: not worth a cache
         workflow = self.registry.get(job_type)
         if workflow is None:
             return None
@@ -100,7 +104,7 @@ class Placement:
         return self._needs[key]
 
     def job_needs(self, job: Job) -> Needs | None:
-        return self.needs(job.type, job.params.get("workflow"))
+        return self.needs(job.type, job.params.get("graph" if job.type == GRAPH_JOB_TYPE else "workflow"))
 
     def lacks(self, instance: Instance, needs: Needs) -> list[str]:
         """What the server lacks for these needs; nothing while its capabilities are unknown."""
@@ -180,7 +184,11 @@ class Placement:
             idle = any(usage.get(c, 0) == 0 for c in capable_free)
             if self.strategy == "least_loaded" or best.instance in free or idle:
                 eligible.add(job_type)
-        return Plan(free, None if len(eligible) == len(names) else frozenset(eligible))
+        if len(eligible) == len(names):
+            return Plan(free, None)
+        if GRAPH_JOB_TYPE not in waiting:  # a graph's needs are its own: `rank` finds it a capable server
+            eligible.add(GRAPH_JOB_TYPE)
+        return Plan(free, frozenset(eligible))
 
     def rank(self, job: Job, free: Sequence[str], usage: Mapping[str, int], avoid: str | None) -> list[Choice]:
         """The free servers that can run `job`, best first (`avoid`, which it just failed on, last)."""

@@ -78,6 +78,7 @@ class Job:
     outputs: list[Output] = field(default_factory=list)  # every file of every output node, in order
     expires_at: float | None = None  # when its result and outputs go (set when it completes)
     placement: dict[str, Any] | None = None  # where the current attempt runs and why (dispatch/placement.py)
+    canceling_at: float | None = None  # when a cancel of the running job was asked (it ends canceled)
     # W3C trace context ({"traceparent": ...}) of the job's trace: its later spans, run by whichever
     # replica executes it, continue that trace. Empty when tracing is off.
     trace_context: dict[str, str] = field(default_factory=dict)

@@ -1,7 +1,7 @@
 """A job's outputs: every file its workflow's output nodes reported, as stored by the gateway.
 
 An `Output` is the record kept on the Job (in its JSON data, never the bytes): which node made it,
-its name, content type, size and SHA-256, and the key of its bytes in the result store. Outputs are
+its name, content type, size, SHA-256 and blake3, and the key of its bytes in the result store. Outputs are
 numbered by their place in `Job.outputs` (0, 1, ...), in the order /history lists them.
 """
 
@@ -14,6 +14,8 @@ from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import quote
+
+from blake3 import blake3
 
 # Types the standard table may lack on a slim system; ComfyUI registers the same ones.
 _EXTRA_TYPES = {".webp": "image/webp", ".webm": "video/webm", ".mkv": "video/x-matroska", ".flac": "audio/flac",
@@ -34,6 +36,7 @@ class Output:
     sha256: str  # hex digest of the bytes; also the download's ETag
     key: str  # where the bytes are in the result store
     subfolder: str = ""
+    blake3: str | None = None  # hex digest too, the Comfy API v2's content hash (None: stored before it was kept)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -61,21 +64,30 @@ def content_disposition(filename: str) -> str:
 
 
 class Digest:
-    """Size and SHA-256 of bytes as they stream past (`measured(chunks)` passes them on unchanged)."""
+    """Size, SHA-256 and blake3 of bytes as they stream past (`measured(chunks)` passes them on unchanged)."""
 
     def __init__(self) -> None:
         self._hash = hashlib.sha256()
+        self._blake3 = blake3()
         self.size = 0
+
+    def _update(self, chunk: bytes) -> None:
+        self._hash.update(chunk)
+        self._blake3.update(chunk)
 
     async def measured(self, chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
         async for chunk in chunks:
-            if len(chunk) > BIG_CHUNK:  # hashlib lets go of the GIL: the event loop goes on meanwhile
-                await asyncio.to_thread(self._hash.update, chunk)
+            if len(chunk) > BIG_CHUNK:  # both hashes let go of the GIL: the event loop goes on meanwhile
+                await asyncio.to_thread(self._update, chunk)
             else:
-                self._hash.update(chunk)
+                self._update(chunk)
             self.size += len(chunk)
             yield chunk
 
     @property
     def hexdigest(self) -> str:
         return self._hash.hexdigest()
+
+    @property
+    def blake3_hexdigest(self) -> str:
+        return self._blake3.hexdigest()

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
@@ -51,7 +51,8 @@ _STR_FIELDS = frozenset(
 )
 _INT_FIELDS = frozenset({"attempt", "priority"})
 _FLOAT_FIELDS = frozenset(
-    {"created_at", "updated_at", "lease_expires_at", "started_at", "finished_at", "progress", "expires_at"}
+    {"created_at", "updated_at", "lease_expires_at", "started_at", "finished_at", "progress", "expires_at",
+     "canceling_at"}
 )
 _JSON_FIELDS = frozenset({"params", "input_meta", "result_meta", "error", "history", "webhook_deliveries",
                           "outputs", "placement", "trace_context"})
@@ -236,6 +237,9 @@ class RedisJobStore(OpenClose):
     async def set_progress(self, job_id: str, attempt: int, progress: float) -> bool:
         return await self._fenced_set(job_id, attempt, "progress", _num(progress))
 
+    async def mark_canceling(self, job_id: str, attempt: int) -> bool:
+        return await self._fenced_set(job_id, attempt, "canceling_at", _num(time.time()))
+
     async def renew_lease(self, job_id: str, attempt: int, owner: str, lease_seconds: float) -> bool:
         expires = _num(time.time() + lease_seconds)
         return await self._fenced_set(
@@ -273,6 +277,13 @@ class RedisJobStore(OpenClose):
         args = (job_id, str(attempt), _num(now), owner, _num(now + lease_seconds))
         return _decode(await self._call("take_over", *args))
 
+    async def claim_key(self, key: str, ttl_seconds: float) -> bool:
+        ttl_ms = max(1, int(ttl_seconds * 1000))
+        return bool(await self._redis.set(self._keys.idempotency(key), "", nx=True, px=ttl_ms))
+
+    async def release_key(self, key: str) -> None:
+        await self._redis.delete(self._keys.idempotency(key))
+
     async def list(self, flt: JobFilter) -> Sequence[Job]:
         if flt.limit <= 0:
             return []
@@ -290,9 +301,13 @@ class RedisJobStore(OpenClose):
                 (flt.state is None or job.state == flt.state)
                 and (flt.type is None or job.type == flt.type)
                 and (flt.instance is None or job.instance == flt.instance)
+                and (flt.before is None or (job.created_at, job.id) < flt.before)
             )
 
         redis = self._redis
+        if len(indexes) <= 2 and flt.before is not None:  # its index from the key on
+            ids = await self._ids_before(indexes[-1], flt.before, offset + flt.limit)
+            return [job for job in await self._fetch(ids[offset:]) if matches(job)]
         if len(indexes) <= 2:  # at most one filter: its index answers exactly
             ids = await redis.zrevrange(indexes[-1], offset, offset + flt.limit - 1)
             return [job for job in await self._fetch(ids) if matches(job)]
@@ -311,6 +326,15 @@ class RedisJobStore(OpenClose):
             start += _LIST_PAGE
         return found[offset:wanted]
 
+    async def _ids_before(self, index: str, before: tuple[float, str], count: int) -> Sequence[Any]:
+        """The first `count` ids of `index`, newest first, after (created_at, id) `before`: the ids a
+        zset holds under one score come in reverse order of their names, as the list wants them."""
+        created, before_id = before
+        ties = int(await self._redis.zcount(index, created, created))
+        raw = cast(Sequence[tuple[Any, float]], await self._redis.zrevrangebyscore(
+            index, created, "-inf", start=0, num=count + ties, withscores=True))
+        return [member for member, score in raw if score < created or _text(member) < before_id][:count]
+
     async def counts(self) -> StoreCounts:
         states = [state.value for state in JobState]
         total, state_counts, by_type, by_instance = await self._call("counts", *states)
@@ -320,6 +344,10 @@ class RedisJobStore(OpenClose):
     async def pending_count(self, tenant: str | None = None) -> int:
         key = self._keys.pending if tenant is None else self._keys.tenant_queue(tenant)
         return int(await self._redis.zcard(key))
+
+    async def queue_position(self, job_id: str) -> int | None:
+        rank = await self._redis.zrank(self._keys.pending, job_id)  # by created_at, then id
+        return None if rank is None else int(cast(int, rank)) + 1
 
     async def finished_since(self, since: float) -> tuple[int, float | None]:
         async with self._redis.pipeline(transaction=False) as pipe:

@@ -77,7 +77,7 @@ _COLUMNS = (
 # The rest of the Job lives in the JSON column `data`.
 _DATA_FIELDS = ("params", "input_blob", "input_meta", "result_blob", "result_meta", "error", "history",
                 "tenant", "priority", "webhook_deliveries", "outputs", "expires_at", "placement",
-                "trace_context")
+                "trace_context", "canceling_at")
 _SELECT = ", ".join((*_COLUMNS, "data"))
 
 _INSERT = f"INSERT INTO jobs ({_SELECT}) VALUES ({', '.join('?' * (len(_COLUMNS) + 1))})"
@@ -99,6 +99,7 @@ _RECORD_PLACEMENT = f"""
 UPDATE jobs SET instance = :instance, updated_at = :now, data = json_set(data, '$.placement', json(:placement))
 {_FENCE}"""
 _SET_PROGRESS = f"UPDATE jobs SET progress = :progress, updated_at = :now {_FENCE}"
+_MARK_CANCELING = f"UPDATE jobs SET updated_at = :now, data = json_set(data, '$.canceling_at', json(:at)) {_FENCE}"
 _RENEW = f"UPDATE jobs SET lease_expires_at = :expires, updated_at = :now {_FENCE} AND lease_owner = :owner"
 _COMPLETE = f"""
 UPDATE jobs SET state = 'completed', finished_at = :now, updated_at = :now, progress = 100.0,
@@ -225,7 +226,7 @@ class SqliteJobStore(OpenClose):
         self._conn = self._file.check(self._conn)
         return fn(self._conn)
 
-    async def _update(self, sql: str, params: dict[str, Any]) -> bool:
+    async def _update(self, sql: str, params: dict[str, Any] | Sequence[Any]) -> bool:
         return await self._run(lambda conn: conn.execute(sql, params).rowcount == 1)
 
     async def _one(self, sql: str, params: dict[str, Any] | Sequence[Any]) -> Job | None:
@@ -272,6 +273,15 @@ class SqliteJobStore(OpenClose):
                 raise
 
         return await self._run(create)
+
+    async def claim_key(self, key: str, ttl_seconds: float) -> bool:
+        now = time.time()
+        sql = ("INSERT INTO idempotency VALUES (?, '', ?) ON CONFLICT (key) DO UPDATE SET job_id = '',"
+               " expires_at = excluded.expires_at WHERE idempotency.expires_at <= ?")
+        return await self._update(sql, (key, now + ttl_seconds, now))
+
+    async def release_key(self, key: str) -> None:
+        await self._run(lambda conn: conn.execute("DELETE FROM idempotency WHERE key = ?", (key,)))
 
     async def get(self, job_id: str) -> Job | None:
         return await self._one(f"SELECT {_SELECT} FROM jobs WHERE id = ?", (job_id,))
@@ -323,6 +333,10 @@ class SqliteJobStore(OpenClose):
     async def set_progress(self, job_id: str, attempt: int, progress: float) -> bool:
         params = {"id": job_id, "attempt": attempt, "progress": float(progress), "now": time.time()}
         return await self._update(_SET_PROGRESS, params)
+
+    async def mark_canceling(self, job_id: str, attempt: int) -> bool:
+        now = time.time()
+        return await self._update(_MARK_CANCELING, {"id": job_id, "attempt": attempt, "now": now, "at": repr(now)})
 
     async def renew_lease(self, job_id: str, attempt: int, owner: str, lease_seconds: float) -> bool:
         now = time.time()
@@ -377,8 +391,11 @@ class SqliteJobStore(OpenClose):
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value.value if isinstance(value, JobState) else value)
+        if flt.before is not None:
+            where.append("(created_at < ? OR (created_at = ? AND id < ?))")
+            params += [flt.before[0], flt.before[0], flt.before[1]]
         clause = f"WHERE {' AND '.join(where)}" if where else ""
-        sql = f"SELECT {_SELECT} FROM jobs {clause} ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?"
+        sql = f"SELECT {_SELECT} FROM jobs {clause} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
         return await self._many(sql, (*params, max(flt.limit, 0), max(flt.offset, 0)))
 
     async def counts(self) -> StoreCounts:
@@ -404,6 +421,14 @@ class SqliteJobStore(OpenClose):
         if tenant is None:
             return int(await self._run(lambda conn: conn.execute(sql).fetchone()[0]))
         return int(await self._run(lambda conn: conn.execute(f"{sql} AND tenant = ?", (tenant,)).fetchone()[0]))
+
+    async def queue_position(self, job_id: str) -> int | None:
+        sql = ("SELECT COUNT(*) FROM jobs AS ahead,"
+               " (SELECT created_at, id FROM jobs WHERE id = ? AND state = 'pending') AS me"
+               " WHERE ahead.state = 'pending' AND (ahead.created_at < me.created_at"
+               " OR (ahead.created_at = me.created_at AND ahead.id <= me.id))")
+        count = int(await self._run(lambda conn: conn.execute(sql, (job_id,)).fetchone()[0]))
+        return count or None
 
     async def finished_since(self, since: float) -> tuple[int, float | None]:
         sql = "SELECT COUNT(*), MIN(finished_at) FROM jobs WHERE finished_at >= ?"

@@ -22,6 +22,9 @@ class JobFilter:
     instance: str | None = None
     limit: int = 100
     offset: int = 0
+    # Keyset paging: only jobs listed after this (created_at, id), the last of the page before, so
+    # jobs created meanwhile do not shift the pages.
+    before: tuple[float, str] | None = None
 
 
 @dataclass
@@ -55,6 +58,13 @@ class JobStore(Protocol):
         Atomic: of two calls with one key, one creates and the other gets that job back.
         Returns (the job the key names, whether it was created now). A key lives `ttl_seconds`."""
 
+    async def claim_key(self, key: str, ttl_seconds: float) -> bool:
+        """Take an idempotency `key` that names no job (an asset upload's): True once, until it
+        expires or is released; atomic across every user of the store."""
+
+    async def release_key(self, key: str) -> None:
+        """Give back a key taken by `claim_key` (its request certainly did nothing)."""
+
     async def get(self, job_id: str) -> Job | None: ...
 
     async def claim(
@@ -83,6 +93,9 @@ class JobStore(Protocol):
 
     async def set_progress(self, job_id: str, attempt: int, progress: float) -> bool: ...
 
+    async def mark_canceling(self, job_id: str, attempt: int) -> bool:
+        """Remember (`Job.canceling_at`) that a cancel of this attempt was asked while it runs."""
+
     async def renew_lease(self, job_id: str, attempt: int, owner: str, lease_seconds: float) -> bool: ...
 
     async def complete(
@@ -110,12 +123,16 @@ class JobStore(Protocol):
         The instance and prompt id are kept, so the new owner can re-attach to the prompt."""
 
     async def list(self, flt: JobFilter) -> Sequence[Job]:
-        """Newest first."""
+        """Newest first: by created_at, then id, both descending."""
 
     async def counts(self) -> StoreCounts: ...
 
     async def pending_count(self, tenant: str | None = None) -> int:
         """Pending jobs, of the whole store or of one tenant."""
+
+    async def queue_position(self, job_id: str) -> int | None:
+        """1 + the pending jobs ahead of this one in creation order (created_at, then id); None when
+        it is not pending. The claim's fair share may take it sooner or later than that."""
 
     async def finished_since(self, since: float) -> tuple[int, float | None]:
         """How many jobs finished at `since` or later, and when the first of them did (throughput)."""

@@ -8,7 +8,7 @@ warm-model affinity knows them too.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -54,3 +54,21 @@ def needs_of(graph: Mapping[str, Any]) -> Needs:
             if is_model_input(name) and isinstance(value, str) and value:
                 models.add(ModelRef(cls, name, value))
     return Needs(frozenset(classes), frozenset(models))
+
+
+def node_errors(graph: Mapping[str, Any], missing: Collection[str]) -> dict[str, list[dict[str, str]]]:
+    """Per node id, what of `missing` (`Capabilities.missing`'s words) that node asks for."""
+    found: dict[str, list[dict[str, str]]] = {}
+    for node_id, node in graph.items():
+        if not isinstance(node, Mapping) or not isinstance(node.get("class_type"), str):
+            continue
+        cls = node["class_type"]
+        errors = [{"field": "class_type", "reason": "missing_node_type", "message": f"node {cls}"}] \
+            if f"node {cls}" in missing else []
+        for name, value in (node.get("inputs") or {}).items():
+            wanted = f"model {ModelRef(cls, name, value)}" if isinstance(value, str) else ""
+            if wanted in missing:
+                errors.append({"field": name, "reason": "value_not_in_list", "message": wanted})
+        if errors:
+            found[str(node_id)] = errors
+    return found

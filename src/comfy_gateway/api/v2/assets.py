@@ -14,7 +14,7 @@ from ...jobs.assets import AssetRecord, checked_hash
 from ..deps import Caller
 from ..ranges import byte_range
 from ..uploads import parsed_form
-from .deps import Jobs, base_url, json_body
+from .deps import Jobs, base_url, checked_key, json_body
 from .models import ERRORS, AssetBody
 from .views import PREFIX, asset_body, output_asset_body
 
@@ -53,15 +53,17 @@ def _content_type(declared: str | None, file_path: str) -> str:
 
 @router.post("/assets", status_code=201, summary="Upload an asset (stored once per content)",
              response_model=None, responses={201: {"model": AssetBody}, 200: {"model": AssetBody}, **ERRORS})
-async def upload_asset(request: Request, jobs: Jobs, caller: Caller) -> JSONResponse:
+async def upload_asset(request: Request, jobs: Jobs, caller: Caller,
+                       idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None) -> JSONResponse:
     data, fields, tags = await _read_form(request)
     file_path = fields["file_path"].strip()[:500]
     if not file_path:
         raise InvalidInput("'file_path' (the asset's name) is required")
     expected = fields.get("expected_hash")
-    record, created_new = await jobs.assets.add(
-        data, tenant=caller.name, content_type=_content_type(fields.get("content_type"), file_path),
-        file_path=file_path, tags=tuple(tags[:MAX_TAGS]), expected_hash=checked_hash(expected) if expected else None)
+    record, created_new = await jobs.add_asset(
+        data, caller, idempotency_key=checked_key(idempotency_key),
+        content_type=_content_type(fields.get("content_type"), file_path), file_path=file_path,
+        tags=tuple(tags[:MAX_TAGS]), expected_hash=checked_hash(expected) if expected else None)
     body = asset_body(record, base_url(request), jobs.settings, created_new=created_new)
     return JSONResponse(body, status_code=201 if created_new else 200)
 

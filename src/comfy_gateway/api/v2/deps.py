@@ -10,6 +10,17 @@ from fastapi import Depends, Request
 from ...errors import InvalidInput
 from ...graph_jobs import GraphJobs
 
+MAX_KEY_LENGTH = 255
+
+
+def checked_key(key: str | None) -> str | None:
+    """The contract's Idempotency-Key: 1-255 printable ASCII characters."""
+    if key is None:
+        return None
+    if not 0 < len(key) <= MAX_KEY_LENGTH or not key.isascii() or not key.isprintable():
+        raise InvalidInput(f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} printable ASCII characters")
+    return key
+
 
 def get_graph_jobs(request: Request) -> GraphJobs:
     jobs: GraphJobs = request.app.state.graph_jobs

@@ -5,8 +5,9 @@ back from the job record at any time, by any replica: queued, then running and q
 each attempt that was retried, running, the outputs, the final status. Event `n` of that timeline
 has the id `n`; a progress snapshot sent after it has the id `n-<percent>`. A client that comes
 back with `Last-Event-ID` gets every timeline event after the one it names, and the current
-progress if it changed: nothing missed, nothing twice. The stream follows the job through the
-gateway's own notifications: it holds no connection to any ComfyUI server.
+progress if it changed: nothing missed, nothing twice. The stream follows the job through its
+own notifications (the job events every replica publishes): it holds no connection to any ComfyUI
+server and does not poll the store.
 """
 
 from __future__ import annotations
@@ -23,8 +24,7 @@ from ...jobs.model import Job, JobState
 from ...settings import Settings
 from .views import output_body, progress_body, v2_status
 
-WAKE_S = 0.25  # a running job's progress is recorded at most this often, so re-read at this pace
-KEEPALIVE_S = 15.0
+KEEPALIVE_S = 14.0  # the updates look at a quiet job every 15 s: a comment goes out then
 _EVENT_ID = re.compile(r"(\d{1,9})(?:-(\d{1,3}))?")
 Event = tuple[str, dict[str, Any]]
 
@@ -40,6 +40,8 @@ def timeline(job: Job, base: str, settings: Settings) -> list[Event]:
     requeued_at = int(job.history[-1].get("attempt", 0)) if job.history else 0
     if job.state is JobState.PROCESSING or (job.state.finished and job.attempt > requeued_at):
         events.append(_status("running"))
+        if job.canceling_at is not None and job.state is not JobState.COMPLETED:
+            events.append(_status("canceling"))  # asked while it ran: it ends canceled
     if job.state is JobState.COMPLETED:
         events += [("output", output_body(job, out, base, settings)) for out in outputs_of(job)]
     if job.state.finished:
@@ -59,29 +61,41 @@ def frame(event_id: str, event: str, data: dict[str, Any]) -> str:
     return f"id: {event_id}\nevent: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
+def _new_frames(job: Job, sent: int, last_pct: int | None, base: str, settings: Settings,
+                position: int | None) -> tuple[list[str], int, int | None]:
+    """The frames `job` adds after `sent` timeline events and progress `last_pct`, and the new marks."""
+    events = timeline(job, base, settings)
+    frames = []
+    for n in range(sent, len(events)):
+        event, data = events[n]
+        if position is not None and n == len(events) - 1 and data == {"status": "queued"}:
+            data = {**data, "queue_position": position}  # where it stands now, as it waits
+        frames.append(frame(str(n + 1), event, data))
+    sent = max(sent, len(events))
+    if job.state is JobState.PROCESSING and int(job.progress) != last_pct:
+        last_pct = int(job.progress)
+        progress = progress_body(job)
+        assert progress is not None
+        frames.append(frame(f"{sent}-{last_pct}", "progress", progress))
+    return frames, sent, last_pct
+
+
 async def stream(jobs: GraphJobs, job: Job, base: str, settings: Settings,
                  last_event_id: str | None) -> AsyncIterator[str]:
+    """Fed by the job's own events (JobService.updates): the job is read again only when it changed,
+    or after a quiet while in case a notification was lost."""
     sent, last_pct = resume_point(last_event_id)
     sent = min(sent, len(timeline(job, base, settings)))
     quiet_since = time.monotonic()
-    while True:
-        events = timeline(job, base, settings)
-        for n in range(sent, len(events)):
-            yield frame(str(n + 1), *events[n])
-            quiet_since = time.monotonic()
-        sent = max(sent, len(events))
-        if job.state is JobState.PROCESSING and int(job.progress) != last_pct:
-            last_pct = int(job.progress)
-            progress = progress_body(job)
-            assert progress is not None
-            yield frame(f"{sent}-{last_pct}", "progress", progress)
-            quiet_since = time.monotonic()
-        if job.state.finished:
-            return
-        if time.monotonic() - quiet_since >= KEEPALIVE_S:
-            yield ": keepalive\n\n"
-            quiet_since = time.monotonic()
-        try:
-            job = await jobs.wait(job.id, WAKE_S)
-        except JobNotFound:
-            return
+    try:
+        async for current in jobs.updates(job.id):
+            frames, sent, last_pct = _new_frames(current, sent, last_pct, base, settings,
+                                                 await jobs.queue_position(current))
+            if frames:
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since >= KEEPALIVE_S:
+                frames, quiet_since = [": keepalive\n\n"], time.monotonic()
+            for text in frames:
+                yield text
+    except JobNotFound:
+        return

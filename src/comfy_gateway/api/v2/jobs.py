@@ -11,25 +11,15 @@ from ...errors import InvalidInput, InvalidWorkflow, MetadataInvalid
 from ...jobs.model import Job
 from ...workflows.graph import GRAPH_JOB_TYPE
 from ..deps import Caller
-from . import events
-from .deps import Jobs, base_url, json_body
+from . import cursors, events
+from .deps import Jobs, base_url, checked_key, json_body
 from .models import ERRORS, JobBody, JobListBody, WorkflowBody
 from .views import PREFIX, job_body, list_item, v2_status
 
 router = APIRouter(prefix=PREFIX, tags=["v2"])
 STATUSES = frozenset({"queued", "running", "succeeded", "canceling", "canceled", "failed", "expired"})
-MAX_KEY_LENGTH = 255
 MAX_LABELS = 16
 MAX_LABEL_VALUE_BYTES = 256
-
-
-def checked_key(key: str | None) -> str | None:
-    """The contract's Idempotency-Key: 1-255 printable ASCII characters."""
-    if key is None:
-        return None
-    if not 0 < len(key) <= MAX_KEY_LENGTH or not key.isascii() or not key.isprintable():
-        raise InvalidInput(f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} printable ASCII characters")
-    return key
 
 
 def checked_metadata(raw: Any) -> dict[str, str] | None:
@@ -64,7 +54,7 @@ async def create_job(request: Request, jobs: Jobs, caller: Caller,
     job = await jobs.submit(body.get("workflow"), caller, idempotency_key=checked_key(idempotency_key),
                             extra_data=checked_extra_data(body.get("extra_data")),
                             metadata=checked_metadata(body.get("metadata")))
-    answer = job_body(job, base_url(request), jobs.settings)
+    answer = job_body(job, base_url(request), jobs.settings, await jobs.queue_position(job))
     return JSONResponse(answer, status_code=201, headers={"Location": answer["urls"]["self"]})
 
 
@@ -78,27 +68,26 @@ def _matches(job: Job, statuses: set[str] | None, labels: dict[str, str]) -> boo
 @router.get("/jobs", summary="Graph jobs, newest first", response_model=None,
             responses={200: {"model": JobListBody}, **ERRORS})
 async def list_jobs(request: Request, jobs: Jobs, caller: Caller, limit: Annotated[int, Query(ge=1, le=100)] = 20,
-                    cursor: Annotated[str | None, Query(max_length=12)] = None,
+                    cursor: Annotated[str | None, Query(max_length=200)] = None,
                     status: Annotated[str | None, Query(max_length=200)] = None) -> dict[str, Any]:
-    offset = int(cursor) if cursor and cursor.isdigit() else 0
-    if cursor and not cursor.isdigit():
-        raise InvalidInput("this cursor was not issued by this list")
     statuses = {s.strip() for s in status.split(",") if s.strip()} if status else None
     if statuses and statuses - STATUSES:
         raise InvalidInput(f"unknown status: {sorted(statuses - STATUSES)}", allowed=sorted(STATUSES))
     labels = {k[9:-1]: v for k, v in request.query_params.items() if k.startswith("metadata[") and k.endswith("]")}
-    page, more = await jobs.list(caller, limit, offset)
+    page, last = await jobs.list(caller, limit, cursors.decoded(cursor) if cursor else None)
     base, settings = base_url(request), jobs.settings
-    body: dict[str, Any] = {"jobs": [list_item(j, base, settings) for j in page if _matches(j, statuses, labels)]}
-    if more:
-        body["next_cursor"] = str(offset + limit)
+    body: dict[str, Any] = {"jobs": [list_item(j, base, settings, await jobs.queue_position(j))
+                                     for j in page if _matches(j, statuses, labels)]}
+    if last is not None:
+        body["next_cursor"] = cursors.encoded(last)
     return body
 
 
 @router.get("/jobs/{job_id}", summary="One job: status, progress, outputs", response_model=None,
             responses={200: {"model": JobBody}, **ERRORS})
 async def get_job(job_id: str, request: Request, jobs: Jobs, caller: Caller) -> dict[str, Any]:
-    return job_body(await jobs.get(job_id, caller), base_url(request), jobs.settings)
+    job = await jobs.get(job_id, caller)
+    return job_body(job, base_url(request), jobs.settings, await jobs.queue_position(job))
 
 
 @router.get("/jobs/{job_id}/workflow", summary="The graph a job runs", response_model=None,
@@ -113,7 +102,8 @@ async def get_job_workflow(job_id: str, jobs: Jobs, caller: Caller) -> dict[str,
 @router.post("/jobs/{job_id}/cancel", summary="Cancel a job (a finished one stays as it is)", response_model=None,
              responses={200: {"model": JobBody}, **ERRORS})
 async def cancel_job(job_id: str, request: Request, jobs: Jobs, caller: Caller) -> dict[str, Any]:
-    return job_body(await jobs.cancel(job_id, caller), base_url(request), jobs.settings)
+    job = await jobs.cancel(job_id, caller)
+    return job_body(job, base_url(request), jobs.settings, await jobs.queue_position(job))
 
 
 @router.get("/jobs/{job_id}/events", summary="Live events (SSE); Last-Event-ID resumes",

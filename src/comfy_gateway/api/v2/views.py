@@ -26,7 +26,7 @@ def v2_status(job: Job) -> str:
     if job.state is JobState.PENDING:
         return "queued"
     if job.state is JobState.PROCESSING:
-        return "running"
+        return "running" if job.canceling_at is None else "canceling"
     if job.state is JobState.COMPLETED:
         return "succeeded"
     code = (job.error or {}).get("code")
@@ -79,7 +79,9 @@ def output_body(job: Job, output: dict[str, Any], base: str, settings: Settings)
             "url_expires_at": iso(expires_at(job, settings)), "job_id": job.id}
 
 
-def job_body(job: Job, base: str, settings: Settings) -> dict[str, Any]:
+def job_body(job: Job, base: str, settings: Settings, queue_position: int | None = None) -> dict[str, Any]:
+    """`queue_position`: of a queued job, 1 + the jobs queued before it in this gateway (creation
+    order across every tenant; the fair-share claim may take it sooner or later)."""
     link = f"{base}{PREFIX}/jobs/{job.id}"
     queued_s = job.queue_wait_seconds
     run_s = job.processing_seconds
@@ -90,7 +92,7 @@ def job_body(job: Job, base: str, settings: Settings) -> dict[str, Any]:
         "started_at": _iso(job.started_at),
         "completed_at": _iso(job.finished_at),
         "expires_at": iso(expires_at(job, settings)),
-        "queue_position": None,
+        "queue_position": queue_position if job.state is JobState.PENDING else None,
         "progress": progress_body(job),
         "outputs": [output_body(job, out, base, settings) for out in outputs_of(job)],
         "error": error_body(job),
@@ -101,8 +103,9 @@ def job_body(job: Job, base: str, settings: Settings) -> dict[str, Any]:
     }
 
 
-def list_item(job: Job, base: str, settings: Settings) -> dict[str, Any]:
-    return {**job_body(job, base, settings), "create_time": iso(job.created_at), "update_time": iso(job.updated_at)}
+def list_item(job: Job, base: str, settings: Settings, queue_position: int | None = None) -> dict[str, Any]:
+    return {**job_body(job, base, settings, queue_position), "create_time": iso(job.created_at),
+            "update_time": iso(job.updated_at)}
 
 
 def asset_body(record: AssetRecord, base: str, settings: Settings, *,
