@@ -6,6 +6,7 @@ import asyncio
 
 from support.gateway import gateway_settings, hosts_of, running_gateway
 from support.tally import submit
+from support.waiting import eventually
 
 
 async def test_stats_list_info_and_filters(gw):
@@ -55,14 +56,13 @@ async def test_delete_running_job_interrupts_its_prompt(gw):
     for fake in gw.fakes:
         fake.hang_next(1)
     job_id = await submit(gw.client)
-    for _ in range(200):
-        if (await gw.client.get(f"/api/jobs/{job_id}/status")).json()["status"] == "processing":
-            break
-        await asyncio.sleep(0.02)
+    # Running means its prompt reached a server (processing alone may be before the POST /prompt).
+    await eventually(lambda: sum(f.stats()["prompts_received"] for f in gw.fakes) == 1, timeout=10,
+                     what="the prompt at a server")
     resp = await gw.client.delete(f"/api/jobs/{job_id}")
     assert resp.status_code == 200 and resp.json()["cancelled"] is True
-    await asyncio.sleep(0.3)
-    assert sum(f.stats()["interrupted"] for f in gw.fakes) == 1
+    await eventually(lambda: sum(f.stats()["interrupted"] for f in gw.fakes) == 1, timeout=10,
+                     what="the prompt interrupted")
 
 
 async def test_cleanup_removes_finished_jobs_and_their_blobs(fake_servers, tmp_path):
