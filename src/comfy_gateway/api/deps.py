@@ -1,7 +1,7 @@
 """Request-scoped access to the two doors the lifespan's Gateway opened: jobs and the overview.
 
-The dependencies are coroutines though they never wait: FastAPI runs a plain function in a
-worker thread, one thread per request at a time, each with its own malloc arena."""
+The dependencies are `async def` although they never wait: FastAPI runs a plain `def` dependency on
+a worker thread, two thread hops per request for a dictionary lookup."""
 
 from __future__ import annotations
 
