@@ -5,7 +5,8 @@ of uploads (a few MB each, several at a time) the holes they leave stay resident
 process keeps its high-water mark for good. `malloc_trim(0)` releases the free pages wherever
 they are. It takes a few milliseconds and a released page costs a fault when it is used again,
 so `MemoryTrimmer` calls it only once the resident size has grown by `min_growth` bytes since
-the last trim. Without glibc (or /proc) it does nothing.
+the last trim, and once more when the growth stops after such a trim (a trim in the middle of a
+burst leaves what the uploads then in flight held). Without glibc (or /proc) it does nothing.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ class MemoryTrimmer:
         self.trims = 0
         self._trim = _find_malloc_trim()
         self._floor = resident_bytes()  # the resident size after the last trim (or the lowest since)
+        self._last = self._floor  # the resident size at the last check
+        self._settle = False  # trimmed while RSS grew: trim again once it stops growing
 
     @property
     def available(self) -> bool:
@@ -57,10 +60,13 @@ class MemoryTrimmer:
         rss = resident_bytes()
         if self._trim is None or rss is None or self._floor is None:
             return False
-        if rss < self._floor + self.min_growth:
+        grew, settled = rss >= self._floor + self.min_growth, self._settle and rss <= (self._last or rss)
+        self._last = rss
+        if not (grew or settled):
             self._floor = min(self._floor, rss)
             return False
         await asyncio.to_thread(self._trim, 0)  # malloc's locks, not the GIL: the loop goes on
         self.trims += 1
-        self._floor = resident_bytes() or rss
+        self._settle = grew
+        self._floor = self._last = resident_bytes() or rss
         return True
