@@ -3,12 +3,12 @@ Job in one place. The original's keys come first, in its order; the gateway's ow
 
 from __future__ import annotations
 
-import binascii
 import json
 import time
 import uuid
 from typing import Any
 
+import pybase64
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
@@ -52,7 +52,7 @@ def json_with_data_uri(body: dict[str, Any], path: tuple[str, ...], content_type
     text = json.dumps(body, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode()
     head, tail = text.split(json.dumps(marker).encode(), 1)
     prefix = json.dumps(f"data:{content_type};base64,", ensure_ascii=False).encode()[:-1]
-    encoded = binascii.b2a_base64(data, newline=False)
+    encoded = pybase64.b64encode(data)  # SIMD: a tenth of binascii's time on a large result
     return Response(b"".join((head, prefix, encoded, b'"', tail)), status_code=status_code,
                     media_type="application/json")
 

@@ -6,13 +6,14 @@ Everything here is about a single attempt; retries, deadlines and bookkeeping ar
 from __future__ import annotations
 
 import asyncio
-import base64
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import pybase64
 
 from ..comfyui.instance import Instance
 from ..comfyui.models import RunResult
@@ -145,7 +146,7 @@ class JobExecution:
                 ref = await instance.client.upload_image(image, f"cg_{job.id}.{ext}", overwrite=True)
             value = f"{ref.subfolder}/{ref.filename}" if ref.subfolder else ref.filename
         else:
-            value = base64.b64encode(image).decode("ascii")
+            value = pybase64.b64encode_as_string(image)
         del image
         graph = workflow.render(value, run_tag=f"{job.id[:8]}_{job.attempt}", params=job.params.get("workflow", {}))
         with step("comfyui.prompt", prompt_id=job.prompt_id) as prompt:
