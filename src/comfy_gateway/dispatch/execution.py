@@ -204,9 +204,9 @@ class JobExecution:
         fmt = job.params.get("format", "png")
         try:
             data = await asyncio.to_thread(convert_image, png, fmt) if fmt != "png" else strip_png_text(png)
+            width, height = image_size(data)  # the header only: microseconds
         except (OSError, SyntaxError, ValueError) as exc:  # its header was fine, its pixels are not
             raise UpstreamUnavailable(f"the result image is damaged: {exc}", prompt_id=prompt_id) from None
-        width, height = image_size(data)  # the header only: microseconds
         key = result_key(job.id, job.attempt)
         await self.blobs.put(key, data)
         if self.outputs_dir is not None:
