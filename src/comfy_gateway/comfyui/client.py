@@ -37,7 +37,7 @@ from . import wire
 from .models import CancelOutcome, ClientLimits, ClientTimeouts, ImageRef, QueueState, Submitted
 
 _TRANSPORT_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError)
-_CHUNK = 64 * 1024
+_CHUNK = 1024 * 1024  # read as much as has arrived, up to this: fewer writes (thread hops) per file
 _JSON_HEADERS = {"Content-Type": "application/json"}
 
 
