@@ -164,6 +164,18 @@ async def test_record_placement_sets_the_instance_and_is_fenced(store: JobStore)
     assert not await store.record_placement(job.id, job.attempt, "gpu-3", placement)
 
 
+async def test_record_placement_may_record_the_prompt_id_in_the_same_write(store: JobStore) -> None:
+    await add_jobs(store, 1)
+    job = await store.claim("worker-a", LEASE)
+    assert job is not None and job.prompt_id is None
+    assert await store.record_placement(job.id, job.attempt, "gpu-1", {"instance": "gpu-1"}, prompt_id="p-1")
+    stored = await store.get(job.id)
+    assert stored is not None and (stored.instance, stored.prompt_id) == ("gpu-1", "p-1")
+    assert await store.record_placement(job.id, job.attempt, "gpu-2", {"instance": "gpu-2"})
+    stored = await store.get(job.id)
+    assert stored is not None and (stored.instance, stored.prompt_id) == ("gpu-2", "p-1")  # kept without one
+
+
 async def test_list_pages_by_key_so_new_jobs_do_not_shift_them(store: JobStore) -> None:
     await add_jobs(store, 5)
     await store.create(make_job("job-tie", T0 + 2))  # created with job-002: the id orders them

@@ -31,6 +31,13 @@ async def test_saved_metrics_survive_restarts(fake_servers, tmp_path):
             await run_job(gw, UPSCALE)
         fake.fail_next(1, message="cannot cut this out")
         failed_id = await run_job(gw, REMOVE_BG, "failed")
+
+        async def counted() -> bool:  # a job's figures are taken, and its server freed, after its state is written
+            figures = (await gw.client.get("/api/metrics")).json()
+            idle = all(view["active_jobs"] == 0 for view in figures["instances"].values())
+            return figures["jobs"]["total_processed"] == 3 and idle
+
+        await eventually(counted, timeout=5, what="the third job in the figures")
         before_save = (await gw.client.get("/api/metrics/persistence")).json()
         saved = await gw.client.post("/api/metrics/save")
         status = (await gw.client.get("/api/metrics/persistence")).json()
@@ -70,7 +77,9 @@ async def test_metrics_are_saved_every_interval(fake_servers, tmp_path):
         await run_job(gw, UPSCALE)
 
         async def saved_with_the_job() -> bool:
-            return path.exists() and json.loads(path.read_text(encoding="utf-8"))["totals"]["total"] == 1
+            # the file is renamed into place a moment before the save is counted as done
+            done = (await gw.client.get("/api/metrics/persistence")).json()["last_save_ok"] is not None
+            return done and path.exists() and json.loads(path.read_text(encoding="utf-8"))["totals"]["total"] == 1
 
         await eventually(saved_with_the_job, timeout=5, what="an automatic save")
         status = (await gw.client.get("/api/metrics/persistence")).json()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -74,3 +75,18 @@ async def test_context_manager_creates_root(tmp_path: Path) -> None:
         assert await store.exists("k")
     with pytest.raises(RuntimeError):
         await store.exists("k")
+
+
+async def test_a_folder_removed_behind_its_back_is_made_again(blobs: DirectoryBlobStore, tmp_path: Path) -> None:
+    await blobs.put("jobs/1/input.png", b"first")
+    shutil.rmtree(tmp_path / "root")  # an operator cleaning up, or a volume swapped
+    await blobs.put("jobs/1/input.png", b"again")
+    assert await blobs.get("jobs/1/input.png") == b"again"
+    shutil.rmtree(tmp_path / "root")
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(3000):  # many small chunks: gathered, written in a few writes
+            yield b"0123456789"
+
+    assert await blobs.put_stream("jobs/1/input.png", chunks()) == 30000
+    assert await blobs.get("jobs/1/input.png") == b"0123456789" * 3000

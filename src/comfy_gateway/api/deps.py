@@ -1,4 +1,7 @@
-"""Request-scoped access to the two doors the lifespan's Gateway opened: jobs and the overview."""
+"""Request-scoped access to the two doors the lifespan's Gateway opened: jobs and the overview.
+
+The dependencies are `async def` although they never wait: FastAPI runs a plain `def` dependency on
+a worker thread, two thread hops per request for a dictionary lookup."""
 
 from __future__ import annotations
 
@@ -12,12 +15,12 @@ from ..overview import Overview
 from ..service import JobService
 
 
-def get_service(request: Request) -> JobService:
+async def get_service(request: Request) -> JobService:
     service: JobService = request.app.state.service
     return service
 
 
-def get_overview(request: Request) -> Overview:
+async def get_overview(request: Request) -> Overview:
     overview: Overview = request.app.state.overview
     return overview
 
@@ -29,7 +32,7 @@ Ops = Annotated[Overview, Depends(get_overview)]
 REALM = 'Bearer realm="comfy-gateway"'
 
 
-def get_caller(request: Request) -> Principal:
+async def get_caller(request: Request) -> Principal:
     """Who is calling, as the auth middleware found out; a route outside its care has no caller."""
     principal = request.scope.get("state", {}).get("principal")
     if not isinstance(principal, Principal):

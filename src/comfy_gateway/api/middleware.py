@@ -76,6 +76,7 @@ class RequestContextMiddleware:
         status = 500
         response_size = 0
         response_started = False
+        body = _BodyTracker(receive, scope["method"] in _BODY_METHODS)
 
         async def send_with_context(message: Message) -> None:
             nonlocal status, response_size, response_started
@@ -86,6 +87,7 @@ class RequestContextMiddleware:
                 headers[REQUEST_ID_HEADER] = request_id
                 if self.draining():
                     headers["connection"] = "close"  # so the client's next request goes to another replica
+                    await body.drain()
             elif message["type"] == "http.response.body":
                 response_size += len(message.get("body", b""))
             await send(message)
@@ -93,7 +95,7 @@ class RequestContextMiddleware:
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
-            await self.app(scope, receive, send_with_context)
+            await self.app(scope, body.receive, send_with_context)
         except ClientDisconnect:
             # The client went away before its request was read (an upload cut off): nothing can be
             # answered, and nothing went wrong here. Logged (once, below) as nginx's 499.
@@ -143,6 +145,30 @@ class RequestContextMiddleware:
             client=client[0] if client else None,
             content_type=headers.get("content-type"),
         )
+
+
+class _BodyTracker:
+    """Knows whether the request body was read to its end, and can read what is left.
+
+    An answer that closes the connection before the client has sent its whole body reaches it as
+    a reset, not as the answer: what is left is read (at most DRAIN_LIMIT bytes) and dropped first."""
+
+    DRAIN_LIMIT = 64 * 1024 * 1024
+
+    def __init__(self, receive: Receive, has_body: bool) -> None:
+        self._receive = receive
+        self.done = not has_body
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            self.done = True
+        return message
+
+    async def drain(self) -> None:
+        left = self.DRAIN_LIMIT
+        while not self.done and left > 0:
+            left -= len((await self.receive()).get("body", b""))
 
 
 class UploadLimitMiddleware:

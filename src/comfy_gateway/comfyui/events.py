@@ -271,8 +271,7 @@ class EventHub:
 
     def _dispatch(self, sock: EventSocket, text: str) -> None:
         try:
-            frame = wire.validated(wire.EventFrame, wire.parse_json(text, "an event frame", self._client.name),
-                                   "an event frame", self._client.name)
+            frame = wire.validated_json(wire.EventFrame, text, "an event frame", self._client.name)
         except UpstreamUnavailable as exc:
             log.warning("unreadable event frame from %s: %s", self._client.name, exc.message)
             return

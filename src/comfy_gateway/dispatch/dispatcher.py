@@ -184,8 +184,7 @@ class Dispatcher:
         deadline = asyncio.timeout(self._time_left(job))
         try:
             if placement is not None:
-                job.instance, job.placement = instance.name, placement.as_dict()
-                await self.store.record_placement(job.id, job.attempt, instance.name, job.placement)
+                await self._record_placement(job, instance, placement, reattach)
             await self.events.publish_changed(job.id)  # processing now, on `instance`
             try:
                 async with deadline:
@@ -237,6 +236,13 @@ class Dispatcher:
             self.placement.ended(job.id, instance.name, completed=completed)
             await progress.aclose()
             await self._jobs.finish(self._release(instance.name), f"release-{job.id}")
+
+    async def _record_placement(self, job: Job, instance: Instance, placement: Choice, reattach: bool) -> None:
+        job.instance, job.placement = instance.name, placement.as_dict()
+        if not reattach:  # a new attempt: its prompt id (derived) goes in the same write
+            job.prompt_id = prompt_id_for(job.id, job.attempt)
+        await self.store.record_placement(job.id, job.attempt, instance.name, job.placement,
+                                          prompt_id=None if reattach else job.prompt_id)
 
     async def _lacks_what_it_needs(self, job: Job, instance: Instance) -> bool:
         """After a refused graph, read what the server has (it may not have been read yet, or have

@@ -77,7 +77,8 @@ class ProgressReporter:
     def __call__(self, fraction: float) -> None:
         pct = int(max(0.0, min(1.0, fraction)) * 100)
         now = time.monotonic()
-        if pct == self._last_pct or (now - self._last_write < self._interval and pct < 100):
+        # 100 % waits its turn too: the completion that follows writes it anyway.
+        if pct == self._last_pct or now - self._last_write < self._interval:
             return
         if self._pending is not None and not self._pending.done():
             return
@@ -117,24 +118,32 @@ class JobExecution:
         return workflow
 
     async def run(self, job: Job, instance: Instance, on_progress: Callable[[float], None]) -> Outcome:
-        job.prompt_id = prompt_id_for(job.id, job.attempt)  # so the job's log lines and metrics carry it
+        prompt_id = prompt_id_for(job.id, job.attempt)
+        if job.prompt_id == prompt_id:  # recorded with the placement already
+            workflow, result = await self._execute(job, instance, on_progress)
+            return await self.collect(job, instance, workflow, result)
+        job.prompt_id = prompt_id  # so the job's log lines and metrics carry it
         # Recorded while the prompt is prepared and posted: the id can be derived again by whoever
         # adopts the job, so the write need not come first.
         recorded = asyncio.create_task(self.store.record_prompt(job.id, job.attempt, job.prompt_id),
                                        name=f"record-prompt-{job.id}")
         try:
-            if job.type == GRAPH_JOB_TYPE:
-                with step("comfyui.prompt", prompt_id=job.prompt_id, graph=True) as prompt:
-                    workflow, result = None, await self.graphs.run(job, instance, prompt.progress_listener(on_progress))
-            else:
-                workflow = self.workflow_of(job)
-                result = await self._run_workflow(job, instance, workflow, on_progress)
+            workflow, result = await self._execute(job, instance, on_progress)
         finally:
             await asyncio.wait([recorded])  # our own cancellation still propagates from here
             if not recorded.cancelled():
                 recorded.exception()  # retrieved, also when the attempt ends another way
         recorded.result()  # a store that cannot record the prompt fails the attempt
         return await self.collect(job, instance, workflow, result)
+
+    async def _execute(self, job: Job, instance: Instance,
+                       on_progress: Callable[[float], None]) -> tuple[Workflow | None, RunResult]:
+        """The attempt's prompt, posted and followed to its end; `None` for a submitted graph."""
+        if job.type == GRAPH_JOB_TYPE:
+            with step("comfyui.prompt", prompt_id=job.prompt_id, graph=True) as prompt:
+                return None, await self.graphs.run(job, instance, prompt.progress_listener(on_progress))
+        workflow = self.workflow_of(job)
+        return workflow, await self._run_workflow(job, instance, workflow, on_progress)
 
     async def _run_workflow(self, job: Job, instance: Instance, workflow: Workflow,
                             on_progress: Callable[[float], None]) -> RunResult:

@@ -25,6 +25,7 @@ from .blobs import CHUNK_BYTES
 from .resource import OpenClose
 from .storage_faults import StorageFaults, converting
 
+STREAM_WRITE_BYTES = 1024 * 1024  # what a streamed blob gathers before a write (a small output: one)
 _SEGMENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
 MAX_KEY_LENGTH = 512
 
@@ -36,9 +37,27 @@ def validate_key(key: str) -> str:
     return key
 
 
-def _write(path: Path, data: bytes, fsync: bool) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+class _Folders:
+    """The blob folders known to exist: a write does not ask the disk again (at most 65,536 of them).
+    One removed behind our back is made again when a file cannot be created in it."""
+
+    def __init__(self) -> None:
+        self._made: set[Path] = set()
+
+    def temp_file_beside(self, path: Path) -> tuple[int, str]:
+        folder = path.parent
+        if folder not in self._made:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._made.add(folder)
+        try:
+            return tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+        except FileNotFoundError:
+            folder.mkdir(parents=True, exist_ok=True)
+            return tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+
+
+def _write(path: Path, data: bytes, fsync: bool, folders: _Folders) -> None:
+    fd, tmp = folders.temp_file_beside(path)
     try:
         with os.fdopen(fd, "wb") as file:
             file.write(data)
@@ -54,22 +73,22 @@ def _write(path: Path, data: bytes, fsync: bool) -> None:
 
 class _PartFile:
     """A blob being written: a temporary file beside its place, created with the first bytes and
-    renamed into place by `seal` (one thread hop per chunk, one to finish)."""
+    renamed into place by `seal` (one thread hop per STREAM_WRITE_BYTES, one to finish)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, folders: _Folders) -> None:
         self.path = path
+        self.folders = folders
         self.tmp: Path | None = None
         self.file: BinaryIO | None = None
 
     def write(self, chunk: bytes) -> None:
         if self.file is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+            fd, tmp = self.folders.temp_file_beside(self.path)
             self.file, self.tmp = os.fdopen(fd, "wb"), Path(tmp)
         self.file.write(chunk)
 
-    def seal(self, fsync: bool) -> None:
-        self.write(b"")  # an empty blob is a file too
+    def seal(self, fsync: bool, last: bytes = b"") -> None:
+        self.write(last)  # an empty blob is a file too
         assert self.file is not None and self.tmp is not None
         with self.file:
             if fsync:
@@ -101,6 +120,7 @@ class DirectoryBlobStore(OpenClose):
         self._root = Path(root)
         self._fsync = fsync
         self._state = Lifecycle.NEW
+        self._folders = _Folders()
 
     async def open(self) -> None:
         if self._state is Lifecycle.CLOSED:
@@ -119,7 +139,7 @@ class DirectoryBlobStore(OpenClose):
         return self._root / digest[:2] / digest[2:4] / key
 
     async def put(self, key: str, data: bytes) -> None:
-        await asyncio.to_thread(_write, self.path(key), bytes(data), self._fsync)
+        await asyncio.to_thread(_write, self.path(key), bytes(data), self._fsync, self._folders)
 
     async def get(self, key: str) -> bytes:
         path = self.path(key)
@@ -137,13 +157,17 @@ class DirectoryBlobStore(OpenClose):
         return await asyncio.to_thread(self.path(key).is_file)
 
     async def put_stream(self, key: str, chunks: AsyncIterable[bytes]) -> int:
-        part = _PartFile(self.path(key))
+        part = _PartFile(self.path(key), self._folders)
         size = 0
+        pending = bytearray()  # small chunks are written together: one thread hop per STREAM_WRITE_BYTES
         try:
             async for chunk in chunks:
-                await asyncio.to_thread(part.write, chunk)
+                pending += chunk
                 size += len(chunk)
-            await asyncio.to_thread(part.seal, self._fsync)
+                if len(pending) >= STREAM_WRITE_BYTES:
+                    await asyncio.to_thread(part.write, bytes(pending))
+                    pending.clear()
+            await asyncio.to_thread(part.seal, self._fsync, bytes(pending))
         except BaseException:
             await asyncio.shield(asyncio.to_thread(part.discard))
             raise

@@ -147,7 +147,7 @@ redis.call('ZADD', K_LEASES, ARGV[4], id)
 return redis.call('HGETALL', key)
 """
 
-# ARGV: prefix, id, attempt, instance, placement as JSON, now
+# ARGV: prefix, id, attempt, instance, placement as JSON, now, prompt id or ''
 PLACE = """
 local id = ARGV[2]
 local key = k_job(id)
@@ -155,6 +155,7 @@ local f = redis.call('HMGET', key, 'state', 'attempt', 'created_at')
 if f[1] ~= 'processing' or f[2] ~= ARGV[3] then return 0 end
 set_instance(key, id, f[3], ARGV[4])
 redis.call('HSET', key, 'placement', ARGV[5], 'updated_at', ARGV[6])
+if ARGV[7] ~= '' then redis.call('HSET', key, 'prompt_id', ARGV[7]) end
 return 1
 """
 

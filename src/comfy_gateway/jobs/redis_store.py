@@ -230,8 +230,9 @@ class RedisJobStore(OpenClose):
     async def record_prompt(self, job_id: str, attempt: int, prompt_id: str) -> bool:
         return await self._fenced_set(job_id, attempt, "prompt_id", prompt_id)
 
-    async def record_placement(self, job_id: str, attempt: int, instance: str, placement: dict[str, Any]) -> bool:
-        args = (job_id, str(attempt), instance, compact_json(placement), _num(time.time()))
+    async def record_placement(self, job_id: str, attempt: int, instance: str, placement: dict[str, Any],
+                               prompt_id: str | None = None) -> bool:
+        args = (job_id, str(attempt), instance, compact_json(placement), _num(time.time()), prompt_id or "")
         return bool(await self._call("place", *args))
 
     async def set_progress(self, job_id: str, attempt: int, progress: float) -> bool:

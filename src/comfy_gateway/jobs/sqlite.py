@@ -96,7 +96,8 @@ WHERE id = :id"""
 _FENCE = "WHERE id = :id AND state = 'processing' AND attempt = :attempt"
 _RECORD_PROMPT = f"UPDATE jobs SET prompt_id = :prompt_id, updated_at = :now {_FENCE}"
 _RECORD_PLACEMENT = f"""
-UPDATE jobs SET instance = :instance, updated_at = :now, data = json_set(data, '$.placement', json(:placement))
+UPDATE jobs SET instance = :instance, updated_at = :now, prompt_id = coalesce(:prompt_id, prompt_id),
+    data = json_set(data, '$.placement', json(:placement))
 {_FENCE}"""
 _SET_PROGRESS = f"UPDATE jobs SET progress = :progress, updated_at = :now {_FENCE}"
 _MARK_CANCELING = f"UPDATE jobs SET updated_at = :now, data = json_set(data, '$.canceling_at', json(:at)) {_FENCE}"
@@ -325,9 +326,10 @@ class SqliteJobStore(OpenClose):
         params = {"id": job_id, "attempt": attempt, "prompt_id": prompt_id, "now": time.time()}
         return await self._update(_RECORD_PROMPT, params)
 
-    async def record_placement(self, job_id: str, attempt: int, instance: str, placement: dict[str, Any]) -> bool:
+    async def record_placement(self, job_id: str, attempt: int, instance: str, placement: dict[str, Any],
+                               prompt_id: str | None = None) -> bool:
         params = {"id": job_id, "attempt": attempt, "instance": instance, "placement": compact_json(placement),
-                  "now": time.time()}
+                  "prompt_id": prompt_id, "now": time.time()}
         return await self._update(_RECORD_PLACEMENT, params)
 
     async def set_progress(self, job_id: str, attempt: int, progress: float) -> bool:

@@ -88,8 +88,10 @@ class JobStore(Protocol):
     async def record_prompt(self, job_id: str, attempt: int, prompt_id: str) -> bool:
         """Remember the ComfyUI prompt id of this attempt (set before the prompt is posted)."""
 
-    async def record_placement(self, job_id: str, attempt: int, instance: str, placement: dict[str, Any]) -> bool:
-        """The server this attempt runs on and why (`Job.placement`), chosen after the claim."""
+    async def record_placement(self, job_id: str, attempt: int, instance: str, placement: dict[str, Any],
+                               prompt_id: str | None = None) -> bool:
+        """The server this attempt runs on and why (`Job.placement`), chosen after the claim; with
+        `prompt_id`, the attempt's prompt id too, in the same write."""
 
     async def set_progress(self, job_id: str, attempt: int, progress: float) -> bool: ...
 

@@ -29,7 +29,7 @@ import queue
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
@@ -112,6 +112,20 @@ def _formatter() -> structlog.stdlib.ProcessorFormatter:
     )
 
 
+class _Line:
+    """A rendered line on its way to the writers: what `Formatter("%(message)s")` and handler level
+    checks read of a LogRecord, and nothing else."""
+
+    exc_info = exc_text = stack_info = args = None
+
+    def __init__(self, message: str, levelno: int) -> None:
+        self.msg = self.message = message
+        self.levelno = levelno
+
+    def getMessage(self) -> str:  # the LogRecord method the formatter calls
+        return self.message
+
+
 class _QueuedWriters(logging.handlers.QueueHandler):
     """Renders each record once, on the thread that logs it, and queues the line for `writers`,
     which a QueueListener thread feeds (each at its own level)."""
@@ -125,9 +139,8 @@ class _QueuedWriters(logging.handlers.QueueHandler):
         self._running = True
 
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
-        prepared: logging.LogRecord = super().prepare(record)
-        prepared.stack_info = None  # rendered into the line already
-        return prepared
+        # The writers need only the rendered line and its level: no copy of the whole record.
+        return cast(logging.LogRecord, _Line(self.format(record), record.levelno))
 
     @property
     def writers(self) -> tuple[logging.Handler, ...]:
@@ -174,6 +187,7 @@ def configure_logging(
     Safe to call again (tests do): the handlers of the previous call are closed and replaced.
     """
     numeric_level = parse_level(level)
+    _skip_unused_record_fields()
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,
@@ -205,6 +219,15 @@ def configure_logging(
         root.addHandler(queued)
 
     _quiet_servers()
+
+
+def _skip_unused_record_fields() -> None:
+    """No line shows the caller's file and line, thread or process: the logging HOWTO's
+    "Optimization" switches, so that a record does not look them up (a frame walk per line)."""
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
 
 
 def installed_writers() -> tuple[logging.Handler, ...]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, NamedTuple
 
 # Node classes that load a model of their own (no file input names it).
@@ -36,7 +37,7 @@ class Needs:
     node_classes: frozenset[str]
     models: frozenset[ModelRef]
 
-    @property
+    @cached_property  # asked for every free server at every placement
     def warm_keys(self) -> frozenset[str]:
         """What has to be loaded on a server for this workflow to start without a model switch."""
         return frozenset({m.file for m in self.models} | (self.node_classes & SELF_LOADING_NODES))

@@ -22,7 +22,7 @@ def checked_key(key: str | None) -> str | None:
     return key
 
 
-def get_graph_jobs(request: Request) -> GraphJobs:
+async def get_graph_jobs(request: Request) -> GraphJobs:
     jobs: GraphJobs = request.app.state.graph_jobs
     return jobs
 
