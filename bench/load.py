@@ -43,16 +43,20 @@ async def submit_async(http: aiohttp.ClientSession, base: str, task: str, image:
 
 
 async def run_sync(http: aiohttp.ClientSession, base: str, task: str, image: bytes,
-                   raw_answer: bool = False) -> tuple[int, dict[str, Any]]:
-    """One sync request. `raw_answer`: ask for the image bytes (Accept: image/png) instead of JSON."""
+                   raw_answer: bool = False, timings: dict[str, float] | None = None) -> tuple[int, dict[str, Any]]:
+    """One sync request. `raw_answer`: ask for the image bytes (Accept: image/png) instead of JSON.
+    `timings` gets `parse_s`: how long the JSON answer took this client to parse."""
     headers = {"Accept": "image/png"} if raw_answer else {}
     async with http.post(f"{base}/api/{task}", data=form(image), headers=headers) as resp:
         raw = await resp.read()
         status = resp.status
         prompt_id = resp.headers.get("X-Prompt-ID")
     body: dict[str, Any] = {}
+    parse_start = time.perf_counter()
     if status == 200:
         body = {"promptId": prompt_id, "bytes": len(raw)} if raw_answer else json.loads(raw)
+    if timings is not None:
+        timings["parse_s"] = time.perf_counter() - parse_start
     return status, body
 
 

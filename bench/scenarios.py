@@ -163,12 +163,14 @@ def dispatch(cfg: Config) -> Result:
 async def _sync_once(cluster: Cluster, n: int, n_direct: int, image: bytes) -> dict[str, list[float]]:
     url, fake = cluster.gw.url, cluster.fakes[0]
     out: dict[str, list[float]] = {"e2e": [], "exec": [], "raw": [], "raw_exec": [], "direct": [],
-                                   "direct_exec": []}
+                                   "direct_exec": [], "parse": []}
     async with load.session() as http:
         for raw_answer, key in ((False, "e2e"), (True, "raw")):
             for i in range(n + 1):
                 start = time.perf_counter()
-                status, body = await load.run_sync(http, url, "upscale-image", image, raw_answer=raw_answer)
+                timings: dict[str, float] = {}
+                status, body = await load.run_sync(http, url, "upscale-image", image, raw_answer=raw_answer,
+                                                   timings=timings)
                 elapsed = time.perf_counter() - start
                 if status != 200:
                     raise RuntimeError(f"sync upscale answered {status}")
@@ -176,6 +178,8 @@ async def _sync_once(cluster: Cluster, n: int, n_direct: int, image: bytes) -> d
                     entry = (await resp.json())[body["promptId"]]
                 if i:  # the first request warms up both sides
                     out[key].append(elapsed)
+                    if not raw_answer:
+                        out["parse"].append(timings["parse_s"])
                     out[f"{key}_exec" if key == "raw" else "exec"].append(load.execution_seconds(entry))
         for _ in range(n_direct):
             elapsed, exec_s = await load.direct_upscale(http, fake.url, image)
@@ -201,6 +205,8 @@ def sync_overhead(cfg: Config) -> Result:
                 direct_outside = [_ms(e - x) for e, x in zip(r["direct"], r["direct_exec"], strict=True)]
                 res.add("outside_p50", "end-to-end − server execution, p50", "ms", load.percentile(outside, 50))
                 res.add("outside_p99", "end-to-end − server execution, p99", "ms", load.percentile(outside, 99))
+                res.add("json_parse_p50", "of which the client's json.loads of the answer, p50", "ms",
+                        load.percentile([_ms(p) for p in r["parse"]], 50))
                 raw = [_ms(e - x) for e, x in zip(r["raw"], r["raw_exec"], strict=True)]
                 res.add("raw_outside_p50", "same, answer as raw image bytes (Accept: image/png), p50", "ms",
                         load.percentile(raw, 50))

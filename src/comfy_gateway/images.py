@@ -119,6 +119,12 @@ def result_size(data: bytes, max_pixels: int) -> tuple[int, int]:
     """The size a result image declares in its header, refused past `max_pixels` before any decoding.
 
     Not an image at all: the server sent something else than its result, which is its fault."""
+    declared = _png_header_size(data)
+    if declared is not None:
+        width, height = declared
+        if width * height > max_pixels:
+            raise _too_many_pixels(f"{width}x{height} = {width * height}", max_pixels)
+        return width, height
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -131,6 +137,15 @@ def result_size(data: bytes, max_pixels: int) -> tuple[int, int]:
     if width * height > max_pixels:
         raise _too_many_pixels(f"{width}x{height} = {width * height}", max_pixels)
     return width, height
+
+
+def _png_header_size(data: bytes) -> tuple[int, int] | None:
+    """A PNG's size from its IHDR, which the format puts first: Pillow would read every chunk before
+    the pixels (a ComfyUI result carries megabytes of workflow text there) and check their CRCs."""
+    if not data.startswith(PNG_SIGNATURE) or data[12:16] != b"IHDR" or len(data) < 33:
+        return None
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    return (width, height) if width and height else None
 
 
 def _too_many_pixels(declared: str, max_pixels: int) -> ResultTooLarge:

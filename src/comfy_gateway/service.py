@@ -302,18 +302,20 @@ class JobService:
     def sync_wait_limit(self) -> float:
         return self.settings.queue_timeout_s + self.settings.job_timeout_s + 5
 
-    async def wait_sync(self, job_id: str) -> Job:
+    async def wait_sync(self, job_id: str, submitted: Job | None = None) -> Job:
         """A sync request's wait: until its job ends, unless the job cannot start.
 
         A job still pending while no server that can run it is available (for STRANDED_GRACE_S) or
         while the gateway drains is withdrawn (failed with a 503 reason), so the client does not hang
         and a later run cannot surprise it. Woken by the job's own event; once a second it looks at the pool, and
-        reads the job only when the pool gives a reason to."""
+        reads the job only when the pool gives a reason to. `submitted`: the job as `submit` returned
+        it, not read again unless it finished before the wait began."""
         deadline = time.monotonic() + self.sync_wait_limit()
         stranded_since: float | None = None
         event = self._events.subscribe(job_id)
         try:
-            job = await self._job(job_id)
+            fresh = submitted is not None and not self._events.finished_lately(job_id)
+            job = submitted if fresh and submitted is not None else await self._job(job_id)
             while not job.state.finished and time.monotonic() < deadline and not self.admission.stopped.is_set():
                 woken = await _set_within(event, min(1.0, deadline - time.monotonic()), self.admission.stopped)
                 stranded = self.admission.stranded() or not self._placement.can_start(job)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 
 import pytest
 from PIL import Image
 
 from support.gateway import gateway_settings, hosts_of, running_gateway
-from support.images import decode, jpeg, png
+from support.images import decode, jpeg, noise_png, png
 
 
 def image_of(data_uri: str) -> Image.Image:
@@ -33,6 +34,21 @@ async def test_sync_upscale_png_is_exactly_twice_the_size(gw):
     assert image_of(body["imageBase64"]).size == (80, 60)
     assert body["promptId"] and body["jobId"]
     assert resp.headers["x-request-id"]
+
+
+async def test_a_large_result_is_the_exact_json_of_a_small_one(gw):
+    # Past a megabyte the answer is sent in parts: the bytes must stay those of a compact JSON body.
+    resp = await gw.client.post("/api/upscale-image", files={"imageFile": ("in.png", noise_png(400, 300), "image/png")})
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert len(body["imageBase64"]) > 1024 * 1024
+    assert resp.content == json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    assert int(resp.headers["content-length"]) == len(resp.content)
+    assert resp.headers["content-type"] == "application/json"
+    assert image_of(body["imageBase64"]).size == (800, 600)
+    result = await gw.client.get(f"/api/jobs/{body['jobId']}/result")
+    assert result.json()["result"]["image_base64"] == body["imageBase64"]
+    assert result.content == json.dumps(result.json(), ensure_ascii=False, separators=(",", ":")).encode()
 
 
 async def test_sync_remove_background_jpeg_has_alpha(gw):

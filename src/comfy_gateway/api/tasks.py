@@ -83,9 +83,10 @@ async def _disconnected(request: Request) -> None:
         pass
 
 
-async def _wait_while_connected(service: JobService, request: Request, job_id: str) -> Job | None:
-    """The sync wait for `job_id`, given up (None) as soon as the client disconnects."""
-    waiting = asyncio.create_task(service.wait_sync(job_id), name=f"sync-wait-{job_id}")
+async def _wait_while_connected(service: JobService, request: Request, submitted: Job) -> Job | None:
+    """The sync wait for the `submitted` job, given up (None) as soon as the client disconnects."""
+    job_id = submitted.id
+    waiting = asyncio.create_task(service.wait_sync(job_id, submitted), name=f"sync-wait-{job_id}")
     gone = asyncio.create_task(_disconnected(request), name=f"sync-client-{job_id}")
     try:
         await asyncio.wait([waiting, gone], return_when=asyncio.FIRST_COMPLETED)
@@ -125,7 +126,7 @@ async def run_task(service: JobService, workflow: Workflow, request: Request, ca
         pending = 0 if seconds is not None else await service.pending_count()
         body = accepted_body(job, _estimate(service, workflow, pending, seconds))
         return JSONResponse(body, status_code=202, headers={"Location": body["status_url"], **replayed})
-    finished = await _wait_while_connected(service, request, job.id)
+    finished = await _wait_while_connected(service, request, job)
     if finished is None:  # the client hung up: nobody to answer, the job goes on as an async one
         return Response(status_code=499)
     job = finished

@@ -3,14 +3,15 @@ Job in one place. The original's keys come first, in its order; the gateway's ow
 
 from __future__ import annotations
 
-import binascii
 import json
 import time
 import uuid
 from typing import Any
 
+import pybase64
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
 
 from ..errors import JobNotFinished, status_for_code
 from ..graph_jobs import shown_params
@@ -24,6 +25,7 @@ SEED_ESTIMATE_S = {"remove-background": 45, "upscale-image": 60, "upscale-remove
 DEFAULT_ESTIMATE_S = 30
 REMOVED = "[removed - use result endpoint]"  # stands where the original held image data
 CROP_TASK = "remove-background"  # the one task whose answers carry `crop`
+JOIN_BELOW_BYTES = 1024 * 1024  # a data URI answer smaller than this is sent as one body
 ACCEPTED_MESSAGE = "Job submitted successfully. Use /api/jobs/{job_id}/status to track progress."
 STATUS_MESSAGES = {
     JobState.PENDING: "Job is queued for processing",
@@ -52,9 +54,28 @@ def json_with_data_uri(body: dict[str, Any], path: tuple[str, ...], content_type
     text = json.dumps(body, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode()
     head, tail = text.split(json.dumps(marker).encode(), 1)
     prefix = json.dumps(f"data:{content_type};base64,", ensure_ascii=False).encode()[:-1]
-    encoded = binascii.b2a_base64(data, newline=False)
-    return Response(b"".join((head, prefix, encoded, b'"', tail)), status_code=status_code,
-                    media_type="application/json")
+    encoded = pybase64.b64encode(data)  # SIMD: a tenth of binascii's time on a large result
+    parts = (head, prefix, encoded, b'"', tail)
+    if len(encoded) < JOIN_BELOW_BYTES:  # one message through the middleware is cheaper than five
+        return Response(b"".join(parts), status_code=status_code, media_type="application/json")
+    return PartsResponse(parts, status_code=status_code, media_type="application/json")
+
+
+class PartsResponse(Response):
+    """A body sent as the parts it is made of, so that a large one is never copied into one buffer;
+    the client receives the same bytes and headers as from `Response(b"".join(parts))`."""
+
+    def __init__(self, parts: tuple[bytes, ...], status_code: int, media_type: str) -> None:
+        self.parts = parts
+        super().__init__(None, status_code, headers={"content-length": str(sum(len(p) for p in parts))},
+                         media_type=media_type)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        for index, part in enumerate(self.parts):
+            await send({"type": "http.response.body", "body": part, "more_body": index < len(self.parts) - 1})
+        if self.background is not None:
+            await self.background()
 
 
 def wants_image(request: Request) -> bool:

@@ -16,11 +16,13 @@ Origin that does not match its host (protocol §0).
 from __future__ import annotations
 
 import contextlib
+import json
 import mimetypes
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, NoReturn
 
 import aiohttp
+import orjson
 from yarl import URL
 
 from comfy_gateway.errors import (
@@ -35,7 +37,18 @@ from . import wire
 from .models import CancelOutcome, ClientLimits, ClientTimeouts, ImageRef, QueueState, Submitted
 
 _TRANSPORT_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError)
-_CHUNK = 64 * 1024
+_CHUNK = 1024 * 1024  # read as much as has arrived, up to this: fewer writes (thread hops) per file
+_JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+def json_body(body: dict[str, Any]) -> bytes:
+    """`body` as JSON for a request. A prompt carries its input image as a base64 string of
+    megabytes, which the standard encoder scans character by character (~20 ms for 4 MB); orjson
+    does it in a few. What orjson refuses (an integer past 64 bits) goes the standard way."""
+    try:
+        return orjson.dumps(body)
+    except orjson.JSONEncodeError:
+        return json.dumps(body).encode()
 
 
 class ComfyClient:
@@ -89,7 +102,8 @@ class ComfyClient:
             body["prompt_id"] = prompt_id
         if extra_data:
             body["extra_data"] = extra_data
-        async with self._request("POST", "prompt", self.timeouts.submit, json=body) as resp:
+        async with self._request("POST", "prompt", self.timeouts.submit, data=json_body(body),
+                                 headers=_JSON_HEADERS) as resp:
             if resp.status == 400:
                 raise await self._rejection(resp, prompt_id)
             self._check_status(resp, "POST /prompt")

@@ -6,13 +6,14 @@ Everything here is about a single attempt; retries, deadlines and bookkeeping ar
 from __future__ import annotations
 
 import asyncio
-import base64
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import pybase64
 
 from ..comfyui.instance import Instance
 from ..comfyui.models import RunResult
@@ -154,7 +155,7 @@ class JobExecution:
                 ref = await instance.client.upload_image(image, f"cg_{job.id}.{ext}", overwrite=True)
             value = f"{ref.subfolder}/{ref.filename}" if ref.subfolder else ref.filename
         else:
-            value = base64.b64encode(image).decode("ascii")
+            value = pybase64.b64encode_as_string(image)
         del image
         graph = workflow.render(value, run_tag=f"{job.id[:8]}_{job.attempt}", params=job.params.get("workflow", {}))
         with step("comfyui.prompt", prompt_id=job.prompt_id) as prompt:
@@ -212,9 +213,9 @@ class JobExecution:
         fmt = job.params.get("format", "png")
         try:
             data = await asyncio.to_thread(convert_image, png, fmt) if fmt != "png" else strip_png_text(png)
+            width, height = image_size(data)  # the header only: microseconds
         except (OSError, SyntaxError, ValueError) as exc:  # its header was fine, its pixels are not
             raise UpstreamUnavailable(f"the result image is damaged: {exc}", prompt_id=prompt_id) from None
-        width, height = image_size(data)  # the header only: microseconds
         key = result_key(job.id, job.attempt)
         await self.blobs.put(key, data)
         if self.outputs_dir is not None:

@@ -51,13 +51,16 @@ class OutputCollector:
             filename, subfolder = item.ref.filename, item.ref.subfolder
             content_type = content_type_of(filename)
             known = fetched.get(item.ref)
-            chunks = client.view_stream(item.ref) if known is None else _one_chunk(known)
         else:
             filename, subfolder = f"{item.kind}_{item.node_id}_{item.position}.txt", ""
             content_type = TEXT_TYPE
-            chunks = _one_chunk((item.text or "").encode())
-        async with contextlib.aclosing(chunks):
-            await self.store.put_stream(key, digest.measured(chunks))
+            known = (item.text or "").encode()
+        if known is not None:  # in memory already: hashed while it is written, not before
+            await asyncio.gather(digest.whole(known), self.store.put_stream(key, _one_chunk(known)))
+        else:
+            assert item.ref is not None
+            async with contextlib.aclosing(client.view_stream(item.ref)) as chunks:
+                await self.store.put_stream(key, digest.measured(chunks))
         return Output(node_id=item.node_id, kind=item.kind, filename=filename, content_type=content_type,
                       size=digest.size, sha256=digest.hexdigest, key=key, subfolder=subfolder,
                       blake3=digest.blake3_hexdigest)

@@ -12,7 +12,7 @@ variant (`scaleout/bus.py`) carries them all over pub/sub.
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable
 from typing import Protocol
 
@@ -36,6 +36,10 @@ class JobEvents(Protocol):
 
     def unsubscribe(self, job_id: str, event: asyncio.Event) -> None: ...
 
+    def finished_lately(self, job_id: str) -> bool:
+        """Whether a finish of `job_id` was heard here lately (of the last FINISHES_KEPT), so that
+        a subscriber that came a moment too late knows to read the job."""
+
     def subscribers(self, job_id: str) -> int:
         """How many subscriptions wait on `job_id` here."""
 
@@ -49,10 +53,14 @@ class JobEvents(Protocol):
     def on_breaker_open(self, handler: BreakerHandler) -> None: ...
 
 
+FINISHES_KEPT = 4096
+
+
 class LocalJobEvents:
     def __init__(self) -> None:
         self._finish_waiters: dict[str, set[asyncio.Event]] = defaultdict(set)  # woken when the job ends
         self._change_waiters: dict[str, set[asyncio.Event]] = defaultdict(set)  # woken at every change
+        self._finishes_heard: OrderedDict[str, None] = OrderedDict()
 
     async def open(self) -> None:
         return None
@@ -68,6 +76,9 @@ class LocalJobEvents:
         targets = list(self._change_waiters.get(job_id, ()))
         if finished:
             targets += self._finish_waiters.get(job_id, ())
+            self._finishes_heard[job_id] = None
+            if len(self._finishes_heard) > FINISHES_KEPT:
+                self._finishes_heard.popitem(last=False)
         for event in targets:
             event.set()
 
@@ -89,6 +100,9 @@ class LocalJobEvents:
                 events.discard(event)
                 if not events:
                     del waiters[job_id]
+
+    def finished_lately(self, job_id: str) -> bool:
+        return job_id in self._finishes_heard
 
     def subscribers(self, job_id: str) -> int:
         return len(self._finish_waiters.get(job_id, ())) + len(self._change_waiters.get(job_id, ()))
