@@ -37,6 +37,9 @@ class ServiceEstimates:
         self._switch_prior = switch_prior_s
         self._warm: dict[tuple[str, str], Ewma] = {}
         self._cold: dict[tuple[str, str], Ewma] = {}
+        # The fallback (a workflow's mean over the servers that measured it), kept until the next
+        # sample of that workflow: an ETA asks it for every server and every job ahead.
+        self._means: dict[tuple[bool, str], float | None] = {}
 
     def observe(self, workflow: str, server: str, seconds: float, *, cold: bool) -> None:
         table = self._cold if cold else self._warm
@@ -45,12 +48,16 @@ class ServiceEstimates:
             table[(workflow, server)] = Ewma(max(0.0, seconds))
         else:
             found.add(max(0.0, seconds))
+        self._means.pop((cold, workflow), None)
 
     def _measured(self, table: dict[tuple[str, str], Ewma], workflow: str, server: str) -> float | None:
         own = table.get((workflow, server))
         if own is not None:
             return own.value
-        return _mean(e.value for (wf, _), e in table.items() if wf == workflow)
+        key = (table is self._cold, workflow)
+        if key not in self._means:
+            self._means[key] = _mean(e.value for (wf, _), e in table.items() if wf == workflow)
+        return self._means[key]
 
     def service(self, workflow: str, server: str) -> float:
         """Seconds a job of `workflow` holds `server` when its models are already loaded."""

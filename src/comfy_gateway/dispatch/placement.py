@@ -13,6 +13,7 @@ claiming, `rank` orders the free servers for that very job.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -180,9 +181,11 @@ class Placement:
             capable_free = [c for c in capable if c in free]
             if not capable_free:
                 continue  # waits: its servers are full or down
+            if self.strategy == "least_loaded" or any(usage.get(c, 0) == 0 for c in capable_free):
+                eligible.add(job_type)  # an idle server can take it: no need to rank them all
+                continue
             best = self._order([self._choice(job_type, needs, c, usage, now) for c in capable])[0]
-            idle = any(usage.get(c, 0) == 0 for c in capable_free)
-            if self.strategy == "least_loaded" or best.instance in free or idle:
+            if best.instance in free:
                 eligible.add(job_type)
         if len(eligible) == len(names):
             return Plan(free, None)
@@ -234,18 +237,22 @@ class Placement:
         now = time.monotonic()
         servers = self.pool.available()
         mix = [j.type for j in ahead] or [job.type]
-        backlog = unseen * sum(self.estimates.service(t, n) for t in mix for n in servers) / max(
+        per_type = {t: sum(self.estimates.service(t, n) for n in servers) for t in set(mix)}
+        backlog = unseen * sum(per_type[t] for t in mix) / max(
             1, len(mix) * len(servers) ** 2)  # the unseen jobs' work, shared by the servers
         free_at = {n: self._choice(job.type, None, n, usage, now).ahead_s + backlog for n in servers}
         warm = {i.name: i.warm_models for i in self.pool if i.name in free_at}
         finish: float | None = None
+        # The jobs ahead are of a few types: the same questions again and again, answered once.
+        expected = functools.cache(self.estimates.expected)
+        capable = functools.cache(lambda needs: self._capable(needs, servers))
         # A job read as pending may have been placed since: it is counted in its server's queue.
         for item in [*(j for j in ahead if j.id not in self.backlog), job]:
             needs = self.job_needs(item)
             keys = needs.warm_keys if needs is not None else frozenset()
             best: tuple[float, float, str] | None = None
-            for name in self._capable(needs, servers):
-                run = self.estimates.expected(item.type, name, cold=bool(keys) and not keys <= warm[name])
+            for name in capable(needs):
+                run = expected(item.type, name, cold=bool(keys) and not keys <= warm[name])
                 end = free_at[name] + run
                 rank = free_at[name] if self.strategy == "least_loaded" else end
                 if best is None or rank < best[0]:
