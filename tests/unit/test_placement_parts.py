@@ -85,6 +85,9 @@ def test_estimates_fall_back_and_measure_the_switch_cost() -> None:
     est.observe("up", "a", 1.5, cold=False)
     assert est.service("up", "a") == pytest.approx(0.5 + 0.3 * 1.0)
     assert est.expected("up", "a", cold=True) == pytest.approx(0.8 + (3.0 - 0.8))
+    assert est.service("up", "b") == pytest.approx(0.8)  # the fallback follows every new sample
+    est.observe("up", "c", 2.0, cold=False)
+    assert est.service("up", "b") == pytest.approx((0.8 + 2.0) / 2)
 
 
 def test_the_queue_ahead_counts_what_is_left_of_the_job_under_way() -> None:
