@@ -78,18 +78,16 @@ def main(argv: list[str] | None = None) -> int:
            "gateway_cmd": args.gateway_cmd, "repeats": args.repeats, "quick": args.quick,
            "machine": report.machine_info(workdir), "scenarios": []}
     wanted = args.scenarios.split(",")
-    done: dict[str, scenarios.Result] = {}
     try:
         for name in scenarios.ORDER:
             if name not in wanted:
                 continue
             print(f"[bench] {name} ...", flush=True)
-            result = _run_scenario(name, cfg, done)
+            result = _run_scenario(name, cfg)
             if args.reference_cmd and name in scenarios.SIDE_BY_SIDE and not result.error:
                 print(f"[bench] {name} on the floor gateway ...", flush=True)
                 floor_cfg = dataclasses.replace(cfg, gateway_cmd=args.reference_cmd, profile_dir=None)
-                result.reference = _run_scenario(name, floor_cfg, {}).as_dict()
-            done[name] = result
+                result.reference = _run_scenario(name, floor_cfg).as_dict()
             run["scenarios"].append(result.as_dict())
             _print_summary(result)
     finally:
@@ -107,13 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _run_scenario(name: str, cfg: scenarios.Config, done: dict[str, scenarios.Result]) -> scenarios.Result:
+def _run_scenario(name: str, cfg: scenarios.Config) -> scenarios.Result:
     t0 = time.monotonic()
     try:
-        if name == "store":
-            result = scenarios.store(cfg, done.get("throughput"))
-        else:
-            result = scenarios.SCENARIOS[name](cfg)
+        result = scenarios.SCENARIOS[name](cfg)
     except Exception as exc:
         traceback.print_exc()
         result = scenarios.Result(name, name, {})

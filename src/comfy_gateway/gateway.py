@@ -45,6 +45,7 @@ from .jobs.events import JobEvents, LocalJobEvents
 from .jobs.model import Job, JobState
 from .jobs.storage_faults import StorageFaults
 from .jobs.store import JobStore
+from .memory_trim import MemoryTrimmer
 from .observability.job_metrics import JobMetrics
 from .observability.logging import get_logger
 from .observability.prometheus import PromMetrics
@@ -193,6 +194,7 @@ class Gateway:
         self._tasks.spawn_loop(self.dispatcher.run, "dispatcher")
         self._tasks.spawn_loop(self.health.run, "health-checker")
         self._tasks.spawn_loop(self.janitor.run, "janitor")
+        self._tasks.spawn_loop(MemoryTrimmer(s.memory_trim_interval / 1000).run, "memory-trim")
         self._tasks.spawn_loop(self.dispatcher.renew_leases, "lease-renewal")
         self._tasks.spawn_loop(lambda: self.metrics.run_autosave(s.metrics_save_interval / 1000),
                                "metrics-autosave")

@@ -36,6 +36,7 @@ from .workflows.registry import Workflow, WorkflowRegistry
 STRANDED_GRACE_S = 3.0
 # Updates are pushed by the job's events; this re-read only covers a notification lost on the way.
 UPDATE_RECHECK_S = 15.0
+SYNC_RECHECK_S = 5.0  # a sync wait reads its job at least this often: a lost event costs no more
 ETA_SAMPLE = 50  # pending jobs ahead that an estimate places one by one
 
 
@@ -316,11 +317,12 @@ class JobService:
         try:
             fresh = submitted is not None and not self._events.finished_lately(job_id)
             job = submitted if fresh and submitted is not None else await self._job(job_id)
+            read_at = time.monotonic()
             while not job.state.finished and time.monotonic() < deadline and not self.admission.stopped.is_set():
                 woken = await _set_within(event, min(1.0, deadline - time.monotonic()), self.admission.stopped)
                 stranded = self.admission.stranded() or not self._placement.can_start(job)
-                if woken or stranded:
-                    job = await self._job(job_id)
+                if woken or stranded or time.monotonic() - read_at > SYNC_RECHECK_S:
+                    job, read_at = await self._job(job_id), time.monotonic()
                 if job.state is not JobState.PENDING or not stranded:
                     stranded_since = None
                     continue

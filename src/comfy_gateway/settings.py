@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(40_000_000, ge=1)
     blob_cache_bytes: int = Field(32 * 1024 * 1024, ge=0, description="recent images kept in memory")
+    memory_trim_interval: int = Field(500, ge=0, description="ms between checks that give free memory back to "
+                                                         "the system after a burst of uploads (0: never)")
     idempotency_ttl: int = Field(86_400_000, ge=1_000, description="ms an Idempotency-Key names its job")
     max_attempts: int = Field(3, ge=1, le=20)
     health_check_interval: int = Field(10_000, ge=100, description="ms between /system_stats probes")

@@ -127,3 +127,12 @@ async def test_a_timeout_inside_an_attempt_is_not_taken_for_the_job_deadline(gw)
     status = await gw.wait_job(job_id)
     assert status["status"] == "failed"
     assert status["error_details"]["code"] == "internal_error", status  # not "job_timed_out"
+
+
+async def test_a_sync_request_whose_finish_event_is_lost_is_answered_all_the_same(gw, monkeypatch):
+    """A notification can be lost (a Redis message dropped): the wait reads its job now and then."""
+    events = gw.gateway.events
+    monkeypatch.setattr(events, "deliver", lambda job_id, finished=True: None)  # nothing is heard
+    async with asyncio.timeout(20):
+        answer = await gw.client.post("/api/upscale-image", files=IMAGE)
+    assert answer.status_code == 200 and answer.json()["imageBase64"].startswith("data:image/png;base64,")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from comfy_gateway.errors import StorageError
-from comfy_gateway.jobs.blob_dir import DirectoryBlobStore, validate_key
+from comfy_gateway.jobs.blob_dir import DirectoryBlobStore, _Folders, validate_key
 
 BAD_KEYS = [
     "", "../etc/passwd", "a/../../b", "..", ".", "/abs/path", "a//b", "a/", "a/./b", ".hidden",
@@ -90,3 +90,12 @@ async def test_a_folder_removed_behind_its_back_is_made_again(blobs: DirectoryBl
 
     assert await blobs.put_stream("jobs/1/input.png", chunks()) == 30000
     assert await blobs.get("jobs/1/input.png") == b"0123456789" * 3000
+
+
+async def test_the_folders_it_remembers_stay_few_with_a_folder_per_job(
+        blobs: DirectoryBlobStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_Folders, "KNOWN_FOLDERS", 8)
+    for job in range(30):  # as job outputs are keyed: a folder of their own each
+        await blobs.put(f"outputs/job{job}-1/0", b"png")
+    assert len(blobs._folders._made) <= 8
+    assert [await blobs.get(f"outputs/job{job}-1/0") for job in (0, 29)] == [b"png", b"png"]

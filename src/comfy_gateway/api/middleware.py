@@ -8,6 +8,8 @@ inside it, so a 413 still carries the request id and is logged and counted.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import re
 import time
@@ -151,9 +153,11 @@ class _BodyTracker:
     """Knows whether the request body was read to its end, and can read what is left.
 
     An answer that closes the connection before the client has sent its whole body reaches it as
-    a reset, not as the answer: what is left is read (at most DRAIN_LIMIT bytes) and dropped first."""
+    a reset, not as the answer: what is left is read and dropped first (at most DRAIN_BYTES, for
+    at most DRAIN_S)."""
 
-    DRAIN_LIMIT = 64 * 1024 * 1024
+    DRAIN_BYTES = 64 * 1024 * 1024
+    DRAIN_S = 1.0
 
     def __init__(self, receive: Receive, has_body: bool) -> None:
         self._receive = receive
@@ -166,9 +170,11 @@ class _BodyTracker:
         return message
 
     async def drain(self) -> None:
-        left = self.DRAIN_LIMIT
-        while not self.done and left > 0:
-            left -= len((await self.receive()).get("body", b""))
+        left = self.DRAIN_BYTES
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.DRAIN_S):
+                while not self.done and left > 0:
+                    left -= len((await self.receive()).get("body", b""))
 
 
 class UploadLimitMiddleware:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
 from starlette.datastructures import FormData, UploadFile
-from starlette.exceptions import HTTPException
-from starlette.formparsers import MultiPartException
+from starlette.formparsers import MultiPartException, MultiPartParser
 
 from ..errors import InvalidInput, UnsupportedMediaType
 from ..images import ImageInfo, inspect_image
@@ -40,16 +40,23 @@ class Upload:
     filename: str = ""
 
 
+class _InMemoryParser(MultiPartParser):
+    """Starlette's parser, with files kept in memory however large.
+
+    A body is capped at MAX_UPLOAD_BYTES and read whole right after parsing anyway. Spooled to a
+    temporary file past 1 MB, a file was written and read back in worker threads, and each read
+    left its buffer in that thread's malloc arena: the process kept several megabytes per thread."""
+
+    spool_max_size = sys.maxsize
+
+
 async def parsed_form(request: Request, *, max_files: int, max_fields: int) -> FormData:
     """The multipart form of `request`; a malformed body is a clear 400."""
     try:
-        return await request.form(max_files=max_files, max_fields=max_fields)
+        return await _InMemoryParser(request.headers, request.stream(), max_files=max_files,
+                                     max_fields=max_fields).parse()
     except MultiPartException as exc:
         raise InvalidInput(f"malformed multipart body: {exc.message}") from None
-    except HTTPException as exc:  # Starlette reports a MultiPartException as a 400 HTTPException
-        if exc.status_code != 400:
-            raise
-        raise InvalidInput(f"malformed multipart body: {exc.detail}") from None
 
 
 async def read_upload(request: Request, max_pixels: int) -> Upload:

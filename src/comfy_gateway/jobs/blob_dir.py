@@ -38,8 +38,11 @@ def validate_key(key: str) -> str:
 
 
 class _Folders:
-    """The blob folders known to exist: a write does not ask the disk again (at most 65,536 of them).
-    One removed behind our back is made again when a file cannot be created in it."""
+    """The blob folders known to exist: a write does not ask the disk again. One removed behind our
+    back is made again when a file cannot be created in it. A key's own segments make folders too
+    (`outputs/<job>-<attempt>/0`: one per job), so the memory is forgotten past KNOWN_FOLDERS."""
+
+    KNOWN_FOLDERS = 4096
 
     def __init__(self) -> None:
         self._made: set[Path] = set()
@@ -48,6 +51,8 @@ class _Folders:
         folder = path.parent
         if folder not in self._made:
             folder.mkdir(parents=True, exist_ok=True)
+            if len(self._made) >= self.KNOWN_FOLDERS:
+                self._made.clear()
             self._made.add(folder)
         try:
             return tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")

@@ -23,6 +23,7 @@ Calling `configure_logging` again replaces the handlers it installed before; it 
 
 from __future__ import annotations
 
+import json
 import logging
 import logging.handlers
 import queue
@@ -31,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Any, cast
 
+import orjson
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
@@ -88,6 +90,15 @@ def _component_from_record(_: WrappedLogger, __: str, event_dict: EventDict) -> 
     return event_dict
 
 
+def _dumps(event: EventDict, **_: Any) -> str:
+    """One line of JSON: orjson (several times faster; a line per request and two per job), the
+    standard encoder for what orjson refuses (keys that are not strings, integers past 64 bits)."""
+    try:
+        return orjson.dumps(event, default=str).decode()
+    except TypeError:
+        return json.dumps(event, default=str)
+
+
 def _shared_processors() -> list[Processor]:
     return [
         structlog.contextvars.merge_contextvars,
@@ -107,7 +118,7 @@ def _formatter() -> structlog.stdlib.ProcessorFormatter:
             structlog.processors.StackInfoRenderer(),
             structlog.processors.format_exc_info,
             structlog.processors.EventRenamer("message"),
-            structlog.processors.JSONRenderer(default=str),
+            structlog.processors.JSONRenderer(serializer=_dumps),
         ],
     )
 
