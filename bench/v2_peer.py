@@ -5,7 +5,8 @@
 One fake ComfyUI (service time 0.2 s), then each gateway in front of it in turn, driven by the official
 SDK as its users would: submit a graph with an uploaded input asset, wait, fetch the output. First
 one job at a time (latency per job), then `--clients` threads for `--seconds` (capacity), with the
-CPU each gateway process spent per job. The figures go into their own section of bench/RESULTS.md.
+CPU each gateway process spent per job. The figures go into their own section of bench/RESULTS.md
+(or of the file `--out` names).
 """
 
 from __future__ import annotations
@@ -149,12 +150,14 @@ def main() -> int:
     parser.add_argument("--service-time", type=float, default=0.2,
                         help="seconds the fake takes per prompt (with 0 the proxy reports its jobs expired)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md",
+                        help="the results file its section goes into (default bench/RESULTS.md)")
     args = parser.parse_args()
     results = run_both(args.jobs, args.seconds, args.clients, args.service_time)
     text = section(results, args.jobs, args.seconds, args.clients, args.service_time)
     print(text)
     if not args.no_write:
-        report.write_section(ROOT / "bench" / "RESULTS.md", SECTION, text)
+        report.write_section(args.out, SECTION, text)
     return 0
 
 

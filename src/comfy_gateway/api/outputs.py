@@ -9,12 +9,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
-from fastapi.responses import RedirectResponse, Response, StreamingResponse
+from fastapi.responses import RedirectResponse, Response
 
 from ..job_outputs import JobOutputs
 from ..jobs.model import Job
 from ..jobs.outputs import Output, content_disposition
 from .deps import Caller, Service
+from .file_bodies import file_response
 from .models import ErrorBody, JobOutputsBody
 from .ranges import byte_range
 from .views import iso
@@ -70,4 +71,5 @@ async def job_output(job_id: str, index: Index, request: Request, service: Servi
     if request.method == "HEAD":
         return Response(status_code=status, media_type=output.content_type, headers=headers)
     chunks = await outputs.read(job, output, start, end)
-    return StreamingResponse(chunks, status_code=status, media_type=output.content_type, headers=headers)
+    return await file_response(chunks, end - start, status_code=status, media_type=output.content_type,
+                               headers=headers)

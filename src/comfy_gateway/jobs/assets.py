@@ -11,6 +11,7 @@ says so. Otherwise a hash alone would read another tenant's file.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
@@ -82,12 +83,12 @@ class AssetStore:
             raise HashMismatch("the uploaded bytes do not have the hash the client declared",
                                expected_hash=expected_hash, hash=hash_)
         created_new = not await self._blobs.exists(content_key(hash_))
-        # Written again when known: a store whose blobs expire (Redis) keeps them from the newest use.
-        await self._blobs.put(content_key(hash_), data)
-        await self._blobs.put(_seen_key(tenant, hash_), b"")
         record = AssetRecord(id=str(uuid.uuid4()), hash=hash_, size_bytes=len(data), content_type=content_type,
                              file_path=file_path, created_at=time.time(), tags=tags, tenant=tenant)
-        await self._save(record)
+        writes = [self._blobs.put(_seen_key(tenant, hash_), b""), self._save(record)]
+        if created_new or self._blobs.expires:  # known bytes again only so that they expire from the newest use
+            writes.append(self._blobs.put(content_key(hash_), data))
+        await asyncio.gather(*writes)  # side by side, all before the answer
         return record, created_new
 
     async def has_hash(self, hash_: str, tenant: str) -> bool:
@@ -103,12 +104,14 @@ class AssetStore:
             data = await self._blobs.get(content_key(hash_))
         except KeyError:
             raise BlobNotFound(f"no stored bytes have the hash {hash_}", hash=hash_) from None
-        await self._blobs.put(content_key(hash_), data)  # the new asset keeps them as long as itself
         record = AssetRecord(id=str(uuid.uuid4()), hash=hash_, size_bytes=len(data),
                              content_type=content_type or "application/octet-stream",
                              file_path=file_path or hash_.removeprefix(HASH_PREFIX)[:16],
                              created_at=time.time(), tags=tags, tenant=tenant)
-        await self._save(record)
+        writes = [self._save(record)]
+        if self._blobs.expires:  # the bytes again, so the new asset keeps them as long as itself
+            writes.append(self._blobs.put(content_key(hash_), data))
+        await asyncio.gather(*writes)
         return record
 
     async def get(self, asset_id: str) -> AssetRecord | None:

@@ -23,6 +23,10 @@ class CachedBlobStore(OpenClose):
         self._entries: OrderedDict[str, bytes] = OrderedDict()
         self._size = 0
 
+    @property
+    def expires(self) -> bool:
+        return self.inner.expires
+
     async def open(self) -> None:
         await self.inner.open()
 

@@ -21,6 +21,8 @@ from .storage_faults import REDIS_DOWN, StorageFaults, converting
 
 @converting(REDIS_DOWN, "the blob storage (Redis)")
 class RedisBlobStore(OpenClose):
+    expires = True  # each blob TTL seconds after its last write
+
     def __init__(self, client: Redis, prefix: str = "cg", ttl_seconds: int = 86400,
                  *, faults: StorageFaults | None = None) -> None:
         self.faults = faults

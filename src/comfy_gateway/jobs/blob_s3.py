@@ -39,6 +39,8 @@ def _missing(exc: ClientError) -> bool:
 
 @converting((ClientError, BotoCoreError, OSError), "the result store (S3)")
 class S3BlobStore(OpenClose):
+    expires = False  # a bucket's own lifecycle rules are the operator's
+
     def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str | None = None,
                  region: str | None = None, part_bytes: int = PART_BYTES) -> None:
         if not bucket:

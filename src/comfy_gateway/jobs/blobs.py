@@ -13,6 +13,11 @@ CHUNK_BYTES = 256 * 1024  # what one read of a stream hands on
 
 
 class BlobStore(Protocol):
+    @property
+    def expires(self) -> bool:
+        """Whether a blob goes by itself some time after its last write (Redis): one still needed is
+        written again to keep it."""
+
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...

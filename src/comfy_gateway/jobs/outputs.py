@@ -47,8 +47,9 @@ class Output:
 
 
 def output_key(job_id: str, attempt: int, index: int) -> str:
-    """Per attempt, like the result: an abandoned attempt never overwrites the files of the real one."""
-    return f"outputs/{job_id}-{attempt}/{index}"
+    """Per attempt, like the result: an abandoned attempt never overwrites the files of the real one.
+    No folder per job: on a directory store each would be made for one job and left empty after it."""
+    return f"outputs/{job_id}-{attempt}-{index}"
 
 
 def content_type_of(filename: str) -> str:

@@ -6,12 +6,13 @@ import mimetypes
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import UploadFile
 
 from ...errors import BlobNotFound, InvalidInput, UnsupportedMediaType
 from ...jobs.assets import AssetRecord, checked_hash
 from ..deps import Caller
+from ..file_bodies import file_response
 from ..ranges import byte_range
 from ..uploads import parsed_form
 from .deps import Jobs, base_url, checked_key, json_body
@@ -128,5 +129,5 @@ async def asset_content(asset_id: str, jobs: Jobs, caller: Caller,
     status = 206 if selected else 200
     if isinstance(found, AssetRecord):
         return Response(data[start:end], status_code=status, media_type=media, headers=headers)
-    return StreamingResponse(await jobs.output_chunks(found, start, end), status_code=status, media_type=media,
-                             headers=headers)
+    return await file_response(await jobs.output_chunks(found, start, end), end - start, status_code=status,
+                               media_type=media, headers=headers)

@@ -85,9 +85,10 @@ async def list_jobs(request: Request, jobs: Jobs, caller: Caller, limit: Annotat
 
 @router.get("/jobs/{job_id}", summary="One job: status, progress, outputs", response_model=None,
             responses={200: {"model": JobBody}, **ERRORS})
-async def get_job(job_id: str, request: Request, jobs: Jobs, caller: Caller) -> dict[str, Any]:
+async def get_job(job_id: str, request: Request, jobs: Jobs, caller: Caller) -> JSONResponse:
     job = await jobs.get(job_id, caller)
-    return job_body(job, base_url(request), jobs.settings, await jobs.queue_position(job))
+    # The route clients poll: the body goes out as built (plain JSON types), not walked again by FastAPI.
+    return JSONResponse(job_body(job, base_url(request), jobs.settings, await jobs.queue_position(job)))
 
 
 @router.get("/jobs/{job_id}/workflow", summary="The graph a job runs", response_model=None,
