@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+
 import pytest
 
 from comfy_gateway.memory_trim import MemoryTrimmer, resident_bytes
@@ -17,6 +19,8 @@ async def test_nothing_happens_while_the_resident_size_stays_put():
 
 
 async def test_the_holes_a_burst_leaves_are_released():
+    # Holes earlier tests left in this process would take the burst without any growth: gone first.
+    ctypes.CDLL(None).malloc_trim(0)
     trimmer = MemoryTrimmer(1.0, min_growth=16 * MB)
     # 100 KB buffers come from malloc's heap (below its mmap threshold); every tenth stays alive,
     # so the heap cannot shrink from its top and the freed ones stay resident.
