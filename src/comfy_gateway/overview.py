@@ -121,9 +121,10 @@ class Overview:
             self._admission.storage.failed(exc)
             usage = {}
         running = self._dispatcher.running
+        claiming = self._dispatcher.claiming  # its slot is held for a claim, not by a job
         return [InstanceSnapshot(
             name=inst.name, healthy=inst.is_healthy, breaker=inst.breaker.state,
-            active_jobs=usage.get(inst.name, 0),
+            active_jobs=max(0, usage.get(inst.name, 0) - (inst.name == claiming)),
             running_here=tuple(sorted(j for j, r in running.items() if r.instance == inst.name)),
             detail=inst.snapshot(), figures=inst.breaker.figures(), last_check_at=inst.last_check_at,
             sockets_open=inst.hub.sockets_open, sockets_opened=len(inst.hub.client_ids_used)) for inst in self._pool]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from observability.helpers import REMOVE_BG, UPSCALE, run_known_mix
@@ -114,3 +115,31 @@ async def test_instance_views_know_configured_servers_and_refuse_unknown_ones(fa
     assert set(listing["instances"]) == {f.host_port for f in fakes} and listing["count"] == 2
     assert empty["jobs"]["total_processed"] == 0 and empty["jobs"]["success_rate"] == "0%"
     assert empty["errors"]["recent_errors"] == []
+
+
+async def test_a_slot_held_while_the_dispatcher_looks_for_a_job_is_not_an_active_job(fake_servers, tmp_path):
+    """The dispatcher takes a slot before it claims, so that replicas do not all claim for one
+    freed slot; an idle pool must still read as idle while that claim is under way."""
+    fakes = await fake_servers(1)
+    async with running_gateway(gateway_settings(tmp_path, hosts_of(fakes))) as gw:
+        dispatcher = gw.gateway.dispatcher
+        real_claim = dispatcher.store.claim
+        claiming, go_on = asyncio.Event(), asyncio.Event()
+
+        async def slow_claim(*args: Any, **kwargs: Any) -> Any:
+            claiming.set()
+            await go_on.wait()
+            return await real_claim(*args, **kwargs)
+
+        dispatcher.store.claim = slow_claim  # type: ignore[method-assign]
+        dispatcher.notify()
+        await asyncio.wait_for(claiming.wait(), 5)
+        held = await gw.gateway.slots.usage()
+        metrics = (await gw.client.get("/api/metrics")).json()
+        status = (await gw.client.get("/status")).json()
+        go_on.set()
+
+    assert held == {fakes[0].host_port: 1}  # the slot really is held during the claim
+    assert metrics["instances"][fakes[0].host_port]["active_jobs"] == 0
+    assert metrics["queue"]["active_jobs"] == 0
+    assert status["active_jobs"] == 0

@@ -91,6 +91,8 @@ class Dispatcher:
         self.tenant_caps = tenant_caps  # tenant -> most jobs it may run at once (read per claim: keys reload)
         self.tracing = tracing or Tracing.off()
         self.running: dict[str, RunningJob] = {}
+        # The server whose slot is held while a job is claimed for it: in use, but by no job yet.
+        self.claiming: str | None = None
         self.draining = False
         self._jobs = TaskOwner(telemetry.log_exception)
         self._wake = asyncio.Event()
@@ -130,16 +132,23 @@ class Dispatcher:
             reserved = await self.slots.acquire(list(plan.free))
             if reserved is None:
                 return
+            self.claiming = reserved
             try:
-                job = await self.store.claim(self.owner, self.lease_s, caps=self.tenant_caps(), types=plan.types)
-            except BaseException:
-                await self.slots.release(reserved)
-                raise
-            if job is None:
-                await self.slots.release(reserved)
-                return
-            if not await self._place(job, plan, usage, reserved, since):
-                return
+                if not await self._claim_and_place(plan, usage, reserved, since):
+                    return
+            finally:
+                self.claiming = None
+
+    async def _claim_and_place(self, plan: Plan, usage: dict[str, int], reserved: str, since: float) -> bool:
+        try:
+            job = await self.store.claim(self.owner, self.lease_s, caps=self.tenant_caps(), types=plan.types)
+        except BaseException:
+            await self.slots.release(reserved)
+            raise
+        if job is None:
+            await self.slots.release(reserved)
+            return False
+        return await self._place(job, plan, usage, reserved, since)
 
     async def _place(self, job: Job, plan: Plan, usage: dict[str, int], reserved: str, since: float) -> bool:
         """Start the claimed `job` on the best free server that can run it: the one whose slot is
