@@ -136,3 +136,38 @@ async def test_a_sync_request_whose_finish_event_is_lost_is_answered_all_the_sam
     async with asyncio.timeout(20):
         answer = await gw.client.post("/api/upscale-image", files=IMAGE)
     assert answer.status_code == 200 and answer.json()["imageBase64"].startswith("data:image/png;base64,")
+
+
+async def test_the_input_is_uploaded_while_the_placement_is_written_and_the_prompt_waits_for_it(
+        fake_servers, tmp_path, monkeypatch):
+    """Whoever adopts a job follows the server its placement names, so no prompt is posted before
+    that write is done; the upload need not wait for it."""
+    fakes = await fake_servers(2)
+    async with running_gateway(gateway_settings(tmp_path, hosts_of(fakes), input_mode="upload")) as gw:
+        gw.fakes = fakes
+        await _upload_overlaps_the_placement(gw, monkeypatch)
+
+
+async def _upload_overlaps_the_placement(gw, monkeypatch) -> None:
+    store = gw.gateway.dispatcher.store
+    real_record = store.record_placement
+    writing, go_on = asyncio.Event(), asyncio.Event()
+
+    async def slow_record(*args, **kwargs):
+        writing.set()
+        await go_on.wait()
+        return await real_record(*args, **kwargs)
+
+    monkeypatch.setattr(store, "record_placement", slow_record)
+    job_id = await submit(gw.client)
+    await asyncio.wait_for(writing.wait(), 5)
+    uploaded = lambda: [p.name for f in gw.fakes for p in f.storage.input_dir.iterdir() if job_id in p.name]  # noqa: E731
+    await eventually(lambda: bool(uploaded()), timeout=5, what="the input uploaded during the write")
+    await asyncio.sleep(0.2)  # time enough for a prompt that did not wait to arrive
+    assert sum(f.stats()["prompts_received"] for f in gw.fakes) == 0
+    go_on.set()
+    status = await gw.wait_job(job_id)
+    assert status["status"] == "completed"
+    stored = await store.get(job_id)
+    assert stored is not None and stored.placement and stored.instance in {f.host_port for f in gw.fakes}
+    assert sum(f.stats()["prompts_received"] for f in gw.fakes) == 1

@@ -13,7 +13,7 @@ import contextlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Literal
 
 from ..background import TaskOwner, cancel_and_wait
 from ..comfyui.health import HealthChecker
@@ -32,29 +32,15 @@ from ..jobs.events import JobEvents
 from ..jobs.model import Job
 from ..jobs.store import JobStore
 from ..observability.tracing import Tracing
+from .endings import NOT_PLACED, AttemptEnds, Telemetry
 from .execution import JobExecution, Outcome, ProgressReporter, prompt_id_for
 from .placement import Choice, Placement, Plan
 from .slots import SlotLedger
 
 StopReason = Literal["deleted", "canceled", "shutdown", "lease_lost"]
 RETRY_AVOID_S = 10.0
-NOT_PLACED = "not_placed"  # the code of an attempt given back unstarted: no free server could take it
 UNPLACED_WAIT_S = 1.0  # how long a type waits after one of its jobs could not be placed
 RECHECK_S = 10.0  # a refused graph reads the server's capabilities again when they are older than this
-
-
-class Telemetry(Protocol):
-    def job_started(self, job: Job, instance: str) -> None: ...
-
-    def job_finished(self, job: Job, instance: str | None, ok: bool, error: dict[str, Any] | None) -> None: ...
-
-    def job_retried(self, job: Job, instance: str, error: dict[str, Any]) -> None: ...
-
-    def job_released(self, job: Job, instance: str) -> None: ...
-
-    def upstream_error(self, instance: str, kind: str) -> None: ...
-
-    def log_exception(self, message: str, **context: Any) -> None: ...
 
 
 @dataclass
@@ -90,14 +76,14 @@ class Dispatcher:
         self.sweep_s = sweep_s
         self.tenant_caps = tenant_caps  # tenant -> most jobs it may run at once (read per claim: keys reload)
         self.tracing = tracing or Tracing.off()
+        self.ends = AttemptEnds(store=store, events=events, telemetry=telemetry, execution=execution,
+                                max_attempts=max_attempts)
         self.running: dict[str, RunningJob] = {}
         # The server whose slot is held while a job is claimed for it: in use, but by no job yet.
         self.claiming: str | None = None
         self.draining = False
         self._jobs = TaskOwner(telemetry.log_exception)
         self._wake = asyncio.Event()
-        # job id -> (server it just failed on, when): its retry should go elsewhere if it can.
-        self._retry_from: dict[str, tuple[str, float]] = {}
         self._unplaced: dict[str, float] = {}  # job type -> until when it is not claimed (see _place)
 
     # --- the loop ---
@@ -154,10 +140,10 @@ class Dispatcher:
         """Start the claimed `job` on the best free server that can run it: the one whose slot is
         `reserved`, or a better one that still has a slot."""
         now = time.monotonic()
-        for job_id, (_, at) in list(self._retry_from.items()):
+        for job_id, (_, at) in list(self.ends.retry_from.items()):
             if now - at > RETRY_AVOID_S:
-                del self._retry_from[job_id]
-        failed_on = self._retry_from.pop(job.id, (None, 0.0))[0]
+                del self.ends.retry_from[job_id]
+        failed_on = self.ends.retry_from.pop(job.id, (None, 0.0))[0]
         for choice in self.placement.rank(job, plan.free, usage, avoid=failed_on):
             if choice.instance == reserved or await self.slots.acquire([choice.instance]) is not None:
                 if choice.instance != reserved:
@@ -192,23 +178,19 @@ class Dispatcher:
         completed = False
         deadline = asyncio.timeout(self._time_left(job))
         try:
-            if placement is not None:
-                await self._record_placement(job, instance, placement, reattach)
-            await self.events.publish_changed(job.id)  # processing now, on `instance`
             try:
                 async with deadline:
-                    work = self.execution.reattach if reattach else self.execution.run
-                    outcome = await work(job, instance, progress)
+                    outcome = await self._attempt(job, instance, progress, reattach, placement)
             except TimeoutError:
                 if not deadline.expired():  # some other timeout inside the attempt: not the job's deadline
                     raise
                 await self.interrupt_prompt(job, instance)
                 timed_out = JobTimedOut(
                     f"job exceeded JOB_TIMEOUT of {self.job_timeout_s:g} s; its prompt was interrupted")
-                await self._finish_failed(job, instance, timed_out.as_job_error(instance=instance.name))
+                await self.ends.failed(job, instance, timed_out.as_job_error(instance=instance.name))
             else:
                 instance.breaker.record_success()
-                completed = await self._finish_completed(job, instance, outcome)
+                completed = await self.ends.completed(job, instance, outcome)
         except asyncio.CancelledError:
             reason = self.running[job.id].stop_reason if job.id in self.running else None
             self.telemetry.job_released(job, instance.name)
@@ -220,14 +202,14 @@ class Dispatcher:
             instance.breaker.record_failure(exc.message)
             if self.health is not None:
                 self.health.kick()
-            await self._retry_or_fail(job, instance, exc)
+            await self.ends.retry_or_fail(job, instance, exc)
         except (WorkflowRejected, WorkflowFailed) as exc:
             instance.breaker.record_success()  # the server works; the workflow or its input does not
             if isinstance(exc, WorkflowRejected) and await self._lacks_what_it_needs(job, instance):
-                await self._retry_or_fail(job, instance, UpstreamUnavailable(
+                await self.ends.retry_or_fail(job, instance, UpstreamUnavailable(
                     f"{instance.name} lacks what the workflow needs ({exc.message})", instance=instance.name))
             else:
-                await self._finish_failed(job, instance, exc.as_job_error(instance=instance.name))
+                await self.ends.failed(job, instance, exc.as_job_error(instance=instance.name))
         except StorageError:
             # The storage failed, not the job: it stays as the store has it (processing, its lease
             # left to run out) and is adopted again, re-attached to its prompt, once storage is back.
@@ -239,19 +221,43 @@ class Dispatcher:
             internal = InternalError()
             self.telemetry.log_exception("job crashed", job_id=job.id, instance=instance.name,
                                          reference=internal.reference)
-            await self._finish_failed(job, instance, internal.as_job_error(instance=instance.name))
+            await self.ends.failed(job, instance, internal.as_job_error(instance=instance.name))
         finally:
             self.running.pop(job.id, None)
             self.placement.ended(job.id, instance.name, completed=completed)
             await progress.aclose()
             await self._jobs.finish(self._release(instance.name), f"release-{job.id}")
 
-    async def _record_placement(self, job: Job, instance: Instance, placement: Choice, reattach: bool) -> None:
-        job.instance, job.placement = instance.name, placement.as_dict()
-        if not reattach:  # a new attempt: its prompt id (derived) goes in the same write
-            job.prompt_id = prompt_id_for(job.id, job.attempt)
-        await self.store.record_placement(job.id, job.attempt, instance.name, job.placement,
-                                          prompt_id=None if reattach else job.prompt_id)
+    async def _attempt(self, job: Job, instance: Instance, progress: ProgressReporter, reattach: bool,
+                       placement: Choice | None) -> Outcome:
+        if reattach:
+            await self.events.publish_changed(job.id)  # processing now, on `instance`
+            return await self.execution.reattach(job, instance, progress)
+        # The placement is written while the input is uploaded; the prompt waits for it (so that
+        # whoever adopts the job knows which server to follow), and so does anything else written
+        # about the attempt: it is awaited here whatever the attempt's end.
+        job.instance, job.prompt_id = instance.name, prompt_id_for(job.id, job.attempt)  # before the attempt reads them
+        if placement is not None:
+            job.placement = placement.as_dict()
+        placed = asyncio.create_task(self._placed(job, instance, placement is not None), name=f"placed-{job.id}")
+        try:
+            outcome = await self.execution.run(job, instance, progress, placed=placed)
+        finally:
+            await asyncio.wait([placed])
+            if not placed.cancelled():
+                placed.exception()  # retrieved: when it matters, it was raised inside the attempt
+        placed.result()
+        return outcome
+
+    async def _placed(self, job: Job, instance: Instance, with_placement: bool) -> None:
+        """Record where a new attempt runs, with its prompt id, then announce it."""
+        assert job.prompt_id is not None
+        if with_placement and job.placement is not None:
+            await self.store.record_placement(job.id, job.attempt, instance.name, job.placement,
+                                              prompt_id=job.prompt_id)
+        else:
+            await self.store.record_prompt(job.id, job.attempt, job.prompt_id)
+        await self.events.publish_changed(job.id)  # processing now, on `instance`
 
     async def _lacks_what_it_needs(self, job: Job, instance: Instance) -> bool:
         """After a refused graph, read what the server has (it may not have been read yet, or have
@@ -279,39 +285,6 @@ class Dispatcher:
             with contextlib.suppress(GatewayError, TimeoutError):
                 async with asyncio.timeout(5):
                     await instance.client.cancel(job.prompt_id)
-
-    async def _retry_or_fail(self, job: Job, instance: Instance, exc: UpstreamUnavailable) -> None:
-        error = exc.as_job_error(instance=instance.name, attempt=job.attempt)
-        ran = job.attempt - sum(1 for h in job.history if (h.get("error") or {}).get("code") == NOT_PLACED)
-        if ran < self.max_attempts:
-            if await self.store.requeue(job.id, job.attempt, error):
-                self._retry_from[job.id] = (instance.name, time.monotonic())
-                self.telemetry.job_retried(job, instance.name, error)
-                await self.events.publish_changed(job.id)
-            else:
-                self.telemetry.job_released(job, instance.name)
-            return
-        error["message"] = f"no ComfyUI server could run the job in {ran} attempts; last: {exc.message}"
-        await self._finish_failed(job, instance, error)
-
-    async def _finish_completed(self, job: Job, instance: Instance, outcome: Outcome) -> bool:
-        job.result_meta = outcome.meta
-        if await self.store.complete(job.id, job.attempt, outcome.blob, outcome.meta, outcome.outputs,
-                                     outcome.expires_at):
-            self.telemetry.job_finished(job, instance.name, True, None)
-            await self.events.publish_finished(job.id)
-            return True
-        # this attempt was abandoned (lease lost or job deleted): its result is not the job's
-        self.telemetry.job_released(job, instance.name)
-        await self.execution.discard(outcome)
-        return False
-
-    async def _finish_failed(self, job: Job, instance: Instance | None, error: dict[str, Any]) -> None:
-        if await self.store.fail(job.id, job.attempt, error):
-            self.telemetry.job_finished(job, instance.name if instance else None, False, error)
-            await self.events.publish_finished(job.id)
-        elif instance is not None:  # abandoned attempt: it only frees its server in the figures
-            self.telemetry.job_released(job, instance.name)
 
     # --- control from outside ---
 
