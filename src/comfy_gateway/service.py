@@ -37,7 +37,6 @@ STRANDED_GRACE_S = 3.0
 # Updates are pushed by the job's events; this re-read only covers a notification lost on the way.
 UPDATE_RECHECK_S = 15.0
 SYNC_RECHECK_S = 5.0  # a sync wait reads its job at least this often: a lost event costs no more
-ETA_SAMPLE = 50  # pending jobs ahead that an estimate places one by one
 
 
 async def _set_within(event: asyncio.Event, seconds: float, also: asyncio.Event | None = None) -> bool:
@@ -196,6 +195,7 @@ class JobService:
                                                                self.settings.idempotency_ttl / 1000)
                 if not created:
                     return named, False
+        self._dispatcher.pending.added(job)
         self._dispatcher.notify()
         await self._events.announce_work()
         return job, True
@@ -228,19 +228,17 @@ class JobService:
     async def estimated_seconds(self, job: Job) -> float | None:
         """Seconds until `job` should be done (see `Placement.estimate`).
 
-        Of the jobs pending ahead of a pending one, the newest ETA_SAMPLE are read; the older rest
-        is only counted (reading a long queue on every request would cost more than it tells)."""
+        Of the jobs pending ahead of a pending one, the newest are read (`PendingSample`); the older
+        rest is only counted (reading a long queue on every request would cost more than it tells)."""
         if job.state.finished:
             return 0.0
         ahead: list[Job] = []
         unseen = 0
         if job.state is JobState.PENDING and not self._placement.placed_here(job.id):
-            pending = await self._store.pending_count()
-            if pending > 1:  # more than the job itself
-                sample = await self._store.list(JobFilter(state=JobState.PENDING, limit=ETA_SAMPLE))
-                ahead = sorted((j for j in sample if (j.created_at, j.id) < (job.created_at, job.id)),
-                               key=lambda j: j.created_at)
-                unseen = max(0, pending - len(sample) - 1) if len(sample) == ETA_SAMPLE else 0
+            sample, unseen = await self._dispatcher.pending.read()
+            ahead = [j for j in sample if (j.created_at, j.id) < (job.created_at, job.id)]
+            if all(j.id != job.id for j in sample):  # the job itself is one of the unseen
+                unseen = max(0, unseen - 1)
         return self._placement.estimate(job, ahead, unseen, await self._slots.usage())
 
     def average_seconds(self, job_type: str) -> float | None:

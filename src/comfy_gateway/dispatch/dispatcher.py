@@ -34,6 +34,7 @@ from ..jobs.store import JobStore
 from ..observability.tracing import Tracing
 from .endings import NOT_PLACED, AttemptEnds, Telemetry
 from .execution import JobExecution, Outcome, ProgressReporter, prompt_id_for
+from .pending_sample import PendingSample
 from .placement import Choice, Placement, Plan
 from .slots import SlotLedger
 
@@ -78,6 +79,7 @@ class Dispatcher:
         self.tracing = tracing or Tracing.off()
         self.ends = AttemptEnds(store=store, events=events, telemetry=telemetry, execution=execution,
                                 max_attempts=max_attempts)
+        self.pending = PendingSample(store, events.finished_lately)  # what estimates take to be queued
         self.running: dict[str, RunningJob] = {}
         # The server whose slot is held while a job is claimed for it: in use, but by no job yet.
         self.claiming: str | None = None
@@ -134,6 +136,7 @@ class Dispatcher:
         if job is None:
             await self.slots.release(reserved)
             return False
+        self.pending.claimed(job.id)
         return await self._place(job, plan, usage, reserved, since)
 
     async def _place(self, job: Job, plan: Plan, usage: dict[str, int], reserved: str, since: float) -> bool:
