@@ -29,6 +29,7 @@ from ..workflows.needs import Needs, is_model_input, needs_of
 from ..workflows.registry import WorkflowRegistry
 from .backlog import Backlog, Sent
 from .estimates import ServiceEstimates
+from .forecast import Forecast
 
 Strategy = Literal["affinity", "least_loaded"]
 NEEDS_CACHE = 1024  # entries kept of each cache: needs per (workflow, model parameters), what a server lacks
@@ -242,26 +243,18 @@ class Placement:
             1, len(mix) * len(servers) ** 2)  # the unseen jobs' work, shared by the servers
         free_at = {n: self._choice(job.type, None, n, usage, now).ahead_s + backlog for n in servers}
         warm = {i.name: i.warm_models for i in self.pool if i.name in free_at}
-        finish: float | None = None
         # The jobs ahead are of a few types: the same questions again and again, answered once.
-        expected = functools.cache(self.estimates.expected)
-        capable = functools.cache(lambda needs: self._capable(needs, servers))
+        expected = functools.cache(lambda workflow, name, cold: self.estimates.expected(workflow, name, cold=cold))
+        capable = functools.cache(lambda needs: frozenset(self._capable(needs, servers)))
+        fastest = functools.cache(lambda workflow: min(
+            (min(expected(workflow, n, False), expected(workflow, n, True)) for n in servers), default=0.0))
+        forecast = Forecast(free_at, warm, servers, expected, least_loaded=self.strategy == "least_loaded")
+        finish: float | None = None
         # A job read as pending may have been placed since: it is counted in its server's queue.
         for item in [*(j for j in ahead if j.id not in self.backlog), job]:
             needs = self.job_needs(item)
             keys = needs.warm_keys if needs is not None else frozenset()
-            best: tuple[float, float, str] | None = None
-            for name in capable(needs):
-                run = expected(item.type, name, cold=bool(keys) and not keys <= warm[name])
-                end = free_at[name] + run
-                rank = free_at[name] if self.strategy == "least_loaded" else end
-                if best is None or rank < best[0]:
-                    best = (rank, end, name)
-            if best is None:
-                finish = None
-                continue
-            _, finish, name = best
-            free_at[name], warm[name] = finish, keys
+            finish = forecast.place(item.type, keys, capable(needs), fastest(item.type))
         return finish
 
     # --- what the instance views show ---
