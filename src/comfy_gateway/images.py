@@ -119,24 +119,24 @@ def result_size(data: bytes, max_pixels: int) -> tuple[int, int]:
     """The size a result image declares in its header, refused past `max_pixels` before any decoding.
 
     Not an image at all: the server sent something else than its result, which is its fault."""
-    declared = _png_header_size(data)
-    if declared is not None:
-        width, height = declared
-        if width * height > max_pixels:
-            raise _too_many_pixels(f"{width}x{height} = {width * height}", max_pixels)
-        return width, height
+    width, height = _png_header_size(data) or _opened_size(data, max_pixels)
+    if width * height > max_pixels:
+        raise _too_many_pixels(f"{width}x{height} = {width * height}", max_pixels)
+    return width, height
+
+
+def _opened_size(data: bytes, max_pixels: int) -> tuple[int, int]:
+    """The size Pillow reads from any image's header."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as img:
                 width, height = img.size
+                return width, height
     except Image.DecompressionBombError:  # past twice Pillow's own cap: far too large either way
         raise _too_many_pixels("more than Pillow opens", max_pixels) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise UpstreamUnavailable(f"the result is not a readable image: {exc}") from None
-    if width * height > max_pixels:
-        raise _too_many_pixels(f"{width}x{height} = {width * height}", max_pixels)
-    return width, height
 
 
 def _png_header_size(data: bytes) -> tuple[int, int] | None:

@@ -313,8 +313,9 @@ class JobService:
         stranded_since: float | None = None
         event = self._events.subscribe(job_id)
         try:
-            fresh = submitted is not None and not self._events.finished_lately(job_id)
-            job = submitted if fresh and submitted is not None else await self._job(job_id)
+            if submitted is None or self._events.finished_lately(job_id):  # it may have ended before the wait
+                submitted = await self._job(job_id)
+            job = submitted
             read_at = time.monotonic()
             while not job.state.finished and time.monotonic() < deadline and not self.admission.stopped.is_set():
                 woken = await _set_within(event, min(1.0, deadline - time.monotonic()), self.admission.stopped)

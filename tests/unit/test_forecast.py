@@ -49,8 +49,7 @@ def test_the_same_servers_and_ends_as_looking_at_every_server(seed: int, least_l
     for _ in range(rng.randint(1, 60)):
         capable = frozenset(n for n in servers if rng.random() < 0.8)  # some servers lack a node
         jobs.append((rng.choice(list(WORKFLOWS)), capable))
-    fastest = {w: min(min(expected(w, n, False), expected(w, n, True)) for n in servers) for w in WORKFLOWS}
 
     forecast = Forecast(free_at, warm, servers, expected, least_loaded=least_loaded)
-    ends = [forecast.place(w, WORKFLOWS[w], capable, fastest[w]) for w, capable in jobs]
+    ends = [forecast.place(w, WORKFLOWS[w], capable) for w, capable in jobs]
     assert ends == every_server(free_at, warm, servers, expected, least_loaded, jobs)

@@ -16,15 +16,14 @@ Origin that does not match its host (protocol §0).
 from __future__ import annotations
 
 import contextlib
-import json
 import mimetypes
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, NoReturn
 
 import aiohttp
-import orjson
 from yarl import URL
 
+from comfy_gateway import fast_json
 from comfy_gateway.errors import (
     PayloadTooLarge,
     ResultTooLarge,
@@ -39,16 +38,6 @@ from .models import CancelOutcome, ClientLimits, ClientTimeouts, ImageRef, Queue
 _TRANSPORT_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError)
 _CHUNK = 1024 * 1024  # read as much as has arrived, up to this: fewer writes (thread hops) per file
 _JSON_HEADERS = {"Content-Type": "application/json"}
-
-
-def json_body(body: dict[str, Any]) -> bytes:
-    """`body` as JSON for a request. A prompt carries its input image as a base64 string of
-    megabytes, which the standard encoder scans character by character (~20 ms for 4 MB); orjson
-    does it in a few. What orjson refuses (an integer past 64 bits) goes the standard way."""
-    try:
-        return orjson.dumps(body)
-    except orjson.JSONEncodeError:
-        return json.dumps(body).encode()
 
 
 class ComfyClient:
@@ -102,7 +91,7 @@ class ComfyClient:
             body["prompt_id"] = prompt_id
         if extra_data:
             body["extra_data"] = extra_data
-        async with self._request("POST", "prompt", self.timeouts.submit, data=json_body(body),
+        async with self._request("POST", "prompt", self.timeouts.submit, data=fast_json.dumps(body),
                                  headers=_JSON_HEADERS) as resp:
             if resp.status == 400:
                 raise await self._rejection(resp, prompt_id)

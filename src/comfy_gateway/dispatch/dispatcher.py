@@ -13,7 +13,7 @@ import contextlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from ..background import TaskOwner, cancel_and_wait
 from ..comfyui.health import HealthChecker
@@ -239,10 +239,10 @@ class Dispatcher:
         # The placement is written while the input is uploaded; the prompt waits for it (so that
         # whoever adopts the job knows which server to follow), and so does anything else written
         # about the attempt: it is awaited here whatever the attempt's end.
-        job.instance, job.prompt_id = instance.name, prompt_id_for(job.id, job.attempt)  # before the attempt reads them
-        if placement is not None:
-            job.placement = placement.as_dict()
-        placed = asyncio.create_task(self._placed(job, instance, placement is not None), name=f"placed-{job.id}")
+        assert placement is not None  # a new attempt is always placed (`_place`)
+        job.instance, job.placement = instance.name, placement.as_dict()  # before the attempt reads them
+        job.prompt_id = prompt_id_for(job.id, job.attempt)
+        placed = asyncio.create_task(self._placed(job, instance, job.placement), name=f"placed-{job.id}")
         try:
             outcome = await self.execution.run(job, instance, progress, placed=placed)
         finally:
@@ -252,14 +252,9 @@ class Dispatcher:
         placed.result()
         return outcome
 
-    async def _placed(self, job: Job, instance: Instance, with_placement: bool) -> None:
+    async def _placed(self, job: Job, instance: Instance, placement: dict[str, Any]) -> None:
         """Record where a new attempt runs, with its prompt id, then announce it."""
-        assert job.prompt_id is not None
-        if with_placement and job.placement is not None:
-            await self.store.record_placement(job.id, job.attempt, instance.name, job.placement,
-                                              prompt_id=job.prompt_id)
-        else:
-            await self.store.record_prompt(job.id, job.attempt, job.prompt_id)
+        await self.store.record_placement(job.id, job.attempt, instance.name, placement, prompt_id=job.prompt_id)
         await self.events.publish_changed(job.id)  # processing now, on `instance`
 
     async def _lacks_what_it_needs(self, job: Job, instance: Instance) -> bool:

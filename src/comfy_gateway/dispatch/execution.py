@@ -118,39 +118,24 @@ class JobExecution:
         return workflow
 
     async def run(self, job: Job, instance: Instance, on_progress: Callable[[float], None],
-                  placed: Awaitable[None] | None = None) -> Outcome:
-        """`placed`: the write of the attempt's placement, under way; awaited before the prompt is posted."""
-        prompt_id = prompt_id_for(job.id, job.attempt)
-        if job.prompt_id == prompt_id:  # recorded with the placement
-            workflow, result = await self._execute(job, instance, on_progress, placed)
-            return await self.collect(job, instance, workflow, result)
-        job.prompt_id = prompt_id  # so the job's log lines and metrics carry it
-        # Recorded while the prompt is prepared and posted: the id can be derived again by whoever
-        # adopts the job, so the write need not come first.
-        recorded = asyncio.create_task(self.store.record_prompt(job.id, job.attempt, job.prompt_id),
-                                       name=f"record-prompt-{job.id}")
-        try:
-            workflow, result = await self._execute(job, instance, on_progress, placed)
-        finally:
-            await asyncio.wait([recorded])  # our own cancellation still propagates from here
-            if not recorded.cancelled():
-                recorded.exception()  # retrieved, also when the attempt ends another way
-        recorded.result()  # a store that cannot record the prompt fails the attempt
+                  placed: Awaitable[None]) -> Outcome:
+        """A new attempt (its prompt id set). `placed`: the write of its placement, under way; the
+        prompt is posted once it is done."""
+        workflow, result = await self._execute(job, instance, on_progress, placed)
         return await self.collect(job, instance, workflow, result)
 
     async def _execute(self, job: Job, instance: Instance, on_progress: Callable[[float], None],
-                       placed: Awaitable[None] | None) -> tuple[Workflow | None, RunResult]:
+                       placed: Awaitable[None]) -> tuple[Workflow | None, RunResult]:
         """The attempt's prompt, posted and followed to its end; `None` for a submitted graph."""
         if job.type == GRAPH_JOB_TYPE:
-            if placed is not None:
-                await placed
+            await placed
             with step("comfyui.prompt", prompt_id=job.prompt_id, graph=True) as prompt:
                 return None, await self.graphs.run(job, instance, prompt.progress_listener(on_progress))
         workflow = self.workflow_of(job)
         return workflow, await self._run_workflow(job, instance, workflow, on_progress, placed)
 
     async def _run_workflow(self, job: Job, instance: Instance, workflow: Workflow,
-                            on_progress: Callable[[float], None], placed: Awaitable[None] | None) -> RunResult:
+                            on_progress: Callable[[float], None], placed: Awaitable[None]) -> RunResult:
         assert job.prompt_id is not None
         image = await self.blobs.get(job.input_blob or input_key(job.id))
         if workflow.input_mode == "upload":
@@ -161,8 +146,7 @@ class JobExecution:
         else:
             value = pybase64.b64encode_as_string(image)
         del image
-        if placed is not None:
-            await placed
+        await placed
         graph = workflow.render(value, run_tag=f"{job.id[:8]}_{job.attempt}", params=job.params.get("workflow", {}))
         with step("comfyui.prompt", prompt_id=job.prompt_id) as prompt:
             return await run_prompt(instance.client, instance.hub, graph, prompt_id=job.prompt_id,

@@ -22,11 +22,15 @@ class Forecast:
         self._expected = expected
         self._least_loaded = least_loaded
         self._queue = sorted((self._free_at[name], position, name) for position, name in enumerate(servers))
+        self._fastest: dict[str, float] = {}  # workflow -> no server runs it in less, warm or cold
 
-    def place(self, workflow: str, keys: frozenset[str], capable: Collection[str], fastest: float) -> float | None:
-        """Place one job of `workflow` (its models `keys`) on one of `capable`; when it should end.
-
-        `fastest`: no server runs `workflow` in less (warm or cold), which bounds the search."""
+    def place(self, workflow: str, keys: frozenset[str], capable: Collection[str]) -> float | None:
+        """Place one job of `workflow` (its models `keys`) on one of `capable`; when it should end."""
+        fastest = self._fastest.get(workflow)
+        if fastest is None:
+            fastest = self._fastest[workflow] = min(
+                (min(self._expected(workflow, n, False), self._expected(workflow, n, True)) for *_, n in self._queue),
+                default=0.0)
         best: tuple[float, int, str] | None = None  # (end, position, server)
         for at, position, name in self._queue:
             if name not in capable:

@@ -8,19 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from ..comfyui.client import ComfyClient
 from ..comfyui.models import ImageRef
 from ..comfyui.outputs import OutputItem, output_items
-from ..jobs.blobs import BlobStore
+from ..jobs.blobs import BlobStore, one_chunk
 from ..jobs.model import Job
 from ..jobs.outputs import TEXT_TYPE, Digest, Output, content_type_of, output_key
-
-
-async def _one_chunk(data: bytes) -> AsyncGenerator[bytes, None]:
-    yield data
 
 
 class OutputCollector:
@@ -56,7 +52,7 @@ class OutputCollector:
             content_type = TEXT_TYPE
             known = (item.text or "").encode()
         if known is not None:  # in memory already: hashed while it is written, not before
-            await asyncio.gather(digest.whole(known), self.store.put_stream(key, _one_chunk(known)))
+            await asyncio.gather(digest.whole(known), self.store.put_stream(key, one_chunk(known)))
         else:
             assert item.ref is not None
             async with contextlib.aclosing(client.view_stream(item.ref)) as chunks:

@@ -246,15 +246,13 @@ class Placement:
         # The jobs ahead are of a few types: the same questions again and again, answered once.
         expected = functools.cache(lambda workflow, name, cold: self.estimates.expected(workflow, name, cold=cold))
         capable = functools.cache(lambda needs: frozenset(self._capable(needs, servers)))
-        fastest = functools.cache(lambda workflow: min(
-            (min(expected(workflow, n, False), expected(workflow, n, True)) for n in servers), default=0.0))
         forecast = Forecast(free_at, warm, servers, expected, least_loaded=self.strategy == "least_loaded")
         finish: float | None = None
         # A job read as pending may have been placed since: it is counted in its server's queue.
         for item in [*(j for j in ahead if j.id not in self.backlog), job]:
             needs = self.job_needs(item)
             keys = needs.warm_keys if needs is not None else frozenset()
-            finish = forecast.place(item.type, keys, capable(needs), fastest(item.type))
+            finish = forecast.place(item.type, keys, capable(needs))
         return finish
 
     # --- what the instance views show ---

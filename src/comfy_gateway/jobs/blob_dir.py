@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..lifecycle import Lifecycle
-from .blobs import CHUNK_BYTES
+from .blobs import CHUNK_BYTES, one_chunk
 from .resource import OpenClose
 from .storage_faults import StorageFaults, converting
 
@@ -119,11 +119,6 @@ def _small_or_end(path: Path, start: int, end: int | None) -> tuple[int, bytes |
         return stop, file.read(max(0, stop - start))
 
 
-async def _one(chunk: bytes) -> AsyncIterator[bytes]:
-    if chunk:
-        yield chunk
-
-
 def _open_at(path: Path, start: int) -> BinaryIO:
     file = path.open("rb")
     file.seek(start)
@@ -203,7 +198,7 @@ class DirectoryBlobStore(OpenClose):
             stop, small = await asyncio.to_thread(_small_or_end, path, start, end)
         except FileNotFoundError as exc:
             raise KeyError(key) from exc
-        return self._chunks(path, start, stop) if small is None else _one(small)
+        return self._chunks(path, start, stop) if small is None else one_chunk(small)
 
     @staticmethod
     async def _chunks(path: Path, start: int, end: int) -> AsyncIterator[bytes]:

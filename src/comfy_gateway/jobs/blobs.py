@@ -12,6 +12,12 @@ from typing import Protocol, runtime_checkable
 CHUNK_BYTES = 256 * 1024  # what one read of a stream hands on
 
 
+async def one_chunk(data: bytes) -> AsyncIterator[bytes]:
+    """Bytes already in memory as a stream (`put_stream`, `read`): one chunk, none when empty."""
+    if data:
+        yield data
+
+
 class BlobStore(Protocol):
     @property
     def expires(self) -> bool:
