@@ -65,6 +65,9 @@ def create_app(settings: Settings | None = None, *, tracing: Tracing | None = No
         description="Plain HTTP endpoints in front of a pool of ComfyUI servers: sync and async image tasks, "
                     "jobs that survive restarts, health, metrics.",
         lifespan=lifespan,
+        # Traces and metrics are the gateway's own (TracingMiddleware, Prometheus): FastAPI's built-in
+        # OpenTelemetry would add a second set, and costs each request its checks even when unused.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.settings = settings
     app.state.keys = keys

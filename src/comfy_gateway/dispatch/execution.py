@@ -146,8 +146,8 @@ class JobExecution:
         else:
             value = pybase64.b64encode_as_string(image)
         del image
-        await placed
         graph = workflow.render(value, run_tag=f"{job.id[:8]}_{job.attempt}", params=job.params.get("workflow", {}))
+        await placed  # the graph is made while the placement is written
         with step("comfyui.prompt", prompt_id=job.prompt_id) as prompt:
             return await run_prompt(instance.client, instance.hub, graph, prompt_id=job.prompt_id,
                                     extra_data={"gateway_job": job.id, "attempt": job.attempt},

@@ -5,29 +5,33 @@ no `..`, no hidden files, no absolute paths); anything else raises ValueError. A
 `root/ab/cd/<key>`, where `abcd` starts the SHA-256 of the key, so no directory grows too large.
 A write goes to a temporary file beside the target, is flushed to disk (unless `fsync=False`),
 then renamed over it: a reader sees the old bytes or the new ones, never half a file.
-Empty directories left by `delete` are kept. File I/O runs in a worker thread.
+Empty directories left by `delete` are kept. File I/O runs on the store's own worker threads.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import os
 import re
 import tempfile
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 from ..lifecycle import Lifecycle
 from .blobs import CHUNK_BYTES, one_chunk
 from .resource import OpenClose
 from .storage_faults import StorageFaults, converting
+from .worker_threads import WorkerThreads
 
+IO_THREADS = 4  # writes flushed to disk side by side
 STREAM_WRITE_BYTES = 1024 * 1024  # what a streamed blob gathers before a write (a small output: one)
 _SEGMENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
 MAX_KEY_LENGTH = 512
+_T = TypeVar("_T")
 
 
 def validate_key(key: str) -> str:
@@ -140,15 +144,24 @@ class DirectoryBlobStore(OpenClose):
         self._fsync = fsync
         self._state = Lifecycle.NEW
         self._folders = _Folders()
+        self._threads = WorkerThreads("blob-files", count=IO_THREADS)
 
     async def open(self) -> None:
         if self._state is Lifecycle.CLOSED:
             raise RuntimeError("DirectoryBlobStore is closed and cannot be reopened")
-        await asyncio.to_thread(self._root.mkdir, parents=True, exist_ok=True)
+        self._threads.start()
+        await self._io(functools.partial(self._root.mkdir, parents=True, exist_ok=True))
         self._state = Lifecycle.OPEN
 
     async def close(self) -> None:
         self._state = Lifecycle.CLOSED
+        await self._threads.stop()
+
+    async def _io(self, fn: Callable[..., _T], *args: Any) -> _T:
+        if self._threads.running:
+            return await self._threads.run(fn, *args)
+        # Closed: a read already under way (a download being streamed) ends on the loop's default executor.
+        return await asyncio.to_thread(fn, *args)
 
     def path(self, key: str) -> Path:
         """Where the blob for `key` lives (ValueError for an invalid key)."""
@@ -158,22 +171,22 @@ class DirectoryBlobStore(OpenClose):
         return self._root / digest[:2] / digest[2:4] / key
 
     async def put(self, key: str, data: bytes) -> None:
-        await asyncio.to_thread(_write, self.path(key), bytes(data), self._fsync, self._folders)
+        await self._io(_write, self.path(key), bytes(data), self._fsync, self._folders)
 
     async def get(self, key: str) -> bytes:
         path = self.path(key)
         try:
-            return await asyncio.to_thread(path.read_bytes)
+            return await self._io(path.read_bytes)
         except FileNotFoundError as exc:
             raise KeyError(key) from exc
 
     async def delete(self, *keys: str) -> None:
         paths = [self.path(key) for key in keys]
         if paths:
-            await asyncio.to_thread(_unlink, paths)
+            await self._io(_unlink, paths)
 
     async def exists(self, key: str) -> bool:
-        return await asyncio.to_thread(self.path(key).is_file)
+        return await self._io(self.path(key).is_file)
 
     async def put_stream(self, key: str, chunks: AsyncIterable[bytes]) -> int:
         part = _PartFile(self.path(key), self._folders)
@@ -184,29 +197,28 @@ class DirectoryBlobStore(OpenClose):
                 pending += chunk
                 size += len(chunk)
                 if len(pending) >= STREAM_WRITE_BYTES:
-                    await asyncio.to_thread(part.write, bytes(pending))
+                    await self._io(part.write, bytes(pending))
                     pending.clear()
-            await asyncio.to_thread(part.seal, self._fsync, bytes(pending))
+            await self._io(part.seal, self._fsync, bytes(pending))
         except BaseException:
-            await asyncio.shield(asyncio.to_thread(part.discard))
+            await asyncio.shield(self._io(part.discard))
             raise
         return size
 
     async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         path = self.path(key)
         try:
-            stop, small = await asyncio.to_thread(_small_or_end, path, start, end)
+            stop, small = await self._io(_small_or_end, path, start, end)
         except FileNotFoundError as exc:
             raise KeyError(key) from exc
         return self._chunks(path, start, stop) if small is None else one_chunk(small)
 
-    @staticmethod
-    async def _chunks(path: Path, start: int, end: int) -> AsyncIterator[bytes]:
-        file = await asyncio.to_thread(_open_at, path, start)
+    async def _chunks(self, path: Path, start: int, end: int) -> AsyncIterator[bytes]:
+        file = await self._io(_open_at, path, start)
         try:
             left = end - start
             while left > 0:
-                chunk = await asyncio.to_thread(file.read, min(CHUNK_BYTES, left))
+                chunk = await self._io(file.read, min(CHUNK_BYTES, left))
                 if not chunk:
                     return
                 left -= len(chunk)

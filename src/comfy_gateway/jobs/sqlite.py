@@ -13,12 +13,10 @@ RuntimeError.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,6 +30,7 @@ from .sqlite_file import DatabaseFile
 from .sqlite_tenants import TENANT_COLUMNS, TENANT_SCHEMA, add_columns, next_fair, take_turn
 from .storage_faults import StorageFaults, converting
 from .store import JobFilter, QueueStats, StoreCounts
+from .worker_threads import WorkerThreads
 
 _T = TypeVar("_T")
 
@@ -182,7 +181,7 @@ class SqliteJobStore(OpenClose):
     def __init__(self, path: Path, *, faults: StorageFaults | None = None, log: Any = None) -> None:
         self._path = Path(path)
         self._phase = Lifecycle.NEW
-        self._executor: ThreadPoolExecutor | None = None
+        self._thread = WorkerThreads("sqlite-jobs")
         self._conn: sqlite3.Connection | None = None
         self.faults = faults
         self._file = DatabaseFile(self._path, _connect, faults, log or structlog.get_logger("job-store"))
@@ -193,13 +192,12 @@ class SqliteJobStore(OpenClose):
         if self._phase is Lifecycle.CLOSED:
             raise RuntimeError("SqliteJobStore is closed and cannot be reopened")
         self._path.parent.mkdir(parents=True, exist_ok=True)
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-jobs")
+        self._thread.start()
         try:
-            self._conn = await asyncio.get_running_loop().run_in_executor(executor, _connect, self._path)
+            self._conn = await self._thread.run(_connect, self._path)
         except BaseException:
-            executor.shutdown(wait=False)
+            await self._thread.stop()
             raise
-        self._executor = executor
         self._file.opened()
         self._phase = Lifecycle.OPEN
 
@@ -208,18 +206,17 @@ class SqliteJobStore(OpenClose):
             self._phase = Lifecycle.CLOSED
             return
         self._phase = Lifecycle.CLOSED
-        executor, conn = self._executor, self._conn
-        self._executor = self._conn = None
-        assert executor is not None and conn is not None
+        conn, self._conn = self._conn, None
+        assert conn is not None
         try:
-            await asyncio.get_running_loop().run_in_executor(executor, conn.close)
+            await self._thread.run(conn.close)
         finally:
-            executor.shutdown(wait=True)
+            await self._thread.stop()
 
     async def _run(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
         if self._phase is not Lifecycle.OPEN:
             raise RuntimeError(f"SqliteJobStore is {self._phase.value}, not open")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._call, fn)
+        return await self._thread.run(self._call, fn)
 
     def _call(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
         """On the store's thread: the file checked (deleted, replaced), then `fn` on the connection."""
