@@ -197,9 +197,6 @@ class JobService:
                     return named, False
         self._dispatcher.pending.added(job)
         self._dispatcher.notify()
-        # One turn of the loop lets the dispatcher send its claim to the store before this answer is
-        # built: the claim's round trip runs while the 202 is written, not after it.
-        await asyncio.sleep(0)
         await self._events.announce_work()
         return job, True
 
