@@ -39,7 +39,6 @@ from .placement import Choice, Placement, Plan
 from .slots import SlotLedger
 
 StopReason = Literal["deleted", "canceled", "shutdown", "lease_lost"]
-RETRY_AVOID_S = 10.0
 UNPLACED_WAIT_S = 1.0  # how long a type waits after one of its jobs could not be placed
 RECHECK_S = 10.0  # a refused graph reads the server's capabilities again when they are older than this
 
@@ -142,11 +141,7 @@ class Dispatcher:
     async def _place(self, job: Job, plan: Plan, usage: dict[str, int], reserved: str, since: float) -> bool:
         """Start the claimed `job` on the best free server that can run it: the one whose slot is
         `reserved`, or a better one that still has a slot."""
-        now = time.monotonic()
-        for job_id, (_, at) in list(self.ends.retry_from.items()):
-            if now - at > RETRY_AVOID_S:
-                del self.ends.retry_from[job_id]
-        failed_on = self.ends.retry_from.pop(job.id, (None, 0.0))[0]
+        failed_on = self.ends.failed_on(job.id)
         for choice in self.placement.rank(job, plan.free, usage, avoid=failed_on):
             if choice.instance == reserved or await self.slots.acquire([choice.instance]) is not None:
                 if choice.instance != reserved:
@@ -164,7 +159,7 @@ class Dispatcher:
         await self.slots.release(reserved)
         await self.store.requeue(job.id, job.attempt, {"message": "no free server could take the job",
                                                        "code": NOT_PLACED})
-        self._unplaced[job.type] = now + UNPLACED_WAIT_S
+        self._unplaced[job.type] = time.monotonic() + UNPLACED_WAIT_S
         return False
 
     def start(self, job: Job, instance: Instance, *, reattach: bool, placement: Choice | None = None) -> None:

@@ -16,6 +16,7 @@ from ..jobs.store import JobStore
 from .execution import JobExecution, Outcome
 
 NOT_PLACED = "not_placed"  # the code of an attempt given back unstarted: no free server could take it
+RETRY_AVOID_S = 10.0  # how long a retry stays away from the server its last attempt failed on
 
 
 class Telemetry(Protocol):
@@ -41,14 +42,22 @@ class AttemptEnds:
         self.execution = execution
         self.max_attempts = max_attempts
         # job id -> (server it just failed on, when): its retry should go elsewhere if it can.
-        self.retry_from: dict[str, tuple[str, float]] = {}
+        self._retry_from: dict[str, tuple[str, float]] = {}
+
+    def failed_on(self, job_id: str) -> str | None:
+        """The server `job_id`'s last attempt failed on, if that was lately (once: the retry is placed)."""
+        now = time.monotonic()
+        for other, (_, at) in list(self._retry_from.items()):
+            if now - at > RETRY_AVOID_S:
+                del self._retry_from[other]
+        return self._retry_from.pop(job_id, (None, 0.0))[0]
 
     async def retry_or_fail(self, job: Job, instance: Instance, exc: UpstreamUnavailable) -> None:
         error = exc.as_job_error(instance=instance.name, attempt=job.attempt)
         ran = job.attempt - sum(1 for h in job.history if (h.get("error") or {}).get("code") == NOT_PLACED)
         if ran < self.max_attempts:
             if await self.store.requeue(job.id, job.attempt, error):
-                self.retry_from[job.id] = (instance.name, time.monotonic())
+                self._retry_from[job.id] = (instance.name, time.monotonic())
                 self.telemetry.job_retried(job, instance.name, error)
                 await self.events.publish_changed(job.id)
             else:

@@ -27,7 +27,7 @@ from .resource import OpenClose
 from .storage_faults import StorageFaults, converting
 from .worker_threads import WorkerThreads
 
-IO_THREADS = 4  # writes flushed to disk side by side
+IO_THREADS = 4  # blob writes and reads of several jobs side by side
 STREAM_WRITE_BYTES = 1024 * 1024  # what a streamed blob gathers before a write (a small output: one)
 _SEGMENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
 MAX_KEY_LENGTH = 512
