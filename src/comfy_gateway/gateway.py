@@ -216,15 +216,16 @@ class Gateway:
             self.blobs = CachedBlobStore(redis.blobs, s.blob_cache_bytes)
             return redis
         from .jobs.blob_dir import DirectoryBlobStore
+        from .jobs.blob_small import SmallBlobStore
         from .jobs.sqlite import SqliteJobStore
 
         self.store = await self._stack.enter_async_context(
             SqliteJobStore(s.jobs_db_path, faults=self.storage_faults, log=get_logger("job-store")))
         # No fsync: like the jobs database (WAL, synchronous=NORMAL), blobs survive a crash of the
-        # gateway (the page cache keeps them), not a power cut of the machine.
-        self.blobs = await self._stack.enter_async_context(
-            CachedBlobStore(DirectoryBlobStore(s.blobs_dir, fsync=False, faults=self.storage_faults),
-                            s.blob_cache_bytes))
+        # gateway (the page cache keeps them), not a power cut of the machine. Small ones are rows.
+        files = DirectoryBlobStore(s.blobs_dir, fsync=False, faults=self.storage_faults)
+        small = SmallBlobStore(files, s.blobs_dir / "small.db", faults=self.storage_faults)
+        self.blobs = await self._stack.enter_async_context(CachedBlobStore(small, s.blob_cache_bytes))
         events = LocalJobEvents()
         self._stack.push_async_callback(events.close)
         self.events = events

@@ -16,6 +16,7 @@ from comfy_gateway.jobs.blob_cache import CachedBlobStore
 from comfy_gateway.jobs.blob_dir import DirectoryBlobStore
 from comfy_gateway.jobs.blob_redis import RedisBlobStore
 from comfy_gateway.jobs.blob_s3 import S3BlobStore
+from comfy_gateway.jobs.blob_small import SmallBlobStore
 from comfy_gateway.jobs.blobs import BlobStore
 from comfy_gateway.jobs.redis_store import RedisJobStore
 from comfy_gateway.jobs.sqlite import SqliteJobStore
@@ -26,7 +27,8 @@ from support.s3 import create_bucket
 JobStoreFactory = Callable[[], JobStore]
 
 BACKENDS = ["sqlite", pytest.param("redis", marks=pytest.mark.redis)]
-BLOB_BACKENDS = ["directory", "cached", "s3", pytest.param("redis", marks=pytest.mark.redis)]
+SMALL_ROWS_LIMIT = 1000
+BLOB_BACKENDS = ["directory", "small-rows", "cached", "s3", pytest.param("redis", marks=pytest.mark.redis)]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -73,6 +75,11 @@ async def blob_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
     if request.param == "directory":
         async with DirectoryBlobStore(tmp_path / "blobs") as blobs:
             yield blobs
+        return
+    if request.param == "small-rows":  # a low limit: the suite's blobs land on both sides of it
+        async with SmallBlobStore(DirectoryBlobStore(tmp_path / "blobs"), tmp_path / "small.db",
+                                  max_bytes=SMALL_ROWS_LIMIT) as small:
+            yield small
         return
     if request.param == "cached":
         async with CachedBlobStore(DirectoryBlobStore(tmp_path / "blobs"), max_bytes=1 << 20) as cached:

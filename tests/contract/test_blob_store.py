@@ -111,3 +111,18 @@ async def test_a_failed_stream_leaves_nothing(blob_store: BlobStore) -> None:
     with pytest.raises(SourceFailed):
         await blob_store.put_stream("half", broken())
     assert not await blob_store.exists("half")
+
+
+async def test_a_key_rewritten_at_another_size_reads_its_latest_bytes(blob_store: BlobStore) -> None:
+    large, small = os.urandom(5000), b"short"
+    await blob_store.put("k", large)
+    await blob_store.put("k", small)
+    assert await blob_store.get("k") == small
+    assert await _read(blob_store, "k", 1) == small[1:]
+    assert await blob_store.put_stream("k", _chunks(large, 700)) == len(large)
+    assert await blob_store.get("k") == large
+    await blob_store.put("k", small)
+    await blob_store.delete("k")
+    assert not await blob_store.exists("k")
+    with pytest.raises(KeyError):
+        await blob_store.get("k")

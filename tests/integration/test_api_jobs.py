@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from support.blobs import stored_blobs
 from support.gateway import gateway_settings, hosts_of, running_gateway
 from support.tally import submit
 from support.waiting import eventually
@@ -70,12 +71,12 @@ async def test_cleanup_removes_finished_jobs_and_their_blobs(fake_servers, tmp_p
     async with running_gateway(gateway_settings(tmp_path, hosts_of(fakes), job_cleanup_interval=1000)) as gw:
         job_id = await submit(gw.client)
         await gw.wait_job(job_id)
-        assert any((tmp_path / "blobs").rglob("*"))
+        assert stored_blobs(tmp_path / "blobs")
         await asyncio.sleep(1.1)
         body = (await gw.client.post("/api/jobs/cleanup")).json()
         assert body["removed"] == 1
         assert (await gw.client.get(f"/api/jobs/{job_id}/status")).status_code == 404
-        assert not [p for p in (tmp_path / "blobs").rglob("*") if p.is_file()]
+        assert stored_blobs(tmp_path / "blobs") == {}
 
 
 async def test_events_stream_progress_until_the_job_ends(gw):

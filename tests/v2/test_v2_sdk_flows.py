@@ -8,6 +8,7 @@ import pytest
 from comfy_sdk import AsyncComfy, AsyncJob, IdempotencyKeyReuse, OutputReady, Progress, StatusChange
 
 from comfy_gateway.access import ANONYMOUS
+from support.blobs import stored_blobs
 from support.gateway import RunningGateway
 from support.images import decode, png
 from support.v2 import LOADER, SAVE, fake_holding, input_names, invert_graph
@@ -121,9 +122,8 @@ async def test_an_asset_uploaded_twice_is_stored_once(sdk: AsyncComfy, v2gw: Run
 
     assert first.id != second.id and first.hash == second.hash
     assert (first.created_new, second.created_new) == (True, False)
-    stored = [p for p in (tmp_path / "blobs").rglob("*") if p.is_file() and p.parent.name == "cas"]
-    assert [p.name for p in stored] == [first.hash.replace(":", "-")]
-    assert stored[0].read_bytes() == data
+    stored = {key: data for key, data in stored_blobs(tmp_path / "blobs").items() if key.startswith("cas/")}
+    assert stored == {f"cas/{first.hash.replace(':', '-')}": data}
 
 
 async def test_a_job_whose_server_dies_mid_run_completes_on_the_other(sdk: AsyncComfy, v2gw: RunningGateway) -> None:
