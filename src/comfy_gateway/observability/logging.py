@@ -27,6 +27,7 @@ import logging
 import logging.handlers
 import queue
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, cast
@@ -132,15 +133,35 @@ class _Line:
         return self.message
 
 
+class _Flushed:
+    """Queued behind the lines to wait for: the writer thread sets `done` when it reaches it."""
+
+    levelno = logging.CRITICAL
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
+class _Writer(logging.handlers.QueueListener):
+    def handle(self, record: logging.LogRecord) -> None:
+        if isinstance(record, _Flushed):
+            record.done.set()
+            return
+        super().handle(record)
+
+
 class _QueuedWriters(logging.handlers.QueueHandler):
     """Renders each record once, on the thread that logs it, and queues the line for `writers`,
     which a QueueListener thread feeds (each at its own level)."""
 
+    FLUSH_WAIT_S = 10.0
+
     def __init__(self, writers: list[logging.Handler]) -> None:
-        super().__init__(queue.Queue())
+        # A SimpleQueue: its put is one C call; queue.Queue's takes locks and a condition in Python.
+        super().__init__(cast("queue.Queue[Any]", queue.SimpleQueue()))
         for writer in writers:
             writer.setFormatter(logging.Formatter("%(message)s"))  # the line is rendered already
-        self.listener = logging.handlers.QueueListener(self.queue, *writers, respect_handler_level=True)
+        self.listener = _Writer(self.queue, *writers, respect_handler_level=True)
         self.listener.start()
         self._running = True
 
@@ -153,9 +174,11 @@ class _QueuedWriters(logging.handlers.QueueHandler):
         return tuple(self.listener.handlers)
 
     def flush(self) -> None:
-        """Wait until every queued line has been written."""
-        if self._running and isinstance(self.queue, queue.Queue):
-            self.queue.join()
+        """Wait until every line queued so far has been written."""
+        if self._running:
+            mark = _Flushed()
+            self.queue.put_nowait(mark)
+            mark.done.wait(self.FLUSH_WAIT_S)
 
     def close(self) -> None:
         """Write what is still queued, stop the thread, close the writers; twice is harmless."""
