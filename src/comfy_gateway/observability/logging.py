@@ -15,14 +15,15 @@ Every line is one JSON object:
 Handlers: stderr (optional), `log_dir/combined.log` (everything at the configured level) and
 `log_dir/error.log` (ERROR and above), both rotating at `max_bytes` keeping `backup_count` files.
 A line is rendered where it is logged (so it carries that task's context), then queued; one
-background thread writes it, so no disk or pipe write ever blocks the event loop
-(QueueHandler/QueueListener). `flush_logging()` waits until everything queued is written; a
-clean exit writes it all, a SIGKILL can lose the lines of its last milliseconds.
+background thread writes what has gathered every 50 ms, so no disk or pipe write ever blocks the
+event loop (QueueHandler/QueueListener). `flush_logging()` waits until everything queued is
+written; a clean exit writes it all, a SIGKILL can lose the lines of its last 50 ms.
 Calling `configure_logging` again replaces the handlers it installed before; it never adds twice.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import logging.handlers
 import queue
@@ -142,6 +143,32 @@ class _Flushed:
         self.done = threading.Event()
 
 
+class _Batches:
+    """The queue between the logging threads and the writer: `put_nowait` appends a line and wakes
+    nobody (waking a thread per line cost more than rendering it); the writer takes what has
+    gathered every WRITE_EVERY_S, and at once when a flush or the stop is queued."""
+
+    WRITE_EVERY_S = 0.05
+
+    def __init__(self) -> None:
+        self._lines: collections.deque[Any] = collections.deque()
+        self._wake = threading.Event()
+
+    def put_nowait(self, item: Any) -> None:
+        self._lines.append(item)  # deque.append is atomic: no lock needed
+        if item is None or isinstance(item, _Flushed):  # None: QueueListener's stop sentinel
+            self._wake.set()
+
+    def get(self, block: bool = True) -> Any:
+        while True:
+            try:
+                return self._lines.popleft()
+            except IndexError:
+                pass
+            self._wake.wait(self.WRITE_EVERY_S)
+            self._wake.clear()  # the deque is read again after this: nothing set before is missed
+
+
 class _Writer(logging.handlers.QueueListener):
     def handle(self, record: logging.LogRecord) -> None:
         if isinstance(record, _Flushed):
@@ -157,8 +184,7 @@ class _QueuedWriters(logging.handlers.QueueHandler):
     FLUSH_WAIT_S = 10.0
 
     def __init__(self, writers: list[logging.Handler]) -> None:
-        # A SimpleQueue: its put is one C call; queue.Queue's takes locks and a condition in Python.
-        super().__init__(cast("queue.Queue[Any]", queue.SimpleQueue()))
+        super().__init__(cast("queue.Queue[Any]", _Batches()))
         for writer in writers:
             writer.setFormatter(logging.Formatter("%(message)s"))  # the line is rendered already
         self.listener = _Writer(self.queue, *writers, respect_handler_level=True)
