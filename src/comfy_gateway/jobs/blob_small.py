@@ -7,6 +7,12 @@ measurements find blobs below about 100 KB faster inside a database than beside 
 at most `max_bytes` is a row of `path` (WAL, synchronous=NORMAL, as the jobs database: it survives
 a crash of the gateway, not a power cut of the machine); a larger one is a file of `inner`.
 
+The rows are written and read in place, on the event loop: a point statement on this file takes
+tens of microseconds, less than handing it to a thread and back. What can take longer runs on the
+store's thread, with a connection of its own: the checkpoints that move the WAL into the database
+(SQLite's automatic ones are off on the loop's connection), deletes (the janitor's, many keys at a
+time), and any statement that finds the file locked, which waits there instead of on the loop.
+
 Where a key lives, for readers: its row if it has one, else its file. A small write after a large
 one of the same key leaves the old file behind the row until the key is deleted; a large write
 removes the key's row once its file is in place.
@@ -14,9 +20,13 @@ removes the key's row once its file is in place.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
+
+import structlog
 
 from .blob_dir import validate_key
 from .blobs import BlobStore, one_chunk
@@ -25,52 +35,51 @@ from .storage_faults import StorageFaults, converting
 from .worker_threads import WorkerThreads
 
 SMALL_BLOB_BYTES = 64 * 1024
+CHECKPOINT_AFTER_BYTES = 4 * 1024 * 1024  # written in place since the last checkpoint: about 1,000 pages
 _SCHEMA = "CREATE TABLE IF NOT EXISTS blobs (key TEXT PRIMARY KEY, data BLOB NOT NULL)"
 _DELETE_BATCH = 500  # keys per DELETE: below SQLite's limit on bound parameters
+_LOCKED = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED
+_T = TypeVar("_T")
+log = structlog.get_logger("blob-store")
 
 
-class _Rows:
-    """The SQLite side, called on its one thread (so its statements run in order)."""
+def _connect(path: Path, *, in_place: bool) -> sqlite3.Connection:
+    """The loop's connection (`in_place`: never waits for a lock, never checkpoints) or the thread's."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=in_place)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {0 if in_place else 5000}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        if in_place:
+            conn.execute("PRAGMA wal_autocheckpoint = 0")
+        conn.execute(_SCHEMA)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.conn: sqlite3.Connection | None = None
 
-    def connect(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        try:
-            conn.execute("PRAGMA busy_timeout = 5000")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute(_SCHEMA)
-        except BaseException:
-            conn.close()
-            raise
-        self.conn = conn
+def _put(conn: sqlite3.Connection, key: str, data: bytes) -> None:
+    conn.execute("INSERT OR REPLACE INTO blobs (key, data) VALUES (?, ?)", (key, data))
 
-    def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
 
-    def _db(self) -> sqlite3.Connection:
-        if self.conn is None:
-            raise RuntimeError("the small-blob database is not open")
-        return self.conn
+def _get(conn: sqlite3.Connection, key: str) -> bytes | None:
+    row = conn.execute("SELECT data FROM blobs WHERE key = ?", (key,)).fetchone()
+    return None if row is None else bytes(row[0])
 
-    def put(self, key: str, data: bytes) -> None:
-        self._db().execute("INSERT OR REPLACE INTO blobs (key, data) VALUES (?, ?)", (key, data))
 
-    def get(self, key: str) -> bytes | None:
-        row = self._db().execute("SELECT data FROM blobs WHERE key = ?", (key,)).fetchone()
-        return None if row is None else bytes(row[0])
+def _delete(conn: sqlite3.Connection, keys: Sequence[str]) -> None:
+    for start in range(0, len(keys), _DELETE_BATCH):
+        batch = keys[start:start + _DELETE_BATCH]
+        conn.execute(f"DELETE FROM blobs WHERE key IN ({', '.join('?' * len(batch))})", batch)
 
-    def delete(self, keys: Sequence[str]) -> None:
-        db = self._db()
-        for start in range(0, len(keys), _DELETE_BATCH):
-            batch = keys[start:start + _DELETE_BATCH]
-            db.execute(f"DELETE FROM blobs WHERE key IN ({', '.join('?' * len(batch))})", batch)
+
+def _checkpoint(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+
+def _locked(exc: sqlite3.OperationalError) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) in _LOCKED
 
 
 async def _chain(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -86,8 +95,12 @@ class SmallBlobStore(OpenClose):
         self.inner = inner
         self.max_bytes = max_bytes
         self.faults = faults
-        self._rows = _Rows(path)
+        self._path = path
+        self._here: sqlite3.Connection | None = None  # the loop's
+        self._there: sqlite3.Connection | None = None  # the thread's
         self._thread = WorkerThreads("blob-rows", count=1)
+        self._since_checkpoint = 0
+        self._checkpoint: asyncio.Future[None] | None = None
 
     @property
     def expires(self) -> bool:
@@ -95,12 +108,21 @@ class SmallBlobStore(OpenClose):
 
     async def open(self) -> None:
         await self.inner.open()
+        self._path.parent.mkdir(parents=True, exist_ok=True)
         self._thread.start()
-        await self._thread.run(self._rows.connect)
+        self._there = await self._thread.run(lambda: _connect(self._path, in_place=False))
+        self._here = _connect(self._path, in_place=True)
 
     async def close(self) -> None:
+        here, self._here = self._here, None
+        if here is not None:
+            here.close()
+        if self._checkpoint is not None:
+            await asyncio.wait([self._checkpoint])
         if self._thread.running:
-            await self._thread.run(self._rows.close)
+            there, self._there = self._there, None
+            if there is not None:
+                await self._thread.run(there.close)  # the last connection: it checkpoints, on the thread
             await self._thread.stop()
         await self.inner.close()
 
@@ -108,19 +130,20 @@ class SmallBlobStore(OpenClose):
         if len(data) > self.max_bytes:
             await self._put_large(key, one_chunk(bytes(data)))
             return
-        await self._thread.run(self._rows.put, validate_key(key), bytes(data))
+        await self._in_place(_put, validate_key(key), bytes(data))
+        self._written(len(data))
 
     async def get(self, key: str) -> bytes:
-        data = await self._thread.run(self._rows.get, validate_key(key))
+        data = await self._in_place(_get, validate_key(key))
         return await self.inner.get(key) if data is None else data
 
     async def delete(self, *keys: str) -> None:
         if keys:
-            await self._thread.run(self._rows.delete, [validate_key(key) for key in keys])
+            await self._on_thread(_delete, [validate_key(key) for key in keys])
             await self.inner.delete(*keys)
 
     async def exists(self, key: str) -> bool:
-        data = await self._thread.run(self._rows.get, validate_key(key))
+        data = await self._in_place(_get, validate_key(key))
         return data is not None or await self.inner.exists(key)
 
     async def put_stream(self, key: str, chunks: AsyncIterable[bytes]) -> int:
@@ -133,11 +156,11 @@ class SmallBlobStore(OpenClose):
             head += chunk
             if len(head) > self.max_bytes:
                 return await self._put_large(key, _chain(bytes(head), rest))
-        await self._thread.run(self._rows.put, key, bytes(head))
+        await self.put(key, bytes(head))
         return len(head)
 
     async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
-        data = await self._thread.run(self._rows.get, validate_key(key))
+        data = await self._in_place(_get, validate_key(key))
         if data is None:
             return await self.inner.read(key, start, end)
         stop = len(data) if end is None else min(end, len(data))
@@ -145,5 +168,34 @@ class SmallBlobStore(OpenClose):
 
     async def _put_large(self, key: str, chunks: AsyncIterable[bytes]) -> int:
         size = await self.inner.put_stream(key, chunks)
-        await self._thread.run(self._rows.delete, [key])  # the file is in place: an older row goes
+        await self._on_thread(_delete, [key])  # the file is in place: an older row goes
         return size
+
+    async def _in_place(self, fn: Callable[..., _T], *args: Any) -> _T:
+        if self._here is None:
+            raise RuntimeError("the small-blob store is not open")
+        try:
+            return fn(self._here, *args)
+        except sqlite3.OperationalError as exc:
+            if not _locked(exc):
+                raise
+        return await self._on_thread(fn, *args)  # the file is locked: wait for it off the loop
+
+    async def _on_thread(self, fn: Callable[..., _T], *args: Any) -> _T:
+        if self._there is None:
+            raise RuntimeError("the small-blob store is not open")
+        return await self._thread.run(fn, self._there, *args)
+
+    def _written(self, size: int) -> None:
+        """Checkpoint on the thread once enough was written in place (never two at a time)."""
+        self._since_checkpoint += size
+        if self._since_checkpoint < CHECKPOINT_AFTER_BYTES or not (self._checkpoint is None or self._checkpoint.done()):
+            return
+        self._since_checkpoint = 0
+        self._checkpoint = asyncio.ensure_future(self._on_thread(_checkpoint))
+        self._checkpoint.add_done_callback(_report_failed_checkpoint)
+
+
+def _report_failed_checkpoint(done: asyncio.Future[None]) -> None:
+    if not done.cancelled() and (exc := done.exception()) is not None:
+        log.warning("checkpoint of the small-blob database failed; the next one tries again", error=str(exc))
