@@ -24,7 +24,7 @@ from .access import KeyFileError, KeyRing
 from .app import create_app
 from .client_cli import add_commands
 from .http_server import uvicorn_config
-from .observability.logging import configure_logging, get_logger
+from .observability.logging import configure_logging, flush_logging, get_logger
 from .settings import Settings
 
 
@@ -63,16 +63,21 @@ class GatewayServer(uvicorn.Server):
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
-        """uvicorn's SIGINT/SIGTERM, plus SIGHUP: read API_KEYS_FILE again."""
+        """uvicorn's SIGINT/SIGTERM, plus SIGHUP: read API_KEYS_FILE again. On leaving, every log
+        line still queued is written: uvicorn raises the signal that stopped it again next, and the
+        process ends on it without running its exit handlers."""
         with super().capture_signals():
-            if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGHUP"):
-                yield
-                return
-            previous = signal.signal(signal.SIGHUP, self._hangup)
             try:
-                yield
+                if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGHUP"):
+                    yield
+                    return
+                previous = signal.signal(signal.SIGHUP, self._hangup)
+                try:
+                    yield
+                finally:
+                    signal.signal(signal.SIGHUP, previous)
             finally:
-                signal.signal(signal.SIGHUP, previous)
+                flush_logging()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         gateway = getattr(self._app.state, "gateway", None)
