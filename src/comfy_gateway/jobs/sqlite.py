@@ -1,8 +1,9 @@
 """SqliteJobStore: the embedded default JobStore, one SQLite file in WAL mode.
 
-One connection lives on one dedicated worker thread and every call is a small function run there,
-so calls are serialized and the event loop never waits on the disk. Every state change is a single
-statement (autocommit), so it is atomic even when another process shares the file.
+One connection, and every call is a small function run on it: the point calls in place on the
+event loop, the longer ones on the store's own thread, one at a time and in order (sqlite_calls.py).
+Every state change is a single statement (autocommit) or one transaction, so it is atomic even when
+another process shares the file.
 
 Columns hold what is queried or fenced on; the rest of the Job (params, metadata, blob keys, error,
 history) is one JSON column. `started_at` is set by the first claim only (queue wait is measured
@@ -26,6 +27,7 @@ from ..lifecycle import Lifecycle
 from .model import Job, JobState, compact_json
 from .outputs import Output
 from .resource import OpenClose
+from .sqlite_calls import ConnectionCalls
 from .sqlite_file import DatabaseFile
 from .sqlite_tenants import TENANT_COLUMNS, TENANT_SCHEMA, add_columns, next_fair, take_turn
 from .storage_faults import StorageFaults, converting
@@ -157,7 +159,8 @@ def _job_to_row(job: Job) -> tuple[Any, ...]:
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, cached_statements=64)
+    # Used in place and on the store's thread, never both at once (sqlite_calls.py).
+    conn = sqlite3.connect(path, isolation_level=None, cached_statements=64, check_same_thread=False)
     try:
         conn.execute("PRAGMA busy_timeout = 5000")
         conn.execute("PRAGMA journal_mode = WAL")
@@ -168,6 +171,8 @@ def _connect(path: Path) -> sqlite3.Connection:
         if version < SCHEMA_VERSION:
             upgrade = add_columns(conn)
             conn.executescript(f"BEGIN IMMEDIATE; {upgrade} {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+        conn.execute("PRAGMA wal_autocheckpoint = 0")  # checkpoints run on the store's thread
+        conn.execute("PRAGMA busy_timeout = 0")  # a call in place never waits for a lock
     except BaseException:
         conn.close()
         raise
@@ -182,9 +187,9 @@ class SqliteJobStore(OpenClose):
         self._path = Path(path)
         self._phase = Lifecycle.NEW
         self._thread = WorkerThreads("sqlite-jobs")
-        self._conn: sqlite3.Connection | None = None
         self.faults = faults
         self._file = DatabaseFile(self._path, _connect, faults, log or structlog.get_logger("job-store"))
+        self._calls = ConnectionCalls(self._thread, self._file)
 
     async def open(self) -> None:
         if self._phase is Lifecycle.OPEN:
@@ -194,7 +199,7 @@ class SqliteJobStore(OpenClose):
         self._path.parent.mkdir(parents=True, exist_ok=True)
         self._thread.start()
         try:
-            self._conn = await self._thread.run(_connect, self._path)
+            self._calls.conn = await self._thread.run(_connect, self._path)
         except BaseException:
             await self._thread.stop()
             raise
@@ -206,30 +211,34 @@ class SqliteJobStore(OpenClose):
             self._phase = Lifecycle.CLOSED
             return
         self._phase = Lifecycle.CLOSED
-        conn, self._conn = self._conn, None
+        await self._calls.finish()
+        conn, self._calls.conn = self._calls.conn, None
         assert conn is not None
         try:
             await self._thread.run(conn.close)
         finally:
             await self._thread.stop()
 
-    async def _run(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+    def _check_open(self) -> None:
         if self._phase is not Lifecycle.OPEN:
             raise RuntimeError(f"SqliteJobStore is {self._phase.value}, not open")
-        return await self._thread.run(self._call, fn)
 
-    def _call(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
-        """On the store's thread: the file checked (deleted, replaced), then `fn` on the connection."""
-        assert self._conn is not None
-        self._conn = self._file.check(self._conn)
-        return fn(self._conn)
+    async def _run(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        """A call over many rows: on the store's thread."""
+        self._check_open()
+        return await self._calls.there(fn)
+
+    async def _here(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        """A point call: in place."""
+        self._check_open()
+        return await self._calls.here(fn)
 
     async def _update(self, sql: str, params: dict[str, Any] | Sequence[Any]) -> bool:
-        return await self._run(lambda conn: conn.execute(sql, params).rowcount == 1)
+        return await self._here(lambda conn: conn.execute(sql, params).rowcount == 1)
 
     async def _one(self, sql: str, params: dict[str, Any] | Sequence[Any]) -> Job | None:
         # fetchall() runs the statement to its end, which ends its implicit transaction.
-        rows = await self._run(lambda conn: conn.execute(sql, params).fetchall())
+        rows = await self._here(lambda conn: conn.execute(sql, params).fetchall())
         return _row_to_job(rows[0]) if rows else None
 
     async def _many(self, sql: str, params: Sequence[Any] = ()) -> list[Job]:
@@ -245,7 +254,7 @@ class SqliteJobStore(OpenClose):
             except sqlite3.IntegrityError as exc:
                 raise ValueError(f"job {job.id} already exists") from exc
 
-        await self._run(insert)
+        await self._here(insert)
 
     async def create_once(self, job: Job, key: str, ttl_seconds: float) -> tuple[Job, bool]:
         row = _job_to_row(job)
@@ -270,7 +279,7 @@ class SqliteJobStore(OpenClose):
                 conn.execute("ROLLBACK")
                 raise
 
-        return await self._run(create)
+        return await self._here(create)
 
     async def claim_key(self, key: str, ttl_seconds: float) -> bool:
         now = time.time()
@@ -279,7 +288,7 @@ class SqliteJobStore(OpenClose):
         return await self._update(sql, (key, now + ttl_seconds, now))
 
     async def release_key(self, key: str) -> None:
-        await self._run(lambda conn: conn.execute("DELETE FROM idempotency WHERE key = ?", (key,)))
+        await self._here(lambda conn: conn.execute("DELETE FROM idempotency WHERE key = ?", (key,)))
 
     async def get(self, job_id: str) -> Job | None:
         return await self._one(f"SELECT {_SELECT} FROM jobs WHERE id = ?", (job_id,))
@@ -317,7 +326,7 @@ class SqliteJobStore(OpenClose):
                 conn.execute("ROLLBACK")
                 raise
 
-        return await self._run(claim)
+        return await self._here(claim)
 
     async def record_prompt(self, job_id: str, attempt: int, prompt_id: str) -> bool:
         params = {"id": job_id, "attempt": attempt, "prompt_id": prompt_id, "now": time.time()}

@@ -1,0 +1,103 @@
+"""Where a call on the jobs database runs: in place on the event loop, or on the store's thread.
+
+A point call (one job by its id, a claim, a state change) takes tens of microseconds in SQLite.
+Handing it to a thread and back cost more than that on a busy loop: the thread's wake-up, and the
+GIL changing hands several times per call, as the driver lets go of it around each step. So point
+calls run in place. The thread keeps what can take longer: queries over many rows (lists, counts,
+the janitor's), the WAL checkpoints (SQLite's automatic ones are off: they would run inside
+whichever commit crossed the threshold, on the loop), and any call that finds the file locked by
+another connection, which waits for it there (busy_timeout) instead of on the loop.
+
+One connection serves both, never at the same time: while a call is on the thread, later calls
+queue behind it there, so calls still run in the order they were made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from typing import TypeVar
+
+import structlog
+
+from .sqlite_file import DatabaseFile
+from .worker_threads import WorkerThreads
+
+_T = TypeVar("_T")
+
+CHECKPOINT_EVERY = 500  # calls in place between two checkpoints on the thread
+BUSY_WAIT_MS = 5000  # how long a call on the thread waits for a lock held by another connection
+_LOCKED = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED (the low byte of the extended codes)
+log = structlog.get_logger("job-store")
+
+
+def locked(exc: sqlite3.OperationalError) -> bool:
+    return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in _LOCKED
+
+
+def _checkpoint(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+
+class ConnectionCalls:
+    """The connection of one store, and the two ways a call reaches it."""
+
+    def __init__(self, thread: WorkerThreads, file: DatabaseFile) -> None:
+        self._thread = thread
+        self._file = file
+        self.conn: sqlite3.Connection | None = None
+        self._on_thread = 0  # calls handed to the thread and not yet back
+        self._since_checkpoint = 0
+        self._checkpoint: asyncio.Task[None] | None = None
+
+    async def here(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        """`fn` in place, unless the thread has the connection or the file is locked."""
+        if self._on_thread:
+            return await self.there(fn)
+        try:
+            result = self._call(fn, False)
+        except sqlite3.OperationalError as exc:
+            if not locked(exc):
+                raise
+            return await self.there(fn)  # nothing was written: each call is one statement or rolls back
+        self._count()
+        return result
+
+    async def there(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        """`fn` on the thread, waiting there for a lock if it must."""
+        self._on_thread += 1
+        try:
+            return await self._thread.run(self._call, fn, True)
+        finally:
+            self._on_thread -= 1
+
+    async def finish(self) -> None:
+        """Wait for a checkpoint under way (before the connection closes)."""
+        if self._checkpoint is not None:
+            await asyncio.wait([self._checkpoint])
+
+    def _call(self, fn: Callable[[sqlite3.Connection], _T], waits: bool) -> _T:
+        """The file checked (deleted, replaced), then `fn` on the connection."""
+        assert self.conn is not None
+        conn = self.conn = self._file.check(self.conn)
+        if not waits:
+            return fn(conn)
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_WAIT_MS}")
+        try:
+            return fn(conn)
+        finally:
+            conn.execute("PRAGMA busy_timeout = 0")
+
+    def _count(self) -> None:
+        self._since_checkpoint += 1
+        if self._since_checkpoint < CHECKPOINT_EVERY or not (self._checkpoint is None or self._checkpoint.done()):
+            return
+        self._since_checkpoint = 0
+        self._checkpoint = asyncio.create_task(self.there(_checkpoint), name="jobs-db-checkpoint")
+        self._checkpoint.add_done_callback(_report_failed_checkpoint)
+
+
+def _report_failed_checkpoint(done: asyncio.Task[None]) -> None:
+    if not done.cancelled() and (exc := done.exception()) is not None:
+        log.warning("checkpoint of the jobs database failed; the next one tries again", error=str(exc))

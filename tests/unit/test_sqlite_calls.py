@@ -1,0 +1,85 @@
+"""ConnectionCalls: point calls in place, the rest on the thread, one at a time and in order."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from comfy_gateway.jobs import sqlite_calls
+from comfy_gateway.jobs.sqlite import _connect
+from comfy_gateway.jobs.sqlite_calls import ConnectionCalls
+from comfy_gateway.jobs.sqlite_file import DatabaseFile
+from comfy_gateway.jobs.worker_threads import WorkerThreads
+from support.waiting import eventually
+
+INSERT = "INSERT INTO idempotency VALUES (?, 'job', 0)"
+
+
+@pytest.fixture
+async def calls(tmp_path: Path) -> AsyncIterator[ConnectionCalls]:
+    thread = WorkerThreads("test-sqlite")
+    thread.start()
+    file = DatabaseFile(tmp_path / "jobs.db", _connect, None, None)
+    made = ConnectionCalls(thread, file)
+    made.conn = await thread.run(_connect, tmp_path / "jobs.db")
+    file.opened()
+    yield made
+    await made.finish()
+    await thread.run(made.conn.close)
+    await thread.stop()
+
+
+def _where(conn: sqlite3.Connection) -> str:
+    return threading.current_thread().name
+
+
+async def test_a_point_call_runs_in_place_and_a_long_one_on_the_thread(calls: ConnectionCalls) -> None:
+    assert await calls.here(_where) == threading.current_thread().name
+    assert (await calls.there(_where)).startswith("test-sqlite")
+
+
+async def test_calls_made_while_the_thread_has_the_connection_queue_behind_it(calls: ConnectionCalls) -> None:
+    ran: list[str] = []
+
+    def slow(conn: sqlite3.Connection) -> None:
+        time.sleep(0.2)
+        ran.append("slow")
+
+    def quick(conn: sqlite3.Connection) -> str:
+        ran.append("quick")
+        return _where(conn)
+
+    on_thread = asyncio.create_task(calls.there(slow))
+    await asyncio.sleep(0.05)  # the slow call is running
+    where = await calls.here(quick)
+    await on_thread
+    assert ran == ["slow", "quick"] and where.startswith("test-sqlite")
+
+
+async def test_a_locked_file_is_waited_for_on_the_thread(calls: ConnectionCalls, tmp_path: Path) -> None:
+    other = sqlite3.connect(tmp_path / "jobs.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    writing = asyncio.create_task(calls.here(lambda conn: conn.execute(INSERT, ("k",)).rowcount))
+    for _ in range(10):  # the loop is not held meanwhile
+        await asyncio.sleep(0.01)
+    assert not writing.done()
+    other.execute("COMMIT")
+    other.close()
+    assert await asyncio.wait_for(writing, timeout=5) == 1
+
+
+async def test_checkpoints_run_every_so_many_calls(
+    calls: ConnectionCalls, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_calls, "CHECKPOINT_EVERY", 20)
+    db = tmp_path / "jobs.db"
+    before = db.stat().st_size
+    for n in range(60):
+        await calls.here(lambda conn, n=n: conn.execute(INSERT, (f"key-{n:04d}-" + "x" * 200,)))
+    await eventually(lambda: db.stat().st_size > before)  # the WAL's pages reached the database file
