@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
@@ -88,8 +88,11 @@ class Job:
         self.outputs = [o if isinstance(o, Output) else Output.from_dict(o) for o in self.outputs]
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        """Every field, as the stores write it. Not a deep copy (`asdict` was one, and a cost on
+        every write): the stores serialize it at once."""
+        data = {name: getattr(self, name) for name in _JOB_FIELDS}
         data["state"] = self.state.value
+        data["outputs"] = [output.to_dict() for output in self.outputs]
         return data
 
     @classmethod
@@ -112,3 +115,6 @@ class Job:
             return None
         end = self.finished_at if self.finished_at is not None else time.time()
         return max(0.0, end - self.started_at)
+
+
+_JOB_FIELDS = tuple(f.name for f in fields(Job))
