@@ -10,8 +10,8 @@ a crash of the gateway, not a power cut of the machine); a larger one is a file 
 The rows are written and read in place, on the event loop: a point statement on this file takes
 tens of microseconds, less than handing it to a thread and back. What can take longer runs on the
 store's thread, with a connection of its own: the checkpoints that move the WAL into the database
-(SQLite's automatic ones are off on the loop's connection), deletes (the janitor's, many keys at a
-time), and any statement that finds the file locked, which waits there instead of on the loop.
+(SQLite's automatic ones are off on the loop's connection), deletes of many keys (the janitor's),
+and any statement that finds the file locked, which waits there instead of on the loop.
 
 Where a key lives, for readers: its row if it has one, else its file. A small write after a large
 one of the same key leaves the old file behind the row until the key is deleted; a large write
@@ -82,8 +82,9 @@ def _locked(exc: sqlite3.OperationalError) -> bool:
     return getattr(exc, "sqlite_errorcode", None) in _LOCKED
 
 
-async def _chain(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    yield first
+async def _chain(first: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    for chunk in first:
+        yield chunk
     async for chunk in rest:
         yield chunk
 
@@ -128,7 +129,8 @@ class SmallBlobStore(OpenClose):
 
     async def put(self, key: str, data: bytes) -> None:
         if len(data) > self.max_bytes:
-            await self._put_large(key, one_chunk(bytes(data)))
+            await self.inner.put(key, data)
+            await self._drop_row(key)
             return
         await self._in_place(_put, validate_key(key), bytes(data))
         self._written(len(data))
@@ -148,16 +150,20 @@ class SmallBlobStore(OpenClose):
 
     async def put_stream(self, key: str, chunks: AsyncIterable[bytes]) -> int:
         """Held in memory up to `max_bytes`: a stream that ends by then is a row, a longer one
-        goes on to the inner store as it arrives."""
+        goes on to the inner store as it arrives (its first chunks as they came, not copied)."""
         validate_key(key)
         rest = aiter(chunks)
-        head = bytearray()
+        head: list[bytes] = []
+        size = 0
         async for chunk in rest:
-            head += chunk
-            if len(head) > self.max_bytes:
-                return await self._put_large(key, _chain(bytes(head), rest))
-        await self.put(key, bytes(head))
-        return len(head)
+            head.append(chunk)
+            size += len(chunk)
+            if size > self.max_bytes:
+                size = await self.inner.put_stream(key, _chain(head, rest))
+                await self._drop_row(key)
+                return size
+        await self.put(key, b"".join(head))
+        return size
 
     async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         data = await self._in_place(_get, validate_key(key))
@@ -166,10 +172,9 @@ class SmallBlobStore(OpenClose):
         stop = len(data) if end is None else min(end, len(data))
         return one_chunk(data[start:stop])
 
-    async def _put_large(self, key: str, chunks: AsyncIterable[bytes]) -> int:
-        size = await self.inner.put_stream(key, chunks)
-        await self._on_thread(_delete, [key])  # the file is in place: an older row goes
-        return size
+    async def _drop_row(self, key: str) -> None:
+        """After a large write: the key's file is in place, an older row of it goes (one key: in place)."""
+        await self._in_place(_delete, [key])
 
     async def _in_place(self, fn: Callable[..., _T], *args: Any) -> _T:
         if self._here is None:
