@@ -26,7 +26,7 @@ async def calls(tmp_path: Path) -> AsyncIterator[ConnectionCalls]:
     thread = WorkerThreads("test-sqlite")
     thread.start()
     file = DatabaseFile(tmp_path / "jobs.db", _connect, None, None)
-    made = ConnectionCalls(thread, file)
+    made = ConnectionCalls(thread, file, tmp_path / "jobs.db")
     made.conn = await thread.run(_connect, tmp_path / "jobs.db")
     file.opened()
     yield made

@@ -189,7 +189,7 @@ class SqliteJobStore(OpenClose):
         self._thread = WorkerThreads("sqlite-jobs")
         self.faults = faults
         self._file = DatabaseFile(self._path, _connect, faults, log or structlog.get_logger("job-store"))
-        self._calls = ConnectionCalls(self._thread, self._file)
+        self._calls = ConnectionCalls(self._thread, self._file, self._path)
 
     async def open(self) -> None:
         if self._phase is Lifecycle.OPEN:

@@ -4,19 +4,23 @@ A point call (one job by its id, a claim, a state change) takes tens of microsec
 Handing it to a thread and back cost more than that on a busy loop: the thread's wake-up, and the
 GIL changing hands several times per call, as the driver lets go of it around each step. So point
 calls run in place. The thread keeps what can take longer: queries over many rows (lists, counts,
-the janitor's), the WAL checkpoints (SQLite's automatic ones are off: they would run inside
-whichever commit crossed the threshold, on the loop), and any call that finds the file locked by
-another connection, which waits for it there (busy_timeout) instead of on the loop.
+the janitor's), and any call that finds the file locked by another connection, which waits for it
+there (busy_timeout) instead of on the loop. One connection serves both, never at the same time:
+while a call is on the thread, later calls queue behind it there, so calls still run in the order
+they were made.
 
-One connection serves both, never at the same time: while a call is on the thread, later calls
-queue behind it there, so calls still run in the order they were made.
+The WAL checkpoints run on the thread too, on a short-lived connection of their own, while point
+calls go on in place (SQLite's automatic ones are off: they would run inside whichever commit
+crossed the threshold, on the loop, fsync included).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 import structlog
@@ -36,16 +40,20 @@ def locked(exc: sqlite3.OperationalError) -> bool:
     return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in _LOCKED
 
 
-def _checkpoint(conn: sqlite3.Connection) -> None:
-    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+def _checkpoint(path: Path) -> None:
+    """A PASSIVE checkpoint on a connection of its own, so that point calls go on in place meanwhile.
+    `mode=rw`: a file deleted meanwhile is not made anew here (the next call writes it back)."""
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=rw", uri=True)) as conn:
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 
 class ConnectionCalls:
     """The connection of one store, and the two ways a call reaches it."""
 
-    def __init__(self, thread: WorkerThreads, file: DatabaseFile) -> None:
+    def __init__(self, thread: WorkerThreads, file: DatabaseFile, path: Path) -> None:
         self._thread = thread
         self._file = file
+        self._path = path
         self.conn: sqlite3.Connection | None = None
         self._on_thread = 0  # calls handed to the thread and not yet back
         self._since_checkpoint = 0
@@ -94,7 +102,7 @@ class ConnectionCalls:
         if self._since_checkpoint < CHECKPOINT_EVERY or not (self._checkpoint is None or self._checkpoint.done()):
             return
         self._since_checkpoint = 0
-        self._checkpoint = asyncio.create_task(self.there(_checkpoint), name="jobs-db-checkpoint")
+        self._checkpoint = asyncio.create_task(self._thread.run(_checkpoint, self._path), name="jobs-db-checkpoint")
         self._checkpoint.add_done_callback(_report_failed_checkpoint)
 
 
