@@ -30,7 +30,7 @@ from .worker_threads import WorkerThreads
 
 _T = TypeVar("_T")
 
-CHECKPOINT_EVERY = 500  # calls in place between two checkpoints on the thread
+CHECKPOINT_EVERY = 500  # calls (either way) between two checkpoints
 BUSY_WAIT_MS = 5000  # how long a call on the thread waits for a lock held by another connection
 _LOCKED = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED (the low byte of the extended codes)
 log = structlog.get_logger("job-store")
@@ -76,9 +76,11 @@ class ConnectionCalls:
         """`fn` on the thread, waiting there for a lock if it must."""
         self._on_thread += 1
         try:
-            return await self._thread.run(self._call, fn, True)
+            result = await self._thread.run(self._call, fn, True)
         finally:
             self._on_thread -= 1
+        self._count()
+        return result
 
     async def finish(self) -> None:
         """Wait for a checkpoint under way (before the connection closes)."""
