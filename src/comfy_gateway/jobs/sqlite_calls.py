@@ -76,7 +76,7 @@ class ConnectionCalls:
         """`fn` on the thread, waiting there for a lock if it must."""
         self._on_thread += 1
         try:
-            result = await self._thread.run(self._call, fn, True)
+            result: _T = await self._thread.run(self._call, fn, True)
         finally:
             self._on_thread -= 1
         self._count()
