@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 from comfy_gateway.jobs import blob_small
 from comfy_gateway.jobs.blob_dir import DirectoryBlobStore
 from comfy_gateway.jobs.blob_small import SmallBlobStore
-from support.waiting import eventually
+from support.sqlite_files import checkpointed, done_after_the_lock_is_released
 
 
 def _files(root: Path) -> list[str]:
@@ -67,17 +66,7 @@ async def test_an_unsafe_key_is_refused_before_it_is_stored(small: SmallBlobStor
 
 
 async def test_a_locked_file_is_waited_for_off_the_loop(small: SmallBlobStore, tmp_path: Path) -> None:
-    other = sqlite3.connect(tmp_path / "small.db", isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")  # another writer holds the lock
-    writing = asyncio.create_task(small.put("inputs/late", b"waited"))
-    ticks = 0
-    for _ in range(10):  # the loop goes on meanwhile
-        await asyncio.sleep(0.01)
-        ticks += 1
-    assert ticks == 10 and not writing.done()
-    other.execute("COMMIT")
-    other.close()
-    await asyncio.wait_for(writing, timeout=5)
+    await done_after_the_lock_is_released(tmp_path / "small.db", small.put("inputs/late", b"waited"))
     assert await small.get("inputs/late") == b"waited"
 
 
@@ -85,9 +74,5 @@ async def test_writes_in_place_are_checkpointed_on_the_thread(
     small: SmallBlobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(blob_small, "CHECKPOINT_AFTER_BYTES", 2000)
-    db = tmp_path / "small.db"
-    before = db.stat().st_size
-    for n in range(30):
-        await small.put(f"inputs/{n}", bytes([n]) * 100)
-    await eventually(lambda: db.stat().st_size > before + 2000)  # the rows reached the database file
+    await checkpointed(tmp_path / "small.db", lambda n: small.put(f"inputs/{n}", bytes([n]) * 100), 30)
     assert [await small.get(f"inputs/{n}") for n in (0, 29)] == [b"\x00" * 100, b"\x1d" * 100]

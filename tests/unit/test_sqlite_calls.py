@@ -16,7 +16,7 @@ from comfy_gateway.jobs.sqlite import _connect
 from comfy_gateway.jobs.sqlite_calls import ConnectionCalls
 from comfy_gateway.jobs.sqlite_file import DatabaseFile
 from comfy_gateway.jobs.worker_threads import WorkerThreads
-from support.waiting import eventually
+from support.sqlite_files import checkpointed, done_after_the_lock_is_released
 
 INSERT = "INSERT INTO idempotency VALUES (?, 'job', 0)"
 
@@ -63,23 +63,13 @@ async def test_calls_made_while_the_thread_has_the_connection_queue_behind_it(ca
 
 
 async def test_a_locked_file_is_waited_for_on_the_thread(calls: ConnectionCalls, tmp_path: Path) -> None:
-    other = sqlite3.connect(tmp_path / "jobs.db", isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")
-    writing = asyncio.create_task(calls.here(lambda conn: conn.execute(INSERT, ("k",)).rowcount))
-    for _ in range(10):  # the loop is not held meanwhile
-        await asyncio.sleep(0.01)
-    assert not writing.done()
-    other.execute("COMMIT")
-    other.close()
-    assert await asyncio.wait_for(writing, timeout=5) == 1
+    insert = calls.here(lambda conn: conn.execute(INSERT, ("k",)).rowcount)
+    assert await done_after_the_lock_is_released(tmp_path / "jobs.db", insert) == 1
 
 
 async def test_checkpoints_run_every_so_many_calls(
     calls: ConnectionCalls, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(sqlite_calls, "CHECKPOINT_EVERY", 20)
-    db = tmp_path / "jobs.db"
-    before = db.stat().st_size
-    for n in range(60):
-        await calls.here(lambda conn, n=n: conn.execute(INSERT, (f"key-{n:04d}-" + "x" * 200,)))
-    await eventually(lambda: db.stat().st_size > before)  # the WAL's pages reached the database file
+    await checkpointed(tmp_path / "jobs.db", lambda n: calls.here(
+        lambda conn: conn.execute(INSERT, (f"key-{n:04d}-" + "x" * 200,))), 60)
