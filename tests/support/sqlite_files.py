@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -35,7 +34,11 @@ async def done_after_the_lock_is_released(db: Path, call: Awaitable[_T]) -> _T:
 async def checkpointed(db: Path, write: Callable[[int], Awaitable[object]], times: int) -> None:
     """`write(n)` for n below `times`, then wait until the database file itself has grown: with
     SQLite's own checkpoints off, only the store's checkpoint moves the WAL's pages there."""
-    before = os.path.getsize(db)
+    before = _size(db)
     for n in range(times):
         await write(n)
-    await eventually(lambda: os.path.getsize(db) > before, what=f"a checkpoint of {db.name}")
+    await eventually(lambda: _size(db) > before, what=f"a checkpoint of {db.name}")
+
+
+def _size(db: Path) -> int:
+    return db.stat().st_size
