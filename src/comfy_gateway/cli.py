@@ -191,7 +191,10 @@ def main(argv: list[str] | None = None) -> None:
     d.set_defaults(func=demo)
     add_commands(sub)
     args = parser.parse_args(argv)
-    args.func(args)
+    try:
+        args.func(args)
+    except KeyboardInterrupt:  # Ctrl-C: the server has shut down by now (uvicorn raises it again after)
+        raise SystemExit(130) from None
 
 
 if __name__ == "__main__":

@@ -218,3 +218,16 @@ async def test_sigterm_with_10_open_sync_requests_answers_each_in_json_within_on
     assert exit_seconds < grace_s + 2, f"exit {exit_seconds:.1f} s after SIGTERM with a {grace_s} s grace"
     assert len(running) == 2 and [a["status"] for a in after] == ["completed", "completed"]
     assert prompts == 2, "a job left running was run again instead of re-attached, or a pending one started"
+
+
+async def test_ctrl_c_shuts_down_cleanly_and_ends_without_a_traceback(tmp_path):
+    with processes() as procs:
+        fake = start_fake(service_time=0.1)
+        procs.append(fake)
+        gw = start_gateway(tmp_path / "data", fake.host_port, log_level="info")
+        procs.append(gw)
+        gw.signal(signal.SIGINT)
+        code = await asyncio.to_thread(gw.wait_exit, 10)
+    assert code == 130, gw.output()
+    assert "Gateway stopped" in gw.output()
+    assert "Traceback" not in gw.output(), gw.output()
