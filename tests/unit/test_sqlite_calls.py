@@ -30,7 +30,7 @@ async def calls(tmp_path: Path) -> AsyncIterator[ConnectionCalls]:
     made.conn = await thread.run(_connect, tmp_path / "jobs.db")
     file.opened()
     yield made
-    await made.finish()
+    await made.checkpoints.finish()
     await thread.run(made.conn.close)
     await thread.stop()
 

@@ -20,17 +20,15 @@ removes the key's row once its file is in place.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-import structlog
-
 from .blob_dir import validate_key
 from .blobs import BlobStore, one_chunk
 from .resource import OpenClose
+from .sqlite_calls import Checkpoints, locked
 from .storage_faults import StorageFaults, converting
 from .worker_threads import WorkerThreads
 
@@ -38,9 +36,7 @@ SMALL_BLOB_BYTES = 64 * 1024
 CHECKPOINT_AFTER_BYTES = 4 * 1024 * 1024  # written in place since the last checkpoint: about 1,000 pages
 _SCHEMA = "CREATE TABLE IF NOT EXISTS blobs (key TEXT PRIMARY KEY, data BLOB NOT NULL)"
 _DELETE_BATCH = 500  # keys per DELETE: below SQLite's limit on bound parameters
-_LOCKED = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED
 _T = TypeVar("_T")
-log = structlog.get_logger("blob-store")
 
 
 def _connect(path: Path, *, in_place: bool) -> sqlite3.Connection:
@@ -78,10 +74,6 @@ def _checkpoint(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 
-def _locked(exc: sqlite3.OperationalError) -> bool:
-    return getattr(exc, "sqlite_errorcode", None) in _LOCKED
-
-
 async def _chain(first: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     for chunk in first:
         yield chunk
@@ -100,8 +92,7 @@ class SmallBlobStore(OpenClose):
         self._here: sqlite3.Connection | None = None  # the loop's
         self._there: sqlite3.Connection | None = None  # the thread's
         self._thread = WorkerThreads("blob-rows", count=1)
-        self._since_checkpoint = 0
-        self._checkpoint: asyncio.Future[None] | None = None
+        self._checkpoints = Checkpoints(lambda: self._on_thread(_checkpoint), "the small-blob database")
 
     @property
     def expires(self) -> bool:
@@ -118,8 +109,7 @@ class SmallBlobStore(OpenClose):
         here, self._here = self._here, None
         if here is not None:
             here.close()
-        if self._checkpoint is not None:
-            await asyncio.wait([self._checkpoint])
+        await self._checkpoints.finish()
         if self._thread.running:
             there, self._there = self._there, None
             if there is not None:
@@ -133,7 +123,7 @@ class SmallBlobStore(OpenClose):
             await self._drop_row(key)
             return
         await self._in_place(_put, validate_key(key), bytes(data))
-        self._written(len(data))
+        self._checkpoints.add(len(data), CHECKPOINT_AFTER_BYTES)
 
     async def get(self, key: str) -> bytes:
         data = await self._in_place(_get, validate_key(key))
@@ -182,7 +172,7 @@ class SmallBlobStore(OpenClose):
         try:
             return fn(self._here, *args)
         except sqlite3.OperationalError as exc:
-            if not _locked(exc):
+            if not locked(exc):
                 raise
         return await self._on_thread(fn, *args)  # the file is locked: wait for it off the loop
 
@@ -190,17 +180,3 @@ class SmallBlobStore(OpenClose):
         if self._there is None:
             raise RuntimeError("the small-blob store is not open")
         return await self._thread.run(fn, self._there, *args)
-
-    def _written(self, size: int) -> None:
-        """Checkpoint on the thread once enough was written in place (never two at a time)."""
-        self._since_checkpoint += size
-        if self._since_checkpoint < CHECKPOINT_AFTER_BYTES or not (self._checkpoint is None or self._checkpoint.done()):
-            return
-        self._since_checkpoint = 0
-        self._checkpoint = asyncio.ensure_future(self._on_thread(_checkpoint))
-        self._checkpoint.add_done_callback(_report_failed_checkpoint)
-
-
-def _report_failed_checkpoint(done: asyncio.Future[None]) -> None:
-    if not done.cancelled() and (exc := done.exception()) is not None:
-        log.warning("checkpoint of the small-blob database failed; the next one tries again", error=str(exc))

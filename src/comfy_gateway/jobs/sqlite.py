@@ -211,7 +211,7 @@ class SqliteJobStore(OpenClose):
             self._phase = Lifecycle.CLOSED
             return
         self._phase = Lifecycle.CLOSED
-        await self._calls.finish()
+        await self._calls.checkpoints.finish()
         conn, self._calls.conn = self._calls.conn, None
         assert conn is not None
         try:

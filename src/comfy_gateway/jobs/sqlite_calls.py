@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -47,6 +47,35 @@ def _checkpoint(path: Path) -> None:
         conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 
+class Checkpoints:
+    """When a store checkpoints its WAL: once `add` has counted `every` (calls, bytes) since the
+    last one, `run` starts in the background; never two at a time, a failure logged and retried
+    at the next threshold."""
+
+    def __init__(self, run: Callable[[], Awaitable[None]], what: str) -> None:
+        self._run = run
+        self._what = what
+        self._since = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, amount: int, every: int) -> None:
+        self._since += amount
+        if self._since < every or not (self._task is None or self._task.done()):
+            return
+        self._since = 0
+        self._task = asyncio.ensure_future(self._run())
+        self._task.add_done_callback(self._report)
+
+    async def finish(self) -> None:
+        """Wait for a checkpoint under way (before the connection closes)."""
+        if self._task is not None:
+            await asyncio.wait([self._task])
+
+    def _report(self, done: asyncio.Task[None]) -> None:
+        if not done.cancelled() and (exc := done.exception()) is not None:
+            log.warning(f"checkpoint of {self._what} failed; the next one tries again", error=str(exc))
+
+
 class ConnectionCalls:
     """The connection of one store, and the two ways a call reaches it."""
 
@@ -56,8 +85,7 @@ class ConnectionCalls:
         self._path = path
         self.conn: sqlite3.Connection | None = None
         self._on_thread = 0  # calls handed to the thread and not yet back
-        self._since_checkpoint = 0
-        self._checkpoint: asyncio.Task[None] | None = None
+        self.checkpoints = Checkpoints(lambda: self._thread.run(_checkpoint, path), "the jobs database")
 
     async def here(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
         """`fn` in place, unless the thread has the connection or the file is locked."""
@@ -69,7 +97,7 @@ class ConnectionCalls:
             if not locked(exc):
                 raise
             return await self.there(fn)  # nothing was written: each call is one statement or rolls back
-        self._count()
+        self.checkpoints.add(1, CHECKPOINT_EVERY)
         return result
 
     async def there(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
@@ -79,13 +107,8 @@ class ConnectionCalls:
             result: _T = await self._thread.run(self._call, fn, True)
         finally:
             self._on_thread -= 1
-        self._count()
+        self.checkpoints.add(1, CHECKPOINT_EVERY)
         return result
-
-    async def finish(self) -> None:
-        """Wait for a checkpoint under way (before the connection closes)."""
-        if self._checkpoint is not None:
-            await asyncio.wait([self._checkpoint])
 
     def _call(self, fn: Callable[[sqlite3.Connection], _T], waits: bool) -> _T:
         """The file checked (deleted, replaced), then `fn` on the connection."""
@@ -98,16 +121,3 @@ class ConnectionCalls:
             return fn(conn)
         finally:
             conn.execute("PRAGMA busy_timeout = 0")
-
-    def _count(self) -> None:
-        self._since_checkpoint += 1
-        if self._since_checkpoint < CHECKPOINT_EVERY or not (self._checkpoint is None or self._checkpoint.done()):
-            return
-        self._since_checkpoint = 0
-        self._checkpoint = asyncio.create_task(self._thread.run(_checkpoint, self._path), name="jobs-db-checkpoint")
-        self._checkpoint.add_done_callback(_report_failed_checkpoint)
-
-
-def _report_failed_checkpoint(done: asyncio.Task[None]) -> None:
-    if not done.cancelled() and (exc := done.exception()) is not None:
-        log.warning("checkpoint of the jobs database failed; the next one tries again", error=str(exc))
