@@ -18,11 +18,12 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from .http_writes import HeldWrites
 from .settings import Settings
 
 ANSWER_FLUSH_S = 1  # after the drain: how long open answers may take to be written before connections close
@@ -72,7 +73,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     # --- connections ---
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        super().connection_made(cast(asyncio.Transport, HeldWrites(transport)))  # one write per answer
         if len(self.connections) > self.limits.max_connections:
             self._refuse(503, "too many open connections; retry shortly", "too_many_connections")
             return

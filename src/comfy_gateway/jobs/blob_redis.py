@@ -2,7 +2,8 @@
 
 The client is the caller's (it is not closed here). Keys must be non-empty (ValueError otherwise);
 each blob expires `ttl_seconds` after its last write. A streamed blob is appended to a key of its
-own and renamed into place at the end; ranges are read with GETRANGE.
+own and renamed into place at the end (one that fits in a chunk is one SET); ranges are read
+with GETRANGE.
 """
 
 from __future__ import annotations
@@ -68,22 +69,32 @@ class RedisBlobStore(OpenClose):
         return bool(await self._client.exists(self._key(key)))
 
     async def put_stream(self, key: str, chunks: AsyncIterable[bytes]) -> int:
+        """A stream that ends within one chunk's size is one SET; a longer one is appended to a key
+        of its own, each piece with its TTL in the same round trip, and renamed into place."""
         name = self._key(key)
+        stream = aiter(chunks)
+        head = await _gather(stream, CHUNK_BYTES)
+        if len(head) < CHUNK_BYTES:
+            await self._client.set(name, head, ex=self._ttl)
+            return len(head)
         partial = f"{name}:partial:{uuid.uuid4().hex}"
         size = 0
         try:
-            async for chunk in chunks:
-                size = await self._client.append(partial, chunk)
-                await self._client.expire(partial, self._ttl)
-            if size == 0:
-                await self._client.set(name, b"", ex=self._ttl)
-            else:
-                await self._client.rename(partial, name)
-                await self._client.expire(name, self._ttl)
+            piece = head
+            while piece:
+                async with self._client.pipeline(transaction=False) as pipe:
+                    pipe.append(partial, piece)
+                    pipe.expire(partial, self._ttl)
+                    size = (await pipe.execute())[0]
+                piece = await _gather(stream, CHUNK_BYTES)
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.rename(partial, name)
+                pipe.expire(name, self._ttl)
+                await pipe.execute()
         except BaseException:
             await self._client.delete(partial)
             raise
-        return size
+        return int(size)
 
     async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         name = self._key(key)
@@ -101,3 +112,15 @@ class RedisBlobStore(OpenClose):
                 return
             start += len(chunk)
             yield chunk
+
+
+async def _gather(stream: AsyncIterator[bytes], limit: int) -> bytes:
+    """The stream's next chunks, joined, up to at least `limit` bytes or the stream's end."""
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in stream:
+        parts.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            break
+    return b"".join(parts)
