@@ -31,6 +31,7 @@ IO_THREADS = 4  # blob writes and reads of several jobs side by side
 STREAM_WRITE_BYTES = 1024 * 1024  # what a streamed blob gathers before a write (a small output: one)
 _SEGMENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
 MAX_KEY_LENGTH = 512
+_IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 16  # buffers one writev takes
 _T = TypeVar("_T")
 
 
@@ -82,33 +83,48 @@ def _write(path: Path, data: bytes, fsync: bool, folders: _Folders) -> None:
 
 class _PartFile:
     """A blob being written: a temporary file beside its place, created with the first bytes and
-    renamed into place by `seal` (one thread hop per STREAM_WRITE_BYTES, one to finish)."""
+    renamed into place by `seal` (one thread hop per STREAM_WRITE_BYTES, one to finish). Chunks
+    are written as they came, several per system call, never copied together first."""
 
     def __init__(self, path: Path, folders: _Folders) -> None:
         self.path = path
         self.folders = folders
         self.tmp: Path | None = None
-        self.file: BinaryIO | None = None
+        self.fd: int | None = None
 
-    def write(self, chunk: bytes) -> None:
-        if self.file is None:
+    def write(self, chunks: list[bytes]) -> None:
+        if self.fd is None:
             fd, tmp = self.folders.temp_file_beside(self.path)
-            self.file, self.tmp = os.fdopen(fd, "wb"), Path(tmp)
-        self.file.write(chunk)
+            self.fd, self.tmp = fd, Path(tmp)
+        _write_all(self.fd, chunks)
 
-    def seal(self, fsync: bool, last: bytes = b"") -> None:
+    def seal(self, fsync: bool, last: list[bytes]) -> None:
         self.write(last)  # an empty blob is a file too
-        assert self.file is not None and self.tmp is not None
-        with self.file:
+        assert self.fd is not None and self.tmp is not None
+        try:
             if fsync:
-                self.file.flush()
-                os.fsync(self.file.fileno())
+                os.fsync(self.fd)
+        finally:
+            os.close(self.fd)
+            self.fd = None
         os.replace(self.tmp, self.path)
 
     def discard(self) -> None:
-        if self.file is not None and self.tmp is not None:
-            self.file.close()
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        if self.tmp is not None:
             self.tmp.unlink(missing_ok=True)
+
+
+def _write_all(fd: int, chunks: list[bytes]) -> None:
+    for start in range(0, len(chunks), _IOV_MAX):
+        batch = chunks[start:start + _IOV_MAX]
+        written, total = os.writev(fd, batch), sum(map(len, batch))
+        if written < total:  # a short write (a signal, a full disk): the rest, piece by piece
+            rest = memoryview(b"".join(batch))[written:]
+            while rest:
+                rest = rest[os.write(fd, rest):]
 
 
 def _small_or_end(path: Path, start: int, end: int | None) -> tuple[int, bytes | None]:
@@ -191,15 +207,17 @@ class DirectoryBlobStore(OpenClose):
     async def put_stream(self, key: str, chunks: AsyncIterable[bytes]) -> int:
         part = _PartFile(self.path(key), self._folders)
         size = 0
-        pending = bytearray()  # small chunks are written together: one thread hop per STREAM_WRITE_BYTES
+        pending: list[bytes] = []  # chunks are written together: one thread hop per STREAM_WRITE_BYTES
+        held = 0
         try:
             async for chunk in chunks:
-                pending += chunk
+                pending.append(chunk if isinstance(chunk, bytes) else bytes(chunk))  # a buffer may be reused
                 size += len(chunk)
-                if len(pending) >= STREAM_WRITE_BYTES:
-                    await self._io(part.write, bytes(pending))
-                    pending.clear()
-            await self._io(part.seal, self._fsync, bytes(pending))
+                held += len(chunk)
+                if held >= STREAM_WRITE_BYTES:
+                    await self._io(part.write, pending)
+                    pending, held = [], 0
+            await self._io(part.seal, self._fsync, pending)
         except BaseException:
             await asyncio.shield(self._io(part.discard))
             raise
