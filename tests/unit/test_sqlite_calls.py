@@ -10,8 +10,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import structlog
 
-from comfy_gateway.jobs import sqlite_calls
+from comfy_gateway.jobs import sqlite_calls, sqlite_file
 from comfy_gateway.jobs.sqlite import _connect
 from comfy_gateway.jobs.sqlite_calls import ConnectionCalls
 from comfy_gateway.jobs.sqlite_file import DatabaseFile
@@ -25,12 +26,13 @@ INSERT = "INSERT INTO idempotency VALUES (?, 'job', 0)"
 async def calls(tmp_path: Path) -> AsyncIterator[ConnectionCalls]:
     thread = WorkerThreads("test-sqlite")
     thread.start()
-    file = DatabaseFile(tmp_path / "jobs.db", _connect, None, None)
+    file = DatabaseFile(tmp_path / "jobs.db", _connect, None, structlog.get_logger("test"))
     made = ConnectionCalls(thread, file, tmp_path / "jobs.db")
     made.conn = await thread.run(_connect, tmp_path / "jobs.db")
     file.opened()
     yield made
     await made.checkpoints.finish()
+    await thread.run(made.close_reader)
     await thread.run(made.conn.close)
     await thread.stop()
 
@@ -73,3 +75,34 @@ async def test_checkpoints_run_every_so_many_calls(
     monkeypatch.setattr(sqlite_calls, "CHECKPOINT_EVERY", 20)
     await checkpointed(tmp_path / "jobs.db", lambda n: calls.here(
         lambda conn: conn.execute(INSERT, (f"key-{n:04d}-" + "x" * 200,))), 60)
+
+
+async def test_a_long_read_does_not_hold_back_point_calls(calls: ConnectionCalls) -> None:
+    await calls.here(lambda conn: conn.execute(INSERT, ("before",)))
+    ran: list[str] = []
+
+    def slow_read(conn: sqlite3.Connection) -> list[str]:
+        keys = [row[0] for row in conn.execute("SELECT key FROM idempotency")]
+        time.sleep(0.2)
+        ran.append("read")
+        return keys
+
+    reading = asyncio.create_task(calls.read(slow_read))
+    await asyncio.sleep(0.05)  # the read is running on the thread
+    where = await calls.here(lambda conn: (conn.execute(INSERT, ("during",)), _where(conn))[1])
+    ran.append("point")
+    assert await reading == ["before"]
+    assert ran == ["point", "read"] and where == threading.current_thread().name
+
+
+async def test_reads_follow_the_file_when_it_is_written_back(
+    calls: ConnectionCalls, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_file, "CHECK_EVERY_S", 0.0)
+    count = "SELECT COUNT(*) FROM idempotency"
+    await calls.here(lambda conn: conn.execute(INSERT, ("one",)))
+    assert await calls.read(lambda conn: conn.execute(count).fetchone()[0]) == 1
+    (tmp_path / "jobs.db").unlink()
+    await calls.here(lambda conn: conn.execute(INSERT, ("two",)))  # written back first, then inserted
+    assert (tmp_path / "jobs.db").exists()
+    assert await calls.read(lambda conn: conn.execute(count).fetchone()[0]) == 2

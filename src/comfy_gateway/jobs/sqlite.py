@@ -215,6 +215,7 @@ class SqliteJobStore(OpenClose):
         conn, self._calls.conn = self._calls.conn, None
         assert conn is not None
         try:
+            await self._thread.run(self._calls.close_reader)
             await self._thread.run(conn.close)
         finally:
             await self._thread.stop()
@@ -224,9 +225,9 @@ class SqliteJobStore(OpenClose):
             raise RuntimeError(f"SqliteJobStore is {self._phase.value}, not open")
 
     async def _run(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
-        """A call over many rows: on the store's thread."""
+        """A read over many rows: on the store's thread, beside the point calls."""
         self._check_open()
-        return await self._calls.there(fn)
+        return await self._calls.read(fn)
 
     async def _here(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
         """A point call: in place."""
