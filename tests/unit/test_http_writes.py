@@ -1,5 +1,6 @@
-"""HeldWrites on a real connected socket pair: what one loop turn writes goes out at its end, in
-order; a large write, a close or an end of input flush at once; an abort drops what is held."""
+"""HeldWrites on a real connected socket pair: a lone write waits for the end of the loop's turn, a
+second one sends both at once, in order; a large write, a close or an end of input flush at once;
+an abort drops what is held."""
 
 from __future__ import annotations
 
@@ -38,13 +39,20 @@ async def _read_all(peer: socket.socket, size: int) -> bytes:
     return got
 
 
-async def test_writes_of_one_turn_go_out_together_at_its_end(pair: tuple[HeldWrites, socket.socket]) -> None:
+async def test_a_lone_write_waits_for_the_end_of_the_turn(pair: tuple[HeldWrites, socket.socket]) -> None:
+    writes, peer = pair
+    writes.write(b"HTTP/1.1 200 OK\r\n\r\n")
+    assert writes.get_write_buffer_size() == len(b"HTTP/1.1 200 OK\r\n\r\n")
+    assert _available(peer) == b""  # still held: the turn has not ended
+    await asyncio.sleep(0)
+    assert await _read_all(peer, 19) == b"HTTP/1.1 200 OK\r\n\r\n"
+
+
+async def test_the_next_write_sends_both_at_once(pair: tuple[HeldWrites, socket.socket]) -> None:
     writes, peer = pair
     writes.write(b"HTTP/1.1 200 OK\r\n\r\n")
     writes.writelines([b"hello ", bytearray(b"world")])
-    assert writes.get_write_buffer_size() == len(b"HTTP/1.1 200 OK\r\n\r\nhello world")
-    assert _available(peer) == b""  # still held: the turn has not ended
-    await asyncio.sleep(0)
+    assert writes.get_write_buffer_size() == 0  # handed on within this turn
     assert await _read_all(peer, 30) == b"HTTP/1.1 200 OK\r\n\r\nhello world"
 
 
