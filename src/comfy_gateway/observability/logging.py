@@ -37,6 +37,7 @@ import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from .. import fast_json
+from .log_files import CountingRotatingFileHandler
 from .timestamps import iso
 from .tracing import add_trace_ids
 
@@ -264,7 +265,7 @@ def configure_logging(
     if log_dir is not None:
         log_dir.mkdir(parents=True, exist_ok=True)
         for name, file_level in (("combined", numeric_level), ("error", logging.ERROR)):
-            file_handler = logging.handlers.RotatingFileHandler(
+            file_handler = CountingRotatingFileHandler(
                 log_dir / f"{name}.log", maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8"
             )
             writers.append(_named(file_handler, name, max(file_level, numeric_level)))
