@@ -77,5 +77,6 @@ async def test_abort_drops_what_is_held(pair: tuple[HeldWrites, socket.socket]) 
     writes, peer = pair
     writes.write(b"never sent")
     writes.abort()
+    assert writes.get_write_buffer_size() == 0  # dropped, not kept for the end of the turn
     await asyncio.sleep(0.01)
     assert _available(peer) == b""

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 from redis.asyncio import Redis
 
 from ..lifecycle import Lifecycle
-from .blobs import CHUNK_BYTES
+from .blobs import CHUNK_BYTES, first_chunks
 from .redis_keys import RedisKeys
 from .resource import OpenClose
 from .storage_faults import REDIS_DOWN, StorageFaults, converting
@@ -73,20 +73,18 @@ class RedisBlobStore(OpenClose):
         of its own, each piece with its TTL in the same round trip, and renamed into place."""
         name = self._key(key)
         stream = aiter(chunks)
-        head = await _gather(stream, CHUNK_BYTES)
-        if len(head) < CHUNK_BYTES:
-            await self._client.set(name, head, ex=self._ttl)
-            return len(head)
+        piece, size = await first_chunks(stream, CHUNK_BYTES)
+        if size <= CHUNK_BYTES:
+            await self._client.set(name, b"".join(piece), ex=self._ttl)
+            return size
         partial = f"{name}:partial:{uuid.uuid4().hex}"
-        size = 0
         try:
-            piece = head
             while piece:
                 async with self._client.pipeline(transaction=False) as pipe:
-                    pipe.append(partial, piece)
+                    pipe.append(partial, b"".join(piece))
                     pipe.expire(partial, self._ttl)
                     size = (await pipe.execute())[0]
-                piece = await _gather(stream, CHUNK_BYTES)
+                piece, _ = await first_chunks(stream, CHUNK_BYTES)
             async with self._client.pipeline(transaction=True) as pipe:
                 pipe.rename(partial, name)
                 pipe.expire(name, self._ttl)
@@ -113,14 +111,3 @@ class RedisBlobStore(OpenClose):
             start += len(chunk)
             yield chunk
 
-
-async def _gather(stream: AsyncIterator[bytes], limit: int) -> bytes:
-    """The stream's next chunks, joined, up to at least `limit` bytes or the stream's end."""
-    parts: list[bytes] = []
-    size = 0
-    async for chunk in stream:
-        parts.append(chunk)
-        size += len(chunk)
-        if size >= limit:
-            break
-    return b"".join(parts)

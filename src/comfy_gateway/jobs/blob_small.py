@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .blob_dir import validate_key
-from .blobs import BlobStore, one_chunk
+from .blobs import BlobStore, first_chunks, one_chunk
 from .resource import OpenClose
 from .sqlite_calls import Checkpoints, locked
 from .storage_faults import StorageFaults, converting
@@ -143,15 +143,11 @@ class SmallBlobStore(OpenClose):
         goes on to the inner store as it arrives (its first chunks as they came, not copied)."""
         validate_key(key)
         rest = aiter(chunks)
-        head: list[bytes] = []
-        size = 0
-        async for chunk in rest:
-            head.append(chunk)
-            size += len(chunk)
-            if size > self.max_bytes:
-                size = await self.inner.put_stream(key, _chain(head, rest))
-                await self._drop_row(key)
-                return size
+        head, size = await first_chunks(rest, self.max_bytes)
+        if size > self.max_bytes:
+            size = await self.inner.put_stream(key, _chain(head, rest))
+            await self._drop_row(key)
+            return size
         await self.put(key, b"".join(head))
         return size
 

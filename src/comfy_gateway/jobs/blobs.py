@@ -12,6 +12,19 @@ from typing import Protocol, runtime_checkable
 CHUNK_BYTES = 256 * 1024  # what one read of a stream hands on
 
 
+async def first_chunks(stream: AsyncIterator[bytes], limit: int) -> tuple[list[bytes], int]:
+    """The stream's next chunks as they came, until together they pass `limit` bytes or it ends,
+    and their size: at most `limit` means the stream has ended (the rest is still `stream`'s)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in stream:
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            break
+    return chunks, size
+
+
 async def one_chunk(data: bytes) -> AsyncIterator[bytes]:
     """Bytes already in memory as a stream (`put_stream`, `read`): one chunk, none when empty."""
     if data:

@@ -32,13 +32,21 @@ class CountingRotatingFileHandler(logging.handlers.RotatingFileHandler):
     def _bytes_of(self, record: logging.LogRecord) -> int:
         return len((self.format(record) + self.terminator).encode(self._encoding))
 
-    def shouldRollover(self, record: logging.LogRecord) -> int:
+    def _past_limit(self, size: int) -> bool:
         if self.stream is None:
             self.stream = self._open()
-        if self.maxBytes <= 0 or not self._regular:
-            return False
-        return self._size + self._bytes_of(record) >= self.maxBytes
+        return self.maxBytes > 0 and self._regular and self._size + size >= self.maxBytes
+
+    def shouldRollover(self, record: logging.LogRecord) -> int:
+        return self._past_limit(self._bytes_of(record))
 
     def emit(self, record: logging.LogRecord) -> None:
-        super().emit(record)
-        self._size += self._bytes_of(record)
+        """The line is measured once, for the rollover check and the count."""
+        try:
+            size = self._bytes_of(record)
+            if self._past_limit(size):
+                self.doRollover()
+            logging.FileHandler.emit(self, record)
+            self._size += size
+        except Exception:
+            self.handleError(record)
