@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import pytest
@@ -26,6 +27,7 @@ from comfy_gateway.comfyui import (
     outputs_of,
     run_prompt,
 )
+from comfy_gateway.comfyui.socket import EventSocket
 from comfy_gateway.errors import UpstreamError, UpstreamUnavailable, WorkflowFailed, WorkflowRejected
 from fake_comfyui import FakeComfyUI
 from support.proxy import FaultProxy
@@ -119,6 +121,17 @@ async def test_scale_run_returns_outputs_and_progress(client: ComfyClient, hub: 
     # node 1 starts (0), node 2 starts (1/3), node 3 starts (2/3), success (1.0)
     assert seen == pytest.approx([1 / 3, 2 / 3, 1.0])
     assert hub.watching == 0
+
+
+def test_frames_no_prompt_reads_are_skipped_unparsed(hub: EventHub, caplog: pytest.LogCaptureFixture) -> None:
+    """A `progress_state` or `execution_start` frame is not even parsed; any other frame is."""
+    no_socket = cast(EventSocket, None)  # neither frame gets as far as a prompt's socket
+    with caplog.at_level(logging.WARNING, logger="comfy_gateway.comfyui.events"):
+        hub._dispatch(no_socket, '{"type": "progress_state", "data": {"prompt_id": "p", "nodes": {')
+        hub._dispatch(no_socket, '{"type": "execution_start", "data": ')
+        assert caplog.records == []
+        hub._dispatch(no_socket, '{"type": "executing", "data": {"node": ')
+    assert [r.getMessage().startswith("unreadable event frame") for r in caplog.records] == [True]
 
 
 async def test_progress_follows_upscale_tiles(client: ComfyClient, hub: EventHub) -> None:

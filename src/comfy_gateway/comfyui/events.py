@@ -37,6 +37,10 @@ log = logging.getLogger(__name__)
 RECONNECT_FIRST_DELAY = 0.1
 RECONNECT_MAX_DELAY = 5.0
 _STABLE_AFTER = 5.0  # a connection that lived this long resets the reconnect backoff
+# Frames no prompt reads, as ComfyUI writes them (`json.dumps({"type": ..., "data": ...})`): skipped
+# unparsed. `progress_state` (every node's state, sent after each change) is the most frequent
+# frame of a run and the largest; a frame written any other way is parsed as before.
+UNREAD_FRAMES = tuple(f'{{"type": "{kind}"' for kind in ("progress_state", "execution_start"))
 
 
 class EventHub:
@@ -270,6 +274,8 @@ class EventHub:
                 log.exception("cannot route an event frame from %s", self._client.name)
 
     def _dispatch(self, sock: EventSocket, text: str) -> None:
+        if text.startswith(UNREAD_FRAMES):
+            return
         try:
             frame = wire.validated_json(wire.EventFrame, text, "an event frame", self._client.name)
         except UpstreamUnavailable as exc:
