@@ -62,7 +62,10 @@ class Backlog:
         return job_id in self._where
 
     def queue(self, server: str) -> ServerQueue:
-        return self._queues.setdefault(server, ServerQueue())
+        queue = self._queues.get(server)
+        if queue is None:  # not setdefault: that would build a ServerQueue at every call
+            queue = self._queues[server] = ServerQueue()
+        return queue
 
     def sent(self, server: str, job: Sent) -> None:
         self.queue(server).jobs.append(job)

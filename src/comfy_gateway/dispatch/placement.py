@@ -142,13 +142,19 @@ class Placement:
     # --- expected finish ---
 
     def _choice(self, workflow: str, needs: Needs | None, name: str, usage: Mapping[str, int],
-                now: float) -> Choice:
+                now: float, queued_s: dict[str, float] | None = None) -> Choice:
+        """`queued_s`: each server's queue in seconds, kept across the calls of one plan."""
         instance = self.pool.get(name)
         assert instance is not None
         queue = self.backlog.queue(name)
         ahead = max(usage.get(name, 0), len(queue.jobs))
         others = ahead - len(queue.jobs)  # sent by other replicas: counted at the mean service time
-        ahead_s = queue.ahead_s(now) + others * self.estimates.service(workflow, name)
+        if queued_s is None:
+            ahead_s = queue.ahead_s(now)
+        elif (ahead_s := queued_s.get(name, -1.0)) < 0:
+            ahead_s = queued_s[name] = queue.ahead_s(now)
+        if others:
+            ahead_s += others * self.estimates.service(workflow, name)
         keys = needs.warm_keys if needs is not None else frozenset()
         warm = None if not keys else keys <= instance.warm_models
         run_s = self.estimates.expected(workflow, name, cold=warm is False)
@@ -176,6 +182,7 @@ class Placement:
         now = time.monotonic()
         names = self.registry.names()
         eligible = set()
+        queued_s: dict[str, float] = {}
         for job_type in (n for n in names if n not in waiting):
             needs = self.needs(job_type)
             capable = self._capable(needs, available)
@@ -185,7 +192,7 @@ class Placement:
             if self.strategy == "least_loaded" or any(usage.get(c, 0) == 0 for c in capable_free):
                 eligible.add(job_type)  # an idle server can take it: no need to rank them all
                 continue
-            best = self._order([self._choice(job_type, needs, c, usage, now) for c in capable])[0]
+            best = self._order([self._choice(job_type, needs, c, usage, now, queued_s) for c in capable])[0]
             if best.instance in free:
                 eligible.add(job_type)
         if len(eligible) == len(names):
