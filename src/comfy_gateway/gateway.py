@@ -277,7 +277,7 @@ class Gateway:
     async def _drain_once(self) -> int:
         self.begin_drain()
         left = await self.dispatcher.drain(self.settings.shutdown_grace / 1000)
-        self.admission.stopped.set()  # sync requests still waiting are answered now
+        self.admission.stop()
         return left
 
     async def _shutdown(self) -> None:

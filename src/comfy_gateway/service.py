@@ -8,12 +8,12 @@ dispatcher; the composition root (gateway.py) builds it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from .access import DestinationPolicy, Principal, Quotas
-from .background import cancel_and_wait
 from .comfyui.instance import InstancePool
 from .dispatch.dispatcher import Dispatcher
 from .dispatch.execution import input_key, prompt_id_for
@@ -39,23 +39,14 @@ UPDATE_RECHECK_S = 15.0
 SYNC_RECHECK_S = 5.0  # a sync wait reads its job at least this often: a lost event costs no more
 
 
-async def _set_within(event: asyncio.Event, seconds: float, also: asyncio.Event | None = None) -> bool:
-    """True if `event` is set within `seconds`; `also` set ends the wait early (False unless `event`
-    is set too). The caller's own cancellation propagates."""
-    if also is None:
-        try:
-            async with asyncio.timeout(max(0.0, seconds)):
-                await event.wait()
-        except TimeoutError:
-            return False
-        return True
-    waits = [asyncio.create_task(e.wait()) for e in (event, also)]
+async def _set_within(event: asyncio.Event, seconds: float) -> bool:
+    """True if `event` is set within `seconds`. The caller's own cancellation propagates."""
     try:
-        await asyncio.wait(waits, timeout=max(0.0, seconds), return_when=asyncio.FIRST_COMPLETED)
-    finally:  # both waits are ours: neither outlives this call
-        for wait in waits:
-            await cancel_and_wait(wait)
-    return event.is_set()
+        async with asyncio.timeout(max(0.0, seconds)):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True
 
 
 class Admission:
@@ -69,6 +60,22 @@ class Admission:
         self.storage = storage or StorageFaults()
         self.open = False
         self.stopped = asyncio.Event()  # the drain is over: what still runs is left for the restart
+        self._sync_waits: set[asyncio.Event] = set()  # woken by `stop`, so that each waits on one event
+
+    def stop(self) -> None:
+        """The drain is over: sync requests still waiting are answered now."""
+        self.stopped.set()
+        for event in self._sync_waits:
+            event.set()
+
+    @contextlib.contextmanager
+    def sync_wait(self, event: asyncio.Event) -> Iterator[None]:
+        """While in the block, `stop` sets `event` too."""
+        self._sync_waits.add(event)
+        try:
+            yield
+        finally:
+            self._sync_waits.discard(event)
 
     def begin_drain(self) -> None:
         if self.open:
@@ -212,6 +219,10 @@ class JobService:
             raise JobNotFound("Job not found", job_id=job_id)
         return job
 
+    async def _job_after_event(self, job_id: str) -> Job:
+        """The job as its finish here left it, or else as stored."""
+        return self._events.finished_job(job_id) or await self._job(job_id)
+
     async def list(self, flt: JobFilter) -> Sequence[Job]:
         return await self._store.list(flt)
 
@@ -278,7 +289,7 @@ class JobService:
             job = await self._job(job_id)
             if not job.state.finished:
                 await _set_within(event, timeout_s)
-                job = await self._job(job_id)
+                job = await self._job_after_event(job_id)
             return job
         finally:
             self._events.unsubscribe(job_id, event)
@@ -314,14 +325,17 @@ class JobService:
         event = self._events.subscribe(job_id)
         try:
             if submitted is None or self._events.finished_lately(job_id):  # it may have ended before the wait
-                submitted = await self._job(job_id)
+                submitted = await self._job_after_event(job_id)
             job = submitted
             read_at = time.monotonic()
             while not job.state.finished and time.monotonic() < deadline and not self.admission.stopped.is_set():
-                woken = await _set_within(event, min(1.0, deadline - time.monotonic()), self.admission.stopped)
+                with self.admission.sync_wait(event):
+                    woken = await _set_within(event, min(1.0, deadline - time.monotonic()))
+                if self.admission.stopped.is_set():
+                    break
                 stranded = self.admission.stranded() or not self._placement.can_start(job)
                 if woken or stranded or time.monotonic() - read_at > SYNC_RECHECK_S:
-                    job, read_at = await self._job(job_id), time.monotonic()
+                    job, read_at = await self._job_after_event(job_id), time.monotonic()
                 if job.state is not JobState.PENDING or not stranded:
                     stranded_since = None
                     continue

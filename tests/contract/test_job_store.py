@@ -277,8 +277,9 @@ async def test_stale_attempt_is_refused_after_requeue(store: JobStore) -> None:
     assert not await store.fail("job-000", 1, {"message": "late"})
     assert await store.get("job-000") == second
 
-    assert await store.complete("job-000", 2, "jobs/job-000/result.png", {"width": 1024})
+    finished = await store.complete("job-000", 2, "jobs/job-000/result.png", {"width": 1024})
     done = await store.get("job-000")
+    assert finished == done  # the completed job comes back as stored: its waiter need not read it
     assert done is not None and done.state is JobState.COMPLETED
     assert done.result_blob == "jobs/job-000/result.png" and done.result_meta == {"width": 1024}
     assert done.finished_at is not None and done.finished_at >= done.started_at  # type: ignore[operator]

@@ -68,10 +68,11 @@ class AttemptEnds:
 
     async def completed(self, job: Job, instance: Instance, outcome: Outcome) -> bool:
         job.result_meta = outcome.meta
-        if await self.store.complete(job.id, job.attempt, outcome.blob, outcome.meta, outcome.outputs,
-                                     outcome.expires_at):
+        finished = await self.store.complete(job.id, job.attempt, outcome.blob, outcome.meta, outcome.outputs,
+                                             outcome.expires_at)
+        if finished is not None:
             self.telemetry.job_finished(job, instance.name, True, None)
-            await self.events.publish_finished(job.id)
+            await self.events.publish_finished(job.id, finished)  # a sync request here answers without a read
             return True
         # this attempt was abandoned (lease lost or job deleted): its result is not the job's
         self.telemetry.job_released(job, instance.name)

@@ -16,6 +16,8 @@ from collections import OrderedDict, defaultdict
 from collections.abc import Callable
 from typing import Protocol
 
+from .model import Job
+
 WorkHandler = Callable[[], None]
 BreakerHandler = Callable[[str, float], None]  # (instance, seconds it stays open)
 
@@ -25,7 +27,8 @@ class JobEvents(Protocol):
 
     async def close(self) -> None: ...
 
-    async def publish_finished(self, job_id: str) -> None: ...
+    async def publish_finished(self, job_id: str, job: Job | None = None) -> None:
+        """`job`: the job as stored when it finished, kept for this process's waiters (`finished_job`)."""
 
     async def publish_changed(self, job_id: str) -> None:
         """The job's state or progress changed, and it has not finished."""
@@ -42,6 +45,10 @@ class JobEvents(Protocol):
 
     def subscribers(self, job_id: str) -> int:
         """How many subscriptions wait on `job_id` here."""
+
+    def finished_job(self, job_id: str) -> Job | None:
+        """The job as stored when it finished here, while something here still waits on it; None
+        when it finished elsewhere, or changed since (a deletion), so the waiter reads it."""
 
     async def announce_work(self) -> None:
         """Tell other replicas' dispatchers to look for work (a new job, a freed slot)."""
@@ -61,6 +68,7 @@ class LocalJobEvents:
         self._finish_waiters: dict[str, set[asyncio.Event]] = defaultdict(set)  # woken when the job ends
         self._change_waiters: dict[str, set[asyncio.Event]] = defaultdict(set)  # woken at every change
         self._finishes_heard: OrderedDict[str, None] = OrderedDict()
+        self._finished_jobs: dict[str, Job] = {}  # only while the job has subscribers here
 
     async def open(self) -> None:
         return None
@@ -72,8 +80,12 @@ class LocalJobEvents:
                     event.set()
             waiters.clear()
 
-    def deliver(self, job_id: str, *, finished: bool = True) -> None:
+    def deliver(self, job_id: str, *, finished: bool = True, job: Job | None = None) -> None:
         targets = list(self._change_waiters.get(job_id, ()))
+        if job is not None and self.subscribers(job_id):
+            self._finished_jobs[job_id] = job
+        else:
+            self._finished_jobs.pop(job_id, None)  # it changed after that: a waiter reads it
         if finished:
             targets += self._finish_waiters.get(job_id, ())
             self._finishes_heard[job_id] = None
@@ -82,8 +94,8 @@ class LocalJobEvents:
         for event in targets:
             event.set()
 
-    async def publish_finished(self, job_id: str) -> None:
-        self.deliver(job_id)
+    async def publish_finished(self, job_id: str, job: Job | None = None) -> None:
+        self.deliver(job_id, job=job)
 
     async def publish_changed(self, job_id: str) -> None:
         self.deliver(job_id, finished=False)
@@ -100,12 +112,17 @@ class LocalJobEvents:
                 events.discard(event)
                 if not events:
                     del waiters[job_id]
+        if not self.subscribers(job_id):
+            self._finished_jobs.pop(job_id, None)
 
     def finished_lately(self, job_id: str) -> bool:
         return job_id in self._finishes_heard
 
     def subscribers(self, job_id: str) -> int:
         return len(self._finish_waiters.get(job_id, ())) + len(self._change_waiters.get(job_id, ()))
+
+    def finished_job(self, job_id: str) -> Job | None:
+        return self._finished_jobs.get(job_id)
 
     # One process: its own dispatcher is woken directly, and there is nobody else to tell.
     async def announce_work(self) -> None:

@@ -171,6 +171,7 @@ return 1
 """
 
 # ARGV: prefix, id, attempt or '' (any unfinished job), new state, now, field/value pairs...
+# Answers the finished job's fields, or 0.
 FINISH = """
 local id = ARGV[2]
 local key = k_job(id)
@@ -191,7 +192,7 @@ move_state(key, id, f[3], state, ARGV[4])
 redis.call('HDEL', key, 'lease_owner', 'lease_expires_at')
 redis.call('HSET', key, 'finished_at', ARGV[5], 'updated_at', ARGV[5], unpack(ARGV, 6))
 redis.call('ZADD', K_FINISHED, ARGV[5], id)
-return 1
+return redis.call('HGETALL', key)
 """
 
 # ARGV: prefix, id, attempt, now, error as JSON. History is a compact JSON array, appended as text.

@@ -250,13 +250,13 @@ class RedisJobStore(OpenClose):
     async def complete(
         self, job_id: str, attempt: int, result_blob: str, result_meta: dict[str, Any],
         outputs: Sequence[Output] = (), expires_at: float | None = None,
-    ) -> bool:
+    ) -> Job | None:
         fields: tuple[str, ...] = ("result_blob", result_blob, "result_meta", compact_json(result_meta),
                                    "progress", "100.0", "outputs", compact_json([o.to_dict() for o in outputs]))
         if expires_at is not None:
             fields += ("expires_at", _num(expires_at))
         args = (job_id, str(attempt), JobState.COMPLETED.value, _num(time.time()), *fields)
-        return bool(await self._call("finish", *args))
+        return _decode(await self._call("finish", *args))
 
     async def fail(self, job_id: str, attempt: int | None, error: dict[str, Any]) -> bool:
         fence = "" if attempt is None else str(attempt)

@@ -108,7 +108,8 @@ UPDATE jobs SET state = 'completed', finished_at = :now, updated_at = :now, prog
     lease_owner = NULL, lease_expires_at = NULL,
     data = json_set(data, '$.result_blob', :blob, '$.result_meta', json(:meta), '$.outputs', json(:outputs),
                     '$.expires_at', json(:expires_at))
-{_FENCE}"""
+{_FENCE}
+RETURNING {_SELECT}"""
 _FAIL_SET = """
 UPDATE jobs SET state = 'failed', finished_at = :now, updated_at = :now,
     lease_owner = NULL, lease_expires_at = NULL, data = json_set(data, '$.error', json(:error))
@@ -361,11 +362,11 @@ class SqliteJobStore(OpenClose):
     async def complete(
         self, job_id: str, attempt: int, result_blob: str, result_meta: dict[str, Any],
         outputs: Sequence[Output] = (), expires_at: float | None = None,
-    ) -> bool:
+    ) -> Job | None:
         meta = compact_json(result_meta)
         params = {"id": job_id, "attempt": attempt, "blob": result_blob, "meta": meta, "now": time.time(),
                   "outputs": compact_json([o.to_dict() for o in outputs]), "expires_at": compact_json(expires_at)}
-        return await self._update(_COMPLETE, params)
+        return await self._one(_COMPLETE, params)
 
     async def fail(self, job_id: str, attempt: int | None, error: dict[str, Any]) -> bool:
         params = {"id": job_id, "attempt": attempt, "error": compact_json(error), "now": time.time()}

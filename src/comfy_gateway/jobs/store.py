@@ -103,8 +103,9 @@ class JobStore(Protocol):
     async def complete(
         self, job_id: str, attempt: int, result_blob: str, result_meta: dict[str, Any],
         outputs: Sequence[Output] = (), expires_at: float | None = None,
-    ) -> bool:
-        """processing -> completed, only for the current attempt; `outputs` and `expires_at` are kept."""
+    ) -> Job | None:
+        """processing -> completed, only for the current attempt; `outputs` and `expires_at` are kept.
+        The job as it is now stored, or None when the attempt no longer owns it (nothing changed)."""
 
     async def fail(self, job_id: str, attempt: int | None, error: dict[str, Any]) -> bool:
         """-> failed, only for the current attempt of a processing job; `attempt=None` fails a job

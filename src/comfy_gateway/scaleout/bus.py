@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 
 from ..background import cancel_and_wait
 from ..jobs.events import BreakerHandler, LocalJobEvents, WorkHandler
+from ..jobs.model import Job
 
 
 class RedisJobEvents(LocalJobEvents):
@@ -81,8 +82,8 @@ class RedisJobEvents(LocalJobEvents):
                 for on_open in self._breaker_handlers:
                     on_open(str(event["instance"]), float(event["seconds"]))
 
-    async def publish_finished(self, job_id: str) -> None:
-        self.deliver(job_id)
+    async def publish_finished(self, job_id: str, job: Job | None = None) -> None:
+        self.deliver(job_id, job=job)
         await self._client.publish(self._finished, job_id)
 
     async def publish_changed(self, job_id: str) -> None:
