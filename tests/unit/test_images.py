@@ -15,7 +15,7 @@ from comfy_gateway.errors import (
     UnsupportedMediaType,
     UpstreamUnavailable,
 )
-from comfy_gateway.images import convert_image, inspect_image, result_size, strip_png_text
+from comfy_gateway.images import convert_image, image_size, inspect_image, result_size, strip_png_text
 from fake_comfyui.lies import huge_png
 from support.images import decode, jpeg, png
 
@@ -94,3 +94,11 @@ def test_result_size_reads_the_header_and_refuses_past_max_result_pixels() -> No
         result_size(huge_png(), max_pixels=40_000_000)
     with pytest.raises(UpstreamUnavailable, match="not a readable image"):
         result_size(b"<html>", max_pixels=600)
+
+
+def test_image_size_reads_a_png_from_its_header_and_other_formats_with_pillow() -> None:
+    assert image_size(png(30, 20)) == (30, 20)
+    assert image_size(huge_png()) == (12000, 12000)  # the header only: no pass over the pixels
+    assert image_size(jpeg(31, 17)) == (31, 17)
+    webp = convert_image(png(9, 7), "webp")
+    assert image_size(webp) == (9, 7)
