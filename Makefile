@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo serve test test-fast lint bench bench-outputs clean
+.PHONY: demo serve test test-fast lint bench bench-outputs bench-instructions clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ bench: $(STAMP)  ## benchmarks against fake servers; writes bench/RESULTS.md
 
 bench-outputs: $(STAMP)  ## a 300 MB output through the gateway: its RSS and download speed; into bench/RESULTS.md
 	$(BIN)/python bench/outputs_stream.py $(BENCH_ARGS)
+
+bench-instructions: $(STAMP)  ## instructions per sync job, ours and the floor, under valgrind; into bench/RESULTS.md
+	$(BIN)/python bench/instructions.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) data build *.egg-info

@@ -42,3 +42,19 @@ async def test_an_interval_of_zero_turns_it_off():
     trimmer = MemoryTrimmer(0.0)
     assert not trimmer.available
     await trimmer.run()  # returns at once
+
+
+async def test_what_was_in_use_at_a_trim_is_released_once_it_is_freed():
+    ctypes.CDLL(None).malloc_trim(0)
+    trimmer = MemoryTrimmer(1.0, min_growth=16 * MB)
+    in_flight = [b"x" * 100_000 for _ in range(400)]  # a burst still held when the trim comes
+    pinned = [b"y" * 100_000 for _ in range(40)]  # allocated after it: the heap cannot shrink from its top
+    assert await trimmer.check()  # the resident size grew
+    assert await trimmer.check()  # it stopped growing: once more, the burst still held
+    del in_flight  # the uploads end: their memory is free, and still resident
+    before = resident_bytes()
+    assert before is not None
+    assert await trimmer.check()  # the resident size did not move; malloc's count of free memory did
+    after = resident_bytes()
+    assert after is not None and after < before - 16 * MB
+    assert len(pinned) == 40 and not await trimmer.check()
