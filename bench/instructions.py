@@ -98,8 +98,7 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--gateway-cmd", default=procs.default_gateway_cmd())
     parser.add_argument("--reference-cmd", default=procs.floor_gateway_cmd())
-    parser.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
+    report.add_section_options(parser)
     args = parser.parse_args()
     few, many = (int(n) for n in args.jobs.split(","))
     if shutil.which("valgrind") is None:
@@ -111,10 +110,7 @@ def main() -> int:
                    for name, cmd in (("ours", args.gateway_cmd), ("floor", args.reference_cmd))}
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    text = section(results, (few, many), args.clients)
-    print(text)
-    if not args.no_write:
-        report.write_section(args.out, SECTION, text)
+    report.publish_section(args, SECTION, section(results, (few, many), args.clients))
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import os
@@ -126,6 +127,23 @@ def markers(name: str) -> tuple[str, str]:
 
 def marked_sections(text: str) -> list[str]:
     return [m.group(0) for m in _MARKED.finditer(text)]
+
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+
+
+def add_section_options(parser: argparse.ArgumentParser) -> None:
+    """`--no-write` and `--out`, for a script that puts its own section into the results file."""
+    parser.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone")
+    parser.add_argument("--out", type=Path, default=RESULTS,
+                        help="the results file its section goes into (default bench/RESULTS.md)")
+
+
+def publish_section(args: argparse.Namespace, name: str, text: str) -> None:
+    """Print the section, then put it into `args.out` unless `args.no_write`."""
+    print(text)
+    if not args.no_write:
+        write_section(args.out, name, text)
 
 
 def write_section(path: Path, name: str, text: str) -> None:

@@ -149,15 +149,10 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--service-time", type=float, default=0.2,
                         help="seconds the fake takes per prompt (with 0 the proxy reports its jobs expired)")
-    parser.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md",
-                        help="the results file its section goes into (default bench/RESULTS.md)")
+    report.add_section_options(parser)
     args = parser.parse_args()
     results = run_both(args.jobs, args.seconds, args.clients, args.service_time)
-    text = section(results, args.jobs, args.seconds, args.clients, args.service_time)
-    print(text)
-    if not args.no_write:
-        report.write_section(args.out, SECTION, text)
+    report.publish_section(args, SECTION, section(results, args.jobs, args.seconds, args.clients, args.service_time))
     return 0
 
 

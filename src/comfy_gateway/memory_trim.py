@@ -35,13 +35,13 @@ class _MallInfo2(ctypes.Structure):
         "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
 
 
-def _find_free_held() -> Callable[[], int] | None:
-    """Bytes malloc holds free in its arenas (glibc 2.33 and later), or None."""
+def _find_free_held() -> Callable[[], int | None]:
+    """What tells the bytes malloc holds free in its arenas (glibc 2.33 and later); None without it."""
     with contextlib.suppress(OSError, AttributeError):
         mallinfo2 = ctypes.CDLL(None).mallinfo2
         mallinfo2.restype = _MallInfo2
         return lambda: int(mallinfo2().fordblks)
-    return None
+    return lambda: None
 
 
 def resident_bytes() -> int | None:
@@ -63,7 +63,7 @@ class MemoryTrimmer:
         self._last = self._floor  # the resident size at the last check
         self._settle = False  # trimmed while RSS grew: trim again once it stops growing
         self._free_held = _find_free_held()
-        self._least_free = self._free_now()  # the least malloc held free since the last trim
+        self._least_free = self._free_held()  # the least malloc held free since the last trim
 
     @property
     def available(self) -> bool:
@@ -89,15 +89,12 @@ class MemoryTrimmer:
         self.trims += 1
         self._settle = grew
         self._floor = self._last = resident_bytes() or rss
-        self._least_free = self._free_now()
+        self._least_free = self._free_held()
         return True
-
-    def _free_now(self) -> int | None:
-        return None if self._free_held is None else self._free_held()
 
     def _freed_since_trim(self) -> bool:
         """Whether `min_growth` bytes were freed since the last trim (freed from use: resident)."""
-        free = self._free_now()
+        free = self._free_held()
         if free is None or self._least_free is None:
             return False
         self._least_free = min(self._least_free, free)

@@ -142,16 +142,15 @@ class Placement:
     # --- expected finish ---
 
     def _choice(self, workflow: str, needs: Needs | None, name: str, usage: Mapping[str, int],
-                now: float, queued_s: dict[str, float] | None = None) -> Choice:
-        """`queued_s`: each server's queue in seconds, kept across the calls of one plan."""
+                now: float, queued_s: dict[str, float]) -> Choice:
+        """`queued_s`: each server's queue in seconds, filled and kept across the calls of one ranking."""
         instance = self.pool.get(name)
         assert instance is not None
         queue = self.backlog.queue(name)
         ahead = max(usage.get(name, 0), len(queue.jobs))
         others = ahead - len(queue.jobs)  # sent by other replicas: counted at the mean service time
-        if queued_s is None:
-            ahead_s = queue.ahead_s(now)
-        elif (ahead_s := queued_s.get(name, -1.0)) < 0:
+        ahead_s = queued_s.get(name)
+        if ahead_s is None:
             ahead_s = queued_s[name] = queue.ahead_s(now)
         if others:
             ahead_s += others * self.estimates.service(workflow, name)
@@ -206,7 +205,7 @@ class Placement:
         needs = self.job_needs(job)
         capable = self._capable(needs, free)
         now = time.monotonic()
-        ranked = self._order([self._choice(job.type, needs, c, usage, now) for c in capable])
+        ranked = self._order([self._choice(job.type, needs, c, usage, now, {}) for c in capable])
         return [c for c in ranked if c.instance != avoid] + [c for c in ranked if c.instance == avoid]
 
     def sent(self, job: Job, choice: Choice) -> None:
@@ -248,7 +247,7 @@ class Placement:
         per_type = {t: sum(self.estimates.service(t, n) for n in servers) for t in set(mix)}
         backlog = unseen * sum(per_type[t] for t in mix) / max(
             1, len(mix) * len(servers) ** 2)  # the unseen jobs' work, shared by the servers
-        free_at = {n: self._choice(job.type, None, n, usage, now).ahead_s + backlog for n in servers}
+        free_at = {n: self._choice(job.type, None, n, usage, now, {}).ahead_s + backlog for n in servers}
         warm = {i.name: i.warm_models for i in self.pool if i.name in free_at}
         # The jobs ahead are of a few types: the same questions again and again, answered once.
         expected = functools.cache(lambda workflow, name, cold: self.estimates.expected(workflow, name, cold=cold))
