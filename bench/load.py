@@ -119,8 +119,14 @@ async def direct_upscale(http: aiohttp.ClientSession, fake_url: str, image: byte
 
 def execution_seconds(history_entry: dict[str, Any]) -> float:
     """execution_start to execution_success of a /history entry (ComfyUI's millisecond stamps)."""
+    begun, ended = execution_span(history_entry)
+    return ended - begun
+
+
+def execution_span(history_entry: dict[str, Any]) -> tuple[float, float]:
+    """(execution_start, execution_success) of a /history entry, epoch seconds."""
     stamps = {m[0]: m[1].get("timestamp") for m in history_entry["status"]["messages"]}
-    return (stamps["execution_success"] - stamps["execution_start"]) / 1000
+    return stamps["execution_start"] / 1000, stamps["execution_success"] / 1000
 
 
 def percentile(values: list[float], q: float) -> float:
