@@ -309,14 +309,13 @@ async def _server_spans(http: Any, cluster: Cluster, prompts: set[Any]) -> list[
 
 def _idle_parts(spans: list[list[tuple[float, float]]], start: float, end: float) -> dict[str, float]:
     """Where a server's idle time went, mean seconds per server: before its first execution
-    (`fill`), between two (`gaps`), after its last until the run's end (`tail`)."""
-    busy = [server for server in spans if server]
-    if not busy:
-        return {"fill": 0.0, "gaps": 0.0, "tail": 0.0}
-    fill = sum(server[0][0] - start for server in busy)
-    gaps = sum(max(0.0, nxt[0] - prev[1]) for server in busy for prev, nxt in itertools.pairwise(server))
-    tail = sum(max(0.0, end - server[-1][1]) for server in busy)
-    return {"fill": fill / len(busy), "gaps": gaps / len(busy), "tail": tail / len(busy)}
+    (`fill`; the whole run for a server that got none), between two (`gaps`), after its last
+    until the run's end (`tail`)."""
+    fill = sum((server[0][0] if server else end) - start for server in spans)
+    gaps = sum(max(0.0, nxt[0] - prev[1]) for server in spans for prev, nxt in itertools.pairwise(server))
+    tail = sum(max(0.0, end - server[-1][1]) for server in spans if server)
+    count = max(len(spans), 1)
+    return {"fill": fill / count, "gaps": gaps / count, "tail": tail / count}
 
 
 def _throughput_runs(cfg: Config, res: Result, settings: dict[str, Any], label: str, *,
