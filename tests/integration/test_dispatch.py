@@ -54,6 +54,19 @@ async def test_dispatch_is_event_driven_not_a_poll(fake_servers, tmp_path):
     assert status["status"] == "completed"
 
 
+async def test_every_answering_server_has_an_event_socket_before_its_first_job(fake_servers, tmp_path):
+    """The first prompt sent to a server does not wait for a WebSocket handshake; a server that
+    does not answer its probe gets no socket."""
+    fakes = await fake_servers(3)
+    await fakes[2].stop()
+    async with running_gateway(gateway_settings(tmp_path, hosts_of(fakes))) as gw:
+        await eventually(lambda: [f.stats()["sockets_open"] for f in fakes[:2]] == [1, 1],
+                         what="a socket to each server that answers")
+        hubs = {i.name: i.hub for i in gw.gateway.pool}
+        assert hubs[fakes[2].host_port].sockets_open == 0
+        assert sum(f.stats()["prompts_received"] for f in fakes[:2]) == 0
+
+
 @pytest.mark.slow
 async def test_jobs_survive_a_gateway_restart(fake_servers, tmp_path):
     fakes = await fake_servers(1)

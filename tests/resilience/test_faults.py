@@ -240,6 +240,9 @@ async def test_sync_request_to_a_server_that_just_died_answers_without_hanging(f
     fake = fakes[0]
     settings = gateway_settings(tmp_path, hosts_of(fakes), health_check_interval=60_000, queue_timeout=60_000)
     async with running_gateway(settings) as gw:
+        # Its event socket is open: once the server is gone, that socket is reconnecting, which
+        # must not make a prompt wait for it.
+        await eventually(lambda: fake.stats()["sockets_open"] == 1, what="the event socket")
         await fake.stop()  # the breaker still says closed: the job is admitted and fails at the server
         asked = time.monotonic()
         sync = await gw.client.post("/api/upscale-image", files={"imageFile": ("a.png", png(), "image/png")})

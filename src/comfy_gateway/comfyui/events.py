@@ -185,11 +185,9 @@ class EventHub:
         async with self._open_lock:  # no socket up: one caller connects, the others wait for it
             best = self._least_busy()
             if best is None and len(self._sockets) < self._max:
-                try:
-                    return await self._open_socket()
-                except UpstreamUnavailable:
-                    if not self._sockets:
-                        raise
+                # A fresh connect that fails says the server is not there now: the sockets
+                # reconnecting in the background would not do better within the connect timeout.
+                return await self._open_socket()
             if best is not None:
                 return best
         # Every slot is reconnecting: give them the connect timeout to come back.
@@ -202,6 +200,12 @@ class EventHub:
         best = self._least_busy()
         assert best is not None
         return best
+
+    def warm(self) -> None:
+        """Open a first socket in the background if none is open or opening, so that the first
+        prompt sent here does not wait for the handshake (a pool's first burst met 32 of them)."""
+        if not self._sockets:
+            self._grow()
 
     def _grow(self) -> None:
         if self._growing is not None or len(self._sockets) >= self._max or self._state is Lifecycle.CLOSED:

@@ -38,6 +38,7 @@ class HealthChecker:
         else:
             instance.record_probe(True, elapsed_ms=(time.perf_counter() - started) * 1000)
             instance.vram = parse_vram(stats)
+            instance.hub.warm()
             if was_healthy is False:  # back from an outage, maybe restarted: nothing is loaded any more
                 instance.recent_models.clear()
             if was_healthy is False or self._capabilities_due(instance):
