@@ -16,13 +16,20 @@ Logger = Callable[..., None]
 T = TypeVar("T")
 
 
+RECANCEL_S = 10.0  # a cancelled task still running after this is cancelled again
+
+
 async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
     """Cancel `task` and wait until it has stopped.
 
+    A cancellation can be lost inside a task (seen now and then in the cluster-metrics loop,
+    which then ran on for ever and held up the shutdown; where it was lost is not known): one
+    still running after `RECANCEL_S`, far longer than any clean-up here takes, is cancelled again.
     The caller's own cancellation still propagates: `asyncio.wait` never raises the task's
     CancelledError, so nothing here can mistake the task's for ours and swallow it."""
-    task.cancel()
-    await asyncio.wait([task])
+    while not task.done():
+        task.cancel()
+        await asyncio.wait([task], timeout=RECANCEL_S)
 
 
 class TaskOwner:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from comfy_gateway import background
 from comfy_gateway.background import BackgroundTasks, TaskOwner, cancel_and_wait
 
 
@@ -37,6 +38,27 @@ async def test_cancel_and_wait_lets_the_callers_own_cancellation_through() -> No
     assert stopping.is_set()
     await asyncio.wait([task])
     assert task.cancelled()
+
+
+async def test_a_task_that_loses_its_cancellation_is_cancelled_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(background, "RECANCEL_S", 0.05)
+    cancels = 0
+
+    async def loses_the_first_cancel() -> None:
+        nonlocal cancels
+        while True:
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                cancels += 1
+                if cancels > 1:
+                    raise
+
+    task = asyncio.create_task(loses_the_first_cancel())
+    await asyncio.sleep(0)
+    async with asyncio.timeout(5):
+        await cancel_and_wait(task)
+    assert task.cancelled() and cancels == 2
 
 
 async def test_a_crash_is_logged_with_the_task_name_and_retrieved() -> None:
