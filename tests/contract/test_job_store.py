@@ -128,6 +128,22 @@ async def test_claim_returns_none_when_nothing_is_pending(store: JobStore) -> No
     assert await store.claim("worker-a", LEASE) is None
 
 
+async def test_claim_next_tells_whether_any_job_is_still_pending(store: JobStore) -> None:
+    """Whatever the filter passed over: a job of another type, or of a tenant at its cap, counts."""
+    await store.create(make_job("rembg", T0, "rembg"))
+    await store.create(make_job("upscale", T0 + 1, "upscale"))
+    first = await store.claim_next("worker-a", LEASE, types={"upscale"})
+    assert first.job is not None and first.job.id == "upscale"
+    assert first.more_pending  # the rembg job
+    passed_over = await store.claim_next("worker-a", LEASE, types={"upscale"})
+    assert passed_over.job is None and passed_over.more_pending
+    last = await store.claim_next("worker-a", LEASE)
+    assert last.job is not None and last.job.id == "rembg"
+    assert not last.more_pending
+    empty = await store.claim_next("worker-a", LEASE)
+    assert empty.job is None and not empty.more_pending
+
+
 async def test_claim_of_types_takes_the_oldest_job_of_those_types_only(store: JobStore) -> None:
     for i, job_type in enumerate(("rembg", "upscale", "rembg", "upscale", "edit")):
         await store.create(make_job(f"job-{i}", T0 + i, job_type))

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from support.gateway import gateway_settings, hosts_of, running_gateway
+from support.proxy import FaultProxy
 from support.tally import submit
 from support.waiting import eventually
 
@@ -65,6 +66,57 @@ async def test_every_answering_server_has_an_event_socket_before_its_first_job(f
         hubs = {i.name: i.hub for i in gw.gateway.pool}
         assert hubs[fakes[2].host_port].sockets_open == 0
         assert sum(f.stats()["prompts_received"] for f in fakes[:2]) == 0
+
+
+def count_claims(store) -> list[bool]:
+    """Each `claim_next` the dispatcher makes, as whether it took a job."""
+    claims: list[bool] = []
+    claim_next = store.claim_next
+
+    async def counted(*args, **kwargs):
+        claimed = await claim_next(*args, **kwargs)
+        claims.append(claimed.job is not None)
+        return claimed
+
+    store.claim_next = counted
+    return claims
+
+
+async def test_a_freed_slot_looks_at_the_queue_only_if_a_job_may_be_waiting(fake_servers, tmp_path):
+    """The claim that took the last pending job said so: the end of that job claims nothing. A job
+    queued afterwards is still dispatched at once (the safety sweep is a minute away here)."""
+    fakes = await fake_servers(1)
+    settings = gateway_settings(tmp_path, hosts_of(fakes), job_processing_interval=60_000,
+                                health_check_interval=60_000)
+    async with running_gateway(settings) as gw:
+        await eventually(lambda: all(i.capabilities is not None for i in gw.gateway.pool),
+                         what="the server's first probe and capabilities")
+        claims = count_claims(gw.gateway.dispatcher.store)
+        for _ in range(2):
+            job_id = await submit(gw.client)
+            assert (await gw.wait_job(job_id, timeout=5))["status"] == "completed"
+        await asyncio.sleep(0.2)  # any claim after the second job's end would be in by now
+    assert claims == [True, True]
+
+
+async def test_a_job_given_back_after_a_failure_is_claimed_again_at_once(fake_servers, tmp_path):
+    """Its first attempt's claim found the queue otherwise empty; its failure queues it again,
+    and that is looked at without waiting for the minute-long safety sweep."""
+    fakes = await fake_servers(2)
+    fakes[1].set_service_time(0.5)  # both jobs are queued while the first runs: one goes to each server
+    async with FaultProxy(fakes[0].url) as proxy:
+        proxy.fail_prompts = True
+        settings = gateway_settings(tmp_path, f"{proxy.host_port},{fakes[1].host_port}",
+                                    job_processing_interval=60_000, health_check_interval=60_000)
+        async with running_gateway(settings) as gw:
+            await eventually(lambda: all(i.capabilities is not None for i in gw.gateway.pool),
+                             what="both servers' first probe and capabilities")
+            claims = count_claims(gw.gateway.dispatcher.store)
+            ids = [await submit(gw.client) for _ in range(2)]  # the rotation sends one to the failing server
+            results = await asyncio.gather(*(gw.wait_job(i, timeout=5) for i in ids))
+    assert [r["status"] for r in results] == ["completed"] * 2
+    assert proxy.failed_prompts >= 1
+    assert claims.count(True) == 2 + proxy.failed_prompts
 
 
 @pytest.mark.slow

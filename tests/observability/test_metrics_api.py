@@ -123,7 +123,7 @@ async def test_a_slot_held_while_the_dispatcher_looks_for_a_job_is_not_an_active
     fakes = await fake_servers(1)
     async with running_gateway(gateway_settings(tmp_path, hosts_of(fakes))) as gw:
         dispatcher = gw.gateway.dispatcher
-        real_claim = dispatcher.store.claim
+        real_claim = dispatcher.store.claim_next
         claiming, go_on = asyncio.Event(), asyncio.Event()
 
         async def slow_claim(*args: Any, **kwargs: Any) -> Any:
@@ -131,7 +131,7 @@ async def test_a_slot_held_while_the_dispatcher_looks_for_a_job_is_not_an_active
             await go_on.wait()
             return await real_claim(*args, **kwargs)
 
-        dispatcher.store.claim = slow_claim  # type: ignore[method-assign]
+        dispatcher.store.claim_next = slow_claim  # type: ignore[method-assign]
         dispatcher.notify()
         await asyncio.wait_for(claiming.wait(), 5)
         held = await gw.gateway.slots.usage()

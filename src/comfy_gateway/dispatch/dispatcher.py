@@ -85,27 +85,37 @@ class Dispatcher:
         self.draining = False
         self._jobs = TaskOwner(telemetry.log_exception)
         self._wake = asyncio.Event()
+        # True while the last claim left no job pending and nothing may have queued one since: a
+        # freed slot then needs no look at the queue. `_notified` tells a claim that ran while a
+        # job was queued that its answer is already stale.
+        self._queue_empty = False
+        self._notified = 0
         self._unplaced: dict[str, float] = {}  # job type -> until when it is not claimed (see _place)
 
     # --- the loop ---
 
     def notify(self) -> None:
+        """Something may have been queued (or a server become free): look at the queue."""
+        self._queue_empty = False
+        self._notified += 1
         self._wake.set()
 
     async def run(self) -> None:
         while True:
             self._wake.clear()
             await self._fill()
-            with contextlib.suppress(TimeoutError):
+            try:
                 async with asyncio.timeout(self.sweep_s):
                     await self._wake.wait()
+            except TimeoutError:
+                self._queue_empty = False  # the sweep looks whatever the last claim said
 
     async def _fill(self) -> None:
         """Start jobs while there is a pending job and a free server that should run it now.
 
         A slot is taken before the claim, so that replicas woken by the same freed slot do not all
         claim a job for it; placement may then move the job to a better free server."""
-        while not self.draining:
+        while not self.draining and not self._queue_empty:
             available = self.pool.available()
             if not available:
                 return
@@ -127,11 +137,15 @@ class Dispatcher:
                 self.claiming = None
 
     async def _claim_and_place(self, plan: Plan, usage: dict[str, int], reserved: str, since: float) -> bool:
+        notified = self._notified
         try:
-            job = await self.store.claim(self.owner, self.lease_s, caps=self.tenant_caps(), types=plan.types)
+            claimed = await self.store.claim_next(self.owner, self.lease_s, caps=self.tenant_caps(), types=plan.types)
         except BaseException:
             await self.slots.release(reserved)
             raise
+        if not claimed.more_pending and notified == self._notified:
+            self._queue_empty = True
+        job = claimed.job
         if job is None:
             await self.slots.release(reserved)
             return False
@@ -160,6 +174,7 @@ class Dispatcher:
         await self.store.requeue(job.id, job.attempt, {"message": "no free server could take the job",
                                                        "code": NOT_PLACED})
         self._unplaced[job.type] = time.monotonic() + UNPLACED_WAIT_S
+        self._queue_empty = False  # it is pending again
         return False
 
     def start(self, job: Job, instance: Instance, *, reattach: bool, placement: Choice | None = None) -> None:
@@ -224,7 +239,7 @@ class Dispatcher:
             self.running.pop(job.id, None)
             self.placement.ended(job.id, instance.name, completed=completed)
             await progress.aclose()
-            await self._jobs.finish(self._release(instance.name), f"release-{job.id}")
+            await self._jobs.finish(self._release(instance.name, requeued=not completed), f"release-{job.id}")
 
     async def _attempt(self, job: Job, instance: Instance, progress: ProgressReporter, reattach: bool,
                        placement: Choice | None) -> Outcome:
@@ -261,10 +276,14 @@ class Dispatcher:
         needs = self.placement.job_needs(job)
         return needs is not None and bool(self.placement.lacks(instance, needs))
 
-    async def _release(self, instance: str) -> None:
+    async def _release(self, instance: str, *, requeued: bool) -> None:
+        """Free the attempt's slot; `requeued`: its job may be pending again (any end but completed)."""
         await self.slots.release(instance)
         self._unplaced.clear()  # the freed slot may be one that a job waiting unplaced can use
-        self.notify()
+        if requeued:
+            self.notify()
+        else:
+            self._wake.set()  # a free slot: the queue is looked at unless the last claim found it empty
         await self.events.announce_work()
 
     def _time_left(self, job: Job) -> float:

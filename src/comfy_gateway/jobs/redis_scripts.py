@@ -124,16 +124,17 @@ return 1
 """
 
 # ARGV: prefix, now, owner, lease expiry, has instance ('1'/'0'), instance, job id or '' (the next one),
-# caps as a JSON object, job types the next one may have as a JSON list or '' (any)
+# caps as a JSON object, job types the next one may have as a JSON list or '' (any).
+# Answers how many jobs are pending after the claim, then the claimed job's fields (none: no job).
 CLAIM = """
 local id = ARGV[7]
 if id == '' then
     id = fair_head(cjson.decode(ARGV[8]), ARGV[9])
-    if not id then return false end
+    if not id then return {redis.call('ZCARD', K_PENDING)} end
 end
 local key = k_job(id)
 local f = redis.call('HMGET', key, 'state', 'created_at', 'started_at')
-if f[1] ~= 'pending' then return false end
+if f[1] ~= 'pending' then return {redis.call('ZCARD', K_PENDING)} end
 queue_out(key, id)
 running_in(key, id, f[2])
 redis.call('HSET', K_TURNS, tenant_of(key), redis.call('INCR', K_TURN))
@@ -144,7 +145,9 @@ redis.call('HSET', key, 'lease_owner', ARGV[3], 'lease_expires_at', ARGV[4], 'up
 if not f[3] then redis.call('HSET', key, 'started_at', ARGV[2]) end
 set_instance(key, id, f[2], ARGV[5] == '1' and ARGV[6])
 redis.call('ZADD', K_LEASES, ARGV[4], id)
-return redis.call('HGETALL', key)
+local answer = redis.call('HGETALL', key)
+table.insert(answer, 1, redis.call('ZCARD', K_PENDING))
+return answer
 """
 
 # ARGV: prefix, id, attempt, instance, placement as JSON, now, prompt id or ''

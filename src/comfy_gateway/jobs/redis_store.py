@@ -44,7 +44,7 @@ from .redis_scripts import (
 )
 from .resource import OpenClose
 from .storage_faults import REDIS_DOWN, StorageFaults, converting
-from .store import JobFilter, QueueStats, StoreCounts
+from .store import Claimed, JobFilter, QueueStats, StoreCounts
 
 _STR_FIELDS = frozenset(
     {"id", "type", "lease_owner", "instance", "prompt_id", "input_blob", "result_blob", "tenant"}
@@ -202,23 +202,30 @@ class RedisJobStore(OpenClose):
     async def _claim(
         self, owner: str, lease_seconds: float, instance: str | None, job_id: str, caps: Mapping[str, int],
         types: Collection[str] | None = None,
-    ) -> Job | None:
+    ) -> Claimed:
         now = time.time()
         has_instance = "0" if instance is None else "1"
         args = (_num(now), owner, _num(now + lease_seconds), has_instance, instance or "", job_id,
                 compact_json(dict(caps)) if caps else "{}", "" if types is None else compact_json(sorted(types)))
-        return _decode(await self._call("claim", *args))
+        pending, *fields = await self._call("claim", *args)
+        return Claimed(_decode(fields), more_pending=int(pending) > 0)
 
     async def claim(
         self, owner: str, lease_seconds: float, instance: str | None = None,
         caps: Mapping[str, int] | None = None, types: Collection[str] | None = None,
     ) -> Job | None:
-        return await self._claim(owner, lease_seconds, instance, "", caps or {}, types)
+        return (await self._claim(owner, lease_seconds, instance, "", caps or {}, types)).job
+
+    async def claim_next(
+        self, owner: str, lease_seconds: float, caps: Mapping[str, int] | None = None,
+        types: Collection[str] | None = None,
+    ) -> Claimed:
+        return await self._claim(owner, lease_seconds, None, "", caps or {}, types)
 
     async def claim_job(
         self, job_id: str, owner: str, lease_seconds: float, instance: str | None = None
     ) -> Job | None:
-        return await self._claim(owner, lease_seconds, instance, job_id, {})
+        return (await self._claim(owner, lease_seconds, instance, job_id, {})).job
 
     async def _fenced_set(
         self, job_id: str, attempt: int, *fields: str, owner: str | None = None, lease: str = ""

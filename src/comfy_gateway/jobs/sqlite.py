@@ -31,7 +31,7 @@ from .sqlite_calls import ConnectionCalls
 from .sqlite_file import DatabaseFile
 from .sqlite_tenants import TENANT_COLUMNS, TENANT_SCHEMA, add_columns, next_fair, take_turn
 from .storage_faults import StorageFaults, converting
-from .store import JobFilter, QueueStats, StoreCounts
+from .store import Claimed, JobFilter, QueueStats, StoreCounts
 from .worker_threads import WorkerThreads
 
 _T = TypeVar("_T")
@@ -89,6 +89,7 @@ UPDATE jobs SET state = 'processing', attempt = attempt + 1, lease_owner = :owne
     started_at = COALESCE(started_at, :now), updated_at = :now
 """
 _CLAIM_ONE = f"{_CLAIM_SET} WHERE id = :id AND state = 'pending' RETURNING {_SELECT}"
+_ANY_PENDING = "SELECT EXISTS (SELECT 1 FROM jobs WHERE state = 'pending')"
 _ADD_WEBHOOK_ATTEMPT = """
 UPDATE jobs SET data = json_set(data, '$.webhook_deliveries', json_insert(
     COALESCE(json_extract(data, '$.webhook_deliveries'), json('[]')), '$[#]', json(:attempt)))
@@ -299,21 +300,27 @@ class SqliteJobStore(OpenClose):
         self, owner: str, lease_seconds: float, instance: str | None = None,
         caps: Mapping[str, int] | None = None, types: Collection[str] | None = None,
     ) -> Job | None:
-        return await self._claim(None, owner, lease_seconds, instance, caps or {}, types)
+        return (await self._claim(None, owner, lease_seconds, instance, caps or {}, types)).job
+
+    async def claim_next(
+        self, owner: str, lease_seconds: float, caps: Mapping[str, int] | None = None,
+        types: Collection[str] | None = None,
+    ) -> Claimed:
+        return await self._claim(None, owner, lease_seconds, None, caps or {}, types)
 
     async def claim_job(
         self, job_id: str, owner: str, lease_seconds: float, instance: str | None = None
     ) -> Job | None:
-        return await self._claim(job_id, owner, lease_seconds, instance, {})
+        return (await self._claim(job_id, owner, lease_seconds, instance, {})).job
 
     async def _claim(
         self, job_id: str | None, owner: str, lease_seconds: float, instance: str | None, caps: Mapping[str, int],
         types: Collection[str] | None = None,
-    ) -> Job | None:
+    ) -> Claimed:
         now = time.time()
         params = {"id": job_id, "owner": owner, "expires": now + lease_seconds, "instance": instance, "now": now}
 
-        def claim(conn: sqlite3.Connection) -> Job | None:
+        def claim(conn: sqlite3.Connection) -> Claimed:
             conn.execute("BEGIN IMMEDIATE")  # the tenants' counts, the choice and the claim: one step
             try:
                 if job_id is None:
@@ -322,8 +329,9 @@ class SqliteJobStore(OpenClose):
                 job = _row_to_job(rows[0]) if rows else None
                 if job is not None:
                     take_turn(conn, job.tenant)
+                more = conn.execute(_ANY_PENDING).fetchone()[0]
                 conn.execute("COMMIT")
-                return job
+                return Claimed(job, more_pending=bool(more))
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise

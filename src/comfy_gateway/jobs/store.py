@@ -35,6 +35,14 @@ class StoreCounts:
     by_instance: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Claimed:
+    """What `claim_next` took, and whether any job (of any tenant or type) is still pending after it."""
+
+    job: Job | None
+    more_pending: bool
+
+
 @dataclass
 class QueueStats:
     """What autoscaling looks at: the unfinished jobs by workflow, and the oldest one waiting."""
@@ -79,6 +87,13 @@ class JobStore(Protocol):
         its limit holds for every worker of the store. `instance` is recorded as the server the
         attempt will run on. With `types`, only jobs of these types are candidates (those the free
         servers should run now: each tenant's oldest job of one of them); None: any type."""
+
+    async def claim_next(
+        self, owner: str, lease_seconds: float, caps: Mapping[str, int] | None = None,
+        types: Collection[str] | None = None,
+    ) -> Claimed:
+        """`claim`, answering in the same step whether the queue holds anything more: a dispatcher
+        told it is empty need not look again until something is queued."""
 
     async def claim_job(
         self, job_id: str, owner: str, lease_seconds: float, instance: str | None = None
