@@ -127,6 +127,18 @@ def test_average_processing_seconds_per_type(metrics: JobMetrics) -> None:
     assert metrics.average_processing_seconds("never-seen") is None
 
 
+def test_average_seconds_are_rounded_from_the_exact_average_not_the_rounded_ms(tmp_path: Path,
+                                                                                clock: FakeClock) -> None:
+    """34.55 ms: its whole ms (35) would round to 0.04 s, the /status/metrics view says 0.03."""
+    m = JobMetrics(tmp_path / "m.json", clock=clock)
+    for seconds in (0.0344, 0.0347):
+        m.job_started("upscale-image", "gpu-a", queue_wait_s=0.0)
+        m.job_finished("upscale-image", "gpu-a", True, seconds, job_id=f"up-{seconds}")
+    performance = m.performance()
+    assert performance["average_processing_time_ms"] == 35
+    assert performance["average_processing_time_seconds"] == 0.03
+
+
 def test_recent_errors_keep_the_newest_hundred(tmp_path: Path, clock: FakeClock) -> None:
     m = JobMetrics(tmp_path / "m.json", clock=clock)
     for i in range(150):

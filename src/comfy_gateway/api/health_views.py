@@ -16,7 +16,7 @@ from ..observability.job_metrics import MetricsReading
 from ..observability.timestamps import iso
 from ..overview import InstanceSnapshot
 from . import breaker_views
-from .metrics_views import average_ms, instance_id, percentiles, system
+from .metrics_views import instance_id, percentiles, system
 
 HIGH_ERROR_RATE_PCT = 20  # above this, with more than HIGH_ERROR_MIN_JOBS jobs, a healthy gateway is degraded
 HIGH_ERROR_MIN_JOBS = 10
@@ -88,7 +88,7 @@ def _connections(pool: tuple[InstanceSnapshot, ...]) -> dict[str, Any]:
 def _performance(reading: MetricsReading) -> dict[str, Any]:
     t = reading.counts.totals
     return {"total_jobs_processed": t.total, "success_rate": pct2(t.successful, t.total),
-            "error_rate": pct_n(t.failed, t.total), "average_processing_time_seconds": num(average_ms(t) / 1000),
+            "error_rate": pct_n(t.failed, t.total), "average_processing_time_seconds": num(t.mean_ms / 1000),
             "jobs_per_hour": reading.jobs_per_hour}
 
 
@@ -127,7 +127,7 @@ def quick_status(snap: Snapshot) -> dict[str, Any]:
 
 def _tally_view(t: Tally) -> dict[str, Any]:
     return {"total_jobs": t.total, "completed_jobs": t.successful, "failed_jobs": t.failed,
-            "success_rate": pct2(t.successful, t.total), "average_processing_time_ms": whole(average_ms(t))}
+            "success_rate": pct2(t.successful, t.total), "average_processing_time_ms": whole(t.mean_ms)}
 
 
 def basic_metrics(snap: Snapshot) -> dict[str, Any]:
@@ -143,8 +143,8 @@ def basic_metrics(snap: Snapshot) -> dict[str, Any]:
                  "success_rate": pct2(t.successful, t.total), "error_rate": pct_n(t.failed, t.total),
                  "jobs_per_hour": reading.jobs_per_hour, "currently_active": snap.active_jobs,
                  "max_concurrent": snap.max_concurrent_jobs},
-        "performance": {"average_processing_time_ms": num(average_ms(t)),
-                        "average_processing_time_seconds": num(average_ms(t) / 1000),
+        "performance": {"average_processing_time_ms": num(t.mean_ms),
+                        "average_processing_time_seconds": num(t.mean_ms / 1000),
                         "min_processing_time_ms": points["min_ms"], "max_processing_time_ms": points["max_ms"],
                         "p50_processing_time_ms": points["p50_ms"], "p95_processing_time_ms": points["p95_ms"]},
         "instances": {host: {**_tally_view(tally), "current_active_jobs": active.get(host, 0)}

@@ -64,10 +64,6 @@ def jobs(reading: MetricsReading) -> dict[str, Any]:
             "jobs_per_hour": reading.jobs_per_hour}
 
 
-def average_ms(t: Tally) -> float:
-    return t.processing_ms_sum / t.processing_count if t.processing_count else 0.0
-
-
 def percentiles(reading: MetricsReading) -> dict[str, Any]:
     ordered = sorted(reading.processing_ms)
     points = {f"p{p}_ms": percentile(ordered, p) for p in (50, 90, 95, 99)}
@@ -77,7 +73,7 @@ def percentiles(reading: MetricsReading) -> dict[str, Any]:
 
 def processing_time(reading: MetricsReading) -> dict[str, Any]:
     t = reading.counts.totals
-    avg = average_ms(t)
+    avg = t.mean_ms
     return {"average_ms": num(avg), "average_seconds": num(avg / 1000), "percentiles": percentiles(reading),
             "total_processing_time_ms": round(t.processing_ms_sum),
             "total_processing_time_hours": num(t.processing_ms_sum / 3_600_000, 3)}
@@ -86,7 +82,7 @@ def processing_time(reading: MetricsReading) -> dict[str, Any]:
 def inst_stats(t: Tally) -> dict[str, Any]:
     """InstStats: camelCase inside the snake_case envelope, as the original."""
     return {"totalJobs": t.total, "completedJobs": t.successful, "failedJobs": t.failed,
-            "totalProcessingTime": round(t.processing_ms_sum), "averageProcessingTime": whole(average_ms(t)),
+            "totalProcessingTime": round(t.processing_ms_sum), "averageProcessingTime": whole(t.mean_ms),
             "successRate": pct2(t.successful, t.total)}
 
 
@@ -107,7 +103,7 @@ def instance_utilization(reading: MetricsReading) -> dict[str, Any]:
     instances = reading.counts.instances
     all_jobs = sum(t.total for t in instances.values())
     return {host: {"job_count": t.total, "utilization_percentage": num(t.total / all_jobs * 100) if all_jobs else 0,
-                   "success_rate": pct2(t.successful, t.total), "average_processing_time_ms": whole(average_ms(t))}
+                   "success_rate": pct2(t.successful, t.total), "average_processing_time_ms": whole(t.mean_ms)}
             for host, t in sorted(instances.items())}
 
 
@@ -136,7 +132,7 @@ def performance(reading: MetricsReading) -> dict[str, Any]:
     t = reading.counts.totals
     total_s = max(0.0, reading.now - reading.counts.metrics_started_at)
     return {"uptime_hours": num(total_s / 3600), "total_jobs": t.total, "success_rate": pct2(t.successful, t.total),
-            "average_processing_time_seconds": num(average_ms(t) / 1000), "jobs_per_hour": reading.jobs_per_hour,
+            "average_processing_time_seconds": num(t.mean_ms / 1000), "jobs_per_hour": reading.jobs_per_hour,
             "percentiles": percentiles(reading), "instance_utilization": instance_utilization(reading)}
 
 

@@ -45,8 +45,13 @@ class Tally:
         self.processing_count += other.processing_count
 
     @property
+    def mean_ms(self) -> float:
+        """Unrounded: what any figure derived from the average (its seconds) is rounded from."""
+        return self.processing_ms_sum / self.processing_count if self.processing_count else 0.0
+
+    @property
     def average_ms(self) -> int:
-        return to_ms(self.processing_ms_sum / self.processing_count) if self.processing_count else 0
+        return to_ms(self.mean_ms)
 
 
 @dataclass

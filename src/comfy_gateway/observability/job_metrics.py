@@ -196,7 +196,7 @@ class JobMetrics:
         )
         return {
             "average_processing_time_ms": totals.average_ms,
-            "average_processing_time_seconds": num(totals.average_ms / 1000, 2),
+            "average_processing_time_seconds": num(totals.mean_ms / 1000, 2),  # not from the rounded ms
             **percentiles("processing_time", self._processing_ms),
             "average_queue_wait_ms": to_ms(queue_avg),
             **percentiles("queue_wait", self._queue_wait_ms),
