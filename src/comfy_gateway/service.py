@@ -15,7 +15,7 @@ from typing import Any
 
 from .access import DestinationPolicy, Principal, Quotas
 from .comfyui.instance import InstancePool
-from .dispatch.dispatcher import Dispatcher
+from .dispatch.dispatcher import Dispatcher, interrupt_prompt
 from .dispatch.execution import input_key, prompt_id_for
 from .dispatch.janitor import Janitor
 from .dispatch.placement import Placement
@@ -398,7 +398,7 @@ class JobService:
         instance = self._pool.get(job.instance) if job.instance else None
         if instance is not None:
             job.prompt_id = job.prompt_id or prompt_id_for(job.id, job.attempt)
-            await self._dispatcher.interrupt_prompt(job, instance)
+            await interrupt_prompt(job, instance)
 
     async def cleanup_finished(self) -> int:
         """Remove finished jobs past the retention now, rather than at the next sweep."""

@@ -43,6 +43,14 @@ UNPLACED_WAIT_S = 1.0  # how long a type waits after one of its jobs could not b
 RECHECK_S = 10.0  # a refused graph reads the server's capabilities again when they are older than this
 
 
+async def interrupt_prompt(job: Job, instance: Instance) -> None:
+    """Stop the attempt's prompt on its server: taken out of the queue, or interrupted."""
+    if job.prompt_id:
+        with contextlib.suppress(GatewayError, TimeoutError):
+            async with asyncio.timeout(5):
+                await instance.client.cancel(job.prompt_id)
+
+
 @dataclass
 class RunningJob:
     job: Job
@@ -197,7 +205,7 @@ class Dispatcher:
             except TimeoutError:
                 if not deadline.expired():  # some other timeout inside the attempt: not the job's deadline
                     raise
-                await self.interrupt_prompt(job, instance)
+                await interrupt_prompt(job, instance)
                 timed_out = JobTimedOut(
                     f"job exceeded JOB_TIMEOUT of {self.job_timeout_s:g} s; its prompt was interrupted")
                 await self.ends.failed(job, instance, timed_out.as_job_error(instance=instance.name))
@@ -208,7 +216,7 @@ class Dispatcher:
             reason = self.running[job.id].stop_reason if job.id in self.running else None
             self.telemetry.job_released(job, instance.name)
             if reason in ("deleted", "canceled"):
-                await self._jobs.finish(self.interrupt_prompt(job, instance), f"interrupt-{job.id}")
+                await self._jobs.finish(interrupt_prompt(job, instance), f"interrupt-{job.id}")
             raise
         except UpstreamUnavailable as exc:
             self.telemetry.upstream_error(instance.name, exc.code)
@@ -289,14 +297,6 @@ class Dispatcher:
     def _time_left(self, job: Job) -> float:
         started = job.started_at if job.started_at is not None else time.time()
         return max(0.5, self.job_timeout_s - (time.time() - started))
-
-    @staticmethod
-    async def interrupt_prompt(job: Job, instance: Instance) -> None:
-        """Stop the attempt's prompt on its server: taken out of the queue, or interrupted."""
-        if job.prompt_id:
-            with contextlib.suppress(GatewayError, TimeoutError):
-                async with asyncio.timeout(5):
-                    await instance.client.cancel(job.prompt_id)
 
     # --- control from outside ---
 
