@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
+from collections.abc import AsyncIterator
 
 import pytest
 
 from comfy_gateway.app import create_app
+from comfy_gateway.scaleout import bus
+from comfy_gateway.scaleout.bus import RedisJobEvents
 from scaleout.test_replicas_inprocess import two_replicas
 from support.gateway import gateway_settings
-from support.redis import REDIS_URL
+from support.redis import REDIS_URL, connect_redis
 from support.tally import submit
+from support.waiting import eventually
 
 pytestmark = pytest.mark.redis
 
@@ -45,3 +51,41 @@ async def test_the_event_stream_of_one_replica_follows_a_job_running_on_another(
     assert events[-1]["status"] == "completed"
     assert "processing" in [e["status"] for e in events] and any(0 < p < 100 for p in progress)
     assert progress == sorted(progress)
+
+
+@contextlib.asynccontextmanager
+async def _replica_events(client, prefix: str, replica: str) -> AsyncIterator[RedisJobEvents]:
+    events = RedisJobEvents(client, prefix, replica, logging.getLogger("test-redis-events"))
+    await events.open()
+    try:
+        yield events
+    finally:
+        await events.close()
+
+
+async def test_a_lone_replica_publishes_nothing_and_hears_a_new_one_at_once(redis_prefix, monkeypatch):
+    monkeypatch.setattr(bus, "PEER_CHECK_S", 0.05)
+    client = await connect_redis()
+    watcher = client.pubsub()
+    await watcher.psubscribe(f"{redis_prefix}:events:*")  # sees every message; not a subscriber NUMSUB counts
+    try:
+        async with _replica_events(client, redis_prefix, "replica-a") as a:
+            await eventually(lambda: a.alone, what="replica a to find itself alone")
+            monkeypatch.setattr(bus, "PEER_CHECK_S", 60.0)  # from now on only a hello can tell it otherwise
+            await asyncio.sleep(0.2)
+            await watcher.get_message(timeout=0.1)  # the psubscribe confirmation
+            while await watcher.get_message(timeout=0.1) is not None:  # a's hello, before it was alone
+                pass
+            await a.publish_finished("job-1")
+            await a.publish_changed("job-1")
+            await a.announce_work()
+            assert await watcher.get_message(timeout=0.3) is None  # nobody to hear: nothing sent
+
+            async with _replica_events(client, redis_prefix, "replica-b") as b:
+                await eventually(lambda: not a.alone, timeout=1.0, what="replica a to hear b's hello")
+                finished = b.subscribe("job-2")
+                await a.publish_finished("job-2")
+                await asyncio.wait_for(finished.wait(), timeout=2.0)
+    finally:
+        await watcher.aclose()
+        await client.aclose()

@@ -3,6 +3,10 @@ breaker open.
 
 One subscriber connection per replica, read by one task. Publishing also delivers locally at once,
 so a replica never waits on a round trip to hear about its own events.
+
+A replica that is alone publishes nothing: nobody would hear it. It knows it is alone when the
+work channel has no other subscriber (asked every PEER_CHECK_S), and stops thinking so as soon as
+a message from another replica arrives: each replica says hello when it has subscribed.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from ..background import cancel_and_wait
 from ..jobs.events import BreakerHandler, LocalJobEvents, WorkHandler
 from ..jobs.model import Job
 
+PEER_CHECK_S = 2.0
+
 
 class RedisJobEvents(LocalJobEvents):
     def __init__(self, client: Redis, prefix: str, replica: str, log: Any) -> None:
@@ -32,21 +38,36 @@ class RedisJobEvents(LocalJobEvents):
         self._work_handlers: list[WorkHandler] = []
         self._breaker_handlers: list[BreakerHandler] = []
         self._reader: asyncio.Task[None] | None = None
+        self._peer_check: asyncio.Task[None] | None = None
         self._pubsub: Any = None
+        self.alone = False  # until Redis says so: a missed message costs more than a wasted one
+        self._heard_others = 0  # messages from other replicas so far
 
     async def open(self) -> None:
         self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
         await self._pubsub.subscribe(*self._channels)
         self._reader = asyncio.create_task(self._read(), name="redis-events")
+        await self._client.publish(self._work, self._replica)  # hello: replicas that were alone are not
+        self._peer_check = asyncio.create_task(self._check_peers(), name="redis-events-peers")
+
+    async def _check_peers(self) -> None:
+        while True:
+            heard = self._heard_others
+            with contextlib.suppress(Exception):  # Redis away: keep the last answer, ask again later
+                [(_, subscribers)] = await self._client.pubsub_numsub(self._work)
+                if heard == self._heard_others:  # a hello during the question outweighs its answer
+                    self.alone = int(subscribers) <= 1
+            await asyncio.sleep(PEER_CHECK_S)
 
     @property
     def _channels(self) -> tuple[str, ...]:
         return self._finished, self._changed, self._work, self._breaker
 
     async def close(self) -> None:
-        if self._reader is not None:
-            await cancel_and_wait(self._reader)
-            self._reader = None
+        for task in (self._peer_check, self._reader):
+            if task is not None:
+                await cancel_and_wait(task)
+        self._peer_check = self._reader = None
         if self._pubsub is not None:
             await self._pubsub.aclose()
             self._pubsub = None
@@ -74,28 +95,38 @@ class RedisJobEvents(LocalJobEvents):
             self.deliver(text, finished=False)
         elif channel == self._work:
             if text != self._replica:
+                self._heard_from_another()
                 for handler in self._work_handlers:
                     handler()
         elif channel == self._breaker:
             event = json.loads(text)
             if event.get("replica") != self._replica:
+                self._heard_from_another()
                 for on_open in self._breaker_handlers:
                     on_open(str(event["instance"]), float(event["seconds"]))
 
+    def _heard_from_another(self) -> None:
+        self._heard_others += 1
+        self.alone = False
+
+    async def _publish(self, channel: str, message: str) -> None:
+        if not self.alone:
+            await self._client.publish(channel, message)
+
     async def publish_finished(self, job_id: str, job: Job | None = None) -> None:
         self.deliver(job_id, job=job)
-        await self._client.publish(self._finished, job_id)
+        await self._publish(self._finished, job_id)
 
     async def publish_changed(self, job_id: str) -> None:
         self.deliver(job_id, finished=False)
-        await self._client.publish(self._changed, job_id)
+        await self._publish(self._changed, job_id)
 
     async def announce_work(self) -> None:
-        await self._client.publish(self._work, self._replica)
+        await self._publish(self._work, self._replica)
 
     async def announce_breaker_open(self, instance: str, seconds: float) -> None:
         payload = json.dumps({"instance": instance, "seconds": seconds, "replica": self._replica})
-        await self._client.publish(self._breaker, payload)
+        await self._publish(self._breaker, payload)
 
     def on_work(self, handler: WorkHandler) -> None:
         self._work_handlers.append(handler)
