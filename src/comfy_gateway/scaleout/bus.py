@@ -45,10 +45,14 @@ class RedisJobEvents(LocalJobEvents):
 
     async def open(self) -> None:
         self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
-        await self._pubsub.subscribe(*self._channels)
+        await self._subscribe()
         self._reader = asyncio.create_task(self._read(), name="redis-events")
-        await self._client.publish(self._work, self._replica)  # hello: replicas that were alone are not
         self._peer_check = asyncio.create_task(self._check_peers(), name="redis-events-peers")
+
+    async def _subscribe(self) -> None:
+        """Subscribe, then say hello: replicas that found themselves alone meanwhile are not."""
+        await self._pubsub.subscribe(*self._channels)
+        await self._client.publish(self._work, self._replica)
 
     async def _check_peers(self) -> None:
         while True:
@@ -82,7 +86,7 @@ class RedisJobEvents(LocalJobEvents):
                 self._log.warning("Redis event subscription lost; resubscribing", exc_info=True)
                 await asyncio.sleep(0.5)
                 with contextlib.suppress(Exception):
-                    await self._pubsub.subscribe(*self._channels)
+                    await self._subscribe()
                 for handler in self._work_handlers:  # anything missed meanwhile: look again
                     handler()
 
