@@ -99,20 +99,32 @@ def strip_png_text(data: bytes) -> bytes:
 
     ComfyUI's SaveImage writes the whole workflow into the file, and with it the input image as
     base64: a result would carry its input twice over, and the operator's graph to every client."""
+    kept = _untexted_parts(data)
+    return data if kept is None else b"".join(kept)
+
+
+def stripped_png_size(data: bytes) -> int:
+    """The size `strip_png_text(data)` would have, without making it."""
+    kept = _untexted_parts(data)
+    return len(data) if kept is None else sum(len(part) for part in kept)
+
+
+def _untexted_parts(data: bytes) -> list[memoryview] | None:
+    """The PNG's signature and its chunks but the text ones; None when it is not a well-formed PNG."""
     if not data.startswith(PNG_SIGNATURE):
-        return data
-    view = memoryview(data)  # slices of a view copy nothing; the join below copies once
+        return None
+    view = memoryview(data)  # slices of a view copy nothing
     out = [view[:len(PNG_SIGNATURE)]]
     pos = len(PNG_SIGNATURE)
     while pos + 8 <= len(data):
         length = int.from_bytes(view[pos:pos + 4], "big")
         end = pos + 12 + length
         if end > len(data):
-            return data  # malformed: leave it as it came
+            return None  # malformed: leave it as it came
         if bytes(view[pos + 4:pos + 8]) not in TEXT_CHUNKS:
             out.append(view[pos:end])
         pos = end
-    return b"".join(out)
+    return out
 
 
 def result_size(data: bytes, max_pixels: int) -> tuple[int, int]:

@@ -18,10 +18,17 @@ import time
 from collections.abc import AsyncIterator
 
 from .errors import JobNotFinished, NotFound, ResultExpired
+from .images import strip_png_text
 from .jobs.blobs import BlobStore, PresigningStore
 from .jobs.model import Job
-from .jobs.outputs import Output
+from .jobs.outputs import Output, is_output_key
 from .observability.timestamps import iso
+
+
+def result_from_store(key: str, data: bytes) -> bytes:
+    """A job's result from the bytes under its key. A PNG result stored as the output it is (one write
+    per job, not two) has the workflow in its text chunks, as the server sent it: they go."""
+    return strip_png_text(data) if is_output_key(key) else data
 
 
 def result_expired(job: Job) -> ResultExpired:

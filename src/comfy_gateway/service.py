@@ -22,7 +22,7 @@ from .dispatch.placement import Placement
 from .dispatch.slots import SlotLedger
 from .errors import JobNotFound, NotFound, ServiceUnavailable, StorageError, Withdrawn
 from .images import ImageInfo
-from .job_outputs import JobOutputs, result_expired
+from .job_outputs import JobOutputs, result_expired, result_from_store
 from .jobs.blobs import BlobStore
 from .jobs.events import JobEvents
 from .jobs.model import Job, JobState, new_job_id
@@ -262,7 +262,7 @@ class JobService:
         if job.expired():
             raise result_expired(job)
         try:
-            return await self._blobs.get(job.result_blob)
+            return result_from_store(job.result_blob, await self._blobs.get(job.result_blob))
         except KeyError:
             raise JobNotFound(f"the result of job {job.id} is no longer stored", job_id=job.id) from None
 

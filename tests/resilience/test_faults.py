@@ -12,6 +12,7 @@ import time
 import pytest
 
 from comfy_gateway.comfyui.breaker import BreakerState, CircuitBreaker
+from comfy_gateway.jobs.outputs import output_key
 from support.gateway import gateway_settings, hosts_of, running_gateway
 from support.images import png
 from support.proxy import FaultProxy
@@ -352,10 +353,11 @@ async def test_a_late_result_from_an_abandoned_attempt_is_ignored(fake_servers, 
         t = await tally(gw.client, [job_id])
         job = await store.get(job_id)
         assert job is not None
-        others = [n for n in range(1, job.attempt + 1) if f"results/{job_id}-{n}" != job.result_blob]
-        kept = [n for n in others if await blobs.exists(f"results/{job_id}-{n}")]
+        others = [n for n in range(1, job.attempt + 1) if output_key(job_id, n, 0) != job.result_blob]
+        kept = [n for n in others if await blobs.exists(output_key(job_id, n, 0))
+                or await blobs.exists(f"results/{job_id}-{n}")]
     report(t)
     assert t.lost == 0 and (t.completed, t.failed) == (1, 0), t.statuses[job_id].get("error_details")
-    assert job.result_blob == f"results/{job_id}-{job.attempt}"
+    assert job.result_blob == output_key(job_id, job.attempt, 0)  # the PNG result is its first output
     assert fake.stats()["prompts_received"] == 1
     assert kept == [], f"results of abandoned attempts {kept} were kept"

@@ -15,7 +15,14 @@ from comfy_gateway.errors import (
     UnsupportedMediaType,
     UpstreamUnavailable,
 )
-from comfy_gateway.images import convert_image, image_size, inspect_image, result_size, strip_png_text
+from comfy_gateway.images import (
+    convert_image,
+    image_size,
+    inspect_image,
+    result_size,
+    strip_png_text,
+    stripped_png_size,
+)
 from fake_comfyui.lies import huge_png
 from support.images import decode, jpeg, png
 
@@ -41,6 +48,12 @@ def test_strip_png_text_leaves_other_bytes_alone():
     assert strip_png_text(b"not a png") == b"not a png"
     truncated = png_with_text("abc")[:-20]
     assert strip_png_text(truncated) == truncated
+
+
+def test_the_stripped_size_is_known_without_stripping():
+    for data in (png_with_text("x" * 5000), png_with_text(""), b"not a png", png_with_text("abc")[:-20]):
+        assert stripped_png_size(data) == len(strip_png_text(data))
+    assert stripped_png_size(png_with_text("x" * 5000)) < 1000
 
 
 def test_inspect_accepts_png_jpeg_and_reports_size():

@@ -19,7 +19,8 @@ from ..comfyui.instance import Instance
 from ..comfyui.models import RunResult
 from ..comfyui.runner import attach, outputs_of, run_prompt
 from ..errors import UpstreamUnavailable, WorkflowFailed
-from ..images import OUTPUT_MIME, convert_image, image_size, result_size, strip_png_text
+from ..images import OUTPUT_MIME, convert_image, image_size, result_size, strip_png_text, stripped_png_size
+from ..jobs.blob_cache import CachedBlobStore
 from ..jobs.blobs import BlobStore
 from ..jobs.model import Job
 from ..jobs.outputs import Output
@@ -167,29 +168,26 @@ class JobExecution:
         expires_at = None if self.result_ttl_s is None else time.time() + self.result_ttl_s
         if workflow is None:  # a submitted graph: every output, no single result
             with step("job.store_result") as stored:
-                outputs = await self.collector.collect(instance.client, job, result.history)
+                outputs = (await self.collector.collect(instance.client, job, result.history)).outputs
                 stored.set(outputs=len(outputs))
             return Outcome("", {"prompt_id": result.prompt_id}, outputs, expires_at)
         refs = outputs_of(result.history, workflow.result_node)
         if not refs:
             raise WorkflowFailed(f"the workflow produced no image at node {workflow.result_node}",
                                  instance=instance.name, prompt_id=result.prompt_id)
-        with step("comfyui.output_fetch", filename=refs[0].filename):
-            png = await instance.client.view(refs[0])  # at most MAX_RESULT_BYTES
-        self._check_result(png, instance, result.prompt_id)
-        with step("job.store_result", format=job.params.get("format", "png")) as stored:
-            # Every output is stored while the result is made: the two writes overlap.
-            collecting = asyncio.create_task(
-                self.collector.collect(instance.client, job, result.history, {refs[0]: png}),
-                name=f"outputs-{job.id}")
-            try:
-                key, meta = await self._keep_result(job, png, result.prompt_id)
-            except BaseException:
-                await self._abandon(collecting)  # ours: stopped, and what it stored dropped, before we go on
-                raise
-            outputs = await collecting
-            stored.set(outputs=len(outputs))
-        return Outcome(key, meta, outputs, expires_at)
+        with step("comfyui.output_fetch", filename=refs[0].filename) as fetched:
+            # The result image is one of the outputs: stored as it arrives, and gathered on the way.
+            collected = await self.collector.collect(instance.client, job, result.history, keep=refs[0])
+            fetched.set(outputs=len(collected.outputs))
+        try:
+            png = collected.kept if collected.kept is not None else await instance.client.view(refs[0])
+            self._check_result(png, instance, result.prompt_id)
+            with step("job.store_result", format=job.params.get("format", "png")):
+                key, meta = await self._keep_result(job, png, result.prompt_id, collected.kept_key)
+        except BaseException:
+            await asyncio.shield(self.collector.discard(collected.outputs))
+            raise
+        return Outcome(key, meta, collected.outputs, expires_at)
 
     def _check_result(self, png: bytes, instance: Instance, prompt_id: str) -> None:
         """Refuse a result past MAX_RESULT_PIXELS from its header: nothing huge is ever decoded."""
@@ -198,9 +196,12 @@ class JobExecution:
         except UpstreamUnavailable as exc:
             raise UpstreamUnavailable(exc.message, instance=instance.name, prompt_id=prompt_id) from None
 
-    async def _keep_result(self, job: Job, png: bytes, prompt_id: str) -> tuple[str, dict[str, Any]]:
-        """The job's `result` (its first image, in the format asked for): stored, and described."""
+    async def _keep_result(self, job: Job, png: bytes, prompt_id: str,
+                           output: str | None) -> tuple[str, dict[str, Any]]:
+        """The job's `result` (its first image, in the format asked for): its key, and its description."""
         fmt = job.params.get("format", "png")
+        if fmt == "png" and output is not None and self.collector.store is self.blobs and self.outputs_dir is None:
+            return self._result_as_output(png, output, prompt_id)
         try:
             data = await asyncio.to_thread(convert_image, png, fmt) if fmt != "png" else strip_png_text(png)
             width, height = image_size(data)  # the header only: microseconds
@@ -210,15 +211,15 @@ class JobExecution:
         await self.blobs.put(key, data)
         if self.outputs_dir is not None:
             await asyncio.to_thread(self._write_output, job.id, fmt, data)
-        return key, {"content_type": OUTPUT_MIME[fmt], "format": fmt, "size_bytes": len(data),
-                     "width": width, "height": height, "prompt_id": prompt_id}
+        return key, _described(fmt, len(data), width, height, prompt_id)
 
-    async def _abandon(self, collecting: asyncio.Task[list[Output]]) -> None:
-        """Stop a collection whose job failed: what it stored goes."""
-        collecting.cancel()
-        await asyncio.wait([collecting])
-        if not collecting.cancelled() and collecting.exception() is None:
-            await self.collector.discard(collecting.result())
+    def _result_as_output(self, png: bytes, key: str, prompt_id: str) -> tuple[str, dict[str, Any]]:
+        """A PNG result is not written again: it is the stored output under `key`, read without its
+        text chunks (`service.result_bytes`). Its header was read already (`_check_result`)."""
+        width, height = image_size(png)
+        if isinstance(self.blobs, CachedBlobStore):  # the sync answer reads it a moment later
+            self.blobs.remember(key, png)
+        return key, _described("png", stripped_png_size(png), width, height, prompt_id)
 
     async def discard(self, outcome: Outcome) -> None:
         """Drop what an abandoned attempt stored: its result is not the job's."""
@@ -230,3 +231,9 @@ class JobExecution:
         folder = self.outputs_dir / job_id
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"result.{'jpg' if fmt == 'jpeg' else fmt}").write_bytes(data)
+
+
+def _described(fmt: str, size: int, width: int, height: int, prompt_id: str) -> dict[str, Any]:
+    """A result's `result_meta`."""
+    return {"content_type": OUTPUT_MIME[fmt], "format": fmt, "size_bytes": size, "width": width, "height": height,
+            "prompt_id": prompt_id}

@@ -35,7 +35,8 @@ class CachedBlobStore(OpenClose):
         self._size = 0
         await self.inner.close()
 
-    def _remember(self, key: str, data: bytes) -> None:
+    def remember(self, key: str, data: bytes) -> None:
+        """Keep bytes already stored under `key` (by `put`, or by a stream the caller also gathered)."""
         if len(data) > self.max_bytes:
             return
         self._forget(key)
@@ -52,7 +53,7 @@ class CachedBlobStore(OpenClose):
 
     async def put(self, key: str, data: bytes) -> None:
         await self.inner.put(key, data)
-        self._remember(key, data)
+        self.remember(key, data)
 
     async def get(self, key: str) -> bytes:
         data = self._entries.get(key)

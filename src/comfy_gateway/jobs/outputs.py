@@ -46,10 +46,18 @@ class Output:
         return cls(**data)
 
 
+OUTPUT_PREFIX = "outputs/"
+
+
 def output_key(job_id: str, attempt: int, index: int) -> str:
     """Per attempt, like the result: an abandoned attempt never overwrites the files of the real one.
     No folder per job: on a directory store each would be made for one job and left empty after it."""
-    return f"outputs/{job_id}-{attempt}-{index}"
+    return f"{OUTPUT_PREFIX}{job_id}-{attempt}-{index}"
+
+
+def is_output_key(key: str) -> bool:
+    """Whether a job's result is one of its stored outputs (as it came from the server), not a file of its own."""
+    return key.startswith(OUTPUT_PREFIX)
 
 
 def content_type_of(filename: str) -> str:
