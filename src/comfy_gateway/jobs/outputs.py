@@ -22,6 +22,7 @@ _EXTRA_TYPES = {".webp": "image/webp", ".webm": "video/webm", ".mkv": "video/x-m
                 ".opus": "audio/opus", ".mp4": "video/mp4", ".txt": "text/plain"}
 TEXT_TYPE = "text/plain; charset=utf-8"
 BIG_CHUNK = 1024 * 1024
+THREAD_HASH_BYTES = 256 * 1024  # a chunk past this is hashed in a thread: the hop costs less than the hash
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,13 +86,21 @@ class Digest:
         self._blake3.update(chunk)
 
     async def measured(self, chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+        """Each chunk is passed on at once; a large one is hashed in a thread meanwhile (both hashes
+        let go of the GIL), so hashing a file overlaps receiving and writing it, and the loop goes on."""
+        hashing: asyncio.Future[None] | None = None
         async for chunk in chunks:
-            if len(chunk) > BIG_CHUNK:  # both hashes let go of the GIL: the event loop goes on meanwhile
-                await asyncio.to_thread(self._update, chunk)
+            if hashing is not None:
+                await hashing  # in order: the one before is hashed first (usually done by now)
+                hashing = None
+            if len(chunk) >= THREAD_HASH_BYTES:
+                hashing = asyncio.ensure_future(asyncio.to_thread(self._update, chunk))
             else:
                 self._update(chunk)
             self.size += len(chunk)
             yield chunk
+        if hashing is not None:
+            await hashing
 
     async def whole(self, data: bytes) -> None:
         """Both hashes of bytes already in memory; large ones side by side in two threads (each lets go of the GIL)."""
