@@ -89,3 +89,29 @@ async def test_a_lone_replica_publishes_nothing_and_hears_a_new_one_at_once(redi
     finally:
         await watcher.aclose()
         await client.aclose()
+
+
+async def test_a_replica_that_lost_its_subscription_says_hello_again(redis_prefix, monkeypatch):
+    """While b's subscription is down, a may find itself alone (Redis counts one subscriber); b's
+    hello once it has subscribed again tells a at once, long before a's next question."""
+    monkeypatch.setattr(bus, "PEER_CHECK_S", 60.0)
+    client = await connect_redis()
+    watcher = client.pubsub()
+    await watcher.psubscribe(f"{redis_prefix}:events:work")
+    try:
+        async with _replica_events(client, redis_prefix, "replica-a") as a, \
+                _replica_events(client, redis_prefix, "replica-b") as b:
+            await watcher.get_message(timeout=0.5)  # the psubscribe confirmation
+            while await watcher.get_message(timeout=0.2) is not None:  # the hellos of the start
+                pass
+            a.alone = True  # what a's question would have answered while b was away
+            await b._pubsub.connection.disconnect()
+            hello = None
+            async with asyncio.timeout(5):
+                while hello is None:
+                    hello = await watcher.get_message(timeout=0.5)
+            assert hello["data"] == b"replica-b"
+            await eventually(lambda: not a.alone, timeout=1.0, what="replica a to hear b's hello again")
+    finally:
+        await watcher.aclose()
+        await client.aclose()
