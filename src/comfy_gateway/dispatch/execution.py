@@ -179,29 +179,32 @@ class JobExecution:
             # The result image is one of the outputs: stored as it arrives, and gathered on the way.
             collected = await self.collector.collect(instance.client, job, result.history, keep=refs[0])
             fetched.set(outputs=len(collected.outputs))
+        # refs[0] is listed in the same entry the outputs come from: it was gathered
+        assert collected.kept is not None and collected.kept_key is not None
         try:
-            png = collected.kept if collected.kept is not None else await instance.client.view(refs[0])
-            self._check_result(png, instance, result.prompt_id)
+            size = self._check_result(collected.kept, instance, result.prompt_id)
             with step("job.store_result", format=job.params.get("format", "png")):
-                key, meta = await self._keep_result(job, png, result.prompt_id, collected.kept_key)
+                key, meta = await self._keep_result(job, collected.kept, size, result.prompt_id, collected.kept_key)
         except BaseException:
             await asyncio.shield(self.collector.discard(collected.outputs))
             raise
         return Outcome(key, meta, collected.outputs, expires_at)
 
-    def _check_result(self, png: bytes, instance: Instance, prompt_id: str) -> None:
-        """Refuse a result past MAX_RESULT_PIXELS from its header: nothing huge is ever decoded."""
+    def _check_result(self, png: bytes, instance: Instance, prompt_id: str) -> tuple[int, int]:
+        """The result's width and height from its header, refused past MAX_RESULT_PIXELS: nothing
+        huge is ever decoded."""
         try:
-            result_size(png, self.max_result_pixels)
+            return result_size(png, self.max_result_pixels)
         except UpstreamUnavailable as exc:
             raise UpstreamUnavailable(exc.message, instance=instance.name, prompt_id=prompt_id) from None
 
-    async def _keep_result(self, job: Job, png: bytes, prompt_id: str,
-                           output: str | None) -> tuple[str, dict[str, Any]]:
-        """The job's `result` (its first image, in the format asked for): its key, and its description."""
+    async def _keep_result(self, job: Job, png: bytes, size: tuple[int, int], prompt_id: str,
+                           output: str) -> tuple[str, dict[str, Any]]:
+        """The job's `result` (its first image, in the format asked for; `size`: the image's, from its
+        header): its key, and its description."""
         fmt = job.params.get("format", "png")
-        if fmt == "png" and output is not None and self.collector.store is self.blobs and self.outputs_dir is None:
-            return self._result_as_output(png, output, prompt_id)
+        if fmt == "png" and self.collector.store is self.blobs and self.outputs_dir is None:
+            return self._result_as_output(png, size, output, prompt_id)
         try:
             data = await asyncio.to_thread(convert_image, png, fmt) if fmt != "png" else strip_png_text(png)
             width, height = image_size(data)  # the header only: microseconds
@@ -213,13 +216,13 @@ class JobExecution:
             await asyncio.to_thread(self._write_output, job.id, fmt, data)
         return key, _described(fmt, len(data), width, height, prompt_id)
 
-    def _result_as_output(self, png: bytes, key: str, prompt_id: str) -> tuple[str, dict[str, Any]]:
+    def _result_as_output(self, png: bytes, size: tuple[int, int], key: str,
+                          prompt_id: str) -> tuple[str, dict[str, Any]]:
         """A PNG result is not written again: it is the stored output under `key`, read without its
-        text chunks (`service.result_bytes`). Its header was read already (`_check_result`)."""
-        width, height = image_size(png)
+        text chunks (`service.result_bytes`)."""
         if isinstance(self.blobs, CachedBlobStore):  # the sync answer reads it a moment later
             self.blobs.remember(key, png)
-        return key, _described("png", stripped_png_size(png), width, height, prompt_id)
+        return key, _described("png", stripped_png_size(png), *size, prompt_id)
 
     async def discard(self, outcome: Outcome) -> None:
         """Drop what an abandoned attempt stored: its result is not the job's."""

@@ -40,20 +40,19 @@ class OutputCollector:
         """Store every output of the entry; the bytes of `keep` are also gathered as they stream past
         (a job's result image: it is written while it arrives, never fetched twice)."""
         stored: list[Output] = []
-        kept: list[bytes] | None = None
+        kept: list[bytes] = []
         kept_key = None
         try:
             for index, item in enumerate(output_items(entry)):
                 key = output_key(job.id, job.attempt, index)
-                into = None
-                if keep is not None and kept is None and item.ref == keep:
-                    kept, kept_key = [], key
-                    into = kept
-                stored.append(await self._store(client, key, item, into))
+                keeping = kept_key is None and keep is not None and item.ref == keep
+                if keeping:
+                    kept_key = key
+                stored.append(await self._store(client, key, item, kept if keeping else None))
         except BaseException:
             await asyncio.shield(self.discard(stored))
             raise
-        return Collected(stored, None if kept is None else b"".join(kept), kept_key)
+        return Collected(stored, None if kept_key is None else b"".join(kept), kept_key)
 
     async def discard(self, outputs: list[Output]) -> None:
         if outputs:
