@@ -53,6 +53,9 @@ def resident_bytes() -> int | None:
         return None
 
 
+SETTLE_NOISE = 1024 * 1024  # what the resident size may move between two checks and still count as settled
+
+
 class MemoryTrimmer:
     def __init__(self, interval_s: float, min_growth: int = 16 * 1024 * 1024) -> None:
         self.interval_s = interval_s
@@ -79,7 +82,8 @@ class MemoryTrimmer:
         rss = resident_bytes()
         if self._trim is None or rss is None or self._floor is None:
             return False
-        grew, settled = rss >= self._floor + self.min_growth, self._settle and rss <= (self._last or rss)
+        grew = rss >= self._floor + self.min_growth
+        settled = self._settle and rss <= (self._last or rss) + SETTLE_NOISE  # a few pages are not growth
         freed = self._freed_since_trim()
         self._last = rss
         if not (grew or settled or freed):
